@@ -1,0 +1,41 @@
+"""pytorch-kaldi-snn: spiking recurrent networks for speech recognition, PyTorch-Kaldi style.
+
+PyTorch is pinned to a range that the CPU wheel 2.13.0 satisfies: a looser requirement makes
+pip pull the newest CUDA build (several GB). The k2-fsa Kaldi ports are pinned to the one set
+that interoperates (see docs/dependencies.md): kaldi-hmm-gmm 1.1.4 is built against
+kaldifst 1.7.x, and kaldi-decoder 0.2.11 accepts kaldifst 1.7.17 objects.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="pytorch-kaldi-snn",
+    version="0.1.0",
+    description="Spiking recurrent networks (LIF, improved dynamics v1/v2, multi-bit outputs) "
+    "for speech recognition with PyTorch-Kaldi",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["pytorch_kaldi_snn", "pytorch_kaldi_snn.*"]),
+    include_package_data=True,
+    package_data={"pytorch_kaldi_snn": ["proto/*.proto", "data/*"]},
+    install_requires=[
+        "torch>=2.2,<2.14",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "soundfile>=0.12",
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+        "kaldiio==2.18.1",
+        "kaldi-native-io==1.23.0",
+        "kaldi-native-fbank==1.23.0",
+        "kaldi-hmm-gmm==1.1.4",
+        "kaldifst==1.7.17",
+        "kaldi-decoder==0.2.11",
+        "kaldilm==1.15.5",
+        "kaldialign==0.12.0",
+        "espeakng-loader==0.2.4",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": []},
+)
