@@ -1,0 +1,39 @@
+"""The README is the contract: exactly one install and one test command, and CI runs those same two."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shell_lines(markdown: str) -> list[str]:
+    """Lines of fenced shell code blocks (```bash / ```sh / ```)."""
+    blocks = re.findall(r"```(?:bash|sh|shell)?\n(.*?)```", markdown, flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def _commands(prefix: str) -> list[str]:
+    lines = _shell_lines((ROOT / "README.md").read_text(encoding="utf-8"))
+    return [line for line in lines if line.startswith(prefix)]
+
+
+def test_readme_has_exactly_one_install_command() -> None:
+    assert len(_commands("pip install")) == 1, _commands("pip install")
+
+
+def test_readme_has_exactly_one_test_command() -> None:
+    assert len(_commands("python -m pytest")) == 1, _commands("python -m pytest")
+
+
+def test_ci_runs_the_readme_commands() -> None:
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert _commands("pip install")[0] in ci_lines
+    assert _commands("python -m pytest")[0] in ci_lines
+
+
+def test_install_pins_the_cpu_torch_that_setup_py_admits() -> None:
+    install = _commands("pip install")[0]
+    assert '"torch==2.13.0"' in install
+    setup_py = (ROOT / "setup.py").read_text()
+    assert '"torch>=2.2,<2.14"' in setup_py
