@@ -1,0 +1,1 @@
+"""Diagnostics: gradient flow through time (Eq. 11-15)."""

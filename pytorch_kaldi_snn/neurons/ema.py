@@ -1,0 +1,52 @@
+"""Tracking the membrane maximum b of a layer (the "b" of Eq. 22 and Fig. 4).
+
+The paper estimates b "with an exponential moving average (EMA) ... [of] the maximum value" of
+the membrane potentials observed in every training batch (after Jacob et al., 2018). The EMA
+starts at zero, so it is bias-corrected as in Adam::
+
+    b_biased ← (1 − m)·b_biased + m·v_max
+    b_steps  ← b_steps + 1
+    b        ← b_biased / (1 − (1 − m)^b_steps)
+
+``b`` starts at ``b_init`` and is used unchanged until the first update. All three are buffers,
+so they travel in the ``state_dict`` and survive PyTorch-Kaldi's rebuild of the model per chunk.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+MIN_B = 1e-6  # keeps Δ = b/2^N positive when a layer never depolarises
+
+
+class MembraneMaxTracker(nn.Module):
+    """Bias-corrected EMA of per-batch membrane maxima; updated only in training mode.
+
+    Args:
+        momentum: weight m of the newest batch maximum, in (0, 1].
+        b_init: value of b before the first training batch (> 0).
+    """
+
+    def __init__(self, momentum: float = 0.1, b_init: float = 1.0) -> None:
+        super().__init__()
+        if not 0.0 < momentum <= 1.0:
+            raise ValueError(f"EMA momentum {momentum} is outside (0, 1]")
+        if not b_init > 0.0:
+            raise ValueError(f"b_init {b_init} must be positive")
+        self.momentum = momentum
+        self.register_buffer("b", torch.tensor(float(b_init)))
+        self.register_buffer("b_biased", torch.tensor(0.0))
+        self.register_buffer("b_steps", torch.tensor(0, dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, v_max: Tensor) -> None:
+        """Fold one batch maximum into the EMA (call after the forward pass, training only)."""
+        m = self.momentum
+        v_max = v_max.detach().to(self.b_biased).clamp(min=MIN_B)
+        self.b_biased.mul_(1.0 - m).add_(m * v_max)
+        self.b_steps.add_(1)
+        correction = 1.0 - (1.0 - m) ** int(self.b_steps.item())
+        self.b.copy_(self.b_biased / correction)
+
+    def extra_repr(self) -> str:
+        return f"momentum={self.momentum}"

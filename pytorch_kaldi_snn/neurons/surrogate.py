@@ -1,0 +1,63 @@
+"""Surrogate derivatives dŶ/dV of the multi-bit quantiser (Eq. 22), chosen by name per layer.
+
+Between the threshold γ and the membrane maximum b the staircase of Eq. 22 follows the identity
+Ŷ ≈ V, so every surrogate is 1 there. Outside, it depends on the distance from that range in
+units of b::
+
+    d = max(γ − V, V − b, 0) / b
+
+=============== ===================== ===============================================
+name            dŶ/dV                 note
+=============== ===================== ===============================================
+``ste``         1                     straight-through estimator (default, Fig. 1)
+``pwl``         max(0, 1 − 2d)        piecewise linear: zero half a range away
+``fast_sigmoid`` 1 / (1 + 10 d)²       derivative of a fast sigmoid centred on the range
+=============== ===================== ===============================================
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Tuple
+
+import torch
+from torch import Tensor
+
+
+def _distance(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
+    """d = max(γ − V, V − b, 0) / b: how far V lies outside [γ, b], in units of b."""
+    zero = torch.zeros((), dtype=v.dtype, device=v.device)
+    return torch.maximum(torch.maximum(gamma - v, v - b), zero) / b
+
+
+def _ste(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
+    return torch.ones_like(v)
+
+
+def _pwl(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
+    return (1.0 - 2.0 * _distance(v, gamma, b)).clamp(min=0.0)
+
+
+def _fast_sigmoid(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
+    return (1.0 + 10.0 * _distance(v, gamma, b)).pow(-2)
+
+
+SurrogateFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+SURROGATES: Dict[str, SurrogateFn] = {
+    "ste": _ste,
+    "pwl": _pwl,
+    "fast_sigmoid": _fast_sigmoid,
+}
+
+SURROGATE_NAMES: Tuple[str, ...] = tuple(SURROGATES)
+
+
+def check_surrogate(name: str) -> str:
+    """Return ``name`` if it is a known surrogate; raise ``ValueError`` listing the valid ones."""
+    if name not in SURROGATES:
+        raise ValueError(f"unknown surrogate {name!r}; valid names: {', '.join(SURROGATE_NAMES)}")
+    return name
+
+
+def surrogate_grad(name: str, v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
+    """dŶ/dV of surrogate ``name`` at membrane potentials ``v`` (threshold γ, maximum b)."""
+    return SURROGATES[check_surrogate(name)](v, gamma, b)
