@@ -50,7 +50,7 @@ def _spiking_kwargs(options: Options, n_layers: int, gated: bool) -> Dict[str, A
 
     n_bits = layers(get_int_list(options, "snn_n_bits", min=MIN_BITS, max=MAX_BITS, default=[6]),
                     "snn_n_bits")
-    thresholds = layers(get_int_list(options, "snn_threshold", min=0, default=[3]), "snn_threshold")
+    thresholds = layers(get_int_list(options, "snn_threshold", min=0, default=[4]), "snn_threshold")
     for bits, k in zip(n_bits, thresholds):
         if k > 2 ** bits - 1:
             raise ConfigError(f"snn_threshold = {k} is above 2^N - 1 = {2 ** bits - 1} for "

@@ -4,8 +4,8 @@ All three share the membrane equation (Eq. 8), the multi-bit output (Eq. 22), th
 membrane maximum b, batch norm of the weighted sums of inputs and recurrent dropout; they differ
 only in the synaptic-current update, which lives in :mod:`pytorch_kaldi_snn.layers.recurrence`.
 
-Defaults (stated once, here): 6-bit outputs with threshold k = 3 (γ = 3b/64, near the paper's
-b/16), straight-through surrogate, ``reset="output"``, α = 1 (the membrane integrates the
+Defaults (stated once, here): 6-bit outputs with threshold k = 4 (γ = 4b/64 = b/16, the paper's
+Table 1 setting), straight-through surrogate, ``reset="output"``, α = 1 (the membrane integrates the
 residual error without leak, as in the authors' code), β = 0.9 (Eq. 7's constant decay), decays
 fixed (``learn_decay=False``; the paper's parameter counts exclude them), batch norm on, no
 dropout, orthogonal recurrent init, EMA momentum 0.1, b_init = 1.
@@ -66,7 +66,7 @@ class SpikingLayer(CountedLayer):
     variant: str = ""
     n_gates: int = 1
 
-    def __init__(self, input_size: int, hidden_size: int, *, n_bits: int = 6, threshold: int = 3,
+    def __init__(self, input_size: int, hidden_size: int, *, n_bits: int = 6, threshold: int = 4,
                  surrogate: str = "ste", reset: str = "output", alpha: float = 1.0,
                  learn_decay: bool = False, use_batchnorm: bool = True, dropout: float = 0.0,
                  bias: bool = True, ema_momentum: float = 0.1, b_init: float = 1.0,
