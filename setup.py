@@ -18,7 +18,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["pytorch_kaldi_snn", "pytorch_kaldi_snn.*"]),
     include_package_data=True,
-    package_data={"pytorch_kaldi_snn": ["proto/*.proto", "data/*"]},
+    package_data={"pytorch_kaldi_snn": ["proto/*.proto", "corpus/data/*"]},
     install_requires=[
         "torch>=2.2,<2.14",
         "numpy>=1.24",

@@ -1,0 +1,347 @@
+"""Generate the built-in TIMIT-like corpus as Kaldi data dirs with frame-level phone references.
+
+Usage::
+
+    python -m pytorch_kaldi_snn.corpus.generate --out data/synth --size default --seed 0 --nj 2
+
+writes ``OUT/phones.txt``, ``OUT/corpus.json`` and ``OUT/{train,dev,test}/`` (layout and file
+formats in docs/corpus.md). Speakers and sentences are disjoint between the three sets, as in
+TIMIT. Everything is planned up front from one seeded generator; workers only render, each
+speaker in a fresh process (see :mod:`.espeak` for why), so the output is identical for any
+``--nj``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+import soundfile
+
+from ..errors import ConfigError, DataError, UserInputError
+from . import augment, espeak
+from .alignment import ctm_lines, ensure_frames, frame_labels
+from .augment import RATE, UtteranceAugment
+from .phones import PHONES
+from .segments import Segment, espeak_segments
+from .speakers import RESAMPLE_DOWN, SpeakerSpec, draw_speakers
+from .text import SENTENCES_RESOURCE, load_sentences, split_sentences, words
+
+
+@dataclass(frozen=True)
+class CorpusSize:
+    """Speakers per set and utterances per speaker."""
+
+    train: int
+    dev: int
+    test: int
+    utts_per_speaker: int
+
+
+SIZES: Dict[str, CorpusSize] = {
+    "tiny": CorpusSize(train=4, dev=2, test=2, utts_per_speaker=2),
+    "default": CorpusSize(train=160, dev=20, test=12, utts_per_speaker=8),
+    "timit": CorpusSize(train=462, dev=50, test=24, utts_per_speaker=8),
+}
+SPLITS: Tuple[Tuple[str, str], ...] = (("train", "tr"), ("dev", "dv"), ("test", "te"))
+KALDI_FILES = (
+    "wav.scp", "text", "utt2spk", "spk2utt", "spk2gender", "utt2dur", "utt2num_frames",
+    "spk2info", "utt2info", "text.phn", "phones.ctm", "ali.txt",
+)
+
+
+@dataclass(frozen=True)
+class UttPlan:
+    """Everything random about one utterance, fixed before any rendering."""
+
+    utt: str
+    sentence: str
+    seed: int
+    augment: UtteranceAugment
+    babble: Tuple[Tuple[espeak.Voice, str], ...]  # background talkers when noise == "babble"
+
+
+@dataclass(frozen=True)
+class SpeakerJob:
+    """One unit of parallel work: a speaker's utterances, rendered in order in one process."""
+
+    spec: SpeakerSpec
+    utts: Tuple[UttPlan, ...]
+    wav_dir: str
+
+
+@dataclass(frozen=True)
+class UttResult:
+    """What the writer needs back from a worker."""
+
+    utt: str
+    n_samples: int
+    segments: Tuple[Segment, ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning (main process, sequential, seeded)
+
+
+def _plan_utt(
+    spec: SpeakerSpec, sentence: str, index: int, pool: Sequence[str],
+    others: Sequence[SpeakerSpec], rng: np.random.Generator,
+) -> UttPlan:
+    aug = augment.draw_augment(rng)
+    babble: Tuple[Tuple[espeak.Voice, str], ...] = ()
+    if aug.noise == "babble":
+        talkers = rng.integers(len(others), size=augment.BABBLE_TALKERS)
+        texts = rng.integers(len(pool), size=augment.BABBLE_TALKERS)
+        babble = tuple((others[t].voice, pool[s]) for t, s in zip(talkers, texts))
+    return UttPlan(
+        utt=f"{spec.spk}_{index:05d}",
+        sentence=sentence,
+        seed=int(rng.integers(2**31 - 1)),
+        augment=aug,
+        babble=babble,
+    )
+
+
+def plan_corpus(size: CorpusSize, seed: int, out: Path) -> Dict[str, List[SpeakerJob]]:
+    """The whole corpus as render jobs: speakers, sentences and augmentation, per set."""
+    rng = np.random.default_rng(seed)
+    counts = {name: getattr(size, name) * size.utts_per_speaker for name, _ in SPLITS}
+    pools = split_sentences(counts, rng)
+    index = {s: i for i, s in enumerate(load_sentences())}
+    taken: Set[Tuple[espeak.Voice, int]] = set()
+    plan: Dict[str, List[SpeakerJob]] = {}
+    for name, prefix in SPLITS:
+        speakers = draw_speakers(prefix, getattr(size, name), rng, taken)
+        jobs = []
+        for k, spec in enumerate(speakers):
+            # Babble talkers are the set's other speakers (any, if the set has only one).
+            others = [s for s in speakers if s is not spec] or speakers
+            mine = pools[name][k * size.utts_per_speaker:(k + 1) * size.utts_per_speaker]
+            utts = tuple(
+                _plan_utt(spec, s, index[s], pools[name], others, rng) for s in mine
+            )
+            jobs.append(SpeakerJob(spec, utts, str((out / name / "wav").resolve())))
+        plan[name] = jobs
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering (worker processes)
+
+
+def _noise(plan: UttPlan, n: int, rng: np.random.Generator) -> Optional[np.ndarray]:
+    kind = plan.augment.noise
+    if kind == "white":
+        return rng.standard_normal(n)
+    if kind == "pink":
+        return augment.pink_noise(n, rng)
+    if kind == "babble":
+        synth = espeak.engine().synthesize
+        talkers = [  # background talkers are not speed-perturbed
+            augment.resample(synth(text, voice, plan.seed + k).samples, RESAMPLE_DOWN)
+            for k, (voice, text) in enumerate(plan.babble, 1)
+        ]
+        return augment.babble(talkers, n, rng)
+    return None
+
+
+def _atomic_wav(path: Path, samples: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    soundfile.write(tmp, samples, RATE, subtype="PCM_16", format="WAV")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def render_utt(spec: SpeakerSpec, plan: UttPlan, wav_dir: Path) -> UttResult:
+    """Synthesize, label, pad, resample with speed, add noise and channel, write the wav."""
+    syn = espeak.engine().synthesize(plan.sentence, spec.voice, plan.seed)
+    if not np.any(syn.samples):
+        raise DataError(f"eSpeak NG produced no audio for {plan.sentence!r}", utt=plan.utt)
+    segments = espeak_segments(syn.samples, syn.events, espeak.SAMPLE_RATE)
+    before, after = (int(round(s * espeak.SAMPLE_RATE))
+                     for s in (plan.augment.pad_before_s, plan.augment.pad_after_s))
+    raw, segments = augment.pad(syn.samples, segments, before, after)
+    x = augment.resample(raw, spec.speed_down)
+    segments = augment.scale_segments(segments, spec.speed_down, x.size)
+    segments = ensure_frames(segments, x.size, RATE)
+    rng = np.random.default_rng(plan.seed)
+    active = augment.active_mask(segments, x.size)
+    noise = _noise(plan, x.size, rng)
+    if noise is not None:
+        x = augment.add_noise(x, active, noise, plan.augment.snr_db)
+    x = augment.add_noise(x, active, rng.standard_normal(x.size), augment.NOISE_FLOOR_DB)
+    wav = augment.to_int16(augment.channel(x, spec), plan.augment.peak_dbfs)
+    _atomic_wav(wav_dir / f"{plan.utt}.wav", wav)
+    return UttResult(plan.utt, wav.size, tuple(segments))
+
+
+def render_speaker(job: SpeakerJob) -> List[UttResult]:
+    """Render a speaker's utterances in order; must run in a process with a pristine engine."""
+    if espeak.has_synthesized():
+        raise RuntimeError("eSpeak NG state is not pristine: render a speaker in a fresh process")
+    wav_dir = Path(job.wav_dir)
+    return [render_utt(job.spec, plan, wav_dir) for plan in job.utts]
+
+
+def render(jobs: Sequence[SpeakerJob], nj: int) -> List[List[UttResult]]:
+    """Render every job, each in its own process forked from this (never-synthesizing) one."""
+    if espeak.has_synthesized():
+        raise RuntimeError("generate from a process that has not used eSpeak NG itself")
+    context = multiprocessing.get_context("fork")
+    with context.Pool(nj, maxtasksperchild=1) as pool:
+        return list(pool.imap(render_speaker, jobs, chunksize=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing (main process)
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> None:
+    """Write text lines atomically (temporary file in the same folder, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.writelines(f"{line}\n" for line in lines)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _set_tables(
+    jobs: Sequence[SpeakerJob], results: Sequence[List[UttResult]]
+) -> Dict[str, List[str]]:
+    """The lines of every Kaldi file of one set, sorted by key as Kaldi requires."""
+    tables: Dict[str, List[str]] = {name: [] for name in KALDI_FILES}
+    for job, utt_results in zip(jobs, results):
+        spk = job.spec.spk
+        tables["spk2utt"].append(f"{spk} {' '.join(sorted(p.utt for p in job.utts))}")
+        tables["spk2gender"].append(f"{spk} {job.spec.gender}")
+        tables["spk2info"].append(f"{spk} {json.dumps(job.spec.to_json_dict(), sort_keys=True)}")
+        for plan, res in zip(job.utts, utt_results):
+            labels = frame_labels(res.segments, res.n_samples, RATE)
+            info = {"sentence": plan.sentence, "seed": plan.seed, **asdict(plan.augment)}
+            tables["wav.scp"].append(f"{res.utt} {job.wav_dir}/{res.utt}.wav")
+            tables["text"].append(f"{res.utt} {' '.join(words(plan.sentence))}")
+            tables["utt2spk"].append(f"{res.utt} {spk}")
+            tables["utt2dur"].append(f"{res.utt} {res.n_samples / RATE:.4f}")
+            tables["utt2num_frames"].append(f"{res.utt} {len(labels)}")
+            tables["utt2info"].append(f"{res.utt} {json.dumps(info, sort_keys=True)}")
+            tables["text.phn"].append(f"{res.utt} {' '.join(s.label for s in res.segments)}")
+            tables["phones.ctm"].extend(ctm_lines(res.utt, res.segments, RATE))
+            tables["ali.txt"].append(f"{res.utt} {' '.join(labels)}")
+    # Stable sort by key: CTM lines of one utterance keep their time order.
+    return {name: sorted(lines, key=lambda line: line.split(" ", 1)[0])
+            for name, lines in tables.items()}
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    existing = [out / name for name, _ in SPLITS if (out / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{existing[0]} exists; remove it or pass --overwrite")
+    for path in existing:
+        shutil.rmtree(path)
+    for name, _ in SPLITS:
+        (out / name / "wav").mkdir(parents=True)
+
+
+def generate_corpus(
+    out: str | Path, size: CorpusSize, seed: int = 0, nj: int = 1, overwrite: bool = False
+) -> Dict[str, Dict[str, float]]:
+    """Write the corpus under ``out``; return per-set speakers, utterances and hours of audio."""
+    if nj < 1:
+        raise ConfigError(f"--nj must be at least 1, got {nj}")
+    out = Path(out)
+    if any(c.isspace() for c in str(out.resolve())):
+        raise ConfigError(f"{out}: whitespace in the output path would break wav.scp")
+    plan = plan_corpus(size, seed, out)
+    _prepare_out(out, overwrite)
+    write_lines(out / "phones.txt", (f"{p} {i}" for i, p in enumerate(PHONES)))
+    summary: Dict[str, Dict[str, float]] = {}
+    for name, jobs in plan.items():
+        results = render(jobs, nj)
+        for file_name, lines in _set_tables(jobs, results).items():
+            write_lines(out / name / file_name, lines)
+        samples = sum(r.n_samples for rs in results for r in rs)
+        summary[name] = {"speakers": len(jobs), "utterances": sum(len(rs) for rs in results),
+                         "hours": round(samples / RATE / 3600, 4)}
+    _write_manifest(out, size, seed, summary)
+    return summary
+
+
+def _write_manifest(out: Path, size: CorpusSize, seed: int, summary: Dict) -> None:
+    """``corpus.json``: what produced this corpus (nothing time- or machine-dependent)."""
+    from importlib.metadata import version
+
+    manifest = {
+        "seed": seed,
+        "size": asdict(size),
+        "sets": summary,
+        "espeakng_loader": version("espeakng-loader"),
+        "sentences": SENTENCES_RESOURCE,
+        "phones": list(PHONES),
+    }
+    write_lines(out / "corpus.json", [json.dumps(manifest, indent=1, sort_keys=True)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytorch_kaldi_snn.corpus.generate",
+        description="Generate the synthetic TIMIT-like corpus (eSpeak NG) as Kaldi data dirs.",
+    )
+    parser.add_argument("--out", required=True, help="output folder (gets train/ dev/ test/)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="default",
+                        help="tiny: tests; default: the 15-minute demo; timit: 462/50/24 speakers")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nj", type=int, default=1, help="parallel worker processes")
+    for name, _ in SPLITS:
+        parser.add_argument(f"--{name}-speakers", type=int,
+                            help=f"override the {name} speaker count")
+    parser.add_argument("--utts-per-speaker", type=int, help="override utterances per speaker")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing train/dev/test")
+    return parser
+
+
+def size_from_args(args: argparse.Namespace) -> CorpusSize:
+    """The preset of ``--size`` with any explicit counts applied."""
+    size = SIZES[args.size]
+    overrides = {name: getattr(args, f"{name}_speakers") for name, _ in SPLITS}
+    overrides["utts_per_speaker"] = args.utts_per_speaker
+    size = replace(size, **{k: v for k, v in overrides.items() if v is not None})
+    bad = {k: v for k, v in asdict(size).items() if v < 1}
+    if bad:
+        key, value = next(iter(bad.items()))
+        raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    return size
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """CLI entry point: prints one summary line per set; bad input prints one line, exit 2."""
+    args = _parser().parse_args(argv)
+    start = time.time()
+    try:
+        size = size_from_args(args)
+        summary = generate_corpus(args.out, size, args.seed, args.nj, args.overwrite)
+    except UserInputError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    for name, stats in summary.items():
+        print(f"{name}: {stats['speakers']} speakers, {stats['utterances']} utterances, "
+              f"{stats['hours']:.3f} h")
+    print(f"wrote {args.out} in {time.time() - start:.1f} s (eSpeak NG via espeakng-loader)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
