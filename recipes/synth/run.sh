@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Built-in recipe on the synthetic TIMIT-like corpus: corpus, features, lang/LM, monophone
+# GMM alignments (lab_cd / lab_mono for PyTorch-Kaldi) and the decoding graph, without Kaldi.
+#
+# Usage: recipes/synth/run.sh [options]
+#   e.g. recipes/synth/run.sh --size tiny --seed 0 --stage 0 --stop-stage 5
+# Options:
+#   --size tiny|default|timit   corpus size (default: tiny)
+#   --seed N                    corpus seed (default: 0)
+#   --nj N                      parallel jobs for corpus generation (default: 1)
+#   --stage N / --stop-stage N  run stages N..M (default: 0..5)
+#   --dir DIR                   where data/ and exp/ go (default: this recipe's folder)
+#
+# Stages (each leaves a .done marker and is skipped when it exists):
+#   0 corpus (pytorch_kaldi_snn.corpus.generate); data/<set>/text becomes the phone
+#     transcript (TIMIT style), the word transcript moves to text.words
+#   1 fbank40 -> data/<set>/{feats.scp,cmvn.scp,cmvn_speaker.ark}; MFCC13 -> data/mfcc/<set>/
+#   2 lang dir data/lang, phone bigram + G in data/lang_test_bg
+#   3 monophone GMM from the synthesizer's alignment -> exp/mono, exp/mono_ali_{train,dev,test}
+#   4 HCLG -> exp/mono/graph
+#   5 GMM/synthesizer alignment agreement -> exp/mono/agreement.json
+set -euo pipefail
+
+recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+size=tiny
+seed=0
+nj=1
+stage=0
+stop_stage=5
+dir=$recipe
+
+log() {
+  echo "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[0]##*/}:${BASH_LINENO[0]}) $*"
+}
+
+usage() {
+  sed -n '5,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 1
+}
+
+while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || usage
+  case $1 in
+    --size) size=$2 ;;
+    --seed) seed=$2 ;;
+    --nj) nj=$2 ;;
+    --stage) stage=$2 ;;
+    --stop-stage) stop_stage=$2 ;;
+    --dir) dir=$2 ;;
+    *) echo "run.sh: unknown option $1" >&2; usage ;;
+  esac
+  shift 2
+done
+case $size in tiny|default|timit) ;; *) echo "run.sh: --size must be tiny, default or timit" >&2; exit 1 ;; esac
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+cd "$recipe"
+data=$dir/data
+exp=$dir/exp
+sets="train dev test"
+export PYTHONUNBUFFERED=1
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f $data/.corpus.done ]; then
+  log "Stage 0: generate the $size corpus (seed $seed) in $data"
+  python -m pytorch_kaldi_snn.corpus.generate --out $data --size $size --seed $seed --nj $nj
+  for x in $sets; do
+    local/phone_text.sh $data/$x
+  done
+  touch $data/.corpus.done
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ] && [ ! -f $data/.feats.done ]; then
+  log "Stage 1: fbank40 and MFCC13 features with per-speaker CMVN"
+  for x in $sets; do
+    local/make_feats.py fbank conf/fbank.conf $data/$x $data/ark/fbank
+    mkdir -p $data/mfcc/$x
+    for f in wav.scp utt2spk spk2utt text; do cp $data/$x/$f $data/mfcc/$x/; done
+    local/make_feats.py mfcc conf/mfcc.conf $data/mfcc/$x $data/ark/mfcc
+  done
+  touch $data/.feats.done
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ ! -f $data/lang_test_bg/.done ]; then
+  log "Stage 2: lang dir and phone bigram G"
+  python -m pytorch_kaldi_snn.graph.prepare_lang --phones $data/phones.txt \
+    --train-text $data/train/text --lang $data/lang --lang-test $data/lang_test_bg
+  touch $data/lang_test_bg/.done
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ] && [ ! -f $exp/mono/.done ]; then
+  log "Stage 3: monophone GMM from the synthesizer's alignment; realign $sets"
+  mkdir -p $exp/mono/log
+  python -m pytorch_kaldi_snn.gmm.train_mono --lang $data/lang --feats $data/mfcc --data $data \
+    --exp $exp --sets "${sets// /,}" 2>&1 | tee $exp/mono/log/train_mono.log
+  touch $exp/mono/.done
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ ! -f $exp/mono/graph/.done ]; then
+  log "Stage 4: HCLG"
+  python -m pytorch_kaldi_snn.graph.mkgraph $data/lang_test_bg $exp/mono $exp/mono/graph
+  touch $exp/mono/graph/.done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [ ! -f $exp/mono/.agreement.done ]; then
+  log "Stage 5: agreement of the GMM alignments with the synthesizer's"
+  python -m pytorch_kaldi_snn.gmm.agreement --data $data --exp $exp --lang $data/lang \
+    --sets "${sets// /,}" --out $exp/mono/agreement.json
+  touch $exp/mono/.agreement.done
+fi
+
+log "Done (stages $stage..$stop_stage) in $dir"
