@@ -1,0 +1,135 @@
+"""Loading a decoding graph (``HCLG.fst``) for the pip decoders.
+
+``utils/mkgraph.sh`` writes HCLG as an OpenFst *const* FST (``fstconvert --fst_type=const``),
+but kaldifst 1.7.17 cannot read that type: ``StdConstFst.read`` fails with "Unknown FST type
+const" (its registry only holds vector FSTs). So a const FST is parsed here from OpenFst's
+binary layout (``FstHeader`` + ``ConstState[num_states]`` + ``StdArc[num_arcs]``) and rebuilt
+as a ``kaldifst.StdVectorFst``; a vector FST is read by kaldifst itself. Both keep every
+state number, label and weight (checked against ``fstprint`` output in the tests).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.kaldi_ports import kaldifst
+
+FST_MAGIC = 2125659606  # OpenFst's kFstMagicNumber
+_HAS_ISYMBOLS, _HAS_OSYMBOLS, _IS_ALIGNED = 0x1, 0x2, 0x4
+_ALIGNMENT = 16  # OpenFst's kArchAlignment for aligned const FSTs
+_CONST_STATE = np.dtype(
+    [("final", "<f4"), ("pos", "<u4"), ("narcs", "<u4"), ("niepsilons", "<u4"), ("noepsilons", "<u4")]
+)
+_STD_ARC = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("weight", "<f4"), ("nextstate", "<i4")])
+
+
+@dataclass(frozen=True)
+class FstHeader:
+    """OpenFst's binary ``FstHeader``; ``size`` is its length in bytes."""
+
+    fst_type: str
+    arc_type: str
+    version: int
+    flags: int
+    properties: int
+    start: int
+    num_states: int
+    num_arcs: int
+    size: int
+
+
+class _Cursor:
+    def __init__(self, data: bytes, pos: int, file: str) -> None:
+        self.data, self.pos, self.file = data, pos, file
+
+    def unpack(self, fmt: str) -> tuple:
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.data):
+            raise DataError(f"truncated OpenFst binary at byte {self.pos}", file=self.file)
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return values
+
+    def string(self) -> str:
+        (length,) = self.unpack("<i")
+        if length < 0 or length > 256:
+            raise DataError(f"bad string length {length} in OpenFst header", file=self.file)
+        return self.unpack(f"<{length}s")[0].decode("ascii", "replace")
+
+
+def read_fst_header(data: bytes, file: str, offset: int = 0) -> FstHeader:
+    """Parse an OpenFst binary header starting at ``offset``.
+
+    Symbol tables are refused: Kaldi graphs and lattices never carry them.
+    """
+    cur = _Cursor(data, offset, file)
+    if cur.unpack("<i")[0] != FST_MAGIC:
+        raise DataError("not an OpenFst binary (bad magic number)", file=file)
+    fst_type, arc_type = cur.string(), cur.string()
+    version, flags = cur.unpack("<ii")
+    properties, start, num_states, num_arcs = cur.unpack("<Qqqq")
+    if flags & (_HAS_ISYMBOLS | _HAS_OSYMBOLS):
+        raise DataError("FSTs with embedded symbol tables are not supported", file=file)
+    return FstHeader(fst_type, arc_type, version, flags, properties, start, num_states, num_arcs, cur.pos - offset)
+
+
+def _const_arrays(data: bytes, header: FstHeader, file: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ConstState and arc arrays that follow a const FST header."""
+    pos = header.size
+
+    def align(p: int) -> int:
+        return -(-p // _ALIGNMENT) * _ALIGNMENT if header.flags & _IS_ALIGNED else p
+
+    pos = align(pos)
+    states_end = pos + header.num_states * _CONST_STATE.itemsize
+    arcs_pos = align(states_end)
+    arcs_end = arcs_pos + header.num_arcs * _STD_ARC.itemsize
+    if arcs_end > len(data):
+        raise DataError(f"truncated const FST: needs {arcs_end} bytes, has {len(data)}", file=file)
+    states = np.frombuffer(data, _CONST_STATE, header.num_states, pos)
+    arcs = np.frombuffer(data, _STD_ARC, header.num_arcs, arcs_pos)
+    return states, arcs
+
+
+def _const_to_vector(data: bytes, header: FstHeader, file: str) -> "kaldifst.StdVectorFst":
+    states, arcs = _const_arrays(data, header, file)
+    fst = kaldifst.StdVectorFst()
+    fst.reserve_states(header.num_states)
+    for _ in range(header.num_states):
+        fst.add_state()
+    if header.start >= 0:
+        fst.start = header.start
+    for state, (final, pos, narcs, _, _) in enumerate(states.tolist()):
+        if final != float("inf"):
+            fst.set_final(state, final)
+        for ilabel, olabel, weight, nextstate in arcs[pos : pos + narcs].tolist():
+            fst.add_arc(state, kaldifst.StdArc(ilabel, olabel, weight, nextstate))
+    return fst
+
+
+def load_graph(path: Path | str) -> "kaldifst.StdVectorFst":
+    """Load ``HCLG.fst`` (OpenFst binary, const or vector, standard arcs) for decoding.
+
+    Returns a ``kaldifst.StdVectorFst`` that kaldi-hmm-gmm and kaldi-decoder accept.
+    Raises DataError for a missing file, another arc type or a malformed binary.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read graph: {err.strerror}", file=str(path)) from err
+    header = read_fst_header(data, str(path))
+    if header.arc_type != "standard":
+        raise DataError(f"graph arc type is {header.arc_type!r}, expected 'standard'", file=str(path))
+    if header.fst_type == "const":
+        return _const_to_vector(data, header, str(path))
+    if header.fst_type == "vector":
+        fst = kaldifst.StdVectorFst.read(str(path))
+        if fst is None:
+            raise DataError("kaldifst could not read the vector FST", file=str(path))
+        return fst
+    raise DataError(f"unsupported FST type {header.fst_type!r} (expected const or vector)", file=str(path))
