@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 import soundfile
 
 from ..errors import ConfigError, DataError, UserInputError
+from ..io.atomic import atomic_outputs
 from . import augment, espeak
 from .alignment import ctm_lines, ensure_frames, frame_labels
 from .augment import RATE, UtteranceAugment
@@ -155,11 +154,8 @@ def _noise(plan: UttPlan, n: int, rng: np.random.Generator) -> Optional[np.ndarr
 
 
 def _atomic_wav(path: Path, samples: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    soundfile.write(tmp, samples, RATE, subtype="PCM_16", format="WAV")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_outputs(path) as (tmp,):
+        soundfile.write(tmp, samples, RATE, subtype="PCM_16", format="WAV")
 
 
 def render_utt(spec: SpeakerSpec, plan: UttPlan, wav_dir: Path) -> UttResult:
@@ -208,11 +204,8 @@ def render(jobs: Sequence[SpeakerJob], nj: int) -> List[List[UttResult]]:
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     """Write text lines atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_outputs(path) as (tmp,), open(tmp, "w", encoding="utf-8") as f:
         f.writelines(f"{line}\n" for line in lines)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _set_tables(

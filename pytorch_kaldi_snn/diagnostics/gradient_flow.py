@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -34,6 +32,7 @@ import torch
 from torch import Tensor
 
 from pytorch_kaldi_snn.layers import GRULayer, ImprovedV1Layer, ImprovedV2Layer, LIFLayer, LSTMLayer
+from pytorch_kaldi_snn.io.atomic import atomic_outputs
 from pytorch_kaldi_snn.layers.cost import CountedLayer
 
 
@@ -91,16 +90,9 @@ def run(settings: FlowSettings) -> Dict[str, List[float]]:
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    """Write through ``write(temporary_path)``, then rename over ``path``."""
+    with atomic_outputs(path) as (tmp,):
         write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _write_json(tmp: str, settings: FlowSettings, results: Dict[str, List[float]]) -> None:

@@ -1,7 +1,7 @@
 """Kaldi tables (ark/scp, int vectors, compressed matrices) and data directories."""
+from pytorch_kaldi_snn.io.atomic import atomic_outputs
 from pytorch_kaldi_snn.io.tables import (
     as_rspecifier,
-    atomic_outputs,
     read_double_matrices,
     read_int_vectors,
     read_kaldi_map,

@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Tuple, Type, Union
 
@@ -24,6 +22,7 @@ import kaldi_native_io as kio
 import numpy as np
 
 from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.io.atomic import atomic_outputs
 
 PathLike = Union[str, os.PathLike]
 _TABLE_PREFIX = re.compile(r"^(ark|scp)(,[a-z]+)*:")
@@ -135,27 +134,6 @@ def read_kaldi_map(path: PathLike, allow_empty: bool = False) -> dict[str, str]:
             raise DataError(f"line {number}: key has no value", file=name, utt=key)
         table[key] = value
     return table
-
-
-@contextmanager
-def atomic_outputs(*paths: PathLike) -> Iterator[list[str]]:
-    """Yield temporary paths in each target's folder; move them over the targets on success.
-
-    On an exception the temporaries are removed and the targets are left untouched.
-    """
-    temps = []
-    try:
-        for path in paths:
-            fd, temp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.")
-            os.close(fd)
-            temps.append(temp)
-        yield temps
-        for temp, path in zip(temps, paths):
-            os.replace(temp, path)
-    finally:
-        for temp in temps:
-            if os.path.exists(temp):
-                os.remove(temp)
 
 
 def write_kaldi_map(path: PathLike, table: Mapping[str, object]) -> None:

@@ -1,0 +1,45 @@
+"""Atomic file writes: write next to the target, then rename over it.
+
+A reader (or a run killed half-way) never sees a partial file, and nothing already written is
+lost when a write fails.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Union
+
+PathLike = Union[str, Path]
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; put it straight back.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_outputs(*paths: PathLike) -> Iterator[list[str]]:
+    """Yield temporary paths in each target's folder; move them over the targets on success.
+
+    On an exception the temporaries are removed and the targets are left untouched. The files
+    get the permissions a plain ``open(path, "w")`` would give (mkstemp alone creates 0600).
+    """
+    temps: list[str] = []
+    mode = 0o666 & ~_umask()
+    try:
+        for path in paths:
+            fd, temp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.")
+            os.close(fd)
+            temps.append(temp)
+        yield temps
+        for temp, path in zip(temps, paths):
+            os.chmod(temp, mode)
+            os.replace(temp, path)
+    finally:
+        for temp in temps:
+            if os.path.exists(temp):
+                os.remove(temp)
