@@ -1,0 +1,278 @@
+"""Speed of the fused spiking recurrences against torch.nn.GRU / LSTM, in one process.
+
+Usage::
+
+    python benchmarks/bench_recurrence.py --json bench.json [--reps 5] [--threads 2]
+        [--checkpoint PATH] [--target-zeros 0.85] [--loop]
+
+Measured on the same random input (2 layers x 550, 40-dim input, batch 64, 200 frames):
+
+* training frames/s (forward + backward) of 2-layer stacks of the traditional, v1 and v2 spiking
+  layers (``impl="fused"``, batch norm on) and of ``torch.nn.GRU`` / ``torch.nn.LSTM``;
+* v2's achieved matrix-product FLOP/s in training against a large dense product's FLOP/s;
+* bytes saved for backpropagation through time (saved-tensor hooks), SNN stacks vs GRU/LSTM;
+* batch-1 streaming latency per frame of each spiking stack (:class:`StreamingSNN`, event-driven)
+  against ``GRUCell`` / ``LSTMCell`` stacks, at the output sparsity of a trained checkpoint
+  (``--checkpoint``) or, without one, at an imposed sparsity: each layer's membrane maximum b is
+  chosen so that ``--target-zeros`` of its outputs on the benchmark utterance are zero.
+
+Ratios are taken within this run, so a loaded machine shifts both sides; the models take turns
+in every repetition and the medians of ``--reps`` repetitions after one warm-up are reported.
+``--loop`` also times the step-by-step reference (``impl="loop"``), slowly.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List
+
+import torch
+from torch import nn
+
+from pytorch_kaldi_snn.kernels import native
+from pytorch_kaldi_snn.kernels.streaming import StreamingSNN
+from pytorch_kaldi_snn.layers import spiking_stack
+
+T, B, M, N, LAYERS = 200, 64, 40, 550, 2
+VARIANTS = {"snn": "traditional", "v1": "v1", "v2": "v2"}
+
+
+def interleaved_medians(fns: Dict[str, Callable[[], object]], reps: int) -> Dict[str, float]:
+    """Median wall time of each function over ``reps`` rounds after one warm-up round.
+
+    The functions take turns within every round, so a load that comes and goes on a shared
+    machine falls on all of them alike instead of on whichever ran at that moment.
+    """
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for round_ in range(reps + 1):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def make_stack(variant: str, impl: str) -> nn.Sequential:
+    kwargs = {"betas": [0.9] * LAYERS} if variant == "traditional" else {}
+    return spiking_stack(variant, M, [N] * LAYERS, n_bits=[6] * LAYERS, thresholds=[3] * LAYERS,
+                         surrogates=["ste"] * LAYERS, alphas=[1.0] * LAYERS,
+                         dropouts=[0.0] * LAYERS, batchnorms=[True] * LAYERS, impl=impl, **kwargs)
+
+
+def train_step(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    """One forward + backward pass of ``model`` on ``x`` (grads reset each time)."""
+    def run() -> None:
+        model.zero_grad(set_to_none=True)
+        out = model(x)
+        out = out[0] if isinstance(out, tuple) else out
+        out.sum().backward()
+    return run
+
+
+def saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
+    """Bytes of distinct storages that autograd keeps for the backward of ``fn()``'s graph."""
+    storages: Dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    del out
+    return sum(storages.values())
+
+
+def v2_training_flops() -> float:
+    """Matrix-product FLOPs of one v2 training pass (forward + backward), 2 per multiply-add."""
+    rows = T * B
+    total = 0.0
+    for layer in range(LAYERS):
+        m = M if layer == 0 else N
+        proj = 2.0 * rows * m * 2 * N       # X W, and its weight gradient
+        rec = 2.0 * rows * N * 2 * N        # Ŷ W_r, dG W_rᵀ, and W_r's gradient
+        total += proj * (2 if layer == 0 else 3) + rec * 3  # layer 0's input needs no gradient
+    return total
+
+
+def gemm_product() -> Callable[[], object]:
+    """A large dense float32 product, 2048³ (the machine's practical GEMM peak)."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    return lambda: a @ b
+
+
+GEMM_FLOPS = 2.0 * 2048 ** 3
+
+
+def calibrate_sparsity(stack: nn.Sequential, utterance: torch.Tensor, target: float) -> List[float]:
+    """Set each layer's b (in eval) so that ``target`` of its outputs are zero; returns them.
+
+    The zero fraction grows with b (γ = k·b/2^N), so a bisection on log b per layer, first to
+    last, reaches it; later layers see the already calibrated earlier ones.
+    """
+    stack.eval()
+    zeros = []
+    x = utterance[:, None, :]
+    with torch.no_grad():
+        for layer in stack:
+            low, high = -12.0, 12.0
+            for _ in range(40):
+                mid = (low + high) / 2
+                layer.tracker.b.fill_(2.0 ** mid)
+                frac = float((layer(x) == 0).double().mean())
+                low, high = (mid, high) if frac < target else (low, mid)
+            layer.tracker.b.fill_(2.0 ** high)
+            x = layer(x)
+            zeros.append(float((x == 0).double().mean()))
+    return zeros
+
+
+def load_checkpoint(stack: nn.Sequential, path: str) -> None:
+    """Load a state dict (or one under 'model'/'state_dict') whose keys end with the stack's."""
+    state = torch.load(path, map_location="cpu")
+    for key in ("model", "state_dict"):
+        state = state.get(key, state) if isinstance(state, dict) else state
+    wanted = stack.state_dict()
+    picked = {}
+    for name in wanted:
+        matches = [key for key in state if key == name or key.endswith("." + name)]
+        if len(matches) != 1:
+            raise SystemExit(f"{path}: no unique entry for {name!r} (found {matches})")
+        picked[name] = state[matches[0]]
+    stack.load_state_dict(picked)
+
+
+def stream_utterance(step: Callable[[torch.Tensor], object],
+                     frames: torch.Tensor) -> Callable[[], None]:
+    """Feed every frame of the utterance to ``step``, one at a time."""
+    def run() -> None:
+        for frame in frames:
+            step(frame)
+    return run
+
+
+def cell_stack_step(cell_type: type) -> Callable[[torch.Tensor], object]:
+    """A batch-1 GRUCell/LSTMCell stack (40 → 550 → 550) keeping its state between frames."""
+    cells = [cell_type(M, N), cell_type(N, N)]
+    state: List[object] = [None] * LAYERS
+
+    @torch.no_grad()
+    def step(frame: torch.Tensor) -> torch.Tensor:
+        x = frame[None]
+        for index, cell in enumerate(cells):
+            state[index] = cell(x, state[index])
+            x = state[index][0] if isinstance(state[index], tuple) else state[index]
+        return x
+    return step
+
+
+def machine() -> Dict[str, object]:
+    here = os.path.dirname(os.path.abspath(__file__))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=here).stdout.strip()
+    return {"threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "load_average": os.getloadavg(),
+            "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "python": platform.python_version(), "commit": commit,
+            "native_kernels": native.load(torch.float32) is not None}
+
+
+def training(args: argparse.Namespace, x: torch.Tensor) -> Dict[str, Dict[str, float]]:
+    """Training frames/s and BPTT bytes of every model on the same input, plus the GEMM peak."""
+    models: Dict[str, nn.Module] = {"gru": nn.GRU(M, N, LAYERS), "lstm": nn.LSTM(M, N, LAYERS)}
+    for key, variant in VARIANTS.items():
+        models[key] = make_stack(variant, "fused").train()
+        if args.loop:
+            models[key + "_loop"] = make_stack(variant, "loop").train()
+    fns = {name: train_step(model, x) for name, model in models.items()}
+    fns["gemm"] = gemm_product()
+    seconds = interleaved_medians(fns, args.reps)
+    fps = {name: T * B / seconds[name] for name in models}
+    memory = {name: saved_bytes(lambda: model(x)) for name, model in models.items()}
+    for name in models:
+        print(f"  {name:8s} {fps[name]:10.0f} frames/s   BPTT {memory[name] / 2 ** 20:8.1f} MiB")
+    return {"train_frames_per_s": fps, "bptt_saved_bytes": memory,
+            "gemm_flops_per_s": GEMM_FLOPS / seconds["gemm"]}
+
+
+def streaming(args: argparse.Namespace, utterance: torch.Tensor) -> Dict[str, object]:
+    """Per-frame batch-1 latency of the spiking stacks and of the GRUCell/LSTMCell stacks."""
+    fns, zeros = {}, {}
+    for key, variant in VARIANTS.items():
+        stack = make_stack(variant, "fused")
+        if args.checkpoint and key == "v2":
+            load_checkpoint(stack, args.checkpoint)
+            with torch.no_grad():
+                out = stack.eval()[0](utterance[:, None, :])
+                zeros[key] = [float((out == 0).double().mean()),
+                              float((stack[1](out) == 0).double().mean())]
+        else:
+            zeros[key] = calibrate_sparsity(stack, utterance, args.target_zeros)
+        fns[key] = stream_utterance(StreamingSNN(stack).step, utterance)
+    fns["grucell"] = stream_utterance(cell_stack_step(nn.GRUCell), utterance)
+    fns["lstmcell"] = stream_utterance(cell_stack_step(nn.LSTMCell), utterance)
+    latency = {name: value / len(utterance)
+               for name, value in interleaved_medians(fns, args.reps).items()}
+    for name, value in latency.items():
+        print(f"  {name:8s} {value * 1e6:8.1f} us/frame   zeros per layer {zeros.get(name, '-')}")
+    source = f"checkpoint {args.checkpoint} (v2)" if args.checkpoint else "imposed via b"
+    return {"stream_seconds_per_frame": latency, "stream_zero_fraction": zeros,
+            "stream_sparsity_source": source}
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", required=True, help="write ratios and raw figures here")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", help="trained v2 stack (2x550) state dict")
+    parser.add_argument("--target-zeros", type=float, default=0.85,
+                        help="imposed fraction of zero outputs without a checkpoint")
+    parser.add_argument("--loop", action="store_true", help="also time impl='loop'")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x = torch.randn(T, B, M)
+    info = machine()
+    print(f"threads={info['threads']} torch={info['torch']} native={info['native_kernels']} "
+          f"load={info['load_average']}")
+    print("training (2 x 550, batch 64, 200 frames, forward + backward):")
+    result: Dict[str, object] = {"machine": info, **training(args, x)}
+    gemm = result["gemm_flops_per_s"]
+    fps, memory = result["train_frames_per_s"], result["bptt_saved_bytes"]
+    v2_flops = v2_training_flops() * fps["v2"] / (T * B)
+    print("streaming (batch 1, per frame):")
+    result.update(streaming(args, x[:, 0, :]))
+    lat = result["stream_seconds_per_frame"]
+    ratios = {
+        "snn_train_vs_gru": fps["snn"] / fps["gru"],
+        "v1_train_vs_gru": fps["v1"] / fps["gru"],
+        "v2_train_vs_gru": fps["v2"] / fps["gru"],
+        "v2_gemm_efficiency": v2_flops / gemm,
+        "v2_stream_vs_grucell": lat["v2"] / lat["grucell"],
+        "snn_stream_vs_grucell": lat["snn"] / lat["grucell"],
+        "v1_stream_vs_grucell": lat["v1"] / lat["grucell"],
+        "v2_stream_vs_lstmcell": lat["v2"] / lat["lstmcell"],
+        "v2_bptt_bytes_vs_gru": memory["v2"] / memory["gru"],
+    }
+    result.update(ratios, v2_train_flops_per_s=v2_flops)
+    print(f"GEMM {gemm / 1e9:.1f} GFLOP/s, v2 training {v2_flops / 1e9:.1f} GFLOP/s")
+    for key, value in ratios.items():
+        print(f"  {key:24s} {value:6.2f}")
+    tmp = args.json + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as out:
+        json.dump(result, out, indent=2)
+    os.replace(tmp, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

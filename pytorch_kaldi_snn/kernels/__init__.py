@@ -1,0 +1,11 @@
+"""Fast spiking recurrences: fused training loops with a hand-written backward, and streaming.
+
+* :mod:`.fused` — ``lif_fused``, ``v1_fused``, ``v2_fused``: drop-in equivalents of the step
+  loops in :mod:`pytorch_kaldi_snn.layers.recurrence` (selected by ``impl="fused"``).
+* :mod:`.streaming` — :class:`StreamingSNN`: batch-1, frame-by-frame, event-driven inference.
+* :mod:`.native` — the C kernels both use, compiled on first use, with a PyTorch fallback.
+"""
+from pytorch_kaldi_snn.kernels.fused import lif_fused, v1_fused, v2_fused
+from pytorch_kaldi_snn.kernels.streaming import StreamingSNN
+
+__all__ = ["StreamingSNN", "lif_fused", "v1_fused", "v2_fused"]

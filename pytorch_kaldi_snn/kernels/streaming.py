@@ -1,0 +1,163 @@
+"""Event-driven, frame-by-frame inference of a trained spiking stack (batch 1, edge use).
+
+A spiking layer's input to the next layer and to its own v2 recurrence (Eq. 19-20) is the
+quantised output Ŷ, mostly zeros in a trained model (84 % for v2 on TIMIT, Table 1). The cost
+model of Eq. 10 counts only the multiplications by non-zero inputs; :class:`StreamingSNN` does
+exactly that: per frame it adds, for each non-zero input, that input's row of the weight matrix
+(the projection W, and v2's W_r), then runs one step of the layer's dynamics (Eq. 7-8, 16-22).
+
+In eval mode batch norm is the affine map ``(z − μ)·s + shift`` with s = weight/√(var + ε), so it
+is folded into the projection once: ``W' = W·s``, ``bias' = (bias − μ)·s + shift``. The result
+equals the layer's dense eval-mode forward (up to float rounding), frame by frame.
+
+Each layer's frame is one call into the native kernel ``stream_step`` (:mod:`.native`); without
+it the same computation runs as PyTorch operators (``index_select`` of the active rows).
+
+Example::
+
+    >>> from pytorch_kaldi_snn.layers import spiking_stack
+    >>> stack = spiking_stack("v2", 40, [550, 550], n_bits=[6, 6], thresholds=[3, 3],
+    ...                       surrogates=["ste"] * 2, alphas=[1.0] * 2, dropouts=[0.0] * 2,
+    ...                       batchnorms=[True] * 2)
+    >>> stream = StreamingSNN(stack)
+    >>> stream.step(torch.randn(40)).shape
+    torch.Size([550])
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+from typing import Iterable, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from pytorch_kaldi_snn.kernels import native
+from pytorch_kaldi_snn.layers.spiking import LIFLayer, SpikingLayer
+from pytorch_kaldi_snn.neurons.quantizer import quantize_level
+
+log = logging.getLogger(__name__)
+
+
+class _FrozenLayer:
+    """One layer's eval-mode constants (BN folded) and its batch-1 state."""
+
+    def __init__(self, layer: SpikingLayer) -> None:
+        if layer.projection.layernorm is not None:
+            raise ValueError("layer norm depends on the frame and cannot be folded for streaming")
+        self.weight, self.bias = _fold_projection(layer.projection)
+        self.n = layer.hidden_size
+        self.alpha = layer.alpha.detach().contiguous()
+        self.beta = layer.beta.detach().contiguous() if isinstance(layer, LIFLayer) else None
+        w_rec = getattr(layer, "w_rec", None)
+        self.w_rec = None if w_rec is None else w_rec.detach().contiguous()
+        self.b = layer.tracker.b.detach().clone()
+        self.n_bits, self.k = layer.n_bits, layer.k
+        self.delta = float(self.b / 2 ** self.n_bits)
+        self.gamma = float(self.k * (self.b / 2 ** self.n_bits))
+        self.qmax = float(2 ** self.n_bits - 1)
+        self.c = 1.0 if layer.reset == "output" else float(layer.k)
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero state, as the layers start every utterance."""
+        self.i, self.v, self.y = (self.bias.new_zeros(self.n) for _ in range(3))
+        self.acc = torch.empty_like(self.bias)
+
+    def step_native(self, lib: ctypes.CDLL, x: Tensor) -> int:
+        """One frame in the native kernel; returns the number of non-zero outputs."""
+        ptr = native.ptr
+        return lib.stream_step(x.numel(), self.n, ptr(x), ptr(self.weight), ptr(self.bias),
+                               ptr(self.w_rec), ptr(self.alpha), ptr(self.beta), ptr(self.i),
+                               ptr(self.v), ptr(self.y), ptr(self.acc), self.c, self.delta,
+                               self.gamma, self.qmax)
+
+    def step_torch(self, x: Tensor) -> int:
+        """The same frame as PyTorch operators."""
+        acc = _active_rows(x, self.weight) + self.bias
+        if self.w_rec is not None:
+            acc += _active_rows(self.y, self.w_rec)
+        if self.beta is not None:
+            self.i = self.beta * self.i + acc
+        else:
+            f = torch.sigmoid(acc[:self.n])
+            self.i = f * self.i + (1 - f) * torch.relu(acc[self.n:])
+        self.v = self.alpha * self.v + self.i - self.c * self.y
+        self.y = quantize_level(self.v, self.b, self.n_bits, self.k) * (self.b / 2 ** self.n_bits)
+        return int(torch.count_nonzero(self.y))
+
+
+def _active_rows(x: Tensor, weight: Tensor) -> Tensor:
+    """x @ weight using only the rows of ``weight`` whose input is non-zero."""
+    active = x.nonzero().squeeze(1)
+    return x.index_select(0, active) @ weight.index_select(0, active)
+
+
+def _fold_projection(projection: nn.Module) -> Tuple[Tensor, Tensor]:
+    """(W', bias') with eval-mode batch norm folded in: BN(x W + bias) = x W' + bias'."""
+    weight = projection.weight.detach()
+    bias = weight.new_zeros(weight.shape[1])
+    if projection.bias is not None:
+        bias = projection.bias.detach()
+    norm = projection.batchnorm
+    if norm is not None:
+        scale = torch.rsqrt(norm.running_var + norm.eps)
+        shift = -norm.running_mean * scale
+        if norm.affine:
+            gain = norm.weight.detach()
+            scale, shift = scale * gain, shift * gain + norm.bias.detach()
+        weight, bias = weight * scale, bias * scale + shift
+    return weight.contiguous(), bias.contiguous()
+
+
+class StreamingSNN:
+    """A trained spiking stack run one frame at a time, keeping its state between calls.
+
+    Args:
+        layers: the stack's spiking layers in order (an ``nn.Sequential`` from
+            :func:`~pytorch_kaldi_snn.layers.spiking.spiking_stack` works). Their current
+            parameters, batch-norm statistics and membrane maxima b are copied (eval mode).
+        readout: optional ``nn.Linear`` on the last layer's output, also event-driven.
+
+    ``step(frame)`` takes one (m,) feature frame and returns the last layer's Ŷ (n,) or the
+    readout's (out,) scores; ``reset()`` starts a new utterance. ``active_outputs`` counts, per
+    layer, the non-zero outputs since the last reset: the rows of the next layer's W (and of
+    the layer's own W_r) that were used.
+    """
+
+    def __init__(self, layers: Iterable[SpikingLayer], readout: Optional[nn.Linear] = None) -> None:
+        self.layers: List[_FrozenLayer] = [_FrozenLayer(layer) for layer in layers]
+        if not self.layers:
+            raise ValueError("StreamingSNN needs at least one spiking layer")
+        self.readout_t = None if readout is None else readout.weight.detach().t().contiguous()
+        self.readout_b = None if readout is None else readout.bias
+        weight = self.layers[0].weight
+        self.lib = native.load(weight.dtype) if weight.device.type == "cpu" else None
+        log.info("streaming inference: %s", "native C kernel" if self.lib else "PyTorch operators")
+        self.frames = 0
+        self.active_outputs = [0] * len(self.layers)
+
+    def reset(self) -> None:
+        """Forget the state: the next frame starts a new utterance."""
+        for layer in self.layers:
+            layer.reset()
+        self.frames = 0
+        self.active_outputs = [0] * len(self.layers)
+
+    @torch.no_grad()
+    def step(self, frame: Tensor) -> Tensor:
+        """One (m,) frame in, the last layer's Ŷ (n,) or the readout's (out,) scores out."""
+        x = frame.to(self.layers[0].weight.dtype).contiguous()
+        for index, layer in enumerate(self.layers):
+            active = layer.step_native(self.lib, x) if self.lib is not None else layer.step_torch(x)
+            self.active_outputs[index] += active
+            x = layer.y
+        self.frames += 1
+        if self.readout_t is None:
+            return x.clone()
+        scores = _active_rows(x, self.readout_t)
+        return scores if self.readout_b is None else scores + self.readout_b.detach()
+
+    def run(self, frames: Tensor) -> Tensor:
+        """Stream a (T, m) utterance from the current state: (T, n) or (T, out)."""
+        return torch.stack([self.step(frame) for frame in frames])
