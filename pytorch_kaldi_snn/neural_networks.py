@@ -75,7 +75,7 @@ def _spiking_kwargs(options: Options, n_layers: int, gated: bool) -> Dict[str, A
         learn_decay=get_bool(options, "snn_learn_decay", default=False),
         ema_momentum=momentum,
         b_init=get_float(options, "snn_b_init", min=1e-6, default=1.0),
-        impl=get_str(options, "snn_impl", choices=IMPLS, default="loop"),
+        impl=get_str(options, "snn_impl", choices=IMPLS, default="fused"),
     )
     if gated:
         kwargs["forget_bias"] = get_float(options, "snn_forget_bias", default=0.0)

@@ -8,7 +8,8 @@ Defaults (stated once, here): 6-bit outputs with threshold k = 4 (γ = 4b/64 = b
 Table 1 setting), straight-through surrogate, ``reset="output"``, α = 1 (the membrane integrates the
 residual error without leak, as in the authors' code), β = 0.9 (Eq. 7's constant decay), decays
 fixed (``learn_decay=False``; the paper's parameter counts exclude them), batch norm on, no
-dropout, orthogonal recurrent init, EMA momentum 0.1, b_init = 1.
+dropout, orthogonal recurrent init, EMA momentum 0.1, b_init = 1, fused time loops
+(``impl="fused"``; ``"loop"`` runs the step-by-step reference of :mod:`.recurrence`).
 
 Shapes: input (T, B, m) time-major, output Ŷ (T, B, n).
 
@@ -70,7 +71,7 @@ class SpikingLayer(CountedLayer):
                  surrogate: str = "ste", reset: str = "output", alpha: float = 1.0,
                  learn_decay: bool = False, use_batchnorm: bool = True, dropout: float = 0.0,
                  bias: bool = True, ema_momentum: float = 0.1, b_init: float = 1.0,
-                 impl: str = "loop") -> None:
+                 impl: str = "fused") -> None:
         super().__init__(input_size, hidden_size)
         check_bits_threshold(n_bits, threshold)
         check_surrogate(surrogate)
