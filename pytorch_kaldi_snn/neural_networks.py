@@ -65,8 +65,8 @@ def _spiking_kwargs(options: Options, n_layers: int, gated: bool) -> Dict[str, A
         thresholds=thresholds,
         surrogates=layers(get_str_list(options, "snn_surrogate", choices=SURROGATE_NAMES,
                                        default=["ste"]), "snn_surrogate"),
-        alphas=layers(get_float_list(options, "snn_alpha", min=0.0, max=1.0, default=[1.0]),
-                      "snn_alpha"),
+        alphas=layers(get_float_list(options, "snn_alpha", min=0.0, max=1.0,
+                                     default=[1.0] if gated else [0.5]), "snn_alpha"),
         dropouts=layers(get_float_list(options, "snn_drop", min=0.0, max=0.99, default=[0.0]),
                         "snn_drop"),
         batchnorms=layers(get_bool_list(options, "snn_use_batchnorm", default=[True]),
@@ -93,7 +93,7 @@ class _SpikingArchitecture(nn.Module):
         kwargs = _spiking_kwargs(options, len(sizes), gated=self.variant != "traditional")
         if self.variant == "traditional":
             kwargs["betas"] = per_layer(get_float_list(options, "snn_beta", min=0.0, max=1.0,
-                                                       default=[0.9]), len(sizes), options,
+                                                       default=[0.5]), len(sizes), options,
                                         "snn_beta")
         if self.variant == "v2":
             kwargs["orthinit"] = get_bool(options, "snn_orthinit", default=True)

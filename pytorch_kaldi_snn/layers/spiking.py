@@ -6,7 +6,8 @@ only in the synaptic-current update, which lives in :mod:`pytorch_kaldi_snn.laye
 
 Defaults (stated once, here): 6-bit outputs with threshold k = 4 (γ = 4b/64 = b/16, the paper's
 Table 1 setting), straight-through surrogate, ``reset="output"``, α = 1 (the membrane integrates the
-residual error without leak, as in the authors' code), β = 0.9 (Eq. 7's constant decay), decays
+residual error without leak, as in the authors' code; the traditional layer uses α = β = 0.5,
+see :class:`LIFLayer`), decays
 fixed (``learn_decay=False``; the paper's parameter counts exclude them), batch norm on, no
 dropout, orthogonal recurrent init, EMA momentum 0.1, b_init = 1, fused time loops
 (``impl="fused"``; ``"loop"`` runs the step-by-step reference of :mod:`.recurrence`).
@@ -127,9 +128,13 @@ class LIFLayer(SpikingLayer):
     variant = "lif"
     n_gates = 1
 
-    def __init__(self, input_size: int, hidden_size: int, *, beta: float = 0.9,
+    def __init__(self, input_size: int, hidden_size: int, *, alpha: float = 0.5, beta: float = 0.5,
                  learn_decay: bool = False, **kwargs) -> None:
-        super().__init__(input_size, hidden_size, learn_decay=learn_decay, **kwargs)
+        # Leaky membrane by default: I is signed here (unlike v1/v2, where I >= 0), and with
+        # α = 1 a stretch of negative current drives V far below zero, silencing the neuron for
+        # the rest of the sequence. α = β = 0.5 trains; α = 1 or α = β = 0.9 barely leave chance
+        # on the built-in corpus (see docs/model.md).
+        super().__init__(input_size, hidden_size, alpha=alpha, learn_decay=learn_decay, **kwargs)
         self.beta = self._decay(beta, learn_decay)
 
     def run(self, proj: Tensor, b: Tensor, mask: Optional[Tensor],
