@@ -1,0 +1,582 @@
+"""The one place that reads a whole experiment cfg (PyTorch-Kaldi format) into frozen dataclasses.
+
+A cfg has the sections ``[exp] [datasetN] [data_use] [batches] [architectureN] [model] [forward]
+[decoding]``. ``fea``/``lab`` options of a dataset hold blocks of ``name=value`` lines, one block
+per feature stream or label set, each starting with ``fea_name=`` / ``lab_name=``. ``[model]``
+holds the model language, one operation per line (``out=compute(arch_name,input)``,
+``loss=cost_nll(out,lab)``, ``err=cost_err(out,lab)``, ``sum(a,b)``, ``mult_constant(a,k)``,
+``concatenate(a,b)``); ``loss_final`` and ``err_final`` must be defined.
+
+Everything is checked here before any work starts, and every problem is a
+:class:`~pytorch_kaldi_snn.errors.ConfigError` naming the file, section and key. Relative paths
+are relative to the current directory, as in PyTorch-Kaldi; ``$VAR`` in ``fea``/``lab`` values is
+expanded from the environment (``${KALDI_ROOT}/egs/timit/s5/...``). Paths are checked after
+:func:`prepare_missing_data` had a chance to run ``[exp] prepare`` (the built-in corpus recipe).
+"""
+from __future__ import annotations
+
+import configparser
+import importlib
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+from pytorch_kaldi_snn.config.options import (
+    get_bool, get_float, get_float_list, get_int, get_str,
+)
+from pytorch_kaldi_snn.errors import ConfigError
+from pytorch_kaldi_snn.gmm.labels import LAB_OPTS
+
+ARCH_LIBRARY = "pytorch_kaldi_snn.neural_networks"
+SECTIONS = ("exp", "data_use", "batches", "model", "forward", "decoding")
+N_OUT_PREFIX = "N_out_"
+OPERATIONS = {  # name -> number of arguments
+    "compute": 2, "cost_nll": 2, "cost_err": 2, "sum": 2, "mult_constant": 2, "concatenate": 2,
+}
+_OPERATION_RE = re.compile(r"^(\w+)\s*=\s*(\w+)\s*\(([^()]*)\)$")
+
+
+class Section(Mapping[str, str]):
+    """Read-only cfg section: a name (for error messages) and string options."""
+
+    def __init__(self, name: str, items: Mapping[str, str]) -> None:
+        self.name = name
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def replaced(self, values: Mapping[str, str]) -> "Section":
+        """A copy with some values replaced (used to substitute ``N_out_<lab>``)."""
+        return Section(self.name, {**self._items, **values})
+
+
+@dataclass(frozen=True)
+class ExpSettings:
+    out_folder: Path
+    seed: int
+    use_cuda: bool
+    n_epochs_tr: int
+    prepare: Optional[str]  # shell command that creates missing data (built-in corpus recipe)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    scp: Path
+    opts: str  # Kaldi pipe, e.g. "apply-cmvn ... ark:- ark:- | add-deltas ... |"
+    cw_left: int
+    cw_right: int
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    name: str
+    folder: Path  # alignment dir: ali.*.gz and final.mdl
+    opts: str  # "ali-to-pdf" or "ali-to-phones --per-frame=true"
+    count_file: str  # "auto", "none" or a path
+    data_folder: Path
+    graph: Path
+
+    @property
+    def is_phones(self) -> bool:
+        return self.opts.split()[0] == "ali-to-phones"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    section: str
+    features: Tuple[FeatureSpec, ...]
+    labels: Tuple[LabelSpec, ...]
+
+
+@dataclass(frozen=True)
+class DataUse:
+    train_with: str
+    valid_with: str
+    forward_with: str
+
+
+@dataclass(frozen=True)
+class Batches:
+    batch_size_train: int
+    max_seq_length_train: int
+    increase_seq_length_train: bool
+    start_seq_len_train: int
+    multply_factor_seq_len_train: int
+    batch_size_valid: int
+    max_seq_length_valid: int
+
+    def train_seq_len(self, epoch: int) -> int:
+        """Sequence-length curriculum: start, times the factor each epoch, capped at the maximum."""
+        if not self.increase_seq_length_train:
+            return self.max_seq_length_train
+        grown = self.start_seq_len_train * self.multply_factor_seq_len_train ** epoch
+        return min(grown, self.max_seq_length_train)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One ``[architectureN]``: class, optimiser and schedule; ``options`` go to the class."""
+
+    name: str
+    section: str
+    arch_class: str
+    seq_model: bool
+    lr: float
+    halving_factor: float
+    improvement_threshold: float
+    patience: int
+    min_lr: float
+    opt: str
+    opt_betas: Tuple[float, float]
+    opt_eps: float
+    opt_weight_decay: float
+    options: Section
+
+    def resolved_options(self, n_out: Mapping[str, int]) -> Section:
+        """Options with every ``N_out_<lab_name>`` token replaced by that label set's size."""
+        def substitute(value: str) -> str:
+            return re.sub(N_OUT_PREFIX + r"(\w+)", lambda m: str(n_out[m.group(1)]), value)
+        return self.options.replaced({k: substitute(v) for k, v in self.options.items()})
+
+
+@dataclass(frozen=True)
+class Operation:
+    out: str
+    op: str
+    args: Tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    operations: Tuple[Operation, ...]
+
+    def producer(self, name: str) -> Optional[Operation]:
+        return next((o for o in self.operations if o.out == name), None)
+
+
+@dataclass(frozen=True)
+class ForwardSettings:
+    forward_out: str
+    normalize_posteriors: bool
+    normalize_with_counts_from: str
+    require_decoding: bool
+
+
+@dataclass(frozen=True)
+class DecodingSettings:
+    """latgen-faster-mapped options and how the hypotheses are scored."""
+
+    beam: float
+    latbeam: float
+    acwt: float
+    max_active: int
+    min_active: int
+    scoring_fold: Optional[int]  # TIMIT phone set folded to 39 for scoring (61, 48) or None
+    scoring_mode: str  # "sclite" (NIST split, PyTorch-Kaldi's TIMIT scoring) or "kaldi"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    cfg_path: Path
+    cfg_text: str  # the cfg after overrides, kept for provenance and resume checks
+    exp: ExpSettings
+    datasets: Mapping[str, DatasetSpec]
+    data_use: DataUse
+    batches: Batches
+    architectures: Mapping[str, Architecture]
+    model: ModelSpec
+    forward: ForwardSettings
+    decoding: DecodingSettings
+
+    @property
+    def train_set(self) -> DatasetSpec:
+        return self.datasets[self.data_use.train_with]
+
+    def labels_used(self) -> List[str]:
+        """Label sets the model language reads (cost_nll/cost_err second arguments)."""
+        ops = self.model.operations
+        return sorted({o.args[1] for o in ops if o.op in ("cost_nll", "cost_err")})
+
+    def features_used(self) -> List[str]:
+        names = {f.name for f in self.train_set.features}
+        return sorted({o.args[1] for o in self.model.operations
+                       if o.op == "compute" and o.args[1] in names})
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the file and applying --set overrides
+
+
+def read_cfg(path: Path, overrides: Sequence[str] = ()) -> configparser.ConfigParser:
+    """Parse the cfg text (syntax only) and apply ``section.key=value`` overrides."""
+    if not path.is_file():
+        raise ConfigError(f"cfg file {path} does not exist", file=str(path))
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    try:
+        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+    except configparser.Error as err:
+        message = " ".join(str(err).split())  # configparser errors span lines: keep one
+        raise ConfigError(f"cannot parse cfg: {message}", file=str(path)) from None
+    for override in overrides:
+        _apply_override(parser, override, path)
+    return parser
+
+
+def _apply_override(parser: configparser.ConfigParser, override: str, path: Path) -> None:
+    match = re.match(r"^([\w]+)\.(\w+)=(.*)$", override.strip(), flags=re.S)
+    if not match:
+        raise ConfigError(f"--set {override!r} is not of the form section.key=value",
+                          file=str(path))
+    section, key, value = match.groups()
+    if not parser.has_section(section):
+        raise ConfigError(f"--set {override!r}: no such section", file=str(path),
+                          section=section)
+    parser.set(section, key.lower(), value)
+
+
+def _cfg_text(parser: configparser.ConfigParser) -> str:
+    return "\n".join(f"[{s}]\n" + "\n".join(f"{k} = {v}" for k, v in parser[s].items())
+                     for s in parser.sections()) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def _section(parser: configparser.ConfigParser, name: str) -> Section:
+    if not parser.has_section(name):
+        raise ConfigError(f"missing section [{name}]", section=name)
+    return Section(name, dict(parser[name].items()))
+
+
+def _numbered(parser: configparser.ConfigParser, prefix: str) -> List[Section]:
+    names = [s for s in parser.sections() if re.fullmatch(prefix + r"\d+", s)]
+    if not names:
+        raise ConfigError(f"no [{prefix}N] section", section=f"{prefix}1")
+    names.sort(key=lambda s: int(s[len(prefix):]))
+    return [Section(n, dict(parser[n].items())) for n in names]
+
+
+def _parse_exp(sec: Section) -> ExpSettings:
+    return ExpSettings(
+        out_folder=Path(get_str(sec, "out_folder")),
+        seed=get_int(sec, "seed", min=0),
+        use_cuda=get_bool(sec, "use_cuda", default=False),
+        n_epochs_tr=get_int(sec, "n_epochs_tr", min=1),
+        prepare=get_str(sec, "prepare", default=None),
+    )
+
+
+def _blocks(sec: Section, key: str, first: str) -> List[Section]:
+    """Split a multi-line ``fea``/``lab`` value into one Section per ``<first>=`` block."""
+    blocks: List[Dict[str, str]] = []
+    for line in get_str(sec, key).splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(f"line {line!r} of {key} is not name=value", section=sec.name,
+                              key=key)
+        if name.strip() == first or not blocks:
+            blocks.append({})
+        # paths and pipes may name $KALDI_ROOT and the like, as Kaldi's path.sh does
+        blocks[-1][name.strip()] = os.path.expandvars(value.strip())
+    for block in blocks:
+        if first not in block:
+            raise ConfigError(f"missing option {first}", section=sec.name, key=first)
+    return [Section(sec.name, b) for b in blocks]
+
+
+def _parse_feature(block: Section) -> FeatureSpec:
+    return FeatureSpec(
+        name=get_str(block, "fea_name"),
+        scp=Path(get_str(block, "fea_lst")),
+        opts=get_str(block, "fea_opts", default=""),
+        cw_left=get_int(block, "cw_left", min=0, default=0),
+        cw_right=get_int(block, "cw_right", min=0, default=0),
+    )
+
+
+def _parse_label(block: Section) -> LabelSpec:
+    opts = " ".join(get_str(block, "lab_opts").split())
+    if opts not in LAB_OPTS:
+        raise ConfigError(f"lab_opts = {opts!r} is not one of {', '.join(sorted(LAB_OPTS))}",
+                          section=block.name, key="lab_opts")
+    return LabelSpec(
+        name=get_str(block, "lab_name"),
+        folder=Path(get_str(block, "lab_folder")),
+        opts=opts,
+        count_file=get_str(block, "lab_count_file", default="auto"),
+        data_folder=Path(get_str(block, "lab_data_folder")),
+        graph=Path(get_str(block, "lab_graph")),
+    )
+
+
+def _parse_dataset(sec: Section) -> DatasetSpec:
+    features = tuple(_parse_feature(b) for b in _blocks(sec, "fea", "fea_name"))
+    labels = tuple(_parse_label(b) for b in _blocks(sec, "lab", "lab_name"))
+    return DatasetSpec(name=get_str(sec, "data_name"), section=sec.name, features=features,
+                       labels=labels)
+
+
+def _parse_data_use(sec: Section, datasets: Mapping[str, DatasetSpec]) -> DataUse:
+    names = {}
+    for key in ("train_with", "valid_with", "forward_with"):
+        names[key] = get_str(sec, key)
+        if names[key] not in datasets:
+            defined = ", ".join(sorted(datasets))
+            raise ConfigError(f"dataset {names[key]!r} is not defined (defined: {defined})",
+                              section=sec.name, key=key)
+    return DataUse(**names)
+
+
+def _parse_batches(sec: Section) -> Batches:
+    return Batches(
+        batch_size_train=get_int(sec, "batch_size_train", min=1),
+        max_seq_length_train=get_int(sec, "max_seq_length_train", min=1),
+        increase_seq_length_train=get_bool(sec, "increase_seq_length_train", default=False),
+        start_seq_len_train=get_int(sec, "start_seq_len_train", min=1, default=100),
+        multply_factor_seq_len_train=get_int(sec, "multply_factor_seq_len_train", min=1,
+                                             default=2),
+        batch_size_valid=get_int(sec, "batch_size_valid", min=1),
+        max_seq_length_valid=get_int(sec, "max_seq_length_valid", min=1),
+    )
+
+
+def _parse_architecture(sec: Section) -> Architecture:
+    betas = get_float_list(sec, "opt_betas", min=0.0, max=1.0, default=[0.9, 0.999])
+    if len(betas) != 2:
+        raise ConfigError(f"opt_betas needs two values, got {len(betas)}", section=sec.name,
+                          key="opt_betas")
+    return Architecture(
+        name=get_str(sec, "arch_name"),
+        section=sec.name,
+        arch_class=get_str(sec, "arch_class"),
+        seq_model=get_bool(sec, "arch_seq_model"),
+        lr=get_float(sec, "arch_lr", min=0.0),
+        halving_factor=get_float(sec, "arch_halving_factor", min=0.0, max=1.0, default=0.5),
+        improvement_threshold=get_float(sec, "arch_improvement_threshold", min=0.0,
+                                        default=0.001),
+        patience=get_int(sec, "arch_patience", min=1, default=1),
+        min_lr=get_float(sec, "arch_min_lr", min=0.0, default=0.0),
+        opt=get_str(sec, "arch_opt", choices=("adam", "sgd", "rmsprop")),
+        opt_betas=(betas[0], betas[1]),
+        opt_eps=get_float(sec, "opt_eps", min=0.0, default=1e-8),
+        opt_weight_decay=get_float(sec, "opt_weight_decay", min=0.0, default=0.0),
+        options=sec,
+    )
+
+
+def _parse_model(sec: Section) -> ModelSpec:
+    operations = []
+    for line in get_str(sec, "model").splitlines():
+        if not line.strip():
+            continue
+        match = _OPERATION_RE.match(line.strip())
+        if not match:
+            raise ConfigError(f"{line.strip()!r} is not of the form out=operation(a,b)",
+                              section=sec.name, key="model")
+        out, op, args = match.groups()
+        if op not in OPERATIONS:
+            raise ConfigError(f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})",
+                              section=sec.name, key="model")
+        parts = tuple(a.strip() for a in args.split(","))
+        if len(parts) != OPERATIONS[op]:
+            raise ConfigError(f"{op} takes {OPERATIONS[op]} arguments: {line.strip()!r}",
+                              section=sec.name, key="model")
+        operations.append(Operation(out, op, parts))  # type: ignore[arg-type]
+    return ModelSpec(tuple(operations))
+
+
+def _parse_forward(sec: Section) -> ForwardSettings:
+    return ForwardSettings(
+        forward_out=get_str(sec, "forward_out"),
+        normalize_posteriors=get_bool(sec, "normalize_posteriors", default=True),
+        normalize_with_counts_from=get_str(sec, "normalize_with_counts_from"),
+        require_decoding=get_bool(sec, "require_decoding", default=True),
+    )
+
+
+def _parse_decoding(sec: Section) -> DecodingSettings:
+    fold = get_str(sec, "scoring_fold", choices=("none", "61-39", "48-39"), default="none")
+    settings = DecodingSettings(
+        beam=get_float(sec, "beam", min=0.001, default=13.0),
+        latbeam=get_float(sec, "latbeam", min=0.001, default=8.0),
+        acwt=get_float(sec, "acwt", min=0.001, default=0.2),
+        max_active=get_int(sec, "max_active", min=1, default=7000),
+        min_active=get_int(sec, "min_active", min=1, default=200),
+        scoring_fold=None if fold == "none" else int(fold.split("-")[0]),
+        scoring_mode=get_str(sec, "scoring_mode", choices=("sclite", "kaldi"), default="sclite"),
+    )
+    if settings.min_active > settings.max_active:
+        raise ConfigError("min_active is above max_active", section=sec.name, key="min_active")
+    return settings
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-section checks
+
+
+def _check_model(exp: Experiment, model_sec: Section, forward_sec: Section) -> None:
+    """Every name the model language reads must be defined before it is used."""
+    features = {f.name for f in exp.train_set.features}
+    labels = {lab.name for lab in exp.train_set.labels}
+    defined: set = set()
+
+    def need(name: str, kinds: set, what: str) -> None:
+        if name not in kinds:
+            raise ConfigError(f"{what} {name!r} is not defined", section=model_sec.name,
+                              key="model")
+
+    for op in exp.model.operations:
+        a, b = op.args
+        if op.op == "compute":
+            need(a, set(exp.architectures), "architecture")
+            need(b, features | defined, "input")
+        elif op.op in ("cost_nll", "cost_err"):
+            need(a, defined, "output")
+            need(b, labels, "label set")
+        elif op.op == "mult_constant":
+            need(a, defined, "value")
+            try:
+                float(b)
+            except ValueError:
+                raise ConfigError(f"mult_constant constant {b!r} is not a number",
+                                  section=model_sec.name, key="model") from None
+        else:
+            need(a, defined, "value")
+            need(b, defined, "value")
+        defined.add(op.out)
+    for final in ("loss_final", "err_final"):
+        need(final, defined, "output")
+    if exp.forward.forward_out not in defined:
+        raise ConfigError(f"forward_out {exp.forward.forward_out!r} is not a model output",
+                          section=forward_sec.name, key="forward_out")
+    if exp.forward.normalize_with_counts_from not in labels:
+        raise ConfigError(f"label set {exp.forward.normalize_with_counts_from!r} is not defined",
+                          section=forward_sec.name, key="normalize_with_counts_from")
+
+
+def _check_dataset_names(exp: Experiment) -> None:
+    """Every dataset must define the features and labels the model reads."""
+    for ds in exp.datasets.values():
+        features = {f.name for f in ds.features}
+        labels = {lab.name for lab in ds.labels}
+        for name in exp.features_used():
+            if name not in features:
+                raise ConfigError(f"feature {name!r} is not defined", section=ds.section,
+                                  key="fea")
+        for name in exp.labels_used():
+            if name not in labels:
+                raise ConfigError(f"label set {name!r} is not defined", section=ds.section,
+                                  key="lab")
+
+
+def architecture_class(arch: Architecture) -> Callable:
+    """The network class named by ``arch_class`` (PyTorch-Kaldi's arch_library registry)."""
+    module = importlib.import_module(ARCH_LIBRARY)
+    cls = getattr(module, arch.arch_class, None)
+    if not isinstance(cls, type) or arch.arch_class.startswith("_"):
+        known = ", ".join(name for name, obj in vars(module).items() if isinstance(obj, type)
+                          and obj.__module__ == ARCH_LIBRARY and not name.startswith("_"))
+        raise ConfigError(f"unknown architecture class {arch.arch_class!r} (known: {known})",
+                          section=arch.section, key="arch_class")
+    return cls
+
+
+def _check_architectures(exp: Experiment) -> None:
+    """Build every network once with placeholder sizes so that its class checks its options."""
+    placeholder = {lab.name: 2 for lab in exp.train_set.labels}
+    for arch in exp.architectures.values():
+        architecture_class(arch)(arch.resolved_options(placeholder), 4)
+
+
+def check_paths(exp: Experiment) -> None:
+    """Every input file named in the cfg exists (run after the built-in corpus is prepared)."""
+    for path, section, key in _input_paths(exp):
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist", file=str(exp.cfg_path), section=section,
+                              key=key)
+
+
+def _input_paths(exp: Experiment) -> Iterator[Tuple[Path, str, str]]:
+    used = {exp.data_use.train_with, exp.data_use.valid_with, exp.data_use.forward_with}
+    for ds in (exp.datasets[name] for name in sorted(used)):
+        for fea in ds.features:
+            yield fea.scp, ds.section, "fea_lst"
+        for lab in ds.labels:
+            yield lab.folder, ds.section, "lab_folder"
+            yield lab.data_folder, ds.section, "lab_data_folder"
+            if ds.name == exp.data_use.forward_with:
+                yield lab.graph, ds.section, "lab_graph"
+            if lab.count_file not in ("auto", "none"):
+                yield Path(lab.count_file), ds.section, "lab_count_file"
+
+
+def prepare_missing_data(exp: Experiment, log: Callable[[str], None]) -> None:
+    """Run ``[exp] prepare`` (the built-in corpus recipe) when some input path is missing."""
+    missing = [p for p, _, _ in _input_paths(exp) if not p.exists()]
+    if not missing or exp.exp.prepare is None:
+        return
+    log(f"{missing[0]} is missing: preparing the data with `{exp.exp.prepare}`")
+    done = subprocess.run(exp.exp.prepare, shell=True)
+    if done.returncode != 0:
+        raise ConfigError(f"the prepare command failed with exit code {done.returncode}",
+                          file=str(exp.cfg_path), section="exp", key="prepare")
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
+    """Read, override and validate a cfg; paths are checked separately by :func:`check_paths`."""
+    try:
+        return _load(path, overrides)
+    except ConfigError as err:
+        raise err.with_file(str(path)) from None
+
+
+def _load(path: Path, overrides: Sequence[str]) -> Experiment:
+    parser = read_cfg(path, overrides)
+    sections = {name: _section(parser, name) for name in SECTIONS}
+    datasets: Dict[str, DatasetSpec] = {}
+    for sec in _numbered(parser, "dataset"):
+        ds = _parse_dataset(sec)
+        if ds.name in datasets:
+            raise ConfigError(f"dataset {ds.name!r} is defined twice", section=sec.name,
+                              key="data_name")
+        datasets[ds.name] = ds
+    architectures = {}
+    for sec in _numbered(parser, "architecture"):
+        arch = _parse_architecture(sec)
+        architectures[arch.name] = arch
+    exp = Experiment(
+        cfg_path=path,
+        cfg_text=_cfg_text(parser),
+        exp=_parse_exp(sections["exp"]),
+        datasets=datasets,
+        data_use=_parse_data_use(sections["data_use"], datasets),
+        batches=_parse_batches(sections["batches"]),
+        architectures=architectures,
+        model=_parse_model(sections["model"]),
+        forward=_parse_forward(sections["forward"]),
+        decoding=_parse_decoding(sections["decoding"]),
+    )
+    _check_model(exp, sections["model"], sections["forward"])
+    _check_dataset_names(exp)
+    _check_architectures(exp)
+    return exp

@@ -1,0 +1,57 @@
+"""``results.json`` and ``results.md``: the numbers of Table 1 for one experiment."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from pytorch_kaldi_snn.layers.cost import ModelReport
+from pytorch_kaldi_snn.train.checkpoint import atomic_write, save_json
+
+RESULT_KEYS = ("arch", "per", "frame_acc", "zero_outputs_pct", "zero_outputs_pct_per_layer",
+               "mults_per_frame", "mults_vs_lstm", "mults_vs_gru", "params", "decoder",
+               "epochs", "wall_s")
+
+
+def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: ModelReport,
+                 decoder: str, history: List[Dict[str, float]], wall_s: float,
+                 extra: Dict[str, Any]) -> Dict[str, Any]:
+    """Test-set PER and frame accuracy, activity and cost (test set, eval mode), training."""
+    return {
+        "arch": arch,
+        "per": None if per is None else round(per, 2),
+        "frame_acc": round(100.0 * (1.0 - frame_err), 2),
+        "zero_outputs_pct": round(report.zero_output_pct, 2),
+        "zero_outputs_pct_per_layer": {row.name: round(row.zero_output_pct, 2)
+                                       for row in report.layers},
+        "mults_per_frame": round(report.mults_per_frame, 1),
+        "mults_vs_lstm": round(report.ratio_vs_lstm, 4),
+        "mults_vs_gru": round(report.ratio_vs_gru, 4),
+        "params": report.params_total,
+        "decoder": decoder,
+        "epochs": len(history),
+        "wall_s": round(wall_s, 1),
+        **extra,
+        "history": history,
+    }
+
+
+def _markdown(results: Dict[str, Any]) -> str:
+    header = ("| arch | PER % | frame acc % | zeros % | mults/frame | vs LSTM | vs GRU | params "
+              "| decoder | epochs | wall s |")
+    per = "-" if results["per"] is None else f"{results['per']:.2f}"
+    row = (f"| {results['arch']} | {per} | {results['frame_acc']:.2f} "
+           f"| {results['zero_outputs_pct']:.2f} | {results['mults_per_frame']:.0f} "
+           f"| {results['mults_vs_lstm']:.3f} | {results['mults_vs_gru']:.3f} "
+           f"| {results['params']} | {results['decoder']} | {results['epochs']} "
+           f"| {results['wall_s']:.0f} |")
+    layers = "\n".join(f"| {name} | {pct:.2f} |"
+                       for name, pct in results["zero_outputs_pct_per_layer"].items())
+    return (f"{header}\n|{'---|' * 11}\n{row}\n\n| layer | zero outputs % |\n|---|---|\n"
+            f"{layers}\n")
+
+
+def write_results(out: Path, results: Dict[str, Any]) -> None:
+    """Write ``results.md`` then ``results.json`` (last: its presence means the run is done)."""
+    text = _markdown(results)
+    atomic_write(out / "results.md", lambda tmp: tmp.write_text(text))
+    save_json(out / "results.json", results)

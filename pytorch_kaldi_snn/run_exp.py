@@ -1,0 +1,183 @@
+"""``run_exp.sh CFG [--set section.key=value ...]``: train, forward, decode, score, report.
+
+Stages, each resumable (rerun the same command after an interruption):
+
+1. validate the cfg (prepare the built-in corpus first if ``[exp] prepare`` says how);
+2. train with validation each epoch, one atomic checkpoint per epoch;
+3. forward the test set (log-posteriors minus log-priors into ``forward_test.ark``);
+4. decode and score (Kaldi's ``latgen-faster-mapped`` when present, else the built-in decoder);
+5. write ``results.json``, ``results.md`` and the plots.
+
+Bad input (cfg or data) prints one line naming the file, section and key (or utterance) and
+exits with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import torch
+
+from pytorch_kaldi_snn.config.experiment import (
+    Experiment, check_paths, load_experiment, prepare_missing_data,
+)
+from pytorch_kaldi_snn.data.loading import LoadedSet, label_sizes, load_dataset
+from pytorch_kaldi_snn.errors import ConfigError, UserInputError
+from pytorch_kaldi_snn.forward import ForwardResult, forward_test
+from pytorch_kaldi_snn.forward.decode import decode_test
+from pytorch_kaldi_snn.forward.posteriors import prior_offsets
+from pytorch_kaldi_snn.report import (
+    plot_layer_sparsity, plot_learning_curves, results_dict, write_results,
+)
+from pytorch_kaldi_snn.train.acoustic_model import AcousticModel
+from pytorch_kaldi_snn.train.checkpoint import load_json, save_json
+from pytorch_kaldi_snn.train.loop import Trainer
+
+RESOLVED_CFG = "resolved.cfg"
+DECODE_JSON = "decode.json"
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="run_exp.sh", description="Train, forward, decode and score one cfg experiment.")
+    parser.add_argument("cfg", type=Path, help="experiment cfg (PyTorch-Kaldi format)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override a cfg option (repeatable)")
+    return parser.parse_args(argv)
+
+
+def open_log(out: Path) -> logging.Logger:
+    """Log to ``out/log.log`` and to stdout, one timestamped line per event."""
+    out.mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger(f"pytorch_kaldi_snn.run_exp.{out.resolve()}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.handlers.clear()
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    for handler in (logging.FileHandler(out / "log.log"), logging.StreamHandler(sys.stdout)):
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    return log
+
+
+def check_same_experiment(exp: Experiment, out: Path) -> None:
+    """Resuming is only sound for the same cfg: refuse an out_folder of another experiment."""
+    saved = out / RESOLVED_CFG
+    if saved.exists() and saved.read_text() != exp.cfg_text:
+        raise ConfigError(f"{out} holds a run of a different cfg; remove it or change out_folder "
+                          f"(see {saved})", file=str(exp.cfg_path), section="exp",
+                          key="out_folder")
+    if not saved.exists():
+        saved.write_text(exp.cfg_text)
+
+
+def pick_device(exp: Experiment, log: logging.Logger) -> torch.device:
+    if exp.exp.use_cuda and torch.cuda.is_available():
+        log.info(f"device: cuda ({torch.cuda.get_device_name()})")
+        return torch.device("cuda")
+    reason = "use_cuda = False" if not exp.exp.use_cuda else "no CUDA device available"
+    log.info(f"device: cpu ({reason}, {torch.get_num_threads()} threads)")
+    return torch.device("cpu")
+
+
+def load_sets(exp: Experiment, log: logging.Logger) -> List[LoadedSet]:
+    """Train, dev and test sets with the features and labels the model reads."""
+    features = exp.features_used()
+    labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
+    use = exp.data_use
+    return [load_dataset(exp.datasets[name], features, labels, log)
+            for name in (use.train_with, use.valid_with, use.forward_with)]
+
+
+def main_arch(exp: Experiment) -> str:
+    """The class of the first architecture the model computes (the recurrent stack)."""
+    first = next(op for op in exp.model.operations if op.op == "compute")
+    return exp.architectures[first.args[0]].arch_class
+
+
+def decode_stage(exp: Experiment, forwarded: ForwardResult, log: logging.Logger) -> dict:
+    """Decode and score once; the result is kept in ``decode.json`` for reruns."""
+    out = exp.exp.out_folder
+    decoded = load_json(out / DECODE_JSON)
+    if decoded is not None:
+        return decoded
+    if not exp.forward.require_decoding:
+        log.info("decoding: skipped (require_decoding = False)")
+        return {"per": None, "decoder": "none"}
+    decoded = decode_test(exp, forwarded.ark, out, log)
+    save_json(out / DECODE_JSON, decoded)
+    return decoded
+
+
+def run(exp: Experiment, log: logging.Logger) -> dict:
+    out = exp.exp.out_folder
+    start = time.monotonic()
+    n_out = label_sizes(exp.train_set)
+    train, dev, test = load_sets(exp, log)
+    device = pick_device(exp, log)
+    torch.manual_seed(exp.exp.seed)
+    model = AcousticModel(exp, n_out, train.feature_dims()).to(device)
+    trainer = Trainer(exp, model, device, out, log)
+    history = trainer.fit(train, dev)
+
+    offsets = prior_offsets(exp, train, n_out[exp.forward.normalize_with_counts_from])
+    forwarded = forward_test(exp, model, test, offsets, device, out)
+    log.info(f"forward: {forwarded.ark} (test frame accuracy "
+             f"{100 * (1 - forwarded.frame_err):.2f}%, zero outputs "
+             f"{forwarded.report.zero_output_pct:.2f}%)")
+    decoded = decode_stage(exp, forwarded, log)
+    results = results_dict(
+        arch=main_arch(exp), per=decoded["per"], frame_err=forwarded.frame_err,
+        report=forwarded.report, decoder=decoded["decoder"], history=history,
+        wall_s=trainer.wall_s_before + time.monotonic() - start,
+        extra={"cfg": str(exp.cfg_path), "test_loss": forwarded.loss,
+               "params_weights": forwarded.report.params_weights,
+               "decoding": {k: v for k, v in decoded.items() if k not in ("per", "decoder")}})
+    plot_learning_curves(history, out / "learning_curves.png")
+    plot_layer_sparsity(results["zero_outputs_pct_per_layer"], out / "sparsity_per_layer.png")
+    write_results(out, results)
+    per = "not decoded" if results["per"] is None else f"{results['per']:.2f}%"
+    log.info(f"done: PER {per} ({results['decoder']} decoder), frame accuracy "
+             f"{results['frame_acc']:.2f}%, zero outputs {results['zero_outputs_pct']:.2f}% "
+             f"-> {out / 'results.json'}")
+    return results
+
+
+def run_experiment(cfg: Path, overrides: Sequence[str] = ()) -> dict:
+    """Validate, then run or resume; returns the results (also used by the sweep)."""
+    exp = load_experiment(cfg, overrides)
+    if exp.exp.prepare is None:
+        check_paths(exp)  # fail before the out_folder is created when nothing can fix it
+    out = exp.exp.out_folder
+    done = load_json(out / "results.json")
+    log = open_log(out)
+    if done is not None:
+        check_same_experiment(exp, out)
+        log.info(f"{out / 'results.json'} exists: the experiment is complete")
+        return done
+    log.info(f"run_exp {cfg} {' '.join('--set ' + o for o in overrides)}".rstrip())
+    prepare_missing_data(exp, log.info)
+    check_paths(exp)
+    check_same_experiment(exp, out)
+    return run(exp, log)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        run_experiment(args.cfg, args.overrides)
+    except UserInputError as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

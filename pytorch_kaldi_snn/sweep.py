@@ -1,0 +1,121 @@
+"""Sweep a grid of cfg values, run or resume each point, and draw accuracy vs. output precision.
+
+    python -m pytorch_kaldi_snn.sweep cfg/synth_snn_v2.cfg --out exp/sweep_bits \\
+        --grid architecture1.snn_n_bits=1:2:3:4:5:6 --set architecture1.snn_threshold=1
+
+Each ``--grid section.key=v1:v2:...`` adds a grid axis (values are separated by ``:`` so that a
+value may hold commas, e.g. ``architecture1.snn_lay=256,256:550,550``); every point runs in
+``OUT/<key>=<value>...`` and is skipped when its ``results.json`` exists, so rerunning the same
+command resumes the sweep. All points are validated before the first one runs. The figure
+follows the paper's Fig. 5: accuracy (100 - PER and frame accuracy) against the first grid
+axis, one line per value of the other axes; the threshold ``b/2^N`` of Fig. 5 is
+``snn_threshold = 1``.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
+from pytorch_kaldi_snn.errors import ConfigError, UserInputError  # noqa: E402
+from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
+from pytorch_kaldi_snn.train.checkpoint import atomic_write, save_json  # noqa: E402
+
+Axis = Tuple[str, List[str]]
+Point = Tuple[Tuple[str, str], ...]
+
+
+def parse_grid(specs: Sequence[str]) -> List[Axis]:
+    axes = []
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        if not sep or "." not in key or not values:
+            raise ConfigError(f"--grid {spec!r} is not of the form section.key=v1:v2:...")
+        axes.append((key, values.split(":")))
+    return axes
+
+
+def points(axes: List[Axis]) -> List[Point]:
+    keys = [key for key, _ in axes]
+    return [tuple(zip(keys, combo)) for combo in itertools.product(*(v for _, v in axes))]
+
+
+def point_dir(out: Path, point: Point) -> Path:
+    name = "_".join(f"{key.split('.')[-1]}={value}" for key, value in point)
+    return out / re.sub(r"[^\w.=,-]", "_", name)
+
+
+def point_overrides(cfg_sets: Sequence[str], out: Path, point: Point) -> List[str]:
+    return [*cfg_sets, *(f"{k}={v}" for k, v in point), f"exp.out_folder={point_dir(out, point)}"]
+
+
+def plot_accuracy(rows: List[Dict], axes: List[Axis], path: Path) -> None:
+    """Fig. 5 style: accuracy against the first axis, one line per other-axes combination."""
+    x_key = axes[0][0]
+    fig, (ax_per, ax_frame) = plt.subplots(1, 2, figsize=(9, 3.5))
+    groups: Dict[str, List[Dict]] = {}
+    for row in rows:
+        label = ", ".join(f"{k.split('.')[-1]}={row['point'][k]}" for k, _ in axes[1:])
+        groups.setdefault(label, []).append(row)
+    for label, group in groups.items():
+        xs = [row["point"][x_key] for row in group]
+        if any(row["per"] is not None for row in group):
+            ax_per.plot(xs, [100 - row["per"] for row in group], "o-", label=label or None)
+        ax_frame.plot(xs, [row["frame_acc"] for row in group], "s-", label=label or None)
+    ax_per.set(xlabel=x_key.split(".")[-1], ylabel="accuracy = 100 - PER (%)")
+    ax_frame.set(xlabel=x_key.split(".")[-1], ylabel="frame accuracy (%)")
+    for ax in (ax_per, ax_frame):
+        ax.grid(alpha=0.3)
+        if len(groups) > 1:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+
+
+def run_sweep(cfg: Path, axes: List[Axis], out: Path, cfg_sets: Sequence[str]) -> List[Dict]:
+    grid = points(axes)
+    for point in grid:  # fail on any bad point before spending time on the others
+        load_experiment(cfg, point_overrides(cfg_sets, out, point))
+    rows = []
+    for i, point in enumerate(grid, 1):
+        print(f"sweep point {i}/{len(grid)}: {dict(point)}", flush=True)
+        results = run_experiment(cfg, point_overrides(cfg_sets, out, point))
+        rows.append({"point": dict(point), **{k: results[k] for k in
+                     ("per", "frame_acc", "zero_outputs_pct", "mults_vs_gru", "params")}})
+    save_json(out / "sweep.json", rows)
+    plot_accuracy(rows, axes, out / "accuracy_vs_precision.png")
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytorch_kaldi_snn.sweep",
+                                     description="Run a grid of cfg variants (resumable).")
+    parser.add_argument("cfg", type=Path)
+    parser.add_argument("--grid", action="append", required=True,
+                        metavar="SECTION.KEY=V1:V2:...", help="a grid axis (repeatable)")
+    parser.add_argument("--out", type=Path, required=True, help="folder of the sweep")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="fixed override for every point")
+    args = parser.parse_args(argv)
+    try:
+        rows = run_sweep(args.cfg, parse_grid(args.grid), args.out, args.overrides)
+    except UserInputError as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    for row in rows:
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
