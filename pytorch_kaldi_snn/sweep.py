@@ -28,7 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
 from pytorch_kaldi_snn.errors import ConfigError, UserInputError  # noqa: E402
 from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
-from pytorch_kaldi_snn.train.checkpoint import atomic_write, save_json  # noqa: E402
+from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
+from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
 
 Axis = Tuple[str, List[str]]
 Point = Tuple[Tuple[str, str], ...]

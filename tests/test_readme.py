@@ -1,16 +1,20 @@
 """The README is the contract: exactly one install and one test command, and CI runs those same two."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _shell_lines(markdown: str) -> list[str]:
-    """Lines of fenced shell code blocks (```bash / ```sh / ```)."""
-    blocks = re.findall(r"```(?:bash|sh|shell)?\n(.*?)```", markdown, flags=re.S)
-    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+    """Lines inside fenced code blocks tagged bash/sh/shell or untagged."""
+    lines, fence = [], None
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fence = None if fence is not None else line[3:].strip()
+        elif fence in ("", "bash", "sh", "shell") and line.strip():
+            lines.append(line.strip())
+    return lines
 
 
 def _commands(prefix: str) -> list[str]:

@@ -87,4 +87,5 @@ def test_monophone_multitask_model_language(tiny_corpus: Path, tmp_path: Path) -
     results = run_experiment(cfg, TINY + ["exp.n_epochs_tr=1", f"exp.out_folder={tmp_path / 'o'}",
                                           "forward.require_decoding=False"])
     assert results["epochs"] == 1 and results["per"] is None and results["decoder"] == "none"
-    assert any("readout_mono" in k for k in results["zero_outputs_pct_per_layer"])
+    assert any("readout_mono" in k for k in results["mults_per_frame_per_layer"])
+    assert not any("readout" in k for k in results["zero_outputs_pct_per_layer"])

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from pytorch_kaldi_snn.layers import GRULayer, ImprovedV1Layer, ImprovedV2Layer, LIFLayer, LSTMLayer
-from pytorch_kaldi_snn.io.atomic import atomic_outputs
+from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.layers.cost import CountedLayer
 
 
@@ -89,12 +89,6 @@ def run(settings: FlowSettings) -> Dict[str, List[float]]:
     return results
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write through ``write(temporary_path)``, then rename over ``path``."""
-    with atomic_outputs(path) as (tmp,):
-        write(tmp)
-
-
 def _write_json(tmp: str, settings: FlowSettings, results: Dict[str, List[float]]) -> None:
     with open(tmp, "w") as f:
         json.dump({"settings": asdict(settings), "objective": "J = sum of outputs at the last step",
@@ -135,9 +129,9 @@ def _write_png(tmp: str, settings: FlowSettings, results: Dict[str, List[float]]
 def write_outputs(out_dir: Path, settings: FlowSettings, results: Dict[str, List[float]]) -> None:
     """gradient_flow.{json,csv,png} in ``out_dir`` (created if needed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / "gradient_flow.json", lambda t: _write_json(t, settings, results))
-    _atomic_write(out_dir / "gradient_flow.csv", lambda t: _write_csv(t, results))
-    _atomic_write(out_dir / "gradient_flow.png", lambda t: _write_png(t, settings, results))
+    atomic_write(out_dir / "gradient_flow.json", lambda t: _write_json(t, settings, results))
+    atomic_write(out_dir / "gradient_flow.csv", lambda t: _write_csv(t, results))
+    atomic_write(out_dir / "gradient_flow.png", lambda t: _write_png(t, settings, results))
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:

@@ -9,7 +9,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Callable, Iterator, Union
 
 PathLike = Union[str, Path]
 
@@ -38,8 +38,17 @@ def atomic_outputs(*paths: PathLike) -> Iterator[list[str]]:
         yield temps
         for temp, path in zip(temps, paths):
             os.chmod(temp, mode)
+            with open(temp, "rb") as handle:  # on disk before the rename, so a crash keeps old or new
+                os.fsync(handle.fileno())
             os.replace(temp, path)
     finally:
         for temp in temps:
             if os.path.exists(temp):
                 os.remove(temp)
+
+
+def atomic_write(path: PathLike, write: Callable[[Path], None]) -> None:
+    """Call ``write(temporary_path)``, then rename it over ``path`` (parent folders created)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_outputs(path) as (temp,):
+        write(Path(temp))

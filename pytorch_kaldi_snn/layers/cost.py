@@ -111,6 +111,7 @@ class LayerReport:
     zero_output_pct: float
     mults_per_frame: float
     frames: int
+    recurrent: bool  # False for the readout, whose outputs are not spiking/recurrent outputs
 
 
 @dataclass
@@ -150,7 +151,8 @@ def model_report(model: nn.Module) -> ModelReport:
     layers = counted_layers(model)
     rows = [LayerReport(name, layer.kind, layer.input_size, layer.output_size,
                         count_parameters(layer).total, layer.input_density(),
-                        100.0 * layer.zero_fraction(), layer.mults_per_frame(), int(layer.frames))
+                        100.0 * layer.zero_fraction(), layer.mults_per_frame(), int(layer.frames),
+                        layer.recurrent)
             for name, layer in layers]
     recurrent = [layer for _, layer in layers if layer.recurrent]
     zeros = sum(int(layer.zeros_out) for layer in recurrent)

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pytorch_kaldi_snn.train.checkpoint import atomic_write  # noqa: E402
+from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
 
 
 def _save(fig: "plt.Figure", path: Path) -> None:

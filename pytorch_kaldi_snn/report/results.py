@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from pytorch_kaldi_snn.layers.cost import ModelReport
-from pytorch_kaldi_snn.train.checkpoint import atomic_write, save_json
+from pytorch_kaldi_snn.io.atomic import atomic_write
+from pytorch_kaldi_snn.train.checkpoint import save_json
 
 RESULT_KEYS = ("arch", "per", "frame_acc", "zero_outputs_pct", "zero_outputs_pct_per_layer",
                "mults_per_frame", "mults_vs_lstm", "mults_vs_gru", "params", "decoder",
@@ -22,8 +23,10 @@ def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: M
         "frame_acc": round(100.0 * (1.0 - frame_err), 2),
         "zero_outputs_pct": round(report.zero_output_pct, 2),
         "zero_outputs_pct_per_layer": {row.name: round(row.zero_output_pct, 2)
-                                       for row in report.layers},
+                                       for row in report.layers if row.recurrent},
         "mults_per_frame": round(report.mults_per_frame, 1),
+        "mults_per_frame_per_layer": {row.name: round(row.mults_per_frame, 1)
+                                      for row in report.layers},
         "mults_vs_lstm": round(report.ratio_vs_lstm, 4),
         "mults_vs_gru": round(report.ratio_vs_gru, 4),
         "params": report.params_total,

@@ -1,28 +1,13 @@
-"""Atomic files: a crash (Ctrl-C, kill -9) leaves either the old or the new file, never half."""
+"""Checkpoints and JSON files, written atomically: a crash (Ctrl-C, kill -9) leaves the old or the new file."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, fsync it, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from pytorch_kaldi_snn.io.atomic import atomic_write
 
 
 def save_torch(path: Path, state: Any) -> None:
