@@ -26,7 +26,8 @@ from pytorch_kaldi_snn.config.experiment import (
     Experiment, check_paths, load_experiment, prepare_missing_data,
 )
 from pytorch_kaldi_snn.data.loading import LoadedSet, label_sizes, load_dataset
-from pytorch_kaldi_snn.errors import ConfigError, UserInputError
+from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.forward import ForwardResult, forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
 from pytorch_kaldi_snn.forward.posteriors import prior_offsets
@@ -169,14 +170,10 @@ def run_experiment(cfg: Path, overrides: Sequence[str] = ()) -> dict:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        run_experiment(args.cfg, args.overrides)
-    except UserInputError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+        return run_reporting_errors("error", lambda: run_experiment(args.cfg, args.overrides))
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
-from pytorch_kaldi_snn.errors import ConfigError, UserInputError  # noqa: E402
+from pytorch_kaldi_snn.cli import run_reporting_errors  # noqa: E402
+from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
 from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
 from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
@@ -108,14 +109,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="fixed override for every point")
     args = parser.parse_args(argv)
-    try:
-        rows = run_sweep(args.cfg, parse_grid(args.grid), args.out, args.overrides)
-    except UserInputError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    for row in rows:
-        print(row)
-    return 0
+    def sweep() -> None:
+        for row in run_sweep(args.cfg, parse_grid(args.grid), args.out, args.overrides):
+            print(row)
+    return run_reporting_errors("error", sweep)
 
 
 if __name__ == "__main__":

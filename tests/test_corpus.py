@@ -201,7 +201,7 @@ def test_phone_alignment_errors_name_the_problem(tmp_path):
 
 def test_cli_rejects_bad_input_in_one_line(tmp_path, capsys):
     assert generate.main(["--out", str(tmp_path), "--size", "tiny", "--nj", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "--nj must be at least 1, got 0"
+    assert capsys.readouterr().err.strip() == "generate: --nj must be at least 1, got 0"
     (tmp_path / "train").mkdir()
     assert generate.main(["--out", str(tmp_path), "--size", "tiny"]) == 2
     assert "exists; remove it or pass --overwrite" in capsys.readouterr().err

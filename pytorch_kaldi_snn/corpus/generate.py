@@ -25,7 +25,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 import numpy as np
 import soundfile
 
-from ..errors import ConfigError, DataError, UserInputError
+from ..cli import run_reporting_errors
+from ..errors import ConfigError, DataError
 from ..io.atomic import atomic_outputs
 from . import augment, espeak
 from .alignment import ctm_lines, ensure_frames, frame_labels
@@ -323,17 +324,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point: prints one summary line per set; bad input prints one line, exit 2."""
     args = _parser().parse_args(argv)
     start = time.time()
-    try:
-        size = size_from_args(args)
-        summary = generate_corpus(args.out, size, args.seed, args.nj, args.overwrite)
-    except UserInputError as err:
-        print(str(err), file=sys.stderr)
-        return 2
-    for name, stats in summary.items():
-        print(f"{name}: {stats['speakers']} speakers, {stats['utterances']} utterances, "
-              f"{stats['hours']:.3f} h")
-    print(f"wrote {args.out} in {time.time() - start:.1f} s (eSpeak NG via espeakng-loader)")
-    return 0
+
+    def generate() -> None:
+        summary = generate_corpus(args.out, size_from_args(args), args.seed, args.nj, args.overwrite)
+        for name, stats in summary.items():
+            print(f"{name}: {stats['speakers']} speakers, {stats['utterances']} utterances, "
+                  f"{stats['hours']:.3f} h")
+        print(f"wrote {args.out} in {time.time() - start:.1f} s (eSpeak NG via espeakng-loader)")
+    return run_reporting_errors("generate", generate)
 
 
 if __name__ == "__main__":

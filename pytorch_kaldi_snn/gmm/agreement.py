@@ -20,7 +20,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
-from pytorch_kaldi_snn.errors import DataError, UserInputError
+from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.labels import frame_labels, read_alignments
 from pytorch_kaldi_snn.graph.lang import read_symbol_table
 from pytorch_kaldi_snn.io.tables import atomic_outputs, read_kaldi_map
@@ -69,20 +70,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sets", default="train,dev,test")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    try:
-        report = {
-            name: set_agreement(args.exp / f"mono_ali_{name}", args.data / name / "ali.txt", args.lang / "phones.txt")
-            for name in args.sets.split(",")
-        }
-    except (UserInputError, OSError) as err:  # one line for the shell, no traceback
-        print(f"agreement: {err}", file=sys.stderr)
-        return 2
+    return run_reporting_errors("agreement", lambda: _report(args))
+
+
+def _report(args: argparse.Namespace) -> None:
+    report = {
+        name: set_agreement(args.exp / f"mono_ali_{name}", args.data / name / "ali.txt", args.lang / "phones.txt")
+        for name in args.sets.split(",")
+    }
     with atomic_outputs(args.out) as (temp,):
         Path(temp).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     for name, values in report.items():
         print(f"{name}: {100 * values['agreement']:.2f}% of {values['frames']} frames "
               f"({values['utts_aligned']}/{values['utts']} utterances aligned)")
-    return 0
 
 
 if __name__ == "__main__":

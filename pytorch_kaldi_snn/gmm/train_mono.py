@@ -22,7 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from pytorch_kaldi_snn.errors import DataError, UserInputError
+from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.features.transforms import add_deltas, apply_cmvn
 from pytorch_kaldi_snn.gmm.agreement import read_reference
 from pytorch_kaldi_snn.gmm.labels import write_ali_dir
@@ -102,13 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tot-gauss", type=int, default=MonoConfig.tot_gauss)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        config = MonoConfig(num_iters=args.num_iters, tot_gauss=args.tot_gauss)
-        run(args.lang, args.feats, args.data, args.exp, args.sets.split(","), config)
-    except (UserInputError, OSError) as err:  # one line for the shell, no traceback
-        print(f"train_mono: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_errors("train_mono", lambda: run(
+        args.lang, args.feats, args.data, args.exp, args.sets.split(","),
+        MonoConfig(num_iters=args.num_iters, tot_gauss=args.tot_gauss)))
 
 
 if __name__ == "__main__":

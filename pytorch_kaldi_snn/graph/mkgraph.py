@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from pytorch_kaldi_snn.errors import UserInputError
+from pytorch_kaldi_snn.cli import run_reporting_errors
 from pytorch_kaldi_snn.gmm.model_io import load_trans_model
 from pytorch_kaldi_snn.gmm.topology import build_hmm_system
 from pytorch_kaldi_snn.graph.hclg import SELF_LOOP_SCALE, make_hclg, write_graph_dir
@@ -36,12 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("graph_dir", type=Path)
     parser.add_argument("--self-loop-scale", type=float, default=SELF_LOOP_SCALE)
     args = parser.parse_args(argv)
-    try:
-        mkgraph(args.lang_test, args.model_dir, args.graph_dir, args.self_loop_scale)
-    except (UserInputError, OSError) as err:  # one line for the shell, no traceback
-        print(f"mkgraph: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_errors(
+        "mkgraph", lambda: mkgraph(args.lang_test, args.model_dir, args.graph_dir, args.self_loop_scale))
 
 
 if __name__ == "__main__":

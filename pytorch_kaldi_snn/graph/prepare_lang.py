@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from pytorch_kaldi_snn.errors import UserInputError
+from pytorch_kaldi_snn.cli import run_reporting_errors
 from pytorch_kaldi_snn.graph.lang import PhoneSet, read_inventory, write_lang
 from pytorch_kaldi_snn.graph.lm import bigram_arpa, write_arpa_and_g
 from pytorch_kaldi_snn.io.tables import read_kaldi_map
@@ -39,12 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lang", type=Path, required=True)
     parser.add_argument("--lang-test", type=Path, required=True)
     args = parser.parse_args(argv)
-    try:
-        prepare(args.phones, args.train_text, args.lang, args.lang_test)
-    except (UserInputError, OSError) as err:  # one line for the shell, no traceback
-        print(f"prepare_lang: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_errors(
+        "prepare_lang", lambda: prepare(args.phones, args.train_text, args.lang, args.lang_test))
 
 
 if __name__ == "__main__":
