@@ -137,17 +137,23 @@ def recurrent_stack(kind: str, input_size: int, sizes: Sequence[int], *, acts: S
                     orthinit: bool = True) -> nn.Sequential:
     """L unidirectional ``lstm`` or ``gru`` layers, optionally after a norm of the input features."""
     cls = RECURRENT_LAYERS[kind]
+    return nn.Sequential(*_stacked(
+        input_size, sizes, use_batchnorm_inp, use_layernorm_inp,
+        lambda i, m, n: cls(m, n, act=acts[i], use_batchnorm=batchnorms[i], use_layernorm=layernorms[i],
+                            dropout=dropouts[i], bias=bias, orthinit=orthinit)))
+
+
+def _stacked(input_size: int, sizes: Sequence[int], use_batchnorm_inp: bool, use_layernorm_inp: bool,
+             make_layer: Callable[[int, int, int], nn.Module]) -> List[nn.Module]:
+    """An optional norm of the input features, then ``make_layer(index, m, n)`` per size, each
+    layer fed by the previous one's output."""
     layers: List[nn.Module] = []
     if use_batchnorm_inp or use_layernorm_inp:
         layers.append(InputNorm(input_size, use_batchnorm=use_batchnorm_inp,
                                 use_layernorm=use_layernorm_inp))
-    current = input_size
-    for index, size in enumerate(sizes):
-        layers.append(cls(current, size, act=acts[index], use_batchnorm=batchnorms[index],
-                          use_layernorm=layernorms[index], dropout=dropouts[index], bias=bias,
-                          orthinit=orthinit))
-        current = size
-    return nn.Sequential(*layers)
+    inputs = [input_size, *sizes[:-1]]
+    layers += [make_layer(i, m, n) for i, (m, n) in enumerate(zip(inputs, sizes))]
+    return layers
 
 
 class MLPLayer(CountedLayer):
@@ -199,17 +205,10 @@ class MLP(nn.Sequential):
                  dropouts: Sequence[float], batchnorms: Sequence[bool],
                  layernorms: Sequence[bool], use_batchnorm_inp: bool = False,
                  use_layernorm_inp: bool = False, bias: bool = True) -> None:
-        layers: List[nn.Module] = []
-        if use_batchnorm_inp or use_layernorm_inp:
-            layers.append(InputNorm(input_size, use_batchnorm=use_batchnorm_inp,
-                                    use_layernorm=use_layernorm_inp))
-        current = input_size
-        for index, size in enumerate(sizes):
-            layers.append(MLPLayer(current, size, act=acts[index], use_batchnorm=batchnorms[index],
-                                   use_layernorm=layernorms[index], dropout=dropouts[index],
-                                   bias=bias))
-            current = size
-        super().__init__(*layers)
+        super().__init__(*_stacked(
+            input_size, sizes, use_batchnorm_inp, use_layernorm_inp,
+            lambda i, m, n: MLPLayer(m, n, act=acts[i], use_batchnorm=batchnorms[i],
+                                     use_layernorm=layernorms[i], dropout=dropouts[i], bias=bias)))
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x.reshape(-1, x.shape[-1]))
