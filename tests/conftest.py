@@ -18,3 +18,18 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([str(ROOT / "recipes/synth/run.sh"), "--size", "tiny", "--seed", "1",
                     "--dir", str(corpus)], check=True, cwd=ROOT, env=env)
     return corpus
+
+
+@pytest.fixture(params=["native", "torch"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a kernel test once with the native C kernels and once with the PyTorch-operator path
+    (the fallback used without a C compiler, on GPUs and with PYTORCH_KALDI_SNN_NATIVE=0)."""
+    import torch
+
+    from pytorch_kaldi_snn.kernels import native
+
+    if request.param == "torch":
+        monkeypatch.setattr(native, "load", lambda dtype: None)
+    elif native.load(torch.float64) is None:
+        pytest.skip("native kernels could not be built here (no C compiler?)")
+    return request.param

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from pytorch_kaldi_snn.kernels import fused, native
+from pytorch_kaldi_snn.kernels import fused
 from pytorch_kaldi_snn.layers import recurrence, spiking
 from pytorch_kaldi_snn.layers.recurrence import SpikingState
 
@@ -21,16 +21,6 @@ DT = torch.float64
 T, B, N = 9, 4, 6
 REFERENCE = {"lif": recurrence.lif_loop, "v1": recurrence.v1_loop, "v2": recurrence.v2_loop}
 FUSED = {"lif": fused.lif_fused, "v1": fused.v1_fused, "v2": fused.v2_fused}
-
-
-@pytest.fixture(params=["native", "torch"])
-def backend(request, monkeypatch) -> str:
-    """Run the test once with the native kernels and once with the PyTorch-operator steps."""
-    if request.param == "torch":
-        monkeypatch.setattr(native, "load", lambda dtype: None)
-    elif native.load(DT) is None:
-        pytest.skip("native kernels could not be built here (no C compiler?)")
-    return request.param
 
 
 def _inputs(kind: str, seed: int, with_mask: bool, with_state: bool) -> Dict[str, object]:

@@ -4,21 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pytorch_kaldi_snn.kernels import native
 from pytorch_kaldi_snn.kernels.streaming import StreamingSNN
 from pytorch_kaldi_snn.layers import spiking_stack
 
 DT = torch.float64
-
-
-@pytest.fixture(params=["native", "torch"])
-def backend(request, monkeypatch) -> str:
-    """Run the test once with the native kernel and once with the PyTorch-operator path."""
-    if request.param == "torch":
-        monkeypatch.setattr(native, "load", lambda dtype: None)
-    elif native.load(DT) is None:
-        pytest.skip("native kernels could not be built here (no C compiler?)")
-    return request.param
 
 
 def _trained_like_stack(variant: str, reset: str, batchnorm: bool) -> torch.nn.Sequential:
