@@ -1,13 +1,83 @@
-"""Shared fixtures. ``tiny_corpus`` builds the built-in corpus once per test session."""
+"""Shared fixtures. ``tiny_corpus`` builds the built-in corpus once per test session.
+
+Kaldi and upstream PyTorch-Kaldi come from ``../shared`` (CI always has it; a user's clone
+does not). Tests that need them ask for ``kaldi_env`` / ``upstream_checkout``: they skip with a
+one-line reason where the tools are missing, and fail instead under ``CI=true``, where
+``.ci/run`` installs them, so that CI never skips them silently. ``builtin_env`` is the same
+environment with every Kaldi binary removed, for tests of the built-in path.
+"""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
+from typing import Dict
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+UPSTREAM = SHARED / "upstream" / "pytorch-kaldi"
+KALDI_ROOT_DEFAULT = Path("/opt/kaldi")  # where ../shared/kaldi/install.sh unpacks its build
+KALDI_PROBE = ("copy-feats", "latgen-faster-mapped", "gmm-info", "fstinfo", "compute-wer")
+# binaries only a Kaldi (or sctk) folder holds: OpenFst's fstinfo also lives in /usr/bin
+KALDI_ONLY = ("copy-feats", "latgen-faster-mapped", "gmm-info", "compute-wer", "sclite")
+
+
+def _missing(reason: str) -> None:
+    """Skip on a user's machine; under CI the tool must be there, so fail loudly."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must provide this: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _kaldi_environ() -> Dict[str, str]:
+    """os.environ with the Kaldi build on PATH: as found, or from KALDI_ROOT's env.sh layout."""
+    env = dict(os.environ)
+    root = Path(env.get("KALDI_ROOT") or KALDI_ROOT_DEFAULT)
+    bins = [root / "src" / d for d in ("bin", "featbin", "gmmbin", "latbin", "fstbin")]
+    extra = [str(b) for b in bins if b.is_dir()]
+    extra += [str(root / "tools/openfst/bin"), "/usr/lib/sctk/bin"]
+    env["PATH"] = os.pathsep.join(extra + [env.get("PATH", "")])
+    if (root / "src/lib").is_dir():
+        libs = [str(root / "src/lib"), "/usr/lib/x86_64-linux-gnu/openblas-pthread"]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(libs + [env.get("LD_LIBRARY_PATH", "")]).rstrip(":")
+    if root.is_dir():
+        env["KALDI_ROOT"] = str(root)
+    return env
+
+
+@pytest.fixture(scope="session")
+def kaldi_env() -> Dict[str, str]:
+    """Environment with Kaldi's binaries (and sclite) on PATH and KALDI_ROOT set."""
+    env = _kaldi_environ()
+    missing = [b for b in KALDI_PROBE if shutil.which(b, path=env["PATH"]) is None]
+    if missing:
+        _missing(f"needs Kaldi binaries ({', '.join(missing)} not found; "
+                 "run ../shared/kaldi/install.sh and . /opt/kaldi/env.sh)")
+    return env
+
+
+@pytest.fixture(scope="session")
+def builtin_env() -> Dict[str, str]:
+    """os.environ without any folder holding a Kaldi binary and without KALDI_ROOT."""
+    env = {k: v for k, v in os.environ.items() if k != "KALDI_ROOT"}
+    keep = [d for d in env.get("PATH", "").split(os.pathsep)
+            if d and not any((Path(d) / b).exists() for b in KALDI_ONLY)]
+    env["PATH"] = os.pathsep.join(keep)
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+@pytest.fixture()
+def upstream_checkout(tmp_path: Path) -> Path:
+    """A private copy of upstream PyTorch-Kaldi (it writes into its own tree)."""
+    if not (UPSTREAM / "run_exp.py").exists():
+        _missing(f"needs upstream PyTorch-Kaldi at {UPSTREAM} (only in the development tree)")
+    dest = tmp_path / "pytorch-kaldi"
+    shutil.copytree(UPSTREAM, dest)
+    return dest
 
 
 @pytest.fixture(scope="session")

@@ -42,10 +42,11 @@ def _sets(overrides):
     return [arg for o in overrides for arg in ("--set", o)]
 
 
-def test_run_exp_sh_end_to_end(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_run_exp_sh_end_to_end(tiny_corpus: Path, tmp_path: Path, builtin_env: dict) -> None:
+    """The built-in path (no Kaldi on PATH) from cfg to results."""
     cfg = synth_cfg(tmp_path, tiny_corpus)
     out = tmp_path / "exp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = builtin_env
     done = subprocess.run([str(ROOT / "run_exp.sh"), str(cfg), *_sets(TINY),
                            "--set", f"exp.out_folder={out}"], capture_output=True, text=True,
                           cwd=tmp_path, env=env)
