@@ -1,0 +1,102 @@
+"""The fused recurrence (:mod:`.fused`) with each direction's whole time loop in one Triton launch.
+
+Drop-in for ``fused._FusedRecurrence`` (same arguments, outputs, saved tensors and gradients):
+:func:`pytorch_kaldi_snn.kernels.fused._run` picks it when :mod:`.backend` chooses ``triton``.
+Outside the kernels stay only what is one product for all steps: W_r's gradient
+Ŷ[0:T]ᵀ·dG and, for v2, the initial output's share dG[0]·W_rᵀ; the input projections run
+before (``InputProjection``), as for every back end.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from pytorch_kaldi_snn.kernels import triton_kernels as tk
+from pytorch_kaldi_snn.kernels.fused import _SURROGATE_CODE, _Buffers, _Quantiser
+
+# Tile sizes: rows x neurons per program; v2 also tiles the reduction (BK). tl.dot needs >= 16.
+BLOCK_ROWS, BLOCK_NEURONS, BLOCK_K = 16, 64, 64
+
+
+def _scalars(q: _Quantiser, like: Tensor) -> Tensor:
+    """[c, Δ, γ, 2^N − 1, b] in the input's dtype and device (see ``triton_kernels``)."""
+    return torch.tensor([q.c, q.delta, q.gamma, q.qmax, float(q.b)], dtype=like.dtype,
+                        device=like.device)
+
+
+def _tiles(batch: int, n: int, whole_rows: bool) -> Tuple[int, ...]:
+    rows = -(-batch // BLOCK_ROWS)
+    return (rows,) if whole_rows else (rows, -(-n // BLOCK_NEURONS))
+
+
+class TritonRecurrence(torch.autograd.Function):
+    """Forward: one launch writes I, V, Ŷ (and F, C) for all steps; backward: one launch."""
+
+    @staticmethod
+    def forward(ctx: Any, inp: Tensor, w_rec: Optional[Tensor], alpha: Tensor,
+                beta: Optional[Tensor], i0: Tensor, v0: Tensor, y0: Tensor,
+                mask: Optional[Tensor], q: _Quantiser, gated: bool
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        inp = inp.contiguous()
+        buf = _Buffers(inp, alpha.contiguous(), None if beta is None else beta.contiguous(),
+                       None if mask is None else mask.contiguous(), gated)
+        buf.i[0], buf.v[0], buf.y[0] = i0, v0, y0
+        steps, batch, n = inp.shape[0], inp.shape[1], alpha.numel()
+        scal = _scalars(q, inp)
+        state = (buf.i, buf.v, buf.y, buf.f, buf.c, steps, batch, n)
+        if w_rec is not None:
+            w_rec = w_rec.contiguous()
+            tk.v2_fwd[_tiles(batch, n, True)](inp, w_rec, buf.mask, buf.alpha, scal, *state,
+                                              BB=BLOCK_ROWS, BN=BLOCK_NEURONS, BK=BLOCK_K)
+        else:
+            tk.pointwise_fwd[_tiles(batch, n, False)](
+                inp, buf.mask, buf.alpha, buf.alpha if beta is None else buf.beta, scal, *state,
+                GATED=gated, BB=BLOCK_ROWS, BN=BLOCK_NEURONS)
+        ctx.buf, ctx.q, ctx.scal = buf, q, scal
+        keep_i = gated or ctx.needs_input_grad[3]
+        keep_y = w_rec is not None
+        ctx.save_for_backward(buf.i if keep_i else None, buf.v, buf.y if keep_y else None,
+                              buf.f, buf.c, w_rec, buf.alpha, buf.beta)
+        v_max = buf.v[1:].amax() if steps else v0.new_tensor(float("-inf"))
+        ctx.mark_non_differentiable(v_max)
+        i_last = buf.i[-1] if keep_i else buf.i[-1].clone()
+        outputs = buf.y[1:], v_max, i_last, buf.v[-1], buf.y[-1]
+        buf.i = buf.v = buf.y = buf.f = buf.c = None
+        return outputs
+
+    @staticmethod
+    def backward(ctx: Any, gy: Tensor, _g_vmax: Tensor, g_i: Tensor, g_v: Tensor,
+                 g_y: Tensor) -> Tuple[Optional[Tensor], ...]:
+        buf, q = ctx.buf, ctx.q
+        i_buf, v_buf, y_buf, f_buf, c_buf, w_rec, alpha, beta = ctx.saved_tensors
+        steps, batch = buf.inp_shape[:2]
+        n = alpha.numel()
+        gy = gy.contiguous()
+        di_c, dv_c, dy_c = (g.clone(memory_format=torch.contiguous_format)
+                            for g in (g_i, g_v, g_y))
+        d_inp = gy.new_empty(buf.inp_shape)
+        d_alpha = gy.new_zeros(batch, n)
+        learn_beta = beta is not None and ctx.needs_input_grad[3]
+        d_beta = gy.new_zeros(batch, n) if learn_beta else d_alpha
+        kind = _SURROGATE_CODE[q.surrogate]
+        carries = (dv_c, dy_c, di_c, d_alpha)
+        if w_rec is not None:
+            tk.v2_bwd[_tiles(batch, n, True)](
+                gy, i_buf, v_buf, f_buf, c_buf, w_rec, buf.mask, alpha, ctx.scal, *carries,
+                d_inp, steps, batch, n, KIND=kind, BB=BLOCK_ROWS, BN=BLOCK_NEURONS, BK=BLOCK_K)
+            if steps:
+                dy_c.addmm_(d_inp[0], w_rec.t())  # dŶ[−1] += dG[0]·W_rᵀ (Eq. 19-20)
+        else:
+            tk.pointwise_bwd[_tiles(batch, n, False)](
+                gy, v_buf if i_buf is None else i_buf, v_buf, f_buf, c_buf, buf.mask, alpha,
+                alpha if beta is None else beta, ctx.scal, *carries, d_beta, d_inp, steps,
+                batch, n, GATED=f_buf is not None, LEARN_BETA=learn_beta, KIND=kind,
+                BB=BLOCK_ROWS, BN=BLOCK_NEURONS)
+        need = ctx.needs_input_grad
+        d_w = None
+        if w_rec is not None and need[1]:
+            d_w = y_buf[:-1].reshape(-1, n).t() @ d_inp.reshape(-1, 2 * n)
+        d_beta_out = d_beta.sum(0) if learn_beta else None
+        return (d_inp, d_w, d_alpha.sum(0), d_beta_out, di_c, dv_c, dy_c, None, None, None)
