@@ -36,7 +36,12 @@ class Case(NamedTuple):
 
 def _cases() -> List[Case]:
     """Every kind meets every N/k, surrogate, reset and dropout setting; plus tiles, length."""
+    from pytorch_kaldi_snn.neurons.surrogate import SURROGATE_NAMES
+
     quant = [(1, 0, "ste", "output"), (2, 1, "pwl", "threshold"), (6, 4, "fast_sigmoid", "output")]
+    # any surrogate added later is checked too (N/k = 3/1)
+    quant += [(3, 1, name, "threshold") for name in SURROGATE_NAMES if name not in
+              {q[2] for q in quant}]
     cases = [Case(kind, 9, 4, 6, *q, dropout, False)
              for kind in ("lif", "v1", "v2") for q in quant for dropout in (False, True)]
     for kind in ("lif", "v1", "v2"):

@@ -52,6 +52,8 @@ def _surrogate(v, gamma, b, KIND: tl.constexpr):
     elif KIND == 1:
         s = tl.where(d < 0.5, 1 - 2 * d, 0.0)
     else:
+        # A surrogate added to fused._SURROGATE_CODE needs its branch here, not this one.
+        tl.static_assert(KIND == 2, "surrogate code without a Triton branch")
         s = 1 + 10 * d
         s = _divide(one, s * s)
     return s
