@@ -21,9 +21,15 @@ BLOCK_ROWS, BLOCK_NEURONS, BLOCK_K = 16, 64, 64
 
 
 def _scalars(q: _Quantiser, like: Tensor) -> Tensor:
-    """[c, Δ, γ, 2^N − 1, b] in the input's dtype and device (see ``triton_kernels``)."""
-    return torch.tensor([q.c, q.delta, q.gamma, q.qmax, float(q.b)], dtype=like.dtype,
-                        device=like.device)
+    """[c, Δ, γ, 2^N − 1, b] in the input's dtype (see ``triton_kernels``).
+
+    Computed on b's device in b's dtype, as the reference quantiser does, then rounded once to
+    the input's dtype; no value goes through the host, so a CUDA call does not synchronise.
+    """
+    b = q.b.to(like.device)
+    delta = b / 2 ** q.n_bits
+    return torch.stack([torch.full_like(b, q.c), delta, q.k * delta,
+                        torch.full_like(b, q.qmax), b]).to(like.dtype)
 
 
 def _tiles(batch: int, n: int, whole_rows: bool) -> Tuple[int, ...]:
