@@ -283,7 +283,8 @@ def cuda_section(args: argparse.Namespace) -> Dict[str, object]:
         stream[key] = synchronised(stream_utterance(StreamingSNN(stack).step, frames))
     stream["grucell"] = synchronised(stream_utterance(cell_stack_step(nn.GRUCell, dev), frames))
     stream["lstmcell"] = synchronised(stream_utterance(cell_stack_step(nn.LSTMCell, dev), frames))
-    latency = {name: value / steps for name, value in interleaved_medians(stream, args.reps).items()}
+    medians = interleaved_medians(stream, args.reps)
+    latency = {name: value / steps for name, value in medians.items()}
     result = {
         "measured": True, "device": torch.cuda.get_device_name(), "frames": steps,
         "kernel": backend.choose(x), "train_frames_per_s": fps, "peak_bytes": peak,

@@ -188,6 +188,40 @@ def _steps(q: _Quantiser, x: Tensor, kernel: str) -> Union[_NativeSteps, _TorchS
     return _NativeSteps(native.load(x.dtype), q) if kernel == "native" else _TorchSteps(q)
 
 
+def _start(inp: Tensor, alpha: Tensor, beta: Optional[Tensor], mask: Optional[Tensor],
+           i0: Tensor, v0: Tensor, y0: Tensor, gated: bool) -> Tuple[Tensor, _Buffers]:
+    """Contiguous input, and the buffers with row 0 holding the initial state."""
+    inp = inp.contiguous()
+    buf = _Buffers(inp, alpha.contiguous(), None if beta is None else beta.contiguous(),
+                   None if mask is None else mask.contiguous(), gated)
+    buf.i[0], buf.v[0], buf.y[0] = i0, v0, y0
+    return inp, buf
+
+
+def _save_and_output(ctx: Any, buf: _Buffers, w_rec: Optional[Tensor], v0: Tensor,
+                     gated: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Save what the backward needs; return Ŷ (T, B, n), v_max and the final I, V, Ŷ."""
+    # Saved through autograd (not only on ctx) so that in-place edits of Ŷ or of the
+    # parameters are caught and saved-tensor hooks (offloading, memory accounting) see the
+    # whole BPTT state. I is needed by the gates' and β's gradients, Ŷ by W_r's only.
+    keep_i = gated or ctx.needs_input_grad[3]
+    keep_y = w_rec is not None
+    ctx.save_for_backward(buf.i if keep_i else None, buf.v, buf.y if keep_y else None,
+                          buf.f, buf.c, w_rec, buf.alpha, buf.beta)
+    v_max = buf.v[1:].amax() if buf.inp_shape[0] else v0.new_tensor(float("-inf"))
+    ctx.mark_non_differentiable(v_max)
+    i_last = buf.i[-1] if keep_i else buf.i[-1].clone()  # lets the unsaved I buffer go
+    outputs = buf.y[1:], v_max, i_last, buf.v[-1], buf.y[-1]
+    buf.i = buf.v = buf.y = buf.f = buf.c = None  # the backward takes them from ctx
+    return outputs
+
+
+def _w_rec_grad(y: Tensor, d_gates: Tensor) -> Tensor:
+    """dW_r = Σ_t Ŷ[t−1]ᵀ·dG[t]: one (n, T·B)·(T·B, 2n) product (``y`` holds T+1 rows)."""
+    n = y.shape[-1]
+    return y[:-1].reshape(-1, n).t() @ d_gates.reshape(-1, 2 * n)
+
+
 class _FusedRecurrence(torch.autograd.Function):
     """Forward loop without an autograd graph; backward is the reverse loop above."""
 
@@ -196,10 +230,7 @@ class _FusedRecurrence(torch.autograd.Function):
                 beta: Optional[Tensor], i0: Tensor, v0: Tensor, y0: Tensor,
                 mask: Optional[Tensor], q: _Quantiser, gated: bool, kernel: str
                 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        inp = inp.contiguous()
-        buf = _Buffers(inp, alpha.contiguous(), None if beta is None else beta.contiguous(),
-                       None if mask is None else mask.contiguous(), gated)
-        buf.i[0], buf.v[0], buf.y[0] = i0, v0, y0
+        inp, buf = _start(inp, alpha, beta, mask, i0, v0, y0, gated)
         steps, n = _steps(q, inp, kernel), alpha.numel()
         scratch = None if w_rec is None else inp.new_empty(inp.shape[1:])
         if gated and w_rec is None:  # v1: the forget gate does not depend on the state
@@ -211,19 +242,7 @@ class _FusedRecurrence(torch.autograd.Function):
                 torch.sigmoid(x[:, :n], out=buf.f[t])
             steps.forward(buf, t, x)
         ctx.buf, ctx.steps = buf, steps
-        # Saved through autograd (not only on ctx) so that in-place edits of Ŷ or of the
-        # parameters are caught and saved-tensor hooks (offloading, memory accounting) see the
-        # whole BPTT state. I is needed by the gates' and β's gradients, Ŷ by W_r's only.
-        keep_i = gated or ctx.needs_input_grad[3]
-        keep_y = w_rec is not None
-        ctx.save_for_backward(buf.i if keep_i else None, buf.v, buf.y if keep_y else None,
-                              buf.f, buf.c, w_rec, buf.alpha, buf.beta)
-        v_max = buf.v[1:].amax() if inp.shape[0] else v0.new_tensor(float("-inf"))
-        ctx.mark_non_differentiable(v_max)
-        i_last = buf.i[-1] if keep_i else buf.i[-1].clone()  # lets the unsaved I buffer go
-        outputs = buf.y[1:], v_max, i_last, buf.v[-1], buf.y[-1]
-        buf.i = buf.v = buf.y = buf.f = buf.c = None  # the backward takes them from ctx
-        return outputs
+        return _save_and_output(ctx, buf, w_rec, v0, gated)
 
     @staticmethod
     def backward(ctx: Any, gy: Tensor, _g_vmax: Tensor, g_i: Tensor, g_v: Tensor,
@@ -238,8 +257,7 @@ class _FusedRecurrence(torch.autograd.Function):
         need = ctx.needs_input_grad
         d_w = None
         if w_rec is not None and need[1]:
-            n = buf.alpha.numel()
-            d_w = buf.y[:-1].reshape(-1, n).t() @ g.dinp.reshape(-1, 2 * n)
+            d_w = _w_rec_grad(buf.y, g.dinp)
         d_beta = g.dbeta.to(gy.dtype) if buf.beta is not None else None
         return (g.dinp, d_w, g.dalpha.to(gy.dtype), d_beta, g.di_c, g.dv_c, g.dy_c,
                 None, None, None, None)

@@ -14,7 +14,9 @@ import torch
 from torch import Tensor
 
 from pytorch_kaldi_snn.kernels import triton_kernels as tk
-from pytorch_kaldi_snn.kernels.fused import _SURROGATE_CODE, _Buffers, _Quantiser
+from pytorch_kaldi_snn.kernels.fused import (
+    _SURROGATE_CODE, _Quantiser, _save_and_output, _start, _w_rec_grad,
+)
 
 # Tile sizes: rows x neurons per program; v2 also tiles the reduction (BK). tl.dot needs >= 16.
 BLOCK_ROWS, BLOCK_NEURONS, BLOCK_K = 16, 64, 64
@@ -45,10 +47,7 @@ class TritonRecurrence(torch.autograd.Function):
                 beta: Optional[Tensor], i0: Tensor, v0: Tensor, y0: Tensor,
                 mask: Optional[Tensor], q: _Quantiser, gated: bool
                 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        inp = inp.contiguous()
-        buf = _Buffers(inp, alpha.contiguous(), None if beta is None else beta.contiguous(),
-                       None if mask is None else mask.contiguous(), gated)
-        buf.i[0], buf.v[0], buf.y[0] = i0, v0, y0
+        inp, buf = _start(inp, alpha, beta, mask, i0, v0, y0, gated)
         steps, batch, n = inp.shape[0], inp.shape[1], alpha.numel()
         scal = _scalars(q, inp)
         state = (buf.i, buf.v, buf.y, buf.f, buf.c, steps, batch, n)
@@ -58,19 +57,10 @@ class TritonRecurrence(torch.autograd.Function):
                                               BB=BLOCK_ROWS, BN=BLOCK_NEURONS, BK=BLOCK_K)
         else:
             tk.pointwise_fwd[_tiles(batch, n, False)](
-                inp, buf.mask, buf.alpha, buf.alpha if beta is None else buf.beta, scal, *state,
+                inp, buf.mask, buf.alpha, buf.beta, scal, *state,
                 GATED=gated, BB=BLOCK_ROWS, BN=BLOCK_NEURONS)
         ctx.buf, ctx.q, ctx.scal = buf, q, scal
-        keep_i = gated or ctx.needs_input_grad[3]
-        keep_y = w_rec is not None
-        ctx.save_for_backward(buf.i if keep_i else None, buf.v, buf.y if keep_y else None,
-                              buf.f, buf.c, w_rec, buf.alpha, buf.beta)
-        v_max = buf.v[1:].amax() if steps else v0.new_tensor(float("-inf"))
-        ctx.mark_non_differentiable(v_max)
-        i_last = buf.i[-1] if keep_i else buf.i[-1].clone()
-        outputs = buf.y[1:], v_max, i_last, buf.v[-1], buf.y[-1]
-        buf.i = buf.v = buf.y = buf.f = buf.c = None
-        return outputs
+        return _save_and_output(ctx, buf, w_rec, v0, gated)
 
     @staticmethod
     def backward(ctx: Any, gy: Tensor, _g_vmax: Tensor, g_i: Tensor, g_v: Tensor,
@@ -85,7 +75,7 @@ class TritonRecurrence(torch.autograd.Function):
         d_inp = gy.new_empty(buf.inp_shape)
         d_alpha = gy.new_zeros(batch, n)
         learn_beta = beta is not None and ctx.needs_input_grad[3]
-        d_beta = gy.new_zeros(batch, n) if learn_beta else d_alpha
+        d_beta = gy.new_zeros(batch, n) if learn_beta else None
         kind = _SURROGATE_CODE[q.surrogate]
         carries = (dv_c, dy_c, di_c, d_alpha)
         if w_rec is not None:
@@ -96,13 +86,9 @@ class TritonRecurrence(torch.autograd.Function):
                 dy_c.addmm_(d_inp[0], w_rec.t())  # dŶ[−1] += dG[0]·W_rᵀ (Eq. 19-20)
         else:
             tk.pointwise_bwd[_tiles(batch, n, False)](
-                gy, v_buf if i_buf is None else i_buf, v_buf, f_buf, c_buf, buf.mask, alpha,
-                alpha if beta is None else beta, ctx.scal, *carries, d_beta, d_inp, steps,
-                batch, n, GATED=f_buf is not None, LEARN_BETA=learn_beta, KIND=kind,
-                BB=BLOCK_ROWS, BN=BLOCK_NEURONS)
-        need = ctx.needs_input_grad
-        d_w = None
-        if w_rec is not None and need[1]:
-            d_w = y_buf[:-1].reshape(-1, n).t() @ d_inp.reshape(-1, 2 * n)
+                gy, i_buf, v_buf, f_buf, c_buf, buf.mask, alpha, beta, ctx.scal, *carries,
+                d_beta, d_inp, steps, batch, n, GATED=f_buf is not None, LEARN_BETA=learn_beta,
+                KIND=kind, BB=BLOCK_ROWS, BN=BLOCK_NEURONS)
+        d_w = _w_rec_grad(y_buf, d_inp) if w_rec is not None and ctx.needs_input_grad[1] else None
         d_beta_out = d_beta.sum(0) if learn_beta else None
         return (d_inp, d_w, d_alpha.sum(0), d_beta_out, di_c, dv_c, dy_c, None, None, None)

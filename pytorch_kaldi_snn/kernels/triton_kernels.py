@@ -86,7 +86,8 @@ def _dot(a, b, acc):
 @triton.jit
 def pointwise_fwd(inp, mask, alpha, beta, scal, i_buf, v_buf, y_buf, f_buf, c_buf, T, B, n,
                   GATED: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr):
-    """Traditional (GATED=False, ``inp`` = drive (T,B,n)) or v1 (``inp`` = gates (T,B,2n))."""
+    """Traditional (GATED=False, ``inp`` = drive (T,B,n)) or v1 (``inp`` = gates (T,B,2n)).
+    Pointers a variant does not use (β for v1; F, C for the traditional layer) may be None."""
     rows = tl.program_id(0) * BB + tl.arange(0, BB)
     cols = tl.program_id(1) * BN + tl.arange(0, BN)
     ok = (rows[:, None] < B) & (cols[None, :] < n)
