@@ -80,7 +80,7 @@ def _dot(a, b, acc):
     """acc + a·b; float32 with IEEE products (no TF32), as cuBLAS and the CPU compute it."""
     if a.dtype == tl.float32:
         return tl.dot(a, b, acc, input_precision="ieee")
-    return acc + tl.dot(a, b)
+    return tl.dot(a, b, acc, out_dtype=tl.float64)
 
 
 @triton.jit
