@@ -104,6 +104,12 @@ def test_backend_rejects_unknown_kernel(monkeypatch):
         backend.requested()
 
 
+def test_backend_refuses_the_replaced_switch(monkeypatch):
+    monkeypatch.setenv("PYTORCH_KALDI_SNN_NATIVE", "0")
+    with pytest.raises(ConfigError, match="no longer read; set PYTORCH_KALDI_SNN_KERNEL=torch"):
+        backend.requested()
+
+
 def test_backend_forced_native_on_unsupported_dtype_is_an_error(monkeypatch):
     monkeypatch.setenv(backend.KERNEL_ENV, "native")
     with pytest.raises(ConfigError, match="native: the C kernels need CPU float32/float64"):

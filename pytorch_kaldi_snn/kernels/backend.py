@@ -30,11 +30,15 @@ log = logging.getLogger(__name__)
 
 KERNEL_ENV = "PYTORCH_KALDI_SNN_KERNEL"
 KERNELS = ("auto", "triton", "native", "torch")
+_REPLACED_ENV = "PYTORCH_KALDI_SNN_NATIVE"  # the earlier switch; ignoring it would mislead
 _logged: Set[Tuple[str, str, torch.dtype]] = set()
 
 
 def requested() -> str:
     """The value of ``PYTORCH_KALDI_SNN_KERNEL`` (``auto`` when unset), validated."""
+    if _REPLACED_ENV in os.environ:
+        raise ConfigError(f"{_REPLACED_ENV} is no longer read; set {KERNEL_ENV}=torch (or "
+                          f"native) instead and unset {_REPLACED_ENV}")
     value = os.environ.get(KERNEL_ENV, "auto")
     if value not in KERNELS:
         raise ConfigError(f"{KERNEL_ENV}={value!r} is not a kernel; valid: {', '.join(KERNELS)}")
