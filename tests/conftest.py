@@ -106,16 +106,18 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture(scope="session")
-def triton_interpreter() -> Dict[str, str]:
-    """Environment for a child process that runs the Triton kernels on CPU tensors.
+def triton_env() -> Dict[str, str]:
+    """Environment for a child process that imports triton (this checkout first on the path).
 
-    ``TRITON_INTERPRET=1`` only takes effect if it is set before triton is imported, and it
-    must not leak into the rest of the suite, so it goes into a copy of os.environ for a
-    subprocess, never into this process.
+    Triton's interpreter mode (``TRITON_INTERPRET=1``) only takes effect if it is set before
+    triton is imported, and it must not leak into the rest of the suite, so the tests add it to
+    a copy of this environment for a subprocess, never to this process.
     """
     import importlib.util
 
     if importlib.util.find_spec("triton") is None:
         _missing("needs the triton package (installed with this package on Linux)")
-    return {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return env

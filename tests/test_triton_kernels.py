@@ -26,12 +26,29 @@ HERE = Path(__file__).resolve().parent
 RTOL = {"float64": 1e-9, "float32": 1e-5}
 
 
-@pytest.fixture(scope="module")
-def report(triton_interpreter: Dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Dict:
-    out = tmp_path_factory.mktemp("triton") / "report.json"
-    subprocess.run([sys.executable, str(HERE / "triton_interp.py"), str(out)], check=True,
-                   env=triton_interpreter, timeout=600)
+def _child(script: str, env: Dict[str, str], out: Path, *args: str) -> Dict:
+    subprocess.run([sys.executable, str(HERE / script), str(out), *args], check=True, env=env,
+                   timeout=600)
     return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def report(triton_env: Dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Dict:
+    out = tmp_path_factory.mktemp("triton") / "report.json"
+    return _child("triton_interp.py", {**triton_env, "TRITON_INTERPRET": "1"}, out)
+
+
+def test_triton_kernels_compile_for_sm90_without_spilling(triton_env, tmp_path):
+    """Every specialisation the recurrence launches compiles for the H100/H200 (sm_90) with
+    Triton's bundled ptxas, no GPU needed; float32 ones keep everything in registers."""
+    from triton_compile import specialisations
+
+    usage = _child("triton_compile.py", triton_env, tmp_path / "compile.json", "90")
+    assert len(usage) == len(list(specialisations()))
+    for label, found in usage.items():
+        assert found is not None, f"{label}: no resource usage (cuobjdump missing?)"
+        if "-fp32" in label:
+            assert found["stack"] == 0, f"{label} spills: {found}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])

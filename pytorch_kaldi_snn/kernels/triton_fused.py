@@ -18,8 +18,13 @@ from pytorch_kaldi_snn.kernels.fused import (
     _SURROGATE_CODE, _Quantiser, _save_and_output, _start, _w_rec_grad,
 )
 
-# Tile sizes: rows x neurons per program; v2 also tiles the reduction (BK). tl.dot needs >= 16.
-BLOCK_ROWS, BLOCK_NEURONS, BLOCK_K = 16, 64, 64
+# Tiles: batch rows (BB) x neurons (BN) per program, v2 also the reduction (BK); tl.dot needs
+# >= 16. v2's are smaller so that its products stay in registers (no spills when compiled for
+# sm_90, see tests/triton_compile.py). No FMA contraction, as in the C kernels: the quantiser's
+# floor() must see the V that separate multiplies and adds give.
+POINTWISE_TILES = {"BB": 16, "BN": 64}
+V2_TILES = {"BB": 16, "BN": 32, "BK": 32}
+OPTIONS = {"enable_fp_fusion": False, "num_stages": 2, "num_warps": 4}
 
 
 def _scalars(q: _Quantiser, like: Tensor) -> Tensor:
@@ -34,9 +39,11 @@ def _scalars(q: _Quantiser, like: Tensor) -> Tensor:
                         torch.full_like(b, q.qmax), b]).to(like.dtype)
 
 
-def _tiles(batch: int, n: int, whole_rows: bool) -> Tuple[int, ...]:
-    rows = -(-batch // BLOCK_ROWS)
-    return (rows,) if whole_rows else (rows, -(-n // BLOCK_NEURONS))
+def _grid(batch: int, n: int, v2: bool) -> Tuple[int, ...]:
+    """v2: one program per row block (it walks all neurons); else row blocks x neuron blocks."""
+    if v2:
+        return (-(-batch // V2_TILES["BB"]),)
+    return (-(-batch // POINTWISE_TILES["BB"]), -(-n // POINTWISE_TILES["BN"]))
 
 
 class TritonRecurrence(torch.autograd.Function):
@@ -53,12 +60,12 @@ class TritonRecurrence(torch.autograd.Function):
         state = (buf.i, buf.v, buf.y, buf.f, buf.c, steps, batch, n)
         if w_rec is not None:
             w_rec = w_rec.contiguous()
-            tk.v2_fwd[_tiles(batch, n, True)](inp, w_rec, buf.mask, buf.alpha, scal, *state,
-                                              BB=BLOCK_ROWS, BN=BLOCK_NEURONS, BK=BLOCK_K)
+            tk.v2_fwd[_grid(batch, n, True)](inp, w_rec, buf.mask, buf.alpha, scal, *state,
+                                             **V2_TILES, **OPTIONS)
         else:
-            tk.pointwise_fwd[_tiles(batch, n, False)](
-                inp, buf.mask, buf.alpha, buf.beta, scal, *state,
-                GATED=gated, BB=BLOCK_ROWS, BN=BLOCK_NEURONS)
+            tk.pointwise_fwd[_grid(batch, n, False)](
+                inp, buf.mask, buf.alpha, buf.beta, scal, *state, GATED=gated,
+                **POINTWISE_TILES, **OPTIONS)
         ctx.buf, ctx.q, ctx.scal = buf, q, scal
         return _save_and_output(ctx, buf, w_rec, v0, gated)
 
@@ -79,16 +86,16 @@ class TritonRecurrence(torch.autograd.Function):
         kind = _SURROGATE_CODE[q.surrogate]
         carries = (dv_c, dy_c, di_c, d_alpha)
         if w_rec is not None:
-            tk.v2_bwd[_tiles(batch, n, True)](
+            tk.v2_bwd[_grid(batch, n, True)](
                 gy, i_buf, v_buf, f_buf, c_buf, w_rec, buf.mask, alpha, ctx.scal, *carries,
-                d_inp, steps, batch, n, KIND=kind, BB=BLOCK_ROWS, BN=BLOCK_NEURONS, BK=BLOCK_K)
+                d_inp, steps, batch, n, KIND=kind, **V2_TILES, **OPTIONS)
             if steps:
                 dy_c.addmm_(d_inp[0], w_rec.t())  # dŶ[−1] += dG[0]·W_rᵀ (Eq. 19-20)
         else:
-            tk.pointwise_bwd[_tiles(batch, n, False)](
+            tk.pointwise_bwd[_grid(batch, n, False)](
                 gy, i_buf, v_buf, f_buf, c_buf, buf.mask, alpha, beta, ctx.scal, *carries,
                 d_beta, d_inp, steps, batch, n, GATED=f_buf is not None, LEARN_BETA=learn_beta,
-                KIND=kind, BB=BLOCK_ROWS, BN=BLOCK_NEURONS)
+                KIND=kind, **POINTWISE_TILES, **OPTIONS)
         d_w = _w_rec_grad(y_buf, d_inp) if w_rec is not None and ctx.needs_input_grad[1] else None
         d_beta_out = d_beta.sum(0) if learn_beta else None
         return (d_inp, d_w, d_alpha.sum(0), d_beta_out, di_c, dv_c, dy_c, None, None, None)

@@ -27,9 +27,12 @@ import triton.language as tl
 @triton.jit
 def _divide(x, y):
     """x / y rounded to nearest (float32 ``/`` on a GPU is an approximate division)."""
+    # One return per function: the compiler does not treat an early return as an else branch.
     if x.dtype == tl.float32:
-        return tl.div_rn(x, y)
-    return x / y
+        q = tl.div_rn(x, y)
+    else:
+        q = x / y
+    return q
 
 
 @triton.jit
@@ -79,8 +82,10 @@ def _gated_grads(di, f, cand, i_prev, m):
 def _dot(a, b, acc):
     """acc + a·b; float32 with IEEE products (no TF32), as cuBLAS and the CPU compute it."""
     if a.dtype == tl.float32:
-        return tl.dot(a, b, acc, input_precision="ieee")
-    return tl.dot(a, b, acc, out_dtype=tl.float64)
+        out = tl.dot(a, b, acc, input_precision="ieee")
+    else:
+        out = tl.dot(a, b, acc, out_dtype=tl.float64)
+    return out
 
 
 @triton.jit
