@@ -64,7 +64,7 @@ def _rewrite_paths(value: str, maps: Sequence[Tuple[str, str]], base: Path) -> s
                 path = new.rstrip("/") + path[len(old.rstrip("/")):]
                 break
         if not path.startswith(("/", "-")):
-            path = str(base / path)
+            path = os.path.join(base, path)  # keeps a trailing "/" (Path would drop it)
         return match.group("head") + path
     return _WORD_RE.sub(one, value)
 
