@@ -78,3 +78,17 @@ def test_model_doc_lists_every_proto_field() -> None:
         parser = configparser.ConfigParser()
         parser.read(proto)
         assert re.findall(r"`(\w+)`", rows[proto.stem]) == list(parser["proto"]), proto.name
+
+
+def test_upstream_forward_needs_the_first_run(tmp_path: Path) -> None:
+    """The production-mode cfg needs the first run's count file; without it, one line, exit 2."""
+    cfg = tmp_path / "synth.cfg"
+    assert localize("cfg/synth_snn_v2.cfg", "-o", str(cfg), "--var", "KALDI_ROOT=/k", "--set",
+                    f"exp.out_folder={tmp_path}/exp", env=dict(os.environ)).returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "pytorch_kaldi_snn.config.upstream_forward",
+                           str(cfg), "-o", str(tmp_path / "fwd.cfg")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and not (tmp_path / "fwd.cfg").exists()
+    assert proc.stderr.strip() == (
+        f"upstream_forward: {cfg}: [forward] normalize_with_counts_from: {tmp_path}/exp/exp_files/"
+        "forward_out_cd_lab_cd.count does not exist: run upstream's run_exp.py on this cfg first")
