@@ -56,7 +56,7 @@ class _FrozenLayer:
         self.delta = float(self.b / 2 ** self.n_bits)
         self.gamma = float(self.k * (self.b / 2 ** self.n_bits))
         self.qmax = float(2 ** self.n_bits - 1)
-        self.c = 1.0 if layer.reset == "output" else float(layer.k)
+        self.c = 1.0  # R = Ŷ (reset "output", the only mode)
         self.reset()
 
     def reset(self) -> None:

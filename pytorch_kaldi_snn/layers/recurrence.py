@@ -4,10 +4,12 @@ Symbols (per layer of n neurons, batch B, T steps):
 
 * ``i`` — synaptic current I[n]; ``v`` — membrane potential V[n];
 * ``y`` — delivered output Ŷ[n] = q[n]·Δ of the multi-bit quantiser (Eq. 22), Δ = b/2^N;
-* R[n] — reset term subtracted from the membrane (Eq. 8): ``reset="output"`` gives R = Ŷ
-  (subtract what was emitted; for binary spikes with k = 1, Ŷ = γ so this is Eq. 8's γY), and
-  ``reset="threshold"`` gives R = γ·q = k·Ŷ (Eq. 8 read with the integer level). The reset is
-  not detached: gradients flow through the surrogate, the P[n] of Eq. 12-13.
+* R[n] — reset term subtracted from the membrane (Eq. 8): R = Ŷ, what was emitted (for
+  binary spikes with k = 1, Ŷ = γ so this is Eq. 8's γY). The reset is not detached:
+  gradients flow through the surrogate, the P[n] of Eq. 12-13. ``reset`` has the one mode
+  ``"output"``: the former ``"threshold"`` (R = γ·q = k·Ŷ) cannot be trained, because its
+  backward factor per step is |α − k·s| (3 for k = 4, s = 1), so gradients grow as 3^T
+  (1e19 at 40 frames, NaN at 80); see docs/model.md.
 
 The membrane update is shared by all variants (Eq. 8)::
 
@@ -27,7 +29,7 @@ from torch import Tensor
 
 from pytorch_kaldi_snn.neurons.quantizer import quantize
 
-RESET_MODES = ("output", "threshold")
+RESET_MODES = ("output",)
 
 
 class SpikingState(NamedTuple):
@@ -45,8 +47,8 @@ def zero_state(like: Tensor, n: int) -> SpikingState:
 
 
 def reset_term(y: Tensor, k: int, reset: str) -> Tensor:
-    """R[n−1] of Eq. 8: Ŷ for ``reset="output"``, γ·q = k·Ŷ for ``reset="threshold"``."""
-    return y if reset == "output" else k * y
+    """R[n−1] of Eq. 8: Ŷ (``reset="output"``, the only mode)."""
+    return y
 
 
 def membrane_step(i: Tensor, state: SpikingState, alpha: Tensor, b: Tensor, n_bits: int, k: int,

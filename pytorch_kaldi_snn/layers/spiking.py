@@ -54,8 +54,8 @@ class SpikingLayer(CountedLayer):
     Args:
         input_size: m. hidden_size: n (neurons).
         n_bits: output bits N in [1, 16]. threshold: k with γ = k·b/2^N, in [0, 2^N − 1].
-        surrogate: ``ste``, ``pwl`` or ``fast_sigmoid`` (see ``neurons.surrogate``).
-        reset: ``output`` (subtract Ŷ) or ``threshold`` (subtract γ·q), see ``recurrence``.
+        surrogate: ``ste``, ``ste_clip``, ``pwl`` or ``fast_sigmoid`` (``neurons.surrogate``).
+        reset: ``output`` (subtract Ŷ, the only mode; see ``recurrence``).
         alpha: initial membrane decay α (Eq. 8), per neuron.
         learn_decay: train the decays (α, and β for the traditional layer) or keep them fixed.
         use_batchnorm: batch norm of the weighted sums of inputs (projection then has no bias).
@@ -104,6 +104,9 @@ class SpikingLayer(CountedLayer):
         """(T, B, m) → Ŷ (T, B, n); updates b after a training pass and counts in eval."""
         proj = self.projection(x)
         mask = recurrent_dropout_mask(x, self.hidden_size, self.dropout, self.training)
+        if self.training and not self.tracker.started:
+            detached = proj.detach()
+            self.tracker.calibrate(lambda b: self.run(detached, b, mask, state)[1])
         # A copy: the EMA update below must not touch the b saved for the backward pass.
         y, v_max, _ = self.run(proj, self.tracker.b.clone(), mask, state)
         if self.training:
