@@ -37,6 +37,26 @@ import torch
 from torch import Tensor, nn
 
 
+def layer_mults(kind: str, m: int, n: int, s: float = 1.0, r: float = 1.0) -> float:
+    """Multiplications per frame of one layer (the formulas above; one source of truth).
+
+    ``kind`` is a layer's ``kind`` (``snn_traditional``, ``snn_v1``, ``snn_v2``, ``lstm``,
+    ``gru``, ``mlp``); s is the non-zero fraction of its inputs, r that of its own outputs
+    (used by v2's recurrent products only). LSTM and GRU are dense whatever s is.
+    """
+    if kind == "snn_traditional":
+        return n + s * m * n + 3 * n
+    if kind == "snn_v1":
+        return 2 * s * m * n + 2 * n + 3 * n
+    if kind == "snn_v2":
+        return 2 * s * m * n + 2 * r * n * n + 2 * n + 3 * n
+    if kind in ("lstm", "gru"):
+        return float(3 * n + (4 if kind == "lstm" else 3) * (m + n) * n)
+    if kind == "mlp":
+        return s * m * n
+    raise ValueError(f"no cost model for layer kind {kind!r}")
+
+
 class ParameterCount(NamedTuple):
     """Trainable parameters: ``total`` and ``weights`` (matrices only, as the paper counts)."""
 
@@ -102,7 +122,8 @@ class CountedLayer(nn.Module):
 
     def mults_per_frame(self) -> float:
         """Multiplications per frame under the paper's cost model, with measured densities."""
-        raise NotImplementedError
+        return layer_mults(self.kind, self.input_size, self.output_size, self.input_density(),
+                           1.0 - self.zero_fraction())
 
     def reference_mults(self, kind: str) -> float:
         """Per-frame cost of a dense ``"lstm"`` or ``"gru"`` layer of the same sizes.
@@ -110,9 +131,7 @@ class CountedLayer(nn.Module):
         A readout layer costs the same dense m·n_out in every reference model.
         """
         m, n = self.input_size, self.output_size
-        if not self.recurrent:
-            return float(m * n)
-        return float(3 * n + (4 if kind == "lstm" else 3) * (m + n) * n)
+        return float(m * n) if not self.recurrent else layer_mults(kind, m, n)
 
 
 @dataclass

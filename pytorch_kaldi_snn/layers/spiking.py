@@ -145,11 +145,6 @@ class LIFLayer(SpikingLayer):
         return self.time_loop(proj, self.alpha, self.beta, b, self.n_bits, self.k,
                               self.surrogate, self.reset, mask, state)
 
-    def mults_per_frame(self) -> float:
-        """Eq. 10: n + s·m·n for the current, 3n for the membrane."""
-        m, n = self.input_size, self.output_size
-        return n + self.input_density() * m * n + 3 * n
-
 
 class _GatedSpikingLayer(SpikingLayer):
     """v1/v2 base: forget/candidate projection [W_fi | W_ci] (m, 2n).
@@ -185,11 +180,6 @@ class ImprovedV1Layer(_GatedSpikingLayer):
         return self.time_loop(proj, self.alpha, b, self.n_bits, self.k,
                               self.surrogate, self.reset, mask, state)
 
-    def mults_per_frame(self) -> float:
-        """2·s·m·n (W_fi, W_ci on sparse inputs) + 2n (F⊙I, (1−F)⊙C) + 3n (membrane, Eq. 10)."""
-        m, n = self.input_size, self.output_size
-        return 2 * self.input_density() * m * n + 2 * n + 3 * n
-
 
 class ImprovedV2Layer(_GatedSpikingLayer):
     """Improved dynamics v2, Eq. 19-21: forget and candidate also see Ŷ[n−1].
@@ -210,13 +200,6 @@ class ImprovedV2Layer(_GatedSpikingLayer):
             state: Optional[recurrence.SpikingState]) -> Tuple[Tensor, Tensor, recurrence.SpikingState]:
         return self.time_loop(proj, self.w_rec, self.alpha, b, self.n_bits, self.k,
                               self.surrogate, self.reset, mask, state)
-
-    def mults_per_frame(self) -> float:
-        """v1's cost plus 2·r·n·n for W_fr, W_cr on the layer's own output (non-zero fraction r)."""
-        n = self.output_size
-        own_density = 1.0 - self.zero_fraction()
-        return (2 * self.input_density() * self.input_size * n + 2 * own_density * n * n
-                + 2 * n + 3 * n)
 
 
 SPIKING_LAYERS = {"traditional": LIFLayer, "v1": ImprovedV1Layer, "v2": ImprovedV2Layer}
