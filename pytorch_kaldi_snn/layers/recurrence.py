@@ -58,6 +58,25 @@ def membrane_step(i: Tensor, state: SpikingState, alpha: Tensor, b: Tensor, n_bi
     return v, quantize(v, b, n_bits, k, surrogate)
 
 
+def lif_current(x_t: Tensor, i_prev: Tensor, beta: Tensor) -> Tensor:
+    """Eq. 7: I[n] = β ⊙ I[n−1] + x_t (x_t the step's masked weighted input sums)."""
+    return beta * i_prev + x_t
+
+
+def gated_current(g_t: Tensor, i_prev: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """Eq. 16-18 (and 19-21 with the recurrent sums in g_t): I = F⊙I[n−1] + (1−F)⊙C.
+
+    ``g_t`` (B, 2n) holds the forget and candidate pre-activations; F = σ(g_f),
+    C = mask ⊙ ReLU(g_c).
+    """
+    n = g_t.shape[-1] // 2
+    f = torch.sigmoid(g_t[..., :n])
+    c = torch.relu(g_t[..., n:])
+    if mask is not None:
+        c = c * mask
+    return f * i_prev + (1.0 - f) * c
+
+
 def _running_max(current: Tensor, v: Tensor) -> Tensor:
     return torch.maximum(current, v.detach().max())
 
@@ -85,7 +104,7 @@ def lif_loop(drive: Tensor, alpha: Tensor, beta: Tensor, b: Tensor, n_bits: int,
     v_max = drive.new_tensor(float("-inf"))
     outputs = []
     for x_t in drive:
-        i = beta * state.i + x_t
+        i = lif_current(x_t, state.i, beta)
         v, y = membrane_step(i, state, alpha, b, n_bits, k, surrogate, reset)
         state = SpikingState(i, v, y)
         v_max = _running_max(v_max, v)
@@ -104,14 +123,10 @@ def v1_loop(gates: Tensor, alpha: Tensor, b: Tensor, n_bits: int, k: int, surrog
     """
     n = gates.shape[-1] // 2
     state = zero_state(gates, n) if state is None else state
-    forget = torch.sigmoid(gates[..., :n])
-    candidate = torch.relu(gates[..., n:])
-    if mask is not None:
-        candidate = candidate * mask
     v_max = gates.new_tensor(float("-inf"))
     outputs = []
-    for f_t, c_t in zip(forget, candidate):
-        i = f_t * state.i + (1.0 - f_t) * c_t
+    for g_t in gates:
+        i = gated_current(g_t, state.i, mask)
         v, y = membrane_step(i, state, alpha, b, n_bits, k, surrogate, reset)
         state = SpikingState(i, v, y)
         v_max = _running_max(v_max, v)
@@ -134,12 +149,7 @@ def v2_loop(gates: Tensor, w_rec: Tensor, alpha: Tensor, b: Tensor, n_bits: int,
     v_max = gates.new_tensor(float("-inf"))
     outputs = []
     for g_t in gates:
-        g = g_t + state.y @ w_rec
-        f = torch.sigmoid(g[:, :n])
-        c = torch.relu(g[:, n:])
-        if mask is not None:
-            c = c * mask
-        i = f * state.i + (1.0 - f) * c
+        i = gated_current(g_t + state.y @ w_rec, state.i, mask)
         v, y = membrane_step(i, state, alpha, b, n_bits, k, surrogate, reset)
         state = SpikingState(i, v, y)
         v_max = _running_max(v_max, v)
