@@ -23,3 +23,11 @@ def test_corrected_count_v2_saves_about_8x_and_v1_is_not_costlier_than_tradition
     # LSTM/GRU and the traditional SNN are counted the same way by both
     for arch in ("gru", "traditional"):
         assert rows[arch]["corrected"] == pytest.approx(rows[arch]["authors"], rel=0.01)
+
+
+def test_docs_show_the_table_the_command_prints():
+    from pathlib import Path
+
+    from pytorch_kaldi_snn.report.paper_ops import render
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "model.md").read_text()
+    assert render() in docs
