@@ -41,7 +41,8 @@ from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH_DIR = "recipes/synth"  # the corpus folder the shipped synth cfgs name
-CORPORA = {"synth-default": ("default", "recipes/synth"), "synth-timit": ("timit", "recipes/synth_timit")}
+CORPORA = {"synth-default": ("default", "recipes/synth"),
+           "synth-timit": ("timit", "recipes/synth_timit")}
 ARCHS = ("lstm", "gru", "traditional", "v1", "v2")
 CFG = {"lstm": "synth_LSTM", "gru": "synth_GRU", "traditional": "synth_snn", "v1": "synth_snn_v1",
        "v2": "synth_snn_v2"}
@@ -111,7 +112,8 @@ def point_overrides(point: Point, epochs: int, seed: int, out: Path) -> List[str
     for arch in ("architecture1", "architecture2"):
         sets += [f"{arch}.arch_opt=adam", f"{arch}.arch_lr=0.001"]
     if p == "snn":
-        sets += [f"architecture1.snn_n_bits={point.n_bits}", f"architecture1.snn_threshold={point.k}"]
+        sets += [f"architecture1.snn_n_bits={point.n_bits}",
+                 f"architecture1.snn_threshold={point.k}"]
     return sets
 
 

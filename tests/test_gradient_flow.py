@@ -93,4 +93,6 @@ def test_checkpoint_of_a_trained_stack_is_measured_with_its_own_weights(tmp_path
 
 def test_missing_checkpoint_is_one_line(tmp_path, capsys):
     assert gradient_flow.main(["--out", str(tmp_path), "--checkpoint", str(tmp_path / "x")]) == 2
-    assert capsys.readouterr().err == f"gradient_flow: {tmp_path / 'x' / 'checkpoint.pt'}: no checkpoint (run run_exp first)\n"
+    missing = tmp_path / "x" / "checkpoint.pt"
+    assert capsys.readouterr().err == (f"gradient_flow: {missing}: no checkpoint "
+                                       f"(run run_exp first)\n")

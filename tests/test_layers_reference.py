@@ -26,7 +26,8 @@ def ref_output(v, b, n_bits, k, surrogate):
         if value > gamma:
             level.reshape(-1)[idx] = min(max(math.floor(value / step), 1), top)
     dist = torch.clamp(torch.maximum(gamma - v, v - b), min=0.0) / b
-    slope = {"ste": torch.ones_like(v), "ste_clip": (v <= b).to(v.dtype), "pwl": torch.clamp(1 - 2 * dist, min=0.0),
+    slope = {"ste": torch.ones_like(v), "ste_clip": (v <= b).to(v.dtype),
+             "pwl": torch.clamp(1 - 2 * dist, min=0.0),
              "fast_sigmoid": 1.0 / (1.0 + 10.0 * dist) ** 2}[surrogate]
     return (level * step).detach() + (v - v.detach()) * slope.detach()
 

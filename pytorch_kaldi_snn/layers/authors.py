@@ -5,7 +5,7 @@ Read from ``wponghiran/imp-snns-for-sl`` (``traditional_spiking_model.py``,
 
     I[n] = current(X[n], I[n−1], Ŷ[n−1])     (Eq. 7, 16-18 or 19-21, as in the paper reading)
     V[n] = α ⊙ V[n−1] + I[n] − Ŷ[n−1]        (Eq. 8, reset by the output; α = 1 in their code)
-    Ŷ[n] = Q_sym(V[n])                        (:class:`~pytorch_kaldi_snn.neurons.symmetric.SymmetricQuantiser`)
+    Ŷ[n] = Q_sym(V[n])                        (neurons.symmetric.SymmetricQuantiser)
 
 Their code writes the membrane as a residual error (``acc += h; out = Q(acc); acc -= out``),
 which is the same recursion with α = 1. Their traditional layer has α = 1 and a learned β that

@@ -51,7 +51,8 @@ class MembraneMaxTracker(nn.Module):
         return int(self.b_steps) > 0
 
     @torch.no_grad()
-    def calibrate(self, batch_max: Callable[[Tensor], Tensor], passes: int = CALIBRATION_PASSES) -> None:
+    def calibrate(self, batch_max: Callable[[Tensor], Tensor],
+                  passes: int = CALIBRATION_PASSES) -> None:
         """Set b to a fixed point of ``b ← batch_max(b)`` (the batch's V maximum under b).
 
         Starting from ``b_init``, a few no-grad passes over the first batch replace b by the

@@ -58,7 +58,10 @@ def authors_ops(arch: str, s: float, m: int = M, n: int = N, o: int = N_OUT) -> 
         return g * m * n + LAYERS * (g * n * n + 12 * n) + g * s * n * n + s * n * o
     if arch == "traditional":
         return s * m * n + s * n * n + s * n * o + LAYERS * 6 * n
-    return 2 * s * m * n + (2 * s * m * n + 2 * s * n * n + 8 * n) + (2 * s * n * n + s * n * o + 8 * n)
+    encoder = 2 * s * m * n
+    first = 2 * s * m * n + 2 * s * n * n + 8 * n
+    second = 2 * s * n * n + s * n * o + 8 * n
+    return encoder + first + second
 
 
 def corrected_ops(arch: str, s: float, m: int = M, n: int = N, o: int = N_OUT) -> float:
