@@ -23,7 +23,7 @@ setup(
     include_package_data=True,
     package_data={"pytorch_kaldi_snn": ["proto/*.proto", "corpus/data/*"]},
     install_requires=[
-        "torch>=2.2,<2.14",
+        "torch>=2.5,<2.14",  # nn.Buffer (spiking decays) needs torch 2.5
         "numpy>=1.24",
         "scipy>=1.10",
         "soundfile>=0.12",

@@ -81,7 +81,7 @@ def test_pwl_and_fast_sigmoid_gradients_match_their_formulas():
 
 
 def test_unknown_surrogate_lists_valid_names():
-    with pytest.raises(ValueError, match="ste, pwl, fast_sigmoid"):
+    with pytest.raises(ValueError, match="ste, ste_clip, pwl, fast_sigmoid"):
         surrogate_grad("atan", torch.zeros(1), torch.tensor(0.0), B)
 
 

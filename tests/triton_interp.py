@@ -35,18 +35,18 @@ class Case(NamedTuple):
 
 
 def _cases() -> List[Case]:
-    """Every kind meets every N/k, surrogate, reset and dropout setting; plus tiles, length."""
+    """Every kind meets every N/k, surrogate and dropout setting; plus tiles, length."""
     from pytorch_kaldi_snn.neurons.surrogate import SURROGATE_NAMES
 
-    quant = [(1, 0, "ste", "output"), (2, 1, "pwl", "threshold"), (6, 4, "fast_sigmoid", "output")]
+    quant = [(1, 0, "ste", "output"), (2, 1, "pwl", "output"), (6, 4, "fast_sigmoid", "output")]
     # any surrogate added later is checked too (N/k = 3/1)
-    quant += [(3, 1, name, "threshold") for name in SURROGATE_NAMES if name not in
+    quant += [(3, 1, name, "output") for name in SURROGATE_NAMES if name not in
               {q[2] for q in quant}]
     cases = [Case(kind, 9, 4, 6, *q, dropout, False)
              for kind in ("lif", "v1", "v2") for q in quant for dropout in (False, True)]
     for kind in ("lif", "v1", "v2"):
         # several row and neuron tiles (B > 16, n > 64), an initial state, a longer sequence
-        cases.append(Case(kind, 5, 20, 70, 3, 2, "pwl", "threshold", True, True))
+        cases.append(Case(kind, 5, 20, 70, 3, 2, "pwl", "output", True, True))
         cases.append(Case(kind, 300, 3, 5, 4, 2, "ste", "output", True, False))
     cases.append(Case("v2", 20, 8, 32, 6, 3, "ste", "output", False, False, "float32"))
     return cases

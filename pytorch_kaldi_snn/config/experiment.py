@@ -383,6 +383,18 @@ def _parse_architecture(sec: Section) -> Architecture:
     )
 
 
+def saved_architectures(cfg_text: str) -> Dict[str, Architecture]:
+    """The ``[architectureN]`` sections of a checkpoint's ``cfg_text``, by ``arch_name``.
+
+    ``cfg_text`` flattens multi-line values (feature and label blocks) without indentation, so
+    the other sections do not parse back strictly; the architecture sections are single-line.
+    """
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read_string(cfg_text)
+    archs = [_parse_architecture(sec) for sec in _numbered(parser, "architecture")]
+    return {arch.name: arch for arch in archs}
+
+
 def _parse_model(sec: Section) -> ModelSpec:
     operations = []
     for line in get_str(sec, "model").splitlines():

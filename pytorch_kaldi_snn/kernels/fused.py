@@ -20,7 +20,7 @@ Dynamics per step n (Ŷ delivered output, R reset, Q the quantiser of Eq. 22)::
     v2 (Eq. 19-21):        as v1 with G[n] ← G[n] + Ŷ[n−1]·W_r
     all (Eq. 8, 22):       V[n] = α⊙V[n−1] + I[n] − R[n−1],  Ŷ[n] = Q(V[n]),  R = c·Ŷ
 
-with c = 1 for ``reset="output"`` (R = Ŷ) and c = k for ``reset="threshold"`` (R = γ·q = k·Ŷ).
+with c = 1 (``reset="output"``, R = Ŷ; the kernels keep c as a scalar argument).
 m is the recurrent-dropout mask (already scaled by 1/(1−p)), or 1.
 
 Backward, per step from the last (s = surrogate dŶ/dV, carries from step n+1)::
@@ -47,12 +47,11 @@ from pytorch_kaldi_snn.neurons import (
     check_bits_threshold, check_surrogate, quantize_level, surrogate_grad,
 )
 
-from pytorch_kaldi_snn.layers.recurrence import SpikingState
+from pytorch_kaldi_snn.layers.recurrence import RESET_MODES, SpikingState
 
 Output = Tuple[Tensor, Tensor, SpikingState]
 
-_SURROGATE_CODE = {"ste": 0, "pwl": 1, "fast_sigmoid": 2}
-_RESETS = ("output", "threshold")
+_SURROGATE_CODE = {"ste": 0, "pwl": 1, "fast_sigmoid": 2, "ste_clip": 3}
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -269,8 +268,8 @@ def _run(inp: Tensor, w_rec: Optional[Tensor], alpha: Tensor, beta: Optional[Ten
     """Validate, build the initial state, run the fused recurrence."""
     check_bits_threshold(n_bits, k)
     check_surrogate(surrogate)
-    if reset not in _RESETS:
-        raise ValueError(f"unknown reset {reset!r}; valid: {', '.join(_RESETS)}")
+    if reset not in RESET_MODES:
+        raise ValueError(f"unknown reset {reset!r}; valid: {', '.join(RESET_MODES)}")
     n = alpha.numel()
     if alpha.shape != (n,) or inp.dim() != 3 or inp.shape[2] != (2 * n if gated else n):
         raise ValueError(f"expected alpha (n,) and input (T, B, {'2n' if gated else 'n'}); "
@@ -278,7 +277,7 @@ def _run(inp: Tensor, w_rec: Optional[Tensor], alpha: Tensor, beta: Optional[Ten
     if state is None:
         zeros = inp.new_zeros(inp.shape[1], n)
         state = SpikingState(zeros, zeros, zeros)
-    q = _Quantiser(b.detach(), n_bits, k, surrogate, 1.0 if reset == "output" else float(k))
+    q = _Quantiser(b.detach(), n_bits, k, surrogate, 1.0)  # R = Ŷ: reset scale c = 1
     kernel = backend.choose(inp)
     if kernel != "triton":
         y, v_max, i_t, v_t, y_t = _FusedRecurrence.apply(
@@ -302,7 +301,7 @@ def lif_fused(drive: Tensor, alpha: Tensor, beta: Tensor, b: Tensor, n_bits: int
         drive: (T, B, n) input currents X[n]·W for all steps (batch-normalised outside).
         alpha, beta: (n,) membrane and synaptic decays.
         b: 0-dim membrane maximum (no gradient). n_bits, k: Eq. 22's N and γ = k·b/2^N.
-        surrogate: ``ste``, ``pwl`` or ``fast_sigmoid``. reset: ``output`` or ``threshold``.
+        surrogate: a name of ``neurons.surrogate``. reset: ``output``.
         mask: (B, n) recurrent-dropout mask scaled by 1/(1−p), or None.
         state: initial (I, V, Ŷ), zeros when None.
 

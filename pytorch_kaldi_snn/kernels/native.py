@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 # Symbols: B batch rows, n neurons, mask (B,n) recurrent dropout (ones when off: a possibly
 # NULL pointer would stop the compiler from vectorising the loads), c reset scale
-# (R = c*Y, Eq. 8 / 22), delta = b/2^N, gamma = k*delta, qmax = 2^N - 1, kind = surrogate code (0 ste, 1 pwl, 2 fast_sigmoid).
+# (R = c*Y, Eq. 8 / 22), delta = b/2^N, gamma = k*delta, qmax = 2^N - 1,
+# kind = surrogate code (0 ste, 1 pwl, 2 fast_sigmoid, 3 ste_clip).
 # Backward carries, all (B,n): dv_c = alpha*dV[t+1], dy_c = dL/dY[t] from step t+1
 # (-c*dV[t+1] plus v2's recurrent term, added by the caller), di_c = dL/dI[t] from step t+1.
 _SOURCE = r"""
@@ -48,6 +49,7 @@ static inline real quantise(real v, real delta, real gamma, real qmax) {
 }
 
 static inline real surrogate(real v, real gamma, real b, int kind) {
+    if (kind == 3) return v > b ? 0 : 1;
     real d = gamma - v;
     d = v - b > d ? v - b : d;
     d = (d > 0 ? d : 0) / b;

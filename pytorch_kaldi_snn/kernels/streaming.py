@@ -43,6 +43,9 @@ class _FrozenLayer:
     """One layer's eval-mode constants (BN folded) and its batch-1 state."""
 
     def __init__(self, layer: SpikingLayer) -> None:
+        if not isinstance(layer, SpikingLayer) or layer.reading != "paper":
+            raise ValueError("streaming runs spiking layers of the paper reading only "
+                             f"(got {type(layer).__name__})")
         if layer.projection.layernorm is not None:
             raise ValueError("layer norm depends on the frame and cannot be folded for streaming")
         self.weight, self.bias = _fold_projection(layer.projection)
@@ -56,7 +59,7 @@ class _FrozenLayer:
         self.delta = float(self.b / 2 ** self.n_bits)
         self.gamma = float(self.k * (self.b / 2 ** self.n_bits))
         self.qmax = float(2 ** self.n_bits - 1)
-        self.c = 1.0 if layer.reset == "output" else float(layer.k)
+        self.c = 1.0  # R = Ŷ (reset "output", the only mode)
         self.reset()
 
     def reset(self) -> None:

@@ -46,19 +46,23 @@ def _quantise(v, delta, gamma, qmax):
 
 @triton.jit
 def _surrogate(v, gamma, b, KIND: tl.constexpr):
-    """dŶ/dV: 0 straight-through, 1 piecewise linear, 2 fast sigmoid (``neurons.surrogate``)."""
-    d = tl.maximum(v - b, gamma - v)
-    d = _divide(tl.where(d > 0, d, 0.0), b)
+    """dŶ/dV: 0 straight-through, 1 piecewise linear, 2 fast sigmoid, 3 straight-through clipped
+    above b (``neurons.surrogate``)."""
     one = tl.full(v.shape, 1.0, v.dtype)
     if KIND == 0:
         s = one
-    elif KIND == 1:
-        s = tl.where(d < 0.5, 1 - 2 * d, 0.0)
+    elif KIND == 3:
+        s = (v <= b).to(v.dtype)
     else:
-        # A surrogate added to fused._SURROGATE_CODE needs its branch here, not this one.
-        tl.static_assert(KIND == 2, "surrogate code without a Triton branch")
-        s = 1 + 10 * d
-        s = _divide(one, s * s)
+        d = tl.maximum(v - b, gamma - v)
+        d = _divide(tl.where(d > 0, d, 0.0), b)
+        if KIND == 1:
+            s = tl.where(d < 0.5, 1 - 2 * d, 0.0)
+        else:
+            # A surrogate added to fused._SURROGATE_CODE needs its branch here, not this one.
+            tl.static_assert(KIND == 2, "surrogate code without a Triton branch")
+            s = 1 + 10 * d
+            s = _divide(one, s * s)
     return s
 
 

@@ -8,15 +8,22 @@ starts at zero, so it is bias-corrected as in Adam::
     b_steps  ← b_steps + 1
     b        ← b_biased / (1 − (1 − m)^b_steps)
 
-``b`` starts at ``b_init`` and is used unchanged until the first update. All three are buffers,
-so they travel in the ``state_dict`` and survive PyTorch-Kaldi's rebuild of the model per chunk.
+``b`` starts at ``b_init``. A fixed ``b_init`` quantises the first training batch on an arbitrary
+scale: with b too small the outputs saturate at the top level, the reset cannot keep up and V
+runs away, and that batch maximum then dominates the bias-corrected EMA for tens of batches.
+The layer therefore calls :meth:`MembraneMaxTracker.calibrate` before its first training batch
+(see ``SpikingLayer``), which sets b from that batch's own statistic. All three values are
+buffers, so they travel in the ``state_dict`` and survive PyTorch-Kaldi's rebuild of the model.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 MIN_B = 1e-6  # keeps Δ = b/2^N positive when a layer never depolarises
+CALIBRATION_PASSES = 3  # no-grad passes over the first batch; b moves < 5 % after the third
 
 
 class MembraneMaxTracker(nn.Module):
@@ -37,6 +44,25 @@ class MembraneMaxTracker(nn.Module):
         self.register_buffer("b", torch.tensor(float(b_init)))
         self.register_buffer("b_biased", torch.tensor(0.0))
         self.register_buffer("b_steps", torch.tensor(0, dtype=torch.long))
+
+    @property
+    def started(self) -> bool:
+        """True once a training batch has been folded into the EMA."""
+        return int(self.b_steps) > 0
+
+    @torch.no_grad()
+    def calibrate(self, batch_max: Callable[[Tensor], Tensor],
+                  passes: int = CALIBRATION_PASSES) -> None:
+        """Set b to a fixed point of ``b ← batch_max(b)`` (the batch's V maximum under b).
+
+        Starting from ``b_init``, a few no-grad passes over the first batch replace b by the
+        maximum membrane potential the batch reaches when quantised with the current b; the
+        first :meth:`update` then folds in a statistic measured at a sensible scale.
+        """
+        b = self.b.clone()
+        for _ in range(passes):
+            b = batch_max(b).detach().to(b).clamp(min=MIN_B)
+        self.b.copy_(b)
 
     @torch.no_grad()
     def update(self, v_max: Tensor) -> None:

@@ -80,6 +80,11 @@ def frame_error(log_probs: Tensor, labels: Tensor) -> Tensor:
     return wrong.sum() / valid.sum().clamp(min=1)
 
 
+def real_frame_mask(labels: Mapping[str, Tensor]) -> Tensor:
+    """(T, B) mask of the non-padded frames of a batch (all label sets share the padding)."""
+    return next(iter(labels.values())) != IGNORE
+
+
 def valid_frames(labels: Mapping[str, Tensor]) -> int:
-    """Number of non-padded frames in a batch (all label sets share the padding)."""
-    return int((next(iter(labels.values())) != IGNORE).sum())
+    """Number of non-padded frames in a batch."""
+    return int(real_frame_mask(labels).sum())

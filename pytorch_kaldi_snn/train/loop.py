@@ -22,8 +22,8 @@ from tqdm import tqdm
 from pytorch_kaldi_snn.config.experiment import Architecture, Experiment
 from pytorch_kaldi_snn.data.batching import Batch, eval_batches, train_batches
 from pytorch_kaldi_snn.data.loading import LoadedSet
-from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, reset_counters
-from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, valid_frames
+from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, real_frames, reset_counters
+from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, real_frame_mask, valid_frames
 from pytorch_kaldi_snn.train.checkpoint import load_torch, save_torch
 from pytorch_kaldi_snn.train.scheduler import HalvingScheduler
 
@@ -71,7 +71,8 @@ def evaluate(model: AcousticModel, data: LoadedSet, exp: Experiment, device: tor
     bar = tqdm(batches, desc=desc, leave=False, disable=None)
     for batch in bar:
         batch = batch.to(device)
-        values = model(batch.features, batch.labels)
+        with real_frames(model, real_frame_mask(batch.labels)):
+            values = model(batch.features, batch.labels)
         if collect is not None:
             collect(batch, values)
         n = valid_frames(batch.labels)
