@@ -4,11 +4,12 @@ The paper estimates b "with an exponential moving average (EMA) ... [of] the max
 the membrane potentials observed in every training batch (after Jacob et al., 2018). The EMA
 starts at zero, so it is bias-corrected as in Adam::
 
-    b_biased ← (1 − m)·b_biased + m·v_max
+    b_biased ← (1 − m)·b_biased + m·min(v_max, 2·b)
     b_steps  ← b_steps + 1
     b        ← b_biased / (1 − (1 − m)^b_steps)
 
-``b`` starts at ``b_init`` and is used unchanged until the first update. All three are buffers,
+``b`` starts at ``b_init`` and is used unchanged until the first update. A batch maximum counts
+as at most twice the current b (:data:`MAX_GROWTH`): see the note there. All three are buffers,
 so they travel in the ``state_dict`` and survive PyTorch-Kaldi's rebuild of the model per chunk.
 """
 from __future__ import annotations
@@ -17,6 +18,13 @@ import torch
 from torch import Tensor, nn
 
 MIN_B = 1e-6  # keeps Δ = b/2^N positive when a layer never depolarises
+# A batch maximum counts as at most this multiple of the current b. Without a leak (α = 1) a
+# membrane whose current exceeds the top output level drifts up by the excess every step, so
+# one long utterance reports a maximum proportional to its length (b jumped from 1 to 327 on
+# 2,000 frames); the outputs then grow with b, v2's recurrent gain with them, and BPTT
+# overflows float32 (gradient norm 1e131 in float64). Capped, b still reaches the true
+# maximum, in a few doublings instead of one leap.
+MAX_GROWTH = 2.0
 
 
 class MembraneMaxTracker(nn.Module):
@@ -42,7 +50,7 @@ class MembraneMaxTracker(nn.Module):
     def update(self, v_max: Tensor) -> None:
         """Fold one batch maximum into the EMA (call after the forward pass, training only)."""
         m = self.momentum
-        v_max = v_max.detach().to(self.b_biased).clamp(min=MIN_B)
+        v_max = v_max.detach().to(self.b_biased).clamp(min=MIN_B, max=MAX_GROWTH * float(self.b))
         self.b_biased.mul_(1.0 - m).add_(m * v_max)
         self.b_steps.add_(1)
         correction = 1.0 - (1.0 - m) ** int(self.b_steps.item())
