@@ -1,9 +1,11 @@
 """Checkpoints and JSON files, written atomically: a crash (Ctrl-C, kill -9) leaves the old or the new file."""
 from __future__ import annotations
 
+import configparser
 import json
+import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -27,3 +29,26 @@ def save_json(path: Path, data: Any) -> None:
 
 def load_json(path: Path) -> Optional[Any]:
     return json.loads(path.read_text()) if path.exists() else None
+
+
+# Sections whose options decide what a checkpoint's weights are; [exp] seed too (data order).
+_TRAINING_SECTIONS = re.compile(r"^(architecture\d+|model|batches)$")
+
+
+def _training_options(cfg_text: str) -> Dict[Tuple[str, str], str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(cfg_text)
+    options = {(s, k): v for s in parser.sections() if _TRAINING_SECTIONS.match(s)
+               for k, v in parser[s].items()}
+    options[("exp", "seed")] = parser.get("exp", "seed", fallback="")
+    return options
+
+
+def training_cfg_difference(saved_cfg: str, cfg: str) -> Optional[str]:
+    """``[section] key: checkpoint A, cfg B`` for the first training option that differs."""
+    saved, current = _training_options(saved_cfg), _training_options(cfg)
+    for section, key in sorted(set(saved) | set(current)):
+        a, b = saved.get((section, key), "(unset)"), current.get((section, key), "(unset)")
+        if a != b:
+            return f"[{section}] {key}: checkpoint {a!r}, cfg {b!r}"
+    return None
