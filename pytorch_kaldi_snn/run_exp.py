@@ -19,7 +19,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 import torch
 
@@ -33,6 +33,7 @@ from pytorch_kaldi_snn.forward import ForwardResult, forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
 from pytorch_kaldi_snn.forward.posteriors import prior_offsets
 from pytorch_kaldi_snn.io.atomic import atomic_write, remove_stale_temps
+from pytorch_kaldi_snn.io.chatter import captured_stderr
 from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
 from pytorch_kaldi_snn.report import (
     plot_layer_sparsity, plot_learning_curves, results_dict, write_results,
@@ -88,13 +89,25 @@ def pick_device(exp: Experiment, log: logging.Logger) -> torch.device:
     return torch.device("cpu")
 
 
+def to_log_file(log: logging.Logger) -> Callable[[str], None]:
+    """Write a line to the log file only (not stdout): for the chatter of Kaldi's readers."""
+    files = [h for h in log.handlers if isinstance(h, logging.FileHandler)]
+
+    def write(line: str) -> None:
+        record = log.makeRecord(log.name, logging.INFO, __file__, 0, f"kaldi: {line}", None, None)
+        for handler in files:
+            handler.handle(record)
+    return write
+
+
 def load_sets(exp: Experiment, log: logging.Logger) -> List[LoadedSet]:
     """Train, dev and test sets with the features and labels the model reads."""
     features = exp.features_used()
     labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
     use = exp.data_use
-    return [load_dataset(exp.datasets[name], features, labels, log)
-            for name in (use.train_with, use.valid_with, use.forward_with)]
+    with captured_stderr(to_log_file(log)):
+        return [load_dataset(exp.datasets[name], features, labels, log)
+                for name in (use.train_with, use.valid_with, use.forward_with)]
 
 
 def main_arch(exp: Experiment) -> str:

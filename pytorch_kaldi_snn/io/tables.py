@@ -62,12 +62,17 @@ def _read_table(
     except RuntimeError as err:
         raise DataError(f"cannot open table ({_last_line(err)})", file=rspecifier) from None
     key = None
+    finished = False
     try:
         for key, value in reader:
             # Values are views into buffers the reader reuses on next(): copy them.
             yield key, convert(value)
+        finished = True
     except RuntimeError as err:
         raise _failed(rspecifier, key, _last_line(err)) from None
+    finally:
+        if not finished:  # abandoned or failed: close the pipe now, not at garbage collection
+            reader._impl.close()
     # The wrapper's close() drops Kaldi's status; the low-level one is False when a pipe
     # command exited non-zero or the archive ended in a broken object.
     if not reader._impl.close():
@@ -82,13 +87,18 @@ def _failed(rspecifier: str, last_good: Optional[str], reason: str) -> DataError
     """
     entry = _entry_after(rspecifier, last_good)
     if entry is not None:
-        utt, location = entry
-        return DataError(f"cannot read {location} ({reason})", file=rspecifier, utt=utt)
+        scp, utt, location = entry
+        if location in reason:  # Kaldi's own line only repeats the location
+            reason = "a truncated or corrupt record, or a wrong offset"
+        return DataError(f"cannot read {location} ({reason})", file=scp, utt=utt)
     where = f"the entry after utterance {last_good}" if last_good else "the first entry"
-    return DataError(f"cannot read {where} ({reason})", file=rspecifier)
+    scp = _SCP_IN_SPEC.search(rspecifier)
+    return DataError(f"cannot read {where} ({reason})",
+                     file=scp.group(1) if scp else rspecifier)
 
 
-def _entry_after(rspecifier: str, last_good: Optional[str]) -> Optional[Tuple[str, str]]:
+def _entry_after(rspecifier: str, last_good: Optional[str]) -> Optional[Tuple[str, str, str]]:
+    """``(scp, utt, location)`` of the scp line after ``last_good``, if the source is an scp."""
     match = _SCP_IN_SPEC.search(rspecifier)
     if match is None:
         return None
@@ -101,12 +111,17 @@ def _entry_after(rspecifier: str, last_good: Optional[str]) -> Optional[Tuple[st
     index = 0 if last_good is None else keys.index(last_good) + 1 if last_good in keys else None
     if index is None or index >= len(entries) or len(entries[index]) < 2:
         return None
-    return entries[index][0], entries[index][1]
+    return match.group(1), entries[index][0], entries[index][1]
+
+
+_PERMISSIVE_HINT = re.compile(r"\s*\(to suppress this error, add the permissive.*$")
 
 
 def _last_line(err: Exception) -> str:
+    """Kaldi's final ``[E]`` line without its level tag and its hint about ``p,`` options."""
     lines = [line for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
+    last = lines[-1] if lines else type(err).__name__
+    return _PERMISSIVE_HINT.sub("", last.removeprefix("[E] ")).strip()
 
 
 def read_matrices(source: PathLike) -> Iterator[Tuple[str, np.ndarray]]:

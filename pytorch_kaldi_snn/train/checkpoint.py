@@ -1,7 +1,6 @@
 """Checkpoints and JSON files, written atomically: a crash (Ctrl-C, kill -9) leaves the old or the new file."""
 from __future__ import annotations
 
-import configparser
 import json
 import re
 from pathlib import Path
@@ -35,13 +34,34 @@ def load_json(path: Path) -> Optional[Any]:
 _TRAINING_SECTIONS = re.compile(r"^(architecture\d+|model|batches)$")
 
 
-def _training_options(cfg_text: str) -> Dict[Tuple[str, str], str]:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(cfg_text)
-    options = {(s, k): v for s in parser.sections() if _TRAINING_SECTIONS.match(s)
-               for k, v in parser[s].items()}
-    options[("exp", "seed")] = parser.get("exp", "seed", fallback="")
+_SECTION_LINE = re.compile(r"^\[(\w+)\]$")
+_OPTION_LINE = re.compile(r"^(\w+) = (.*)$")
+
+
+def _options(cfg_text: str) -> Dict[Tuple[str, str], str]:
+    """``(section, key) -> value`` of an ``Experiment.cfg_text``.
+
+    That text writes ``key = value`` lines and leaves the continuation lines of multi-line
+    values (``fea``, ``lab``, ``model``) unindented, so configparser cannot read it back;
+    such lines (``name=value`` or operations, no spaced ``=``) extend the previous value.
+    """
+    options: Dict[Tuple[str, str], str] = {}
+    section, key = "", None
+    for line in cfg_text.splitlines():
+        header, option = _SECTION_LINE.match(line), _OPTION_LINE.match(line)
+        if header:
+            section, key = header.group(1), None
+        elif option:
+            key = option.group(1)
+            options[(section, key)] = option.group(2)
+        elif key is not None:
+            options[(section, key)] += "\n" + line
     return options
+
+
+def _training_options(cfg_text: str) -> Dict[Tuple[str, str], str]:
+    return {(s, k): v for (s, k), v in _options(cfg_text).items()
+            if _TRAINING_SECTIONS.match(s) or (s, k) == ("exp", "seed")}
 
 
 def training_cfg_difference(saved_cfg: str, cfg: str) -> Optional[str]:
