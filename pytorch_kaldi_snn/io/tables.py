@@ -83,22 +83,23 @@ def _failed(rspecifier: str, last_good: Optional[str], reason: str) -> DataError
     """Name the entry that failed: the scp line after the last good key, with its offset.
 
     The reader only reports the last key it read; when the table (or the command feeding the
-    pipe) reads an scp, the broken entry is the next line of that scp.
+    pipe) reads an scp, the broken entry is the next line of that scp, and the error names
+    that scp rather than the whole pipe.
     """
+    scp = _SCP_IN_SPEC.search(rspecifier)
+    file = scp.group(1) if scp and not rspecifier.startswith("scp") else rspecifier
     entry = _entry_after(rspecifier, last_good)
     if entry is not None:
-        scp, utt, location = entry
+        utt, location = entry
         if location in reason:  # Kaldi's own line only repeats the location
             reason = "a truncated or corrupt record, or a wrong offset"
-        return DataError(f"cannot read {location} ({reason})", file=scp, utt=utt)
-    where = f"the entry after utterance {last_good}" if last_good else "the first entry"
-    scp = _SCP_IN_SPEC.search(rspecifier)
-    return DataError(f"cannot read {where} ({reason})",
-                     file=scp.group(1) if scp else rspecifier)
+        return DataError(f"read failed at {location} ({reason})", file=file, utt=utt)
+    where = f"after {last_good}" if last_good is not None else "before the first item"
+    return DataError(f"read failed {where} ({reason})", file=file)
 
 
-def _entry_after(rspecifier: str, last_good: Optional[str]) -> Optional[Tuple[str, str, str]]:
-    """``(scp, utt, location)`` of the scp line after ``last_good``, if the source is an scp."""
+def _entry_after(rspecifier: str, last_good: Optional[str]) -> Optional[Tuple[str, str]]:
+    """``(utt, location)`` of the scp line after ``last_good``, if the source is an scp."""
     match = _SCP_IN_SPEC.search(rspecifier)
     if match is None:
         return None
@@ -111,7 +112,7 @@ def _entry_after(rspecifier: str, last_good: Optional[str]) -> Optional[Tuple[st
     index = 0 if last_good is None else keys.index(last_good) + 1 if last_good in keys else None
     if index is None or index >= len(entries) or len(entries[index]) < 2:
         return None
-    return match.group(1), entries[index][0], entries[index][1]
+    return entries[index][0], entries[index][1]
 
 
 _PERMISSIVE_HINT = re.compile(r"\s*\(to suppress this error, add the permissive.*$")
