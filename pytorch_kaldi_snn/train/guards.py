@@ -25,10 +25,13 @@ class DivergenceError(UserInputError):
 
 
 def _first_nonfinite(named: Iterable[Tuple[str, Optional[Tensor]]]) -> Optional[str]:
-    for name, tensor in named:
-        if tensor is not None and tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            return name
-    return None
+    checked = [(name, t) for name, t in named if t is not None and t.is_floating_point()]
+    if not checked:
+        return None
+    finite = torch.stack([torch.isfinite(t).all() for _, t in checked])
+    if bool(finite.all()):  # one device synchronisation per check, not one per tensor
+        return None
+    return checked[int((~finite).nonzero()[0])][0]
 
 
 def _values(values: Mapping[str, Tensor]) -> Iterator[Tuple[str, Tensor]]:
