@@ -92,7 +92,7 @@ def _failed(rspecifier: str, last_good: Optional[str], reason: str) -> DataError
     if entry is not None:
         utt, location = entry
         if location in reason:  # Kaldi's own line only repeats the location
-            reason = "a truncated or corrupt record, or a wrong offset"
+            reason = "a missing, truncated or corrupt record, a wrong offset or a failing command"
         return DataError(f"read failed at {location} ({reason})", file=file, utt=utt)
     where = f"after {last_good}" if last_good is not None else "before the first item"
     return DataError(f"read failed {where} ({reason})", file=file)
