@@ -16,7 +16,7 @@ from torch import nn
 import pytorch_kaldi_snn.neural_networks as networks
 
 FRAMES = 3500
-FEATURES, CLASSES, STEPS = 40, 48, 3
+FEATURES, CLASSES, STEPS = 40, 48, 2
 SPIKING = """
 snn_lay = 64,64
 snn_drop = 0.1,0.1
