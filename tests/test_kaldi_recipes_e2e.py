@@ -84,9 +84,11 @@ def stage_seconds(log_text: str) -> Dict[str, float]:
 
 
 def best_wer(decode_dir: Path) -> float:
-    """The %WER of Kaldi's scoring (best_wer, written by decode_dnn.sh from local/score.sh)."""
+    """The %WER of Kaldi's scoring (best_wer, written by decode_dnn.sh from local/score.sh):
+    compute-wer's ``%WER 37.65 [ 32 / 85, ...`` or sclite's ``%WER 91.6 | 12 488 | ...``, over a
+    non-empty reference."""
     line = (decode_dir / "best_wer").read_text()
-    m = re.search(r"%WER ([0-9.]+) \[ \d+ / [1-9]\d*", line)
+    m = re.search(r"%WER ([0-9.]+) (?:\[ \d+ / |\| \d+ )[1-9]", line)
     assert m, line
     return float(m.group(1))
 
