@@ -104,11 +104,8 @@ def ctm_text(best_ali: Path, mdl: Path, phones: Path, shift_s: float) -> str:
     names = {i: p for p, i in read_symbol_table(phones).items()}
     lines = []
     for utt, ali in read_int_vectors(best_ali):
-        per_frame = model.ali_to_phones_per_frame(np.asarray(ali))
-        change = np.flatnonzero(np.diff(per_frame)) + 1
-        starts, ends = np.concatenate([[0], change]), np.concatenate([change, [len(per_frame)]])
-        lines += [f"{utt} 1 {s * shift_s:.2f} {(e - s) * shift_s:.2f} {names[int(per_frame[s])]}\n"
-                  for s, e in zip(starts, ends)]
+        lines += [f"{utt} 1 {start * shift_s:.2f} {(end - start) * shift_s:.2f} {names[phone]}\n"
+                  for phone, start, end in model.phone_segments(np.asarray(ali))]
     return "".join(lines)
 
 
