@@ -53,7 +53,7 @@ def load_trained(folder: Path, log: logging.Logger) -> TrainedExperiment:
     folder = Path(folder)
     for name in ("results.json", RESOLVED_CFG, CHECKPOINT):
         if not (folder / name).is_file():
-            raise DataError(f"missing: not a finished experiment folder (run ./run_exp.sh first)",
+            raise DataError("missing: not a finished experiment folder (run ./run_exp.sh first)",
                             file=str(folder / name))
     exp = load_experiment(folder / RESOLVED_CFG)
     counts_from = exp.forward.normalize_with_counts_from

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import torch
 
 from pytorch_kaldi_snn.cli import run_reporting_errors
 from pytorch_kaldi_snn.data.batching import eval_batches
@@ -38,8 +39,6 @@ from pytorch_kaldi_snn.graph.lang import read_symbol_table
 from pytorch_kaldi_snn.io import read_int_vectors, read_kaldi_map, write_kaldi_map, write_mat_ark
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.trained import TrainedExperiment, load_trained, moved_feature
-
-import torch
 
 log = logging.getLogger("transcribe")
 
