@@ -10,7 +10,8 @@ the source, and loaded with :mod:`ctypes`.
 
 When no compiler is available or the build fails, :func:`load` returns ``None`` and
 :mod:`pytorch_kaldi_snn.kernels.fused` uses its PyTorch-operator step functions instead; the
-log says which path ran. Set ``PYTORCH_KALDI_SNN_NATIVE=0`` to force the PyTorch path.
+log says which path ran. ``PYTORCH_KALDI_SNN_KERNEL=torch`` forces the PyTorch path
+(:mod:`.backend`).
 """
 from __future__ import annotations
 
@@ -246,7 +247,7 @@ def load(dtype: torch.dtype) -> Optional[ctypes.CDLL]:
     if dtype in _cache:
         return _cache[dtype]
     lib = None
-    if dtype in _REAL and os.environ.get("PYTORCH_KALDI_SNN_NATIVE", "1") != "0":
+    if dtype in _REAL:
         real, c_real = _REAL[dtype]
         try:
             lib = ctypes.CDLL(str(_build(real)))

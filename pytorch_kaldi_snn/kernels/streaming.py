@@ -32,7 +32,7 @@ from typing import Iterable, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from pytorch_kaldi_snn.kernels import native
+from pytorch_kaldi_snn.kernels import backend, native
 from pytorch_kaldi_snn.layers.spiking import LIFLayer, SpikingLayer
 from pytorch_kaldi_snn.neurons.quantizer import quantize_level
 
@@ -132,7 +132,7 @@ class StreamingSNN:
         self.readout_t = None if readout is None else readout.weight.detach().t().contiguous()
         self.readout_b = None if readout is None else readout.bias
         weight = self.layers[0].weight
-        self.lib = native.load(weight.dtype) if weight.device.type == "cpu" else None
+        self.lib = backend.streaming_lib(weight)
         log.info("streaming inference: %s", "native C kernel" if self.lib else "PyTorch operators")
         self.frames = 0
         self.active_outputs = [0] * len(self.layers)
