@@ -250,7 +250,11 @@ def _apply_override(parser: configparser.ConfigParser, override: str, path: Path
 
 
 def _cfg_text(parser: configparser.ConfigParser) -> str:
-    return "\n".join(f"[{s}]\n" + "\n".join(f"{k} = {v}" for k, v in parser[s].items())
+    """The cfg as text that reads back to the same options (``resolved.cfg``): continuation
+    lines of multi-line values (``fea``, ``lab``, ``model``) stay indented."""
+    def option(key: str, value: str) -> str:
+        return f"{key} = " + "\n\t".join(value.splitlines())
+    return "\n".join(f"[{s}]\n" + "\n".join(option(k, v) for k, v in parser[s].items())
                      for s in parser.sections()) + "\n"
 
 

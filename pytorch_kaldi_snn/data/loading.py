@@ -55,7 +55,8 @@ def _load_labels(spec: LabelSpec, log: Log) -> Dict[str, np.ndarray]:
     binary = spec.opts.split()[0]
     alignments = sorted(spec.folder.glob("ali.*.gz"))
     if not alignments:
-        raise DataError("no ali.*.gz alignments", file=str(spec.folder))
+        raise DataError("no ali.*.gz alignments (align a new set with the recipe's GMM: "
+                        "python -m pytorch_kaldi_snn.prepare_set)", file=str(spec.folder))
     if shutil.which(binary):
         log.info(f"labels {spec.name}: Kaldi `{spec.opts}` on {spec.folder}")
         labels = _kaldi_labels(spec, alignments)

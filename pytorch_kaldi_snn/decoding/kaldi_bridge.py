@@ -27,7 +27,7 @@ from typing import Mapping, Optional, Union
 from pytorch_kaldi_snn.decoding.decoder import DecodeOptions, decode_ark, write_hyp_text
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io import as_rspecifier, atomic_outputs, read_int_vectors
-from pytorch_kaldi_snn.scoring import ErrorCounts, score_files
+from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, score_files
 
 log = logging.getLogger(__name__)
 LATGEN = "latgen-faster-mapped"
@@ -91,6 +91,23 @@ def _run_kaldi(
     write_hyp_text(out / "hyp.txt", words, graph_dir / "words.txt")
 
 
+def _symbols(table: Path) -> set[str]:
+    return {line.split()[0] for line in table.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def check_phone_reference(ref_text: Path, graph_dir: Path) -> None:
+    """On a phone graph (every word of ``words.txt`` is a phone), refuse a reference that is not
+    in phones: a word transcript would otherwise be scored as a PER of several hundred percent."""
+    words = _symbols(graph_dir / "words.txt") - {"<eps>", "<s>", "</s>", "#0"}
+    if not (graph_dir / "phones.txt").is_file() or not words <= _symbols(graph_dir / "phones.txt"):
+        return  # a word graph: out-of-vocabulary reference words are normal there
+    for utt, tokens in read_transcripts(ref_text).items():
+        unknown = [t for t in tokens if t not in words]
+        if unknown:
+            raise DataError(f"{unknown[0]!r} is not a phone of {graph_dir / 'words.txt'}: the reference "
+                            "must be a phone transcript, not words", file=str(ref_text), utt=utt)
+
+
 def decode_and_score(
     loglikes: PathLike,
     graph_dir: PathLike,
@@ -123,6 +140,8 @@ def decode_and_score(
         decode_ark(loglikes, graph_dir, model_path, out, opts)
     counts = None
     if ref_text is not None:
+        if phone_map is None:
+            check_phone_reference(Path(ref_text), graph_dir)
         counts = score_files(ref_text, out / "hyp.txt", mode, phone_map)
         with atomic_outputs(out / "score.txt") as (temp,):
             Path(temp).write_text(counts.kaldi_report(), encoding="utf-8")

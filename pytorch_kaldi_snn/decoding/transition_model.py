@@ -92,23 +92,29 @@ class TransitionModel:
         return self.tid2phone[self._check_tids(alignment)]
 
     def ali_to_phone_seq(self, alignment: np.ndarray) -> list[int]:
-        """The phone sequence, as Kaldi's ``ali-to-phones`` (handles reordered alignments).
+        """The phone sequence, as Kaldi's ``ali-to-phones`` (handles reordered alignments)."""
+        return [phone for phone, _, _ in self.phone_segments(alignment)]
+
+    def phone_segments(self, alignment: np.ndarray) -> list[tuple[int, int, int]]:
+        """``(phone, first frame, end frame)`` of every phone of an alignment (``ali-to-phones
+        --ctm-output``), repeated phones kept apart.
 
         A phone ends after its final transition and any self-loops of the same
         transition-state that follow it (``--reorder=true``, Kaldi's default, puts the last
         state's self-loops after its forward transition).
         """
         ali = self._check_tids(alignment)
-        phones: list[int] = []
+        starts: list[tuple[int, int]] = []  # (phone, first frame)
         ended_in: int | None = None  # transition-state whose final transition was seen
         for i, tid in enumerate(ali):
             continues = ended_in is not None and self.is_self_loop[tid] and self.tid2state[tid] == ended_in
             if i == 0 or (ended_in is not None and not continues):
-                phones.append(int(self.tid2phone[tid]))
+                starts.append((int(self.tid2phone[tid]), i))
                 ended_in = None
             if self.is_final[tid]:
                 ended_in = int(self.tid2state[tid])
-        return phones
+        ends = [start for _, start in starts[1:]] + [len(ali)]
+        return [(phone, start, end) for (phone, start), end in zip(starts, ends)]
 
 
 def _read_hmm_state_text(ks: KaldiStream, expected_index: int) -> HmmState:

@@ -230,3 +230,16 @@ def make_feats(
     with atomic_outputs(data.root / "conf" / f"{kind}.conf") as (temp,):
         shutil.copyfile(conf_file, temp)
     return layout
+
+
+def make_pytorch_kaldi_feats(
+    data_dir: Union[str, os.PathLike], kind: str, conf_file: Union[str, os.PathLike],
+    out_dir: Union[str, os.PathLike],
+) -> FeatsLayout:
+    """:func:`make_feats`, plus the per-speaker CMVN stats copied to ``cmvn_speaker.ark`` in the
+    data dir: the file PyTorch-Kaldi's ``fea_opts`` (``apply-cmvn --utt2spk=ark:utt2spk
+    ark:cmvn_speaker.ark ...``) read."""
+    layout = make_feats(data_dir, kind, conf_file, out_dir)
+    with atomic_outputs(Path(data_dir) / "cmvn_speaker.ark") as (temp,):
+        shutil.copyfile(layout.cmvn_ark, temp)
+    return layout

@@ -6,11 +6,18 @@ import logging
 from pathlib import Path
 from typing import Any, Dict
 
-from pytorch_kaldi_snn.config.experiment import Experiment
+from pytorch_kaldi_snn.config.experiment import DecodingSettings, Experiment
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
 from pytorch_kaldi_snn.scoring import timit_fold_map
 
 DECODE_DIR = "decode_test"
+
+
+def decode_options(settings: DecodingSettings) -> DecodeOptions:
+    """The cfg's ``[decoding]`` beams and acoustic scale as the decoders take them."""
+    return DecodeOptions(acoustic_scale=settings.acwt, beam=settings.beam,
+                         max_active=settings.max_active, min_active=settings.min_active,
+                         lattice_beam=settings.latbeam)
 
 
 def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> Dict[str, Any]:
@@ -18,11 +25,9 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
     test = exp.datasets[exp.data_use.forward_with]
     lab = next(lab for lab in test.labels if lab.name == exp.forward.normalize_with_counts_from)
     settings = exp.decoding
-    opts = DecodeOptions(acoustic_scale=settings.acwt, beam=settings.beam,
-                         max_active=settings.max_active, min_active=settings.min_active,
-                         lattice_beam=settings.latbeam)
     fold = timit_fold_map(settings.scoring_fold) if settings.scoring_fold else None
-    run = decode_and_score(ark, lab.graph, lab.folder / "final.mdl", out / DECODE_DIR, opts,
+    run = decode_and_score(ark, lab.graph, lab.folder / "final.mdl", out / DECODE_DIR,
+                           decode_options(settings),
                            ref_text=lab.data_folder / "text", mode=settings.scoring_mode,
                            phone_map=fold)
     counts = run.counts

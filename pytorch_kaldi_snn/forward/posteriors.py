@@ -50,6 +50,12 @@ def prior_offsets(exp: Experiment, train: LoadedSet, n_out: int) -> np.ndarray:
     return log_priors(counts).astype(np.float32)
 
 
+def batch_scores(batch: Batch, log_posteriors: Tensor, offset: Tensor) -> List[Tuple[str, np.ndarray]]:
+    """``(utt, (T, N) log-posteriors minus offset)`` of every piece of a padded batch."""
+    scores = (log_posteriors - offset).cpu().numpy()
+    return [(piece.utt, scores[: piece.end - piece.start, b]) for b, piece in enumerate(batch.pieces)]
+
+
 def forward_test(exp: Experiment, model: AcousticModel, test: LoadedSet, offsets: np.ndarray,
                  device: torch.device, out: Path) -> ForwardResult:
     """Write ``out/forward_test.ark`` and measure test frame error and activity counters."""
@@ -57,9 +63,7 @@ def forward_test(exp: Experiment, model: AcousticModel, test: LoadedSet, offsets
     offset = torch.as_tensor(offsets, device=device)
 
     def collect(batch: Batch, values: Dict[str, Tensor]) -> None:
-        scores = (values[exp.forward.forward_out] - offset).cpu().numpy()
-        for b, piece in enumerate(batch.pieces):
-            outputs.append((piece.utt, scores[: piece.end - piece.start, b]))
+        outputs.extend(batch_scores(batch, values[exp.forward.forward_out], offset))
 
     result = evaluate(model, test, exp, device, "forward", max_len=sys.maxsize, collect=collect)
     write_mat_ark(out / ARK, None, sorted(outputs))

@@ -15,6 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
+from pytorch_kaldi_snn.decoding.kaldi_stream import KaldiStream
 from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.topology import build_hmm_system, model_topology_text, transition_tuples
@@ -107,3 +108,43 @@ def _non_self_loop_log_probs(log_probs: np.ndarray, is_self_loop: np.ndarray, ti
     loops = np.flatnonzero(is_self_loop)
     out[tid2state[loops]] = np.log1p(-np.exp(log_probs[loops]))
     return out
+
+
+def read_am_diag_gmm(mdl: Path) -> khg.AmDiagGmm:
+    """The GMMs of a text ``final.mdl`` (as :func:`write_model` or ``gmm-copy --binary=false``
+    writes it), so that a trained model can align new data without retraining.
+
+    kaldi-hmm-gmm cannot read models; the tokens after ``</TransitionModel>`` are parsed here.
+    Means are ``MEANS_INVVARS / INV_VARS``, as ``DiagGmm::Read`` stores them.
+    """
+    ks = KaldiStream.open(Path(mdl))
+    if ks.binary:
+        raise DataError("binary model; write it as text with gmm-copy --binary=false", file=str(mdl))
+    while ks.read_token() != "</TransitionModel>":
+        pass
+    ks.expect_token("<DIMENSION>")
+    dim = ks.read_int()
+    ks.expect_token("<NUMPDFS>")
+    num_pdfs = ks.read_int()
+    am = khg.AmDiagGmm()
+    for _ in range(num_pdfs):
+        am.add_pdf(_read_diag_gmm(ks, dim))
+    return am
+
+
+def _read_diag_gmm(ks: KaldiStream, dim: int) -> khg.DiagGmm:
+    ks.expect_token("<DiagGMM>")
+    ks.expect_token("<GCONSTS>")
+    ks.read_float_vector()  # recomputed below from weights and variances
+    ks.expect_token("<WEIGHTS>")
+    weights = ks.read_float_vector()
+    ks.expect_token("<MEANS_INVVARS>")
+    means_invvars = ks.read_float_vector().reshape(len(weights), dim)
+    ks.expect_token("<INV_VARS>")
+    inv_vars = ks.read_float_vector().reshape(len(weights), dim)
+    ks.expect_token("</DiagGMM>")
+    gmm = khg.DiagGmm(nmix=len(weights), dim=dim)
+    gmm.set_weights(weights.astype(np.float32))
+    gmm.set_invvars_and_means(inv_vars.astype(np.float32), (means_invvars / inv_vars).astype(np.float32))
+    gmm.compute_gconsts()
+    return gmm

@@ -13,10 +13,9 @@ RESULT_KEYS = ("arch", "per", "frame_acc", "zero_outputs_pct", "zero_outputs_pct
                "epochs", "wall_s")
 
 
-def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: ModelReport,
-                 decoder: str, history: List[Dict[str, float]], wall_s: float,
-                 extra: Dict[str, Any]) -> Dict[str, Any]:
-    """Test-set PER and frame accuracy, activity and cost (test set, eval mode), training."""
+def test_metrics(*, arch: str, per: Optional[float], frame_err: float, report: ModelReport,
+                 decoder: str) -> Dict[str, Any]:
+    """PER and frame accuracy, activity and cost of one test set (eval mode)."""
     return {
         "arch": arch,
         "per": None if per is None else round(per, 2),
@@ -31,6 +30,15 @@ def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: M
         "mults_vs_gru": round(report.ratio_vs_gru, 4),
         "params": report.params_total,
         "decoder": decoder,
+    }
+
+
+def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: ModelReport,
+                 decoder: str, history: List[Dict[str, float]], wall_s: float,
+                 extra: Dict[str, Any]) -> Dict[str, Any]:
+    """Test-set PER and frame accuracy, activity and cost (test set, eval mode), training."""
+    return {
+        **test_metrics(arch=arch, per=per, frame_err=frame_err, report=report, decoder=decoder),
         "epochs": len(history),
         "wall_s": round(wall_s, 1),
         **extra,

@@ -158,6 +158,10 @@ def score(
     """Score token sequences keyed by utterance (see the module docstring for the rules)."""
     if mode not in MODES:
         raise ValueError(f"unknown scoring mode {mode!r}; valid: {', '.join(MODES)}")
+    for table in (refs, hyps):
+        text = next((utt for utt, tokens in table.items() if isinstance(tokens, str)), None)
+        if text is not None:  # iterating a str would score characters
+            raise TypeError(f"utterance {text}: give a sequence of tokens (str.split()), not a string")
     extra = sorted(set(hyps) - set(refs))
     if extra:
         raise DataError(f"hypothesis for an utterance not in the reference ({len(extra)} such)", utt=extra[0])

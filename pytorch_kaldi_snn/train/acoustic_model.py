@@ -76,6 +76,17 @@ class AcousticModel(nn.Module):
             values[op.out] = self._run_op(op, values, labels)
         return values
 
+    def output(self, features: Mapping[str, Tensor], name: str) -> Tensor:
+        """The value ``name`` (e.g. ``forward_out``) from features alone, for audio without
+        labels: the operations that produce it, without the costs."""
+        values: Dict[str, Tensor] = dict(features)
+        for op in self.operations:
+            if not op.op.startswith("cost_"):
+                values[op.out] = self._run_op(op, values, {})
+            if op.out == name:
+                return values[name]
+        raise KeyError(name)
+
 
 def frame_error(log_probs: Tensor, labels: Tensor) -> Tensor:
     """Fraction of non-padded frames whose best class is not the label."""

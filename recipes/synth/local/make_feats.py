@@ -8,13 +8,11 @@ Writes <data-dir>/{feats.scp,cmvn.scp,utt2num_frames} (arks in <ark-dir>) and co
 per-speaker CMVN stats to <data-dir>/cmvn_speaker.ark, the file PyTorch-Kaldi's fea_opts
 (``apply-cmvn --utt2spk=ark:utt2spk ark:cmvn_speaker.ark ...``) read.
 """
-import shutil
 import sys
 from pathlib import Path
 
 from pytorch_kaldi_snn.errors import UserInputError
-from pytorch_kaldi_snn.features.extract import make_feats
-from pytorch_kaldi_snn.io.tables import atomic_outputs
+from pytorch_kaldi_snn.features.extract import make_pytorch_kaldi_feats
 
 
 def main(argv: list) -> int:
@@ -23,12 +21,10 @@ def main(argv: list) -> int:
         return 1
     kind, conf, data_dir, ark_dir = argv[0], Path(argv[1]), Path(argv[2]), Path(argv[3])
     try:
-        layout = make_feats(data_dir, kind, conf, ark_dir)
+        make_pytorch_kaldi_feats(data_dir, kind, conf, ark_dir)
     except (UserInputError, OSError) as err:  # one line for the shell, no traceback
         print(f"make_feats: {err}", file=sys.stderr)
         return 2
-    with atomic_outputs(data_dir / "cmvn_speaker.ark") as (temp,):
-        shutil.copyfile(layout.cmvn_ark, temp)
     return 0
 
 

@@ -1,0 +1,78 @@
+"""Recipe step: align a new data dir with an already trained monophone GMM (``steps/align_si.sh``).
+
+No retraining: the GMMs and transition probabilities are read from ``<model>/final.mdl``::
+
+    python -m pytorch_kaldi_snn.gmm.align --lang data/lang --model exp/mono \\
+        --feats data/mfcc/mine --text data/mine/text --out exp/mono_ali_mine
+
+Inputs: the lang dir the model was trained with, the model dir (``final.mdl``, ``tree``), a
+data dir of 13-dim MFCCs with ``cmvn.scp`` (the GMM's features, made with the training set's
+``conf/mfcc.conf``) and a phone transcript ``text``. Output: an alignment dir
+(``ali.1.gz``, ``final.mdl``, ``tree``, ``num_jobs``) that a cfg's ``lab_folder`` names.
+Utterances whose alignment fails even with the retry beam are left out and logged, as Kaldi does.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.gmm.labels import write_ali_dir
+from pytorch_kaldi_snn.gmm.model_io import load_trans_model, read_am_diag_gmm
+from pytorch_kaldi_snn.gmm.topology import build_hmm_system
+from pytorch_kaldi_snn.gmm.train import Aligner, MonoConfig, MonoModel
+from pytorch_kaldi_snn.gmm.train_mono import gmm_features, phone_transcripts
+from pytorch_kaldi_snn.graph.lang import read_symbol_table
+
+log = logging.getLogger("align")
+
+
+def load_model(lang: Path, model_dir: Path) -> MonoModel:
+    """The trained monophone system of ``model_dir`` over ``lang``'s topology."""
+    topo_text = (Path(lang) / "topo").read_text(encoding="utf-8")
+    hmm = build_hmm_system(topo_text)
+    hmm.trans_model = load_trans_model(Path(model_dir) / "final.mdl", topo_text)
+    return MonoModel(hmm, read_am_diag_gmm(Path(model_dir) / "final.mdl"))
+
+
+def align_set(lang: Path, model_dir: Path, feats_dir: Path, text: Path, out: Path,
+              config: MonoConfig = MonoConfig()) -> int:
+    """Align every utterance of ``feats_dir`` to its ``text``; returns how many were aligned."""
+    model = load_model(lang, model_dir)
+    feats = gmm_features(feats_dir)
+    transcripts = phone_transcripts(text, read_symbol_table(Path(lang) / "phones.txt"))
+    missing = sorted(set(feats) - set(transcripts))
+    if missing:
+        raise DataError("has features but no phone transcript", file=str(text), utt=missing[0])
+    dim = next(iter(feats.values())).shape[1]
+    if dim != model.am.dim:
+        raise DataError(f"features have {dim} dims, the GMM {model.am.dim}", file=str(feats_dir))
+    aligner = Aligner(model.hmm, model.hmm.topo.phones, config)
+    alignments = aligner.align_all(model, feats, transcripts)
+    if not alignments:
+        raise DataError("no utterance could be aligned", file=str(feats_dir))
+    write_ali_dir(Path(out), alignments, Path(model_dir))
+    log.info("aligned %d of %d utterances -> %s", len(alignments), len(feats), out)
+    return len(alignments)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; bad input prints one line and exits 2."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lang", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True, help="dir with final.mdl and tree")
+    parser.add_argument("--feats", type=Path, required=True, help="MFCC data dir (feats.scp, cmvn.scp)")
+    parser.add_argument("--text", type=Path, required=True, help="phone transcripts")
+    parser.add_argument("--out", type=Path, required=True, help="alignment dir to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    return run_reporting_errors("align", lambda: align_set(
+        args.lang, args.model, args.feats, args.text, args.out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Transcribe new audio with a finished experiment: phones per utterance, optionally CTM and lattices::
+
+    python -m pytorch_kaldi_snn.transcribe exp/synth_snn_v2 a.wav b.wav
+    python -m pytorch_kaldi_snn.transcribe exp/synth_snn_v2 --wav-scp wav.scp --utt2spk utt2spk \\
+        --ctm out.ctm --lattices lat.1.gz
+
+Prints ``utt phone phone ...`` per utterance (utterance id = the wav's file name without
+extension, or the ``wav.scp`` key). Everything is the experiment's: features with the training
+set's Kaldi conf (``conf/<kind>.conf`` that make_feats left in its data dir), CMVN per speaker
+(``--utt2spk``; without it every utterance is its own speaker), the test set's ``fea_opts``
+pipe, the checkpoint, the priors, the graph and the ``[decoding]`` settings; the decoder is
+Kaldi's ``latgen-faster-mapped`` when installed, else the built-in one, as in ``run_exp.sh``.
+``--ctm`` writes ``utt 1 start duration phone`` from the best path's alignment; ``--lattices``
+a Kaldi lattice archive (``lat.1.gz``, gzipped binary).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.data.batching import eval_batches
+from pytorch_kaldi_snn.data.loading import load_dataset
+from pytorch_kaldi_snn.decoding import decode_and_score, read_transition_model
+from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.features.extract import KINDS, FeatureConf, make_pytorch_kaldi_feats
+from pytorch_kaldi_snn.forward.decode import decode_options
+from pytorch_kaldi_snn.forward.posteriors import batch_scores
+from pytorch_kaldi_snn.graph.lang import read_symbol_table
+from pytorch_kaldi_snn.io import read_int_vectors, read_kaldi_map, write_kaldi_map, write_mat_ark
+from pytorch_kaldi_snn.io.atomic import atomic_write
+from pytorch_kaldi_snn.trained import TrainedExperiment, load_trained, moved_feature
+
+log = logging.getLogger("transcribe")
+
+
+def input_dir(work: Path, wavs: Sequence[Path], wav_scp: Optional[Path], utt2spk: Optional[Path]) -> Path:
+    """A Kaldi data dir (wav.scp, utt2spk, spk2utt) for the audio to transcribe."""
+    if wav_scp is not None:
+        table = read_kaldi_map(wav_scp)
+    else:
+        table = {}
+        for wav in wavs:
+            if Path(wav).stem in table:
+                raise DataError("two wavs with this utterance id (file name)", file=str(wav))
+            table[Path(wav).stem] = str(Path(wav).resolve())
+    if not table:
+        raise DataError("no audio given (wav files or --wav-scp)")
+    speakers = read_kaldi_map(utt2spk) if utt2spk is not None else {u: u for u in table}
+    missing = [u for u in table if u not in speakers]
+    if missing:
+        raise DataError("has no speaker", file=str(utt2spk), utt=missing[0])
+    data = work / "data"
+    data.mkdir()
+    order = sorted(table, key=lambda u: u.encode())
+    write_kaldi_map(data / "wav.scp", {u: table[u] for u in order})
+    write_kaldi_map(data / "utt2spk", {u: speakers[u] for u in order})
+    spk2utt: Dict[str, List[str]] = {}
+    for utt in order:
+        spk2utt.setdefault(speakers[utt], []).append(utt)
+    write_kaldi_map(data / "spk2utt", {s: " ".join(spk2utt[s]) for s in sorted(spk2utt, key=str.encode)})
+    return data
+
+
+def feature_conf(trained: TrainedExperiment) -> tuple[str, Path]:
+    """The kind and Kaldi conf the training set's features were made with."""
+    conf_dir = trained.exp.train_set.features[0].scp.parent / "conf"
+    found = [(kind, conf_dir / f"{kind}.conf") for kind in KINDS if (conf_dir / f"{kind}.conf").is_file()]
+    if len(found) != 1:
+        raise DataError("expected one of fbank.conf, mfcc.conf (left by make_feats)", file=str(conf_dir))
+    return found[0]
+
+
+def posteriors(trained: TrainedExperiment, data_dir: Path) -> Dict[str, np.ndarray]:
+    """Log-posteriors minus log-priors per utterance, batched exactly as the forward stage."""
+    exp = trained.exp
+    test = trained.test_set
+    spec = dataclasses.replace(test, name="transcribe", labels=(),
+                               features=tuple(moved_feature(f, data_dir) for f in test.features))
+    data = load_dataset(spec, exp.features_used(), [], log)
+    offset = torch.as_tensor(trained.offsets, device=trained.device)
+    scores: Dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for batch in eval_batches(data, sys.maxsize, exp.batches.batch_size_valid):
+            batch = batch.to(trained.device)
+            out = trained.model.output(batch.features, exp.forward.forward_out)
+            scores.update(batch_scores(batch, out, offset))
+    return scores
+
+
+def ctm_text(best_ali: Path, mdl: Path, phones: Path, shift_s: float) -> str:
+    """``utt 1 start duration phone`` for every phone run of the best paths."""
+    model = read_transition_model(mdl)
+    names = {i: p for p, i in read_symbol_table(phones).items()}
+    lines = []
+    for utt, ali in read_int_vectors(best_ali):
+        lines += [f"{utt} 1 {start * shift_s:.2f} {(end - start) * shift_s:.2f} {names[phone]}\n"
+                  for phone, start, end in model.phone_segments(np.asarray(ali))]
+    return "".join(lines)
+
+
+def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] = None,
+               utt2spk: Optional[Path] = None, ctm: Optional[Path] = None,
+               lattices: Optional[Path] = None) -> Dict[str, List[str]]:
+    """Phones per utterance; writes ``ctm`` and ``lattices`` when given."""
+    trained = load_trained(Path(folder), log)
+    lab = next(lab for lab in trained.test_set.labels
+               if lab.name == trained.exp.forward.normalize_with_counts_from)
+    kind, conf = feature_conf(trained)
+    with tempfile.TemporaryDirectory(prefix="transcribe.") as tmp:
+        work = Path(tmp)
+        data = input_dir(work, wavs, wav_scp, utt2spk)
+        make_pytorch_kaldi_feats(data, kind, conf, work / "ark")
+        write_mat_ark(work / "loglikes.ark", None, sorted(posteriors(trained, data).items()))
+        decoded = work / "decode"
+        decode_and_score(work / "loglikes.ark", lab.graph, lab.folder / "final.mdl", decoded,
+                         decode_options(trained.exp.decoding))
+        hyps = {u: line.split() for u, line in read_kaldi_map(decoded / "hyp.txt", allow_empty=True).items()}
+        if ctm is not None:
+            shift = float(FeatureConf.from_file(kind, conf).options.get("frame-shift", "10")) / 1000
+            text = ctm_text(decoded / "best_ali.txt", lab.folder / "final.mdl", lab.graph / "phones.txt", shift)
+            atomic_write(Path(ctm), lambda t: t.write_text(text, encoding="utf-8"))
+        if lattices is not None:
+            atomic_write(Path(lattices), lambda t: shutil.copyfile(decoded / "lat.1.gz", t))
+    return hyps
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point; bad input prints one line and exits 2."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("exp", type=Path, help="finished experiment folder (its out_folder)")
+    parser.add_argument("wavs", type=Path, nargs="*", help="wav files (or give --wav-scp)")
+    parser.add_argument("--wav-scp", type=Path, help="Kaldi wav.scp instead of wav files")
+    parser.add_argument("--utt2spk", type=Path, help="speakers for per-speaker CMVN (default: one per utterance)")
+    parser.add_argument("--ctm", type=Path, help="write a phone CTM here")
+    parser.add_argument("--lattices", type=Path, help="write the Kaldi lattice archive (gzipped) here")
+    args = parser.parse_args(argv)
+    if bool(args.wavs) == (args.wav_scp is not None):
+        parser.error("give wav files or --wav-scp, not both")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+
+    def run() -> None:
+        hyps = transcribe(args.exp, args.wavs, args.wav_scp, args.utt2spk, args.ctm, args.lattices)
+        sys.stdout.write("".join(f"{utt} {' '.join(phones)}\n" for utt, phones in hyps.items()))
+    return run_reporting_errors("transcribe", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+../../synth/local/make_feats.py

@@ -1,0 +1,252 @@
+"""Your own data with a trained experiment: prepare_set (any data dir -> a set of the recipe run,
+aligned by the recipe's GMM), evaluate (results_<set>.json) and transcribe, on the tiny corpus
+and on a test set synthesized from a seed the experiment never saw. Built-in path only: the
+cfg experiment is trained without Kaldi on PATH."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pytest
+import soundfile
+
+from experiment_cfgs import ROOT, synth_cfg
+from pytorch_kaldi_snn import evaluate as evaluate_cli
+from pytorch_kaldi_snn import prepare_set as prepare_cli
+from pytorch_kaldi_snn.decoding.kaldi_bridge import check_phone_reference
+from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.evaluate import evaluate_set
+from pytorch_kaldi_snn.gmm.labels import read_alignments
+from pytorch_kaldi_snn.io import read_kaldi_map, read_matrices
+from pytorch_kaldi_snn.prepare_set import prepare_set
+from pytorch_kaldi_snn.scoring import score
+from pytorch_kaldi_snn.transcribe import transcribe
+
+pytestmark = pytest.mark.slow
+
+# Small enough to train in seconds, large enough that the decoder emits phones (acwt 1.0).
+SMALL = ["exp.n_epochs_tr=6", "batches.batch_size_train=4", "batches.max_seq_length_train=100",
+         "batches.start_seq_len_train=50", "architecture1.snn_lay=64,64", "exp.use_cuda=False",
+         "decoding.acwt=1.0"]
+UNSEEN_SEED = 7  # the tiny corpus is seed 1
+KALDI_DIR_FILES = ("wav.scp", "utt2spk", "spk2utt")
+
+
+def _run(argv: List[str], cwd: Path, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    """Run with this checkout first on PYTHONPATH, as run_exp.sh does."""
+    env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)}
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(autouse=True)
+def _builtin_path(builtin_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs take the built-in path too, as the experiment did (same decoder)."""
+    monkeypatch.setenv("PATH", builtin_env["PATH"])
+    monkeypatch.delenv("KALDI_ROOT", raising=False)
+
+
+@pytest.fixture(scope="module")
+def work(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory, builtin_env: dict) -> Path:
+    """A folder laid out as a user's checkout after the demo: recipes/synth (a private copy of
+    the tiny recipe run), exp/synth_snn_v2 (a finished experiment) and mydata/ (a Kaldi data
+    dir synthesized from an unseen seed, with its phones.ctm)."""
+    root = tmp_path_factory.mktemp("own_data")
+    recipe = root / "recipes" / "synth"
+    shutil.copytree(tiny_corpus, recipe, symlinks=True)
+    cfg = synth_cfg(root, recipe)
+    done = _run([str(ROOT / "run_exp.sh"), str(cfg), *[a for o in SMALL for a in ("--set", o)],
+                 "--set", "exp.out_folder=exp/synth_snn_v2"], root, builtin_env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    unseen = root / "unseen"
+    done = _run([sys.executable, "-m", "pytorch_kaldi_snn.corpus.generate", "--out", str(unseen),
+                 "--size", "tiny", "--seed", str(UNSEEN_SEED)], root, builtin_env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    mydata = root / "mydata"
+    mydata.mkdir()
+    for name in ("utt2spk", "spk2utt", "phones.ctm"):
+        shutil.copyfile(unseen / "test" / name, mydata / name)
+    wavs = {utt: mydata / f"{utt}.wav" for utt in read_kaldi_map(unseen / "test/wav.scp")}
+    for utt, wav in wavs.items():
+        shutil.copyfile(unseen / "test/wav" / wav.name, wav)
+    (mydata / "wav.scp").write_text("".join(f"{u} {w}\n" for u, w in wavs.items()))
+    return root
+
+
+def _kaldi_dir(dest: Path, source: Path, *extra: str) -> Path:
+    dest.mkdir()
+    for name in (*KALDI_DIR_FILES, *extra):
+        shutil.copyfile(source / name, dest / name)
+    return dest
+
+
+def test_prepare_set_reproduces_the_recipes_own_test_set(work: Path, tmp_path: Path) -> None:
+    """The recipe's test set imported as a new set: same features, CMVN and GMM alignments
+    (the align-only command reads the trained GMM from final.mdl and retrains nothing)."""
+    recipe = work / "recipes/synth"
+    src = _kaldi_dir(tmp_path / "src", recipe / "data/test", "text")
+    assert prepare_set(src, recipe, "test_again") == 4
+    assert read_alignments(recipe / "exp/mono_ali_test_again").keys() == \
+        read_alignments(recipe / "exp/mono_ali_test").keys()
+    for utt, ali in read_alignments(recipe / "exp/mono_ali_test").items():
+        assert np.array_equal(read_alignments(recipe / "exp/mono_ali_test_again")[utt], ali), utt
+    mine = dict(read_matrices(recipe / "data/test_again/feats.scp"))
+    for utt, feats in read_matrices(recipe / "data/test/feats.scp"):
+        assert np.array_equal(mine[utt], feats), utt
+    assert (recipe / "data/test_again/cmvn_speaker.ark").read_bytes() == \
+        (recipe / "data/test/cmvn_speaker.ark").read_bytes()
+
+
+def test_evaluate_on_the_imported_test_set_gives_the_runs_numbers(work: Path) -> None:
+    """Depends on the previous test's test_again set (run in file order)."""
+    recipe, exp = work / "recipes/synth", work / "exp/synth_snn_v2"
+    results = evaluate_set(exp, recipe / "data/test_again", recipe / "exp/mono_ali_test_again")
+    original = json.loads((exp / "results.json").read_text())
+    assert results == json.loads((exp / "results_test_again.json").read_text())
+    for key in ("per", "frame_acc", "zero_outputs_pct", "mults_per_frame", "params", "decoder"):
+        assert results[key] == original[key], key
+    assert not {"history", "epochs", "wall_s"} & set(results)
+    hyp = (exp / "eval_test_again/decode_test/hyp.txt").read_text()
+    assert hyp == (exp / "decode_test/hyp.txt").read_text()
+
+
+def test_unseen_seed_from_a_phone_ctm_only(work: Path) -> None:
+    """mydata/ has only wav.scp, utt2spk, spk2utt and phones.ctm: the transcript is the ctm's
+    phone runs (equal to the synthesizer's text.phn), then evaluate gives a PER."""
+    recipe, exp = work / "recipes/synth", work / "exp/synth_snn_v2"
+    assert prepare_set(work / "mydata", recipe, "unseen") == 4
+    expected = read_kaldi_map(work / "unseen/test/text.phn")
+    assert read_kaldi_map(recipe / "data/unseen/text") == expected
+    results = evaluate_set(exp, recipe / "data/unseen", recipe / "exp/mono_ali_unseen")
+    assert results["set"] == "unseen" and results["utterances"] == 4
+    assert results["per"] > 0.0 and results["decoding"]["ref_phones"] == \
+        sum(len(v.split()) for v in expected.values())
+    assert (exp / "results_unseen.json").is_file() and (exp / "results.json").is_file()
+
+
+def _wav(path: Path, samples: int, rate: int = 16000) -> str:
+    soundfile.write(path, np.zeros(samples, np.int16) + 3, rate, subtype="PCM_16")
+    return str(path)
+
+
+def _bad_dir(root: Path, case: str) -> tuple[Path, str]:
+    """A one-utterance data dir with one fault, and the exact line prepare_set must print."""
+    src = root / case
+    src.mkdir()
+    rate, samples, text, spk = 16000, 16000, "sil ah sil", "spk1"
+    if case == "rate":
+        rate = 8000
+    if case == "short":
+        samples = 100
+    wav = _wav(src / "u1.wav", samples, rate)
+    (src / "wav.scp").write_text(f"u1 {wav}\n")
+    (src / "utt2spk").write_text("u1 spk1\n" if case != "speaker" else "")
+    (src / "spk2utt").write_text(f"{spk} u1\n" if case != "speaker" else "")
+    if case == "speaker":
+        (src / "utt2spk").write_text("u0 spk1\n")
+        (src / "spk2utt").write_text("spk1 u0\n")
+    if case == "words":
+        text = "the cat sat"
+    if case == "empty":
+        text = ""
+    (src / "text").write_text(f"u1 {text}\n")
+    if case == "phone":
+        (src / "ali.txt").write_text("u1 sil ah xx\n")
+    expected = {
+        "phone": f"{src}/ali.txt: utterance u1: phone 'xx' is not in the 39-phone set",
+        "words": f"{src}/text: utterance u1: 'the' is not a phone of the recipe (a word "
+                 "transcript? give phones, a phones.ctm or an ali.txt)",
+        "rate": f"{src}/wav.scp: utterance u1: sample rate 8000 Hz, the recipe's features need "
+                "16000 Hz",
+        "speaker": f"{src}/wav.scp: utterance u1: not in utt2spk",
+        "empty": f"{src}/text: utterance u1: empty utterance: no phones in the reference",
+        "short": f"{src}/wav.scp: utterance u1: empty utterance: 100 samples, shorter than one "
+                 "frame",
+    }[case]
+    return src, expected
+
+
+@pytest.mark.parametrize("case", ["phone", "words", "rate", "speaker", "empty", "short"])
+def test_prepare_set_bad_input_is_one_line(case: str, work: Path, tmp_path: Path, capsys) -> None:
+    recipe = work / "recipes/synth"
+    src, expected = _bad_dir(tmp_path, case)
+    assert prepare_cli.main([str(src), "--dir", str(recipe), "--name", f"bad_{case}"]) == 2
+    assert capsys.readouterr().err == f"prepare_set: {expected}\n"
+    assert not (recipe / "data" / f"bad_{case}").exists()
+
+
+def test_evaluate_refuses_alignments_of_another_model(work: Path, tmp_path: Path, capsys) -> None:
+    recipe = work / "recipes/synth"
+    ali = tmp_path / "ali"
+    shutil.copytree(recipe / "exp/mono_ali_test", ali)
+    (ali / "final.mdl").write_text((ali / "final.mdl").read_text().replace("<DIMENSION>", " <DIMENSION>"))
+    argv = [str(work / "exp/synth_snn_v2"), "--data", str(recipe / "data/test"), "--ali", str(ali),
+            "--name", "other_model"]
+    assert evaluate_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"evaluate: {ali}/final.mdl: aligned with another model than the "
+                          f"experiment's {recipe}/exp/mono_ali_train/final.mdl") and err.count("\n") == 1
+
+
+def test_transcribe_gives_the_runners_decode(work: Path, tmp_path: Path) -> None:
+    """The tiny corpus's test wavs (with their speakers, for the same CMVN) -> the phones the
+    runner's own decode of those utterances gave; CTM and lattices agree with them."""
+    recipe, exp = work / "recipes/synth", work / "exp/synth_snn_v2"
+    ctm, lattices = tmp_path / "test.ctm", tmp_path / "lat.1.gz"
+    hyps = transcribe(exp, wav_scp=recipe / "data/test/wav.scp",
+                      utt2spk=recipe / "data/test/utt2spk", ctm=ctm, lattices=lattices)
+    runner = {u: line.split() for u, line in
+              read_kaldi_map(exp / "decode_test/hyp.txt", allow_empty=True).items()}
+    assert hyps == runner and any(hyps.values())
+    from_ctm: Dict[str, List[str]] = {}
+    for line in ctm.read_text().splitlines():
+        utt, _, _, _, phone = line.split()
+        from_ctm.setdefault(utt, []).append(phone)
+    assert from_ctm == runner
+    assert lattices.read_bytes() == (exp / "decode_test/lat.1.gz").read_bytes()
+
+
+def test_score_refuses_strings() -> None:
+    with pytest.raises(TypeError, match="utterance u: give a sequence of tokens"):
+        score({"u": "sil ah sil"}, {"u": ["sil", "ah"]})
+
+
+def test_a_word_reference_on_a_phone_graph_is_refused(work: Path, tmp_path: Path) -> None:
+    graph = work / "recipes/synth/exp/mono/graph"
+    words = tmp_path / "text"
+    words.write_text("u1 sil ah sil\nu2 the cat sat\n")
+    with pytest.raises(DataError) as err:
+        check_phone_reference(words, graph)
+    assert str(err.value) == (f"{words}: utterance u2: 'the' is not a phone of {graph}/words.txt: "
+                              "the reference must be a phone transcript, not words")
+
+
+def _readme_commands(section: str) -> List[str]:
+    """The shell lines of one README section's code blocks."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = re.search(rf"^## {section}\n(.*?)(?=^## )", text, flags=re.S | re.M)
+    assert body is not None, section
+    blocks = re.findall(r"```bash\n(.*?)```", body.group(1), flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_readme_own_data_and_transcribe_sections_run_verbatim(work: Path, builtin_env: dict) -> None:
+    """Run from a folder laid out as after the demo (recipes/synth, exp/synth_snn_v2, mydata/)."""
+    outputs = {}
+    for section in ("Your own data", "Transcribe"):
+        commands = _readme_commands(section)
+        assert commands, section
+        for command in commands:
+            done = _run(["bash", "-c", f"set -eo pipefail; {command}"], work, builtin_env)
+            assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
+            outputs[command] = done.stdout
+    results = json.loads((work / "exp/synth_snn_v2/results_mydata.json").read_text())
+    assert results["set"] == "mydata" and results["per"] is not None
+    printed = [out for cmd, out in outputs.items() if "transcribe" in cmd]
+    assert printed and all(len(out.splitlines()) == 4 for out in printed)
