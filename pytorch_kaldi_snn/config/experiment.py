@@ -16,6 +16,8 @@ expanded from the environment (``${KALDI_ROOT}/egs/timit/s5/...``). Paths are ch
 from __future__ import annotations
 
 import configparser
+import dataclasses
+import difflib
 import importlib
 import os
 import re
@@ -27,8 +29,17 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 from pytorch_kaldi_snn.config.options import (
     get_bool, get_float, get_float_list, get_int, get_str,
 )
+from pytorch_kaldi_snn.config.registry import (
+    OPTIMIZER_KEYS, SECTION_KEYS, UPSTREAM_CLASSES, architecture_extra_keys, check_keys,
+)
+from pytorch_kaldi_snn.config.resolved import Recorder
+from pytorch_kaldi_snn.decoding.decoder import DecodeOptions
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.gmm.labels import LAB_OPTS
+from pytorch_kaldi_snn.scoring import timit_fold_map
+from pytorch_kaldi_snn.scoring.lm_sweep import ScoringOptions, parse_scoring_opts
+from pytorch_kaldi_snn.train.optimizers import optimizer_kwargs
+from pytorch_kaldi_snn.train.scheduler import SCHEDULES
 
 ARCH_LIBRARY = "pytorch_kaldi_snn.neural_networks"
 SECTIONS = ("exp", "data_use", "batches", "model", "forward", "decoding")
@@ -42,9 +53,15 @@ _OPERATION_RE = re.compile(r"^(\w+)\s*=\s*(\w+)\s*\(([^()]*)\)$")
 class Section(Mapping[str, str]):
     """Read-only cfg section: a name (for error messages) and string options."""
 
-    def __init__(self, name: str, items: Mapping[str, str]) -> None:
+    def __init__(self, name: str, items: Mapping[str, str],
+                 defaults: Optional[Dict[str, object]] = None) -> None:
         self.name = name
         self._items = dict(items)
+        self.defaults = {} if defaults is None else defaults  # shared with resolved.Recorder
+
+    def record_default(self, key: str, value: object) -> None:
+        """Called by the option getters for a missing key (written into resolved.cfg)."""
+        self.defaults.setdefault(key, value)
 
     def __getitem__(self, key: str) -> str:
         return self._items[key]
@@ -57,7 +74,7 @@ class Section(Mapping[str, str]):
 
     def replaced(self, values: Mapping[str, str]) -> "Section":
         """A copy with some values replaced (used to substitute ``N_out_<lab>``)."""
-        return Section(self.name, {**self._items, **values})
+        return Section(self.name, {**self._items, **values}, self.defaults)
 
 
 @dataclass(frozen=True)
@@ -138,10 +155,11 @@ class Architecture:
     improvement_threshold: float
     patience: int
     min_lr: float
+    lr_schedule: str  # a name of train/scheduler.py's SCHEDULES
     opt: str
-    opt_betas: Tuple[float, float]
-    opt_eps: float
-    opt_weight_decay: float
+    opt_kwargs: Mapping[str, object]  # the torch.optim arguments besides lr (train/optimizers.py)
+    freeze: bool
+    pretrain_file: Optional[Path]
     options: Section
 
     def resolved_options(self, n_out: Mapping[str, int]) -> Section:
@@ -183,14 +201,18 @@ class DecodingSettings:
     acwt: float
     max_active: int
     min_active: int
+    max_mem: int
     scoring_fold: Optional[int]  # TIMIT phone set folded to 39 for scoring (61, 48) or None
+    scoring_fold_given: bool  # False: the cfg has no scoring_fold (refused for TIMIT phones)
     scoring_mode: str  # "sclite" (NIST split, PyTorch-Kaldi's TIMIT scoring) or "kaldi"
+    skip_scoring: bool
+    scoring: ScoringOptions
 
 
 @dataclass(frozen=True)
 class Experiment:
     cfg_path: Path
-    cfg_text: str  # the cfg after overrides, kept for provenance and resume checks
+    cfg_text: str  # the resolved cfg (config/resolved.py): overrides, defaults, $VARs applied
     exp: ExpSettings
     datasets: Mapping[str, DatasetSpec]
     data_use: DataUse
@@ -210,9 +232,10 @@ class Experiment:
         return sorted({o.args[1] for o in ops if o.op in ("cost_nll", "cost_err")})
 
     def features_used(self) -> List[str]:
+        """Feature streams the model language reads (compute inputs, concatenate arguments)."""
         names = {f.name for f in self.train_set.features}
-        return sorted({o.args[1] for o in self.model.operations
-                       if o.op == "compute" and o.args[1] in names})
+        return sorted({arg for o in self.model.operations if o.op in ("compute", "concatenate")
+                       for arg in o.args if arg in names})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,27 +269,22 @@ def _apply_override(parser: configparser.ConfigParser, override: str, path: Path
     parser.set(section, key.lower(), value)
 
 
-def _cfg_text(parser: configparser.ConfigParser) -> str:
-    return "\n".join(f"[{s}]\n" + "\n".join(f"{k} = {v}" for k, v in parser[s].items())
-                     for s in parser.sections()) + "\n"
-
-
 # ---------------------------------------------------------------------------------------------
 # Sections
 
 
-def _section(parser: configparser.ConfigParser, name: str) -> Section:
+def _section(parser: configparser.ConfigParser, name: str, rec: Recorder) -> Section:
     if not parser.has_section(name):
         raise ConfigError(f"missing section [{name}]", section=name)
-    return Section(name, dict(parser[name].items()))
+    return Section(name, dict(parser[name].items()), rec.section_defaults(name))
 
 
-def _numbered(parser: configparser.ConfigParser, prefix: str) -> List[Section]:
+def _numbered(parser: configparser.ConfigParser, prefix: str, rec: Recorder) -> List[Section]:
     names = [s for s in parser.sections() if re.fullmatch(prefix + r"\d+", s)]
     if not names:
         raise ConfigError(f"no [{prefix}N] section", section=f"{prefix}1")
     names.sort(key=lambda s: int(s[len(prefix):]))
-    return [Section(n, dict(parser[n].items())) for n in names]
+    return [Section(n, dict(parser[n].items()), rec.section_defaults(n)) for n in names]
 
 
 def _parse_exp(sec: Section) -> ExpSettings:
@@ -279,7 +297,7 @@ def _parse_exp(sec: Section) -> ExpSettings:
     )
 
 
-def _blocks(sec: Section, key: str, first: str) -> List[Section]:
+def _blocks(sec: Section, key: str, first: str, rec: Recorder) -> List[Section]:
     """Split a multi-line ``fea``/``lab`` value into one Section per ``<first>=`` block."""
     blocks: List[Dict[str, str]] = []
     for line in get_str(sec, key).splitlines():
@@ -297,7 +315,8 @@ def _blocks(sec: Section, key: str, first: str) -> List[Section]:
     for block in blocks:
         if first not in block:
             raise ConfigError(f"missing option {first}", section=sec.name, key=first)
-    return [Section(sec.name, b) for b in blocks]
+        check_keys(sec.name, block, SECTION_KEYS[key])
+    return [Section(sec.name, b, rec.block(sec.name, key, b)) for b in blocks]
 
 
 def _parse_feature(block: Section) -> FeatureSpec:
@@ -325,9 +344,10 @@ def _parse_label(block: Section) -> LabelSpec:
     )
 
 
-def _parse_dataset(sec: Section) -> DatasetSpec:
-    features = tuple(_parse_feature(b) for b in _blocks(sec, "fea", "fea_name"))
-    labels = tuple(_parse_label(b) for b in _blocks(sec, "lab", "lab_name"))
+def _parse_dataset(sec: Section, rec: Recorder) -> DatasetSpec:
+    check_keys(sec.name, sec, SECTION_KEYS["dataset"])
+    features = tuple(_parse_feature(b) for b in _blocks(sec, "fea", "fea_name", rec))
+    labels = tuple(_parse_label(b) for b in _blocks(sec, "lab", "lab_name", rec))
     return DatasetSpec(name=get_str(sec, "data_name"), section=sec.name, features=features,
                        labels=labels)
 
@@ -357,14 +377,21 @@ def _parse_batches(sec: Section) -> Batches:
 
 
 def _parse_architecture(sec: Section) -> Architecture:
-    betas = get_float_list(sec, "opt_betas", min=0.0, max=1.0, default=[0.9, 0.999])
-    if len(betas) != 2:
-        raise ConfigError(f"opt_betas needs two values, got {len(betas)}", section=sec.name,
-                          key="opt_betas")
+    opt = get_str(sec, "arch_opt", choices=tuple(OPTIMIZER_KEYS))
+    arch_class = get_str(sec, "arch_class")
+    class_by_name(arch_class, sec.name)
+    extra, elsewhere = architecture_extra_keys(arch_class, opt)
+    check_keys(sec.name, sec, SECTION_KEYS["architecture"], extra, elsewhere)
+    pretrain = get_str(sec, "arch_pretrain_file", default="none")
+    schedule = get_str(sec, "arch_lr_schedule", choices=SCHEDULES, default=SCHEDULES[0])
+    if schedule == "upstream" and "arch_patience" in sec:
+        raise ConfigError("arch_patience is not used by arch_lr_schedule = upstream (it halves "
+                          "on every slow epoch); set arch_lr_schedule = fork or consecutive",
+                          section=sec.name, key="arch_patience")
     return Architecture(
         name=get_str(sec, "arch_name"),
         section=sec.name,
-        arch_class=get_str(sec, "arch_class"),
+        arch_class=arch_class,
         seq_model=get_bool(sec, "arch_seq_model"),
         lr=get_float(sec, "arch_lr", min=0.0),
         halving_factor=get_float(sec, "arch_halving_factor", min=0.0, max=1.0, default=0.5),
@@ -372,10 +399,11 @@ def _parse_architecture(sec: Section) -> Architecture:
                                         default=0.001),
         patience=get_int(sec, "arch_patience", min=1, default=1),
         min_lr=get_float(sec, "arch_min_lr", min=0.0, default=0.0),
-        opt=get_str(sec, "arch_opt", choices=("adam", "sgd", "rmsprop")),
-        opt_betas=(betas[0], betas[1]),
-        opt_eps=get_float(sec, "opt_eps", min=0.0, default=1e-8),
-        opt_weight_decay=get_float(sec, "opt_weight_decay", min=0.0, default=0.0),
+        lr_schedule=schedule,
+        opt=opt,
+        opt_kwargs=optimizer_kwargs(sec, opt),
+        freeze=get_bool(sec, "arch_freeze", default=False),
+        pretrain_file=None if pretrain.lower() == "none" else Path(pretrain),
         options=sec,
     )
 
@@ -410,16 +438,27 @@ def _parse_forward(sec: Section) -> ForwardSettings:
     )
 
 
+def _scoring_options(sec: Section) -> ScoringOptions:
+    if "scoring_opts" in sec:
+        return parse_scoring_opts(sec["scoring_opts"], sec.name)
+    sec.record_default("scoring_opts", ScoringOptions().as_opts())
+    return ScoringOptions()
+
+
 def _parse_decoding(sec: Section) -> DecodingSettings:
     fold = get_str(sec, "scoring_fold", choices=("none", "61-39", "48-39"), default="none")
     settings = DecodingSettings(
         beam=get_float(sec, "beam", min=0.001, default=13.0),
         latbeam=get_float(sec, "latbeam", min=0.001, default=8.0),
-        acwt=get_float(sec, "acwt", min=0.001, default=0.2),
+        acwt=get_float(sec, "acwt", min=0.001, default=DecodeOptions.acoustic_scale),
         max_active=get_int(sec, "max_active", min=1, default=7000),
         min_active=get_int(sec, "min_active", min=1, default=200),
+        max_mem=get_int(sec, "max_mem", min=1, default=DecodeOptions.max_mem),
         scoring_fold=None if fold == "none" else int(fold.split("-")[0]),
+        scoring_fold_given="scoring_fold" in sec,
         scoring_mode=get_str(sec, "scoring_mode", choices=("sclite", "kaldi"), default="sclite"),
+        skip_scoring=get_bool(sec, "skip_scoring", default=False),
+        scoring=_scoring_options(sec),
     )
     if settings.min_active > settings.max_active:
         raise ConfigError("min_active is above max_active", section=sec.name, key="min_active")
@@ -456,6 +495,9 @@ def _check_model(exp: Experiment, model_sec: Section, forward_sec: Section) -> N
             except ValueError:
                 raise ConfigError(f"mult_constant constant {b!r} is not a number",
                                   section=model_sec.name, key="model") from None
+        elif op.op == "concatenate":  # of feature streams (conc1=concatenate(mfcc,fbank)) too
+            need(a, features | defined, "value")
+            need(b, features | defined, "value")
         else:
             need(a, defined, "value")
             need(b, defined, "value")
@@ -487,14 +529,21 @@ def _check_dataset_names(exp: Experiment) -> None:
 
 def architecture_class(arch: Architecture) -> Callable:
     """The network class named by ``arch_class`` (PyTorch-Kaldi's arch_library registry)."""
+    return class_by_name(arch.arch_class, arch.section)
+
+
+def class_by_name(name: str, section: str) -> Callable:
     module = importlib.import_module(ARCH_LIBRARY)
-    cls = getattr(module, arch.arch_class, None)
-    if not isinstance(cls, type) or arch.arch_class.startswith("_"):
-        known = ", ".join(name for name, obj in vars(module).items() if isinstance(obj, type)
-                          and obj.__module__ == ARCH_LIBRARY and not name.startswith("_"))
-        raise ConfigError(f"unknown architecture class {arch.arch_class!r} (known: {known})",
-                          section=arch.section, key="arch_class")
-    return cls
+    cls = getattr(module, name, None)
+    if isinstance(cls, type) and not name.startswith("_"):
+        return cls
+    if name in UPSTREAM_CLASSES:
+        raise ConfigError(f"arch_class = {name} is upstream's: {UPSTREAM_CLASSES[name]}",
+                          section=section, key="arch_class")
+    known = ", ".join(n for n, obj in vars(module).items() if isinstance(obj, type)
+                      and obj.__module__ == ARCH_LIBRARY and not n.startswith("_"))
+    raise ConfigError(f"unknown architecture class {name!r} (known: {known})", section=section,
+                      key="arch_class")
 
 
 def _check_architectures(exp: Experiment) -> None:
@@ -510,6 +559,28 @@ def check_paths(exp: Experiment) -> None:
         if not path.exists():
             raise ConfigError(f"{path} does not exist", file=str(exp.cfg_path), section=section,
                               key=key)
+    for arch in exp.architectures.values():
+        if arch.pretrain_file is not None and not arch.pretrain_file.is_file():
+            raise ConfigError(f"{arch.pretrain_file} does not exist", file=str(exp.cfg_path),
+                              section=arch.section, key="arch_pretrain_file")
+    _check_timit_fold(exp)
+
+
+def _check_timit_fold(exp: Experiment) -> None:
+    """A TIMIT phone graph needs an explicit scoring_fold: Kaldi's TIMIT score.sh folds to 39
+    phones, and scoring the 48 unfolded would silently give a different PER."""
+    if exp.decoding.scoring_fold_given or not exp.forward.require_decoding:
+        return
+    test = exp.datasets[exp.data_use.forward_with]
+    words_txt = next(lab.graph for lab in test.labels
+                     if lab.name == exp.forward.normalize_with_counts_from) / "words.txt"
+    if not words_txt.is_file():
+        return
+    words = {line.split()[0] for line in words_txt.read_text().splitlines() if line.strip()}
+    if len(words & set(timit_fold_map(48))) >= 39:
+        raise ConfigError("the test graph's words are TIMIT phones: say scoring_fold = 48-39 "
+                          "(Kaldi's TIMIT scoring, 39 phones) or none (48 phones)",
+                          file=str(exp.cfg_path), section="decoding", key="scoring_fold")
 
 
 def _input_paths(exp: Experiment) -> Iterator[Tuple[Path, str, str]]:
@@ -550,23 +621,38 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
         raise err.with_file(str(path)) from None
 
 
+def _check_sections(parser: configparser.ConfigParser, sections: Mapping[str, Section]) -> None:
+    """No unknown section; every key of the fixed sections known and honoured."""
+    known = [*SECTIONS, "cfg_proto"]
+    for name in parser.sections():
+        if re.fullmatch(r"(dataset|architecture)\d+", name):
+            continue
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean [{close[0]}]?" if close else ""
+            raise ConfigError(f"unknown section [{name}]{hint}", section=name)
+        check_keys(name, sections.get(name, parser[name]), SECTION_KEYS[name])
+
+
 def _load(path: Path, overrides: Sequence[str]) -> Experiment:
     parser = read_cfg(path, overrides)
-    sections = {name: _section(parser, name) for name in SECTIONS}
+    rec = Recorder()
+    sections = {name: _section(parser, name, rec) for name in SECTIONS}
+    _check_sections(parser, sections)
     datasets: Dict[str, DatasetSpec] = {}
-    for sec in _numbered(parser, "dataset"):
-        ds = _parse_dataset(sec)
+    for sec in _numbered(parser, "dataset", rec):
+        ds = _parse_dataset(sec, rec)
         if ds.name in datasets:
             raise ConfigError(f"dataset {ds.name!r} is defined twice", section=sec.name,
                               key="data_name")
         datasets[ds.name] = ds
     architectures = {}
-    for sec in _numbered(parser, "architecture"):
+    for sec in _numbered(parser, "architecture", rec):
         arch = _parse_architecture(sec)
         architectures[arch.name] = arch
     exp = Experiment(
         cfg_path=path,
-        cfg_text=_cfg_text(parser),
+        cfg_text="",
         exp=_parse_exp(sections["exp"]),
         datasets=datasets,
         data_use=_parse_data_use(sections["data_use"], datasets),
@@ -579,4 +665,4 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
     _check_model(exp, sections["model"], sections["forward"])
     _check_dataset_names(exp)
     _check_architectures(exp)
-    return exp
+    return dataclasses.replace(exp, cfg_text=rec.text(parser))
