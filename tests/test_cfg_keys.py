@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from experiment_cfgs import ROOT, fake_corpus, synth_cfg
-from upstream_cfgs import LOADS, outcomes, upstream_cfgs
+from upstream_cfgs import LOADS, outcomes, table, upstream_cfgs
 from pytorch_kaldi_snn import neural_networks
 from pytorch_kaldi_snn.config.experiment import Experiment, Section, load_experiment
 from pytorch_kaldi_snn.config.registry import markdown_table, proto_keys
@@ -146,14 +146,9 @@ def test_optimiser_proto_fields_reach_torch(tmp_path, corpus, opt, fields, expec
     assert {k: group[k] for k in expected} == expected
 
 
-def _documented_upstream_table() -> dict:
-    text = DOC.read_text().split("## Upstream baseline cfgs", 1)[1]
-    rows = re.findall(r"^\| `([^`]+)` \| (.*) \|$", text, flags=re.M)
-    return {name: result.replace("\\|", "|") for name, result in rows}
-
-
 def test_every_upstream_baseline_cfg_loads_or_fails_as_documented(tiny_corpus, tmp_path):
     assert len(upstream_cfgs()) >= 30
-    seen = dict(outcomes(tiny_corpus, tmp_path))
-    assert seen == _documented_upstream_table()
-    assert sum(result == LOADS for result in seen.values()) >= 5
+    documented = DOC.read_text().split("## Upstream baseline cfgs", 1)[1].split("\n## ", 1)[0]
+    assert table(tiny_corpus, tmp_path) in documented
+    loading = [name for name, _, folded in outcomes(tiny_corpus, tmp_path) if folded == LOADS]
+    assert len(loading) >= 5

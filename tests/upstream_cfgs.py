@@ -44,20 +44,26 @@ def redirect(text: str, corpus: Path, out: Path) -> str:
     return re.sub(r"^(out_folder\s*=\s*).*$", lambda m: m.group(1) + str(out), text, flags=re.M)
 
 
-def outcome(cfg: Path, corpus: Path, tmp: Path) -> str:
+def outcome(cfg: Path, corpus: Path, tmp: Path, overrides: Tuple[str, ...] = ()) -> str:
     """``loads``, or the error line without the file name."""
     moved = tmp / cfg.name
     moved.write_text(redirect(cfg.read_text(), corpus, tmp / "out" / cfg.stem))
     try:
-        check_paths(load_experiment(moved))
+        check_paths(load_experiment(moved, overrides))
     except ConfigError as err:
         return str(err).replace(f"{moved}: ", "").replace(str(moved), cfg.name)
     return LOADS
 
 
-def outcomes(corpus: Path, tmp: Path) -> Iterator[Tuple[str, str]]:
+# The built-in corpus's phones are TIMIT's 48, so its graph asks for an explicit scoring_fold.
+FOLD = ("decoding.scoring_fold=48-39",)
+
+
+def outcomes(corpus: Path, tmp: Path) -> Iterator[Tuple[str, str, str]]:
+    """Per cfg: its name, the outcome as it is, and with ``--set decoding.scoring_fold=48-39``."""
     for cfg in upstream_cfgs():
-        yield f"{cfg.parent.name}/{cfg.name}", outcome(cfg, corpus, tmp)
+        yield (f"{cfg.parent.name}/{cfg.name}", outcome(cfg, corpus, tmp),
+               outcome(cfg, corpus, tmp, FOLD))
 
 
 def _cell(text: str) -> str:
@@ -65,8 +71,10 @@ def _cell(text: str) -> str:
 
 
 def table(corpus: Path, tmp: Path) -> str:
-    rows = ["| upstream cfg | with our runner |", "|---|---|"]
-    rows += [f"| `{name}` | {_cell(result)} |" for name, result in outcomes(corpus, tmp)]
+    rows = ["| upstream cfg | as it is | with `--set decoding.scoring_fold=48-39` |",
+            "|---|---|---|"]
+    rows += [f"| `{name}` | {_cell(plain)} | {_cell(folded)} |"
+             for name, plain, folded in outcomes(corpus, tmp)]
     return "\n".join(rows) + "\n"
 
 

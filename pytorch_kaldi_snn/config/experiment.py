@@ -330,6 +330,10 @@ def _parse_feature(block: Section) -> FeatureSpec:
 
 
 def _parse_label(block: Section) -> LabelSpec:
+    if get_str(block, "lab_name").lower() == "none":
+        raise ConfigError("lab_name = none is upstream's production mode (forward without "
+                          "labels), not supported: every dataset needs alignments",
+                          section=block.name, key="lab_name")
     opts = " ".join(get_str(block, "lab_opts").split())
     if opts not in LAB_OPTS:
         raise ConfigError(f"lab_opts = {opts!r} is not one of {', '.join(sorted(LAB_OPTS))}",
