@@ -120,7 +120,8 @@ def test_model_language_and_datasets_parsed(tmp_path: Path, corpus: Path) -> Non
 
 
 @pytest.mark.parametrize("cfg", sorted((ROOT / "cfg").glob("*.cfg")), ids=lambda p: p.name)
-def test_shipped_cfgs_parse(cfg: Path) -> None:
+def test_shipped_cfgs_parse(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KALDI_ROOT", "/opt/kaldi")  # the TIMIT/LibriSpeech cfgs name it
     exp = load_experiment(cfg)
     assert exp.batches.batch_size_train == 64
     arch = next(iter(exp.architectures.values()))

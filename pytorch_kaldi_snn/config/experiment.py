@@ -29,6 +29,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 from pytorch_kaldi_snn.config.options import (
     get_bool, get_float, get_float_list, get_int, get_str,
 )
+from pytorch_kaldi_snn.config.localize import expand_vars
 from pytorch_kaldi_snn.config.registry import (
     OPTIMIZER_KEYS, SECTION_KEYS, UPSTREAM_CLASSES, architecture_extra_keys, check_keys,
 )
@@ -310,8 +311,10 @@ def _blocks(sec: Section, key: str, first: str, rec: Recorder) -> List[Section]:
                               key=key)
         if name.strip() == first or not blocks:
             blocks.append({})
-        # paths and pipes may name $KALDI_ROOT and the like, as Kaldi's path.sh does
-        blocks[-1][name.strip()] = os.path.expandvars(value.strip())
+        # paths and pipes may name $KALDI_ROOT and the like, as Kaldi's path.sh does; the same
+        # expansion as `localize` (an unset variable is an error, not a literal path)
+        blocks[-1][name.strip()] = expand_vars(value.strip(), os.environ, section=sec.name,
+                                               key=f"{key} {name.strip()}")
     for block in blocks:
         if first not in block:
             raise ConfigError(f"missing option {first}", section=sec.name, key=first)
