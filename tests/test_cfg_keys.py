@@ -103,9 +103,11 @@ def test_resolved_cfg_reloads_to_the_same_experiment(tmp_path, corpus, monkeypat
     monkeypatch.setenv("CORPUS_ROOT", str(corpus))
     text = (ROOT / "cfg" / "synth_snn_v2.cfg").read_text().replace("recipes/synth", "${CORPUS_ROOT}")
     cfg = tmp_path / "env.cfg"
-    cfg.write_text("\n".join(l for l in text.splitlines() if not l.startswith("prepare")) + "\n")
+    dropped = ("prepare", "scoring_opts")  # the default of scoring_opts must be written out
+    cfg.write_text("\n".join(l for l in text.splitlines() if not l.startswith(dropped)) + "\n")
     exp = load_experiment(cfg, ["exp.n_epochs_tr=3"])
-    assert "${CORPUS_ROOT}" not in exp.cfg_text and "scoring_opts = --min-lmwt 1" in exp.cfg_text
+    assert "${CORPUS_ROOT}" not in exp.cfg_text
+    assert "scoring_opts = --min-lmwt 1 --max-lmwt 10 --word-ins-penalty 0" in exp.cfg_text
     assert "\tlab_opts=ali-to-pdf" in exp.cfg_text  # continuation lines stay indented
     resolved = tmp_path / "resolved.cfg"
     resolved.write_text(exp.cfg_text)
@@ -139,7 +141,8 @@ def test_concatenate_of_feature_streams(tmp_path, corpus):
     ("adam", ["opt_amsgrad=True"], {"amsgrad": True}),
 ])
 def test_optimiser_proto_fields_reach_torch(tmp_path, corpus, opt, fields, expected):
-    cfg = synth_cfg(tmp_path, corpus, text_edit=lambda t: t.replace("opt_betas = 0.9,0.999\nopt_eps = 1e-8\n", ""))
+    cfg = synth_cfg(tmp_path, corpus, text_edit=lambda t: re.sub(r"^opt_(betas|eps|amsgrad) = .*\n", "",
+                                                                    t, flags=re.M))
     exp = load_experiment(cfg, [f"architecture1.arch_opt={opt}"] +
                           [f"architecture1.{f}" for f in fields])
     group = make_optimizer(exp.architectures["snn_layers"], [torch.zeros(1)]).param_groups[0]
@@ -152,3 +155,44 @@ def test_every_upstream_baseline_cfg_loads_or_fails_as_documented(tiny_corpus, t
     assert table(tiny_corpus, tmp_path) in documented
     loading = [name for name, _, folded in outcomes(tiny_corpus, tmp_path) if folded == LOADS]
     assert len(loading) >= 5
+
+
+def test_arch_pretrain_file_and_arch_freeze(tmp_path, corpus):
+    import dataclasses
+    import logging
+    from pytorch_kaldi_snn.train.pretrain import apply_pretrain_and_freeze
+    saved = torch.nn.Linear(3, 2)
+    torch.save({"model_par": saved.state_dict()}, tmp_path / "arch.pkl")
+    exp = load_experiment(synth_cfg(tmp_path, corpus),
+                          [f"architecture1.arch_pretrain_file={tmp_path / 'arch.pkl'}",
+                           "architecture1.arch_freeze=True"])
+    arch = exp.architectures["snn_layers"]
+    assert (arch.pretrain_file, arch.freeze) == (tmp_path / "arch.pkl", True)
+    net = torch.nn.Linear(3, 2)
+    apply_pretrain_and_freeze({"snn_layers": net}, exp.architectures, logging.getLogger("t"))
+    assert torch.equal(net.weight, saved.weight) and not net.weight.requires_grad
+    wrong = {"snn_layers": torch.nn.Linear(4, 2)}
+    with pytest.raises(ConfigError, match=r"\[architecture1\] arch_pretrain_file: .* does not fit"):
+        apply_pretrain_and_freeze(wrong, exp.architectures, logging.getLogger("t"))
+    unfrozen = dataclasses.replace(arch, pretrain_file=None, freeze=False)
+    other = torch.nn.Linear(3, 2)
+    apply_pretrain_and_freeze({"snn_layers": other}, {"snn_layers": unfrozen}, logging.getLogger("t"))
+    assert other.weight.requires_grad
+
+
+def test_upstream_per_epoch_learning_rates(tmp_path, corpus):
+    exp = load_experiment(synth_cfg(tmp_path, corpus),
+                          ["exp.n_epochs_tr=4", "architecture1.arch_lr=0.08*3|0.04"])
+    assert exp.architectures["snn_layers"].lr_per_epoch == (0.08, 0.08, 0.08, 0.04)
+    assert _error(synth_cfg(tmp_path, corpus), ["architecture1.arch_lr=0.08*3|0.04"]) == (
+        "[architecture1] arch_lr: arch_lr = 0.08*3|0.04 gives 4 rates for n_epochs_tr = 8 epochs")
+
+
+def test_resolved_cfg_of_the_upstream_schedule_reloads(tmp_path, corpus):
+    drop = ("arch_lr_schedule = consecutive\n", "arch_patience = 3\n")
+    cfg = synth_cfg(tmp_path, corpus, text_edit=lambda t: t.replace(drop[0], "").replace(drop[1], ""))
+    exp = load_experiment(cfg)
+    assert "arch_lr_schedule = upstream" in exp.cfg_text and "arch_patience" not in exp.cfg_text
+    resolved = tmp_path / "resolved.cfg"
+    resolved.write_text(exp.cfg_text)
+    assert load_experiment(resolved).cfg_text == exp.cfg_text

@@ -53,3 +53,8 @@ def test_patience_is_refused_with_the_upstream_rule(tmp_path, cfg_key):
     with pytest.raises(ConfigError, match=rf"\[architecture1\] {cfg_key}: arch_patience is not "
                                           r"used by arch_lr_schedule = upstream"):
         load_experiment(cfg)
+
+
+def test_upstream_per_epoch_rates_replace_halving():
+    sched = HalvingScheduler(0.08, 0.5, 0.001, 1, 0.0, "upstream", (0.08, 0.08, 0.04))
+    assert [sched.step(e) for e in (0.5, 0.5, 0.5)] == [0.08, 0.04, 0.04]

@@ -151,10 +151,11 @@ class Architecture:
     section: str
     arch_class: str
     seq_model: bool
-    lr: float
+    lr: float  # the first epoch's rate
+    lr_per_epoch: Tuple[float, ...]  # upstream's "0.08*10|0.04*5" (no halving), or ()
     halving_factor: float
     improvement_threshold: float
-    patience: int
+    patience: int  # 0 for arch_lr_schedule = upstream, which has none
     min_lr: float
     lr_schedule: str  # a name of train/scheduler.py's SCHEDULES
     opt: str
@@ -371,6 +372,11 @@ def _parse_data_use(sec: Section, datasets: Mapping[str, DatasetSpec]) -> DataUs
 
 
 def _parse_batches(sec: Section) -> Batches:
+    for key in ("batch_size_train", "max_seq_length_train"):
+        if "|" in sec.get(key, ""):
+            raise ConfigError(f"{key} = {sec[key]}: per-epoch values (upstream's value*count|...) "
+                              f"are not supported for {key}; give one value", section=sec.name,
+                              key=key)
     return Batches(
         batch_size_train=get_int(sec, "batch_size_train", min=1),
         max_seq_length_train=get_int(sec, "max_seq_length_train", min=1),
@@ -383,13 +389,33 @@ def _parse_batches(sec: Section) -> Batches:
     )
 
 
-def _parse_architecture(sec: Section) -> Architecture:
+def _lr_per_epoch(sec: Section, n_epochs: int) -> Tuple[float, ...]:
+    """Upstream's per-epoch ``arch_lr`` (``value*count|value...``, one rate per epoch)."""
+    text = get_str(sec, "arch_lr")
+    if "|" not in text:
+        return ()
+    rates: List[float] = []
+    for item in text.split("|"):
+        value, _, count = item.partition("*")
+        try:
+            rates += [float(value)] * (int(count) if count else 1)
+        except ValueError:
+            raise ConfigError(f"arch_lr = {text}: {item!r} is not value or value*count",
+                              section=sec.name, key="arch_lr") from None
+    if len(rates) != n_epochs:
+        raise ConfigError(f"arch_lr = {text} gives {len(rates)} rates for n_epochs_tr = "
+                          f"{n_epochs} epochs", section=sec.name, key="arch_lr")
+    return tuple(rates)
+
+
+def _parse_architecture(sec: Section, n_epochs: int) -> Architecture:
     opt = get_str(sec, "arch_opt", choices=tuple(OPTIMIZER_KEYS))
     arch_class = get_str(sec, "arch_class")
     class_by_name(arch_class, sec.name)
     extra, elsewhere = architecture_extra_keys(arch_class, opt)
     check_keys(sec.name, sec, SECTION_KEYS["architecture"], extra, elsewhere)
     pretrain = get_str(sec, "arch_pretrain_file", default="none")
+    lr_list = _lr_per_epoch(sec, n_epochs)
     schedule = get_str(sec, "arch_lr_schedule", choices=SCHEDULES, default=SCHEDULES[0])
     if schedule == "upstream" and "arch_patience" in sec:
         raise ConfigError("arch_patience is not used by arch_lr_schedule = upstream (it halves "
@@ -400,11 +426,13 @@ def _parse_architecture(sec: Section) -> Architecture:
         section=sec.name,
         arch_class=arch_class,
         seq_model=get_bool(sec, "arch_seq_model"),
-        lr=get_float(sec, "arch_lr", min=0.0),
+        lr=lr_list[0] if lr_list else get_float(sec, "arch_lr", min=0.0),
+        lr_per_epoch=lr_list,
         halving_factor=get_float(sec, "arch_halving_factor", min=0.0, max=1.0, default=0.5),
         improvement_threshold=get_float(sec, "arch_improvement_threshold", min=0.0,
                                         default=0.001),
-        patience=get_int(sec, "arch_patience", min=1, default=1),
+        patience=0 if schedule == "upstream" else get_int(sec, "arch_patience", min=1,
+                                                          default=1),
         min_lr=get_float(sec, "arch_min_lr", min=0.0, default=0.0),
         lr_schedule=schedule,
         opt=opt,
@@ -653,14 +681,15 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
             raise ConfigError(f"dataset {ds.name!r} is defined twice", section=sec.name,
                               key="data_name")
         datasets[ds.name] = ds
+    settings = _parse_exp(sections["exp"])
     architectures = {}
     for sec in _numbered(parser, "architecture", rec):
-        arch = _parse_architecture(sec)
+        arch = _parse_architecture(sec, settings.n_epochs_tr)
         architectures[arch.name] = arch
     exp = Experiment(
         cfg_path=path,
         cfg_text="",
-        exp=_parse_exp(sections["exp"]),
+        exp=settings,
         datasets=datasets,
         data_use=_parse_data_use(sections["data_use"], datasets),
         batches=_parse_batches(sections["batches"]),

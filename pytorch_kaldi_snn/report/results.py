@@ -39,9 +39,11 @@ def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: M
 
 
 def _markdown(results: Dict[str, Any]) -> str:
-    header = ("| arch | PER % | frame acc % | zeros % | mults/frame | vs LSTM | vs GRU | params "
-              "| decoder | epochs | wall s |")
-    per = "-" if results["per"] is None else f"{results['per']:.2f}"
+    metric = results.get("metric") or "PER"  # WER when the test graph's words are words
+    header = (f"| arch | {metric} % | frame acc % | zeros % | mults/frame | vs LSTM | vs GRU "
+              "| params | decoder | epochs | wall s |")
+    rate = results["wer"] if metric == "WER" else results["per"]
+    per = "-" if rate is None else f"{rate:.2f}"
     row = (f"| {results['arch']} | {per} | {results['frame_acc']:.2f} "
            f"| {results['zero_outputs_pct']:.2f} | {results['mults_per_frame']:.0f} "
            f"| {results['mults_vs_lstm']:.3f} | {results['mults_vs_gru']:.3f} "

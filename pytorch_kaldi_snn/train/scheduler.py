@@ -10,6 +10,8 @@ After each epoch the scheduler sees the dev frame error ``err``; a halving multi
   ReduceLROnPlateau-style counter of bad epochs, an epoch being bad when
   ``(best - err) / best < threshold`` against the best error so far; the rate halves when
   ``num_bad_epochs > arch_patience``, and the counter restarts.
+* a per-epoch ``arch_lr`` (upstream's ``0.08*10|0.04*5``): the listed rate each epoch and no
+  halving, as upstream (its ``auto_lr_annealing`` is off then), whatever the rule.
 * ``consecutive``: this project's earlier rule, one reading of the paper's "halved after 3
   epochs of improvement less than 0.1": halve after ``arch_patience`` slow epochs *in a row*,
   slow meaning ``(prev - err) / prev < threshold``. A dev error alternating between two values
@@ -18,7 +20,7 @@ After each epoch the scheduler sees the dev frame error ``err``; a halving multi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 if TYPE_CHECKING:  # the cfg parser imports SCHEDULES from here
     from pytorch_kaldi_snn.config.experiment import Architecture
@@ -38,6 +40,8 @@ class HalvingScheduler:
     patience: int
     min_lr: float
     rule: str = SCHEDULES[0]
+    lr_per_epoch: Tuple[float, ...] = ()
+    epochs_seen: int = 0
     prev_err: Optional[float] = None
     best_err: Optional[float] = None
     slow_epochs: int = 0
@@ -45,7 +49,7 @@ class HalvingScheduler:
     @classmethod
     def for_architecture(cls, arch: "Architecture") -> "HalvingScheduler":
         return cls(arch.lr, arch.halving_factor, arch.improvement_threshold, arch.patience,
-                   arch.min_lr, arch.lr_schedule)
+                   arch.min_lr, arch.lr_schedule, arch.lr_per_epoch)
 
     def _halve(self) -> None:
         self.lr = max(self.lr * self.halving_factor, self.min_lr)
@@ -69,7 +73,10 @@ class HalvingScheduler:
 
     def step(self, dev_err: float) -> float:
         """Record one epoch's dev error; return the learning rate for the next epoch."""
-        if self._halves(dev_err):
+        self.epochs_seen += 1
+        if self.lr_per_epoch:
+            self.lr = self.lr_per_epoch[min(self.epochs_seen, len(self.lr_per_epoch) - 1)]
+        elif self._halves(dev_err):
             self._halve()
         self.prev_err = dev_err
         self.best_err = dev_err if self.best_err is None else min(self.best_err, dev_err)
