@@ -38,15 +38,17 @@ def test_lang_tables(recipe: Path) -> None:
     lang = recipe / "data" / "lang"
     phones = read_symbol_table(lang / "phones.txt")
     words = read_symbol_table(lang / "words.txt")
-    assert phones["<eps>"] == 0 and phones["sil"] == 1 and phones["#0"] == 40 and len(phones) == 41
-    assert sorted(phones.values()) == list(range(41))
-    assert {w: words[w] for w in phones} == phones  # words are phones, same ids
+    assert phones["<eps>"] == 0 and phones["sil"] == 1 and phones["#0"] == 40 and len(phones) == 42
+    assert phones["#1"] == 41 and "#1" not in words  # phone-level only, as prepare_lang.sh
+    assert sorted(phones.values()) == list(range(42))
+    assert {w: words[w] for w in phones if w != "#1"} == {p: i for p, i in phones.items()
+                                                          if p != "#1"}  # same ids
     assert words["<s>"] == 41 and words["</s>"] == 42
     corpus_phones = [line.split()[0] for line in (recipe / "data" / "phones.txt").read_text().splitlines()]
-    assert set(corpus_phones) == set(phones) - {"<eps>", "#0"}
+    assert set(corpus_phones) == set(phones) - {"<eps>", "#0", "#1"}
     # 39 phones with sil = 1 give exactly prepare_lang.sh's topology of the golden system.
     assert (lang / "topo").read_text() == (GOLDEN / "lang" / "topo").read_text()
-    assert (lang / "phones" / "disambig.int").read_text() == "40\n"
+    assert (lang / "phones" / "disambig.int").read_text() == "40\n41\n"
     assert (lang / "phones" / "silence.csl").read_text() == "1\n"
 
 

@@ -1,7 +1,9 @@
 """``python -m pytorch_kaldi_snn.config.localize``: shipped cfg -> cfg with literal absolute paths."""
 from __future__ import annotations
 
+import configparser
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytorch_kaldi_snn.config.experiment import load_experiment, read_cfg
+from pytorch_kaldi_snn.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALIZE = [sys.executable, "-m", "pytorch_kaldi_snn.config.localize"]
@@ -61,5 +64,31 @@ def test_unset_variable_is_one_line_error(tmp_path: Path) -> None:
 
 def test_runner_refuses_unset_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KALDI_ROOT", raising=False)
-    with pytest.raises(Exception, match=r"\[dataset1\] fea fea_lst: \$\{KALDI_ROOT\} is not set"):
+    with pytest.raises(ConfigError, match=r"\[dataset1\] fea fea_lst: \$\{KALDI_ROOT\} is not set"):
         load_experiment(ROOT / "cfg/TIMIT_snn_v2.cfg")
+
+
+def test_model_doc_lists_every_proto_field() -> None:
+    """docs/model.md's table of mandatory fields is the proto files' content."""
+    doc = (ROOT / "docs/model.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(\w+)` \| (`.*`) \|$", doc, flags=re.M))
+    protos = sorted((ROOT / "pytorch_kaldi_snn/proto").glob("*.proto"))
+    assert set(rows) == {p.stem for p in protos}
+    for proto in protos:
+        parser = configparser.ConfigParser()
+        parser.read(proto)
+        assert re.findall(r"`(\w+)`", rows[proto.stem]) == list(parser["proto"]), proto.name
+
+
+def test_upstream_forward_needs_the_first_run(tmp_path: Path) -> None:
+    """The production-mode cfg needs the first run's count file; without it, one line, exit 2."""
+    cfg = tmp_path / "synth.cfg"
+    assert localize("cfg/synth_snn_v2.cfg", "-o", str(cfg), "--var", "KALDI_ROOT=/k", "--set",
+                    f"exp.out_folder={tmp_path}/exp", env=dict(os.environ)).returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "pytorch_kaldi_snn.config.upstream_forward",
+                           str(cfg), "-o", str(tmp_path / "fwd.cfg")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and not (tmp_path / "fwd.cfg").exists()
+    assert proc.stderr.strip() == (
+        f"upstream_forward: {cfg}: [forward] normalize_with_counts_from: {tmp_path}/exp/exp_files/"
+        "forward_out_cd_lab_cd.count does not exist: run upstream's run_exp.py on this cfg first")

@@ -69,19 +69,18 @@ def _rewrite_paths(value: str, maps: Sequence[Tuple[str, str]], base: Path) -> s
     return _WORD_RE.sub(one, value)
 
 
-def _pair(text: str, option: str) -> Tuple[str, str]:
+def _pair(text: str, option: str, form: str) -> Tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
-        raise ConfigError(f"{option} {text!r} is not of the form OLD=NEW")
+        raise ConfigError(f"{option} {text!r} is not of the form {form}")
     return name, value
 
 
 def localize(parser: configparser.ConfigParser, env: Mapping[str, str],
              maps: Sequence[Tuple[str, str]], base: Path) -> configparser.ConfigParser:
     """Rewrite every value of ``parser`` in place (steps 1-3 and 5 of the module doc)."""
-    maps = [(expand_vars(old, env, section="--map", key=old), expand_vars(new, env, section="--map",
-                                                                          key=old))
-            for old, new in maps]
+    maps = [tuple(expand_vars(side, env, section="command line", key=f"--map {old}")
+                  for side in (old, new)) for old, new in maps]
     if parser.has_option("exp", "prepare"):
         parser.remove_option("exp", "prepare")
     for section in parser.sections():
@@ -129,8 +128,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
 
     def action() -> None:
-        env: Dict[str, str] = {**os.environ, **dict(_pair(v, "--var") for v in args.var)}
-        maps: List[Tuple[str, str]] = [_pair(m, "--map") for m in args.map]
+        given = dict(_pair(v, "--var", "NAME=VALUE") for v in args.var)
+        env: Dict[str, str] = {**os.environ, **given}
+        maps: List[Tuple[str, str]] = [_pair(m, "--map", "OLD=NEW") for m in args.map]
         try:
             parser = localize(read_cfg(args.cfg, args.overrides), env, maps,
                               args.base.resolve())

@@ -3,9 +3,12 @@
 ``write_lang`` writes what ``utils/prepare_lang.sh`` would for a lexicon ``p p`` per phone
 with no optional silence: ``sil`` is an ordinary word because the transcripts (``text``)
 carry it explicitly, as Kaldi's TIMIT recipe does. Phone ids: ``<eps>`` 0, ``sil`` 1, the
-other 38 classes in the corpus's order, then ``#0``. Word ids equal phone ids, then
-``#0``, ``<s>``, ``</s>``. Only ``#0`` is needed: an identity lexicon has no homophones,
-and G's backoff arcs carry ``#0``.
+other 38 classes in the corpus's order, then ``#0`` and ``#1``. Word ids equal phone ids, then
+``#0``, ``<s>``, ``</s>``. ``#0`` is the one symbol in use (G's backoff arcs carry it); ``#1`` is
+declared because prepare_lang.sh always adds one phone-level symbol beyond the lexicon's
+homophone count (0 for an identity lexicon), and ``utils/validate_lang.pl`` expects both. The
+tree files (``roots``, ``sets``, ``extra_questions``) are written in both ``.txt`` and ``.int``
+forms, as validate_lang.pl requires.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
 SIL = "sil"
 DISAMBIG = "#0"
+PHONE_DISAMBIG = (DISAMBIG, "#1")  # phones.txt / phones/disambig.*; words.txt has only #0
 SPECIAL_WORDS = ("<s>", "</s>")
 
 
@@ -52,15 +56,19 @@ class PhoneSet:
         """The id of ``#0`` in both phones.txt and words.txt."""
         return len(self.phones) + 1
 
+    def _symbols(self) -> dict[str, int]:
+        return {"<eps>": 0, **{p: i for i, p in zip(self.ids, self.phones)}}
+
     def phone_table(self) -> dict[str, int]:
-        """phones.txt: ``<eps>``, the phones, ``#0``."""
-        table = {"<eps>": 0, **{p: i for i, p in zip(self.ids, self.phones)}}
-        table[DISAMBIG] = self.disambig_id
+        """phones.txt: ``<eps>``, the phones, ``#0``, ``#1``."""
+        table = self._symbols()
+        for offset, symbol in enumerate(PHONE_DISAMBIG):
+            table[symbol] = self.disambig_id + offset
         return table
 
     def word_table(self) -> dict[str, int]:
-        """words.txt: phones.txt plus ``<s>`` and ``</s>`` (arpa2fst needs them)."""
-        table = self.phone_table()
+        """words.txt: ``<eps>``, the phones, ``#0``, ``<s>`` and ``</s>`` (arpa2fst needs them)."""
+        table = {**self._symbols(), DISAMBIG: self.disambig_id}
         for word in SPECIAL_WORDS:
             table[word] = len(table)
         return table
@@ -115,7 +123,7 @@ def phones_dir_files(phone_set: PhoneSet) -> dict[str, str]:
     table = phone_set.phone_table()
     files = {}
     for name, syms in (("silence", sil), ("optional_silence", sil), ("nonsilence", nonsil),
-                       ("context_indep", sil), ("disambig", [DISAMBIG])):
+                       ("context_indep", sil), ("disambig", list(PHONE_DISAMBIG))):
         files[f"{name}.txt"] = "".join(f"{s}\n" for s in syms)
         files[f"{name}.int"] = "".join(f"{table[s]}\n" for s in syms)
         files[f"{name}.csl"] = ":".join(str(table[s]) for s in syms) + "\n"
@@ -124,7 +132,11 @@ def phones_dir_files(phone_set: PhoneSet) -> dict[str, str]:
     files["align_lexicon.txt"] = "".join(f"{p} {p} {p}\n" for p in phone_set.phones)
     files["align_lexicon.int"] = "".join(f"{i} {i} {i}\n" for i in phone_set.ids)
     files["roots.txt"] = "".join(f"shared split {p}\n" for p in phone_set.phones)
+    files["roots.int"] = "".join(f"shared split {table[p]}\n" for p in phone_set.phones)
     files["sets.txt"] = "".join(f"{p}\n" for p in phone_set.phones)
+    files["sets.int"] = "".join(f"{table[p]}\n" for p in phone_set.phones)
+    # prepare_lang.sh's: the dict's extra questions (none here) and no word-position questions
+    files["extra_questions.txt"] = files["extra_questions.int"] = ""
     return files
 
 
