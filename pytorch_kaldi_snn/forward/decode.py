@@ -18,9 +18,12 @@ from pytorch_kaldi_snn.config.experiment import Experiment, LabelSpec
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
 from pytorch_kaldi_snn.decoding.kaldi_bridge import kaldi_search_path
 from pytorch_kaldi_snn.scoring import read_transcripts, timit_fold_map
-from pytorch_kaldi_snn.scoring.lm_sweep import builtin_hypotheses, kaldi_hypotheses, read_symbols, sweep
+from pytorch_kaldi_snn.scoring.lm_sweep import (
+    builtin_hypotheses, kaldi_hypotheses, read_symbols, sweep, write_hypotheses,
+)
 
 DECODE_DIR = "decode_test"
+BEST_HYP = "hyp_best.txt"  # the hypotheses of the reported (best) sweep row
 RESCORE_BINARIES = ("lattice-scale", "lattice-add-penalty", "lattice-best-path")
 
 
@@ -69,6 +72,7 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
     rescorer, hyps = _rescorer(run.out_dir / "lat.1.gz", lab.graph / "words.txt")
     result = sweep(read_transcripts(ref), hyps, settings.scoring, settings.scoring_mode, fold)
     best = result.best
+    write_hypotheses(run.out_dir / BEST_HYP, best.hypotheses)
     log.info(f"scoring: best over {settings.scoring.as_opts()} ({rescorer} rescoring): "
              f"{metric} {best.counts.error_rate:.2f} at LMWT {best.lmwt}, WIP {best.wip:g}")
     return {"metric": metric, "error_rate": best.counts.error_rate, "decoder": run.decoder,
@@ -76,4 +80,4 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
             "ins": best.counts.ins, "del": best.counts.dels, "sub": best.counts.subs,
             "ref_tokens": best.counts.ref_words, "sweep": result.table(),
             "one_best_acwt": settings.acwt, "one_best_error_rate": one_best.error_rate,
-            "decode_dir": str(out / DECODE_DIR)}
+            "hyp": str(run.out_dir / BEST_HYP), "decode_dir": str(out / DECODE_DIR)}

@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from pytorch_kaldi_snn.decoding.lattice import CompactArc, CompactLattice, CompactWeight, best_path, read_lattices
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io import read_kaldi_map
+from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.scoring.per import ErrorCounts, score
 
 Hypotheses = Dict[str, List[str]]
@@ -82,6 +83,7 @@ class SweepRow:
     lmwt: int
     wip: float
     counts: ErrorCounts
+    hypotheses: Hypotheses
 
 
 @dataclass(frozen=True)
@@ -154,5 +156,14 @@ def sweep(refs: Mapping[str, Sequence[str]], hypotheses: Callable[[int, float], 
           opts: ScoringOptions, mode: str,
           phone_map: Optional[Mapping[str, Optional[str]]] = None) -> Sweep:
     """Score every ``(LMWT, WIP)`` of ``opts`` against ``refs``."""
-    return Sweep(tuple(SweepRow(lmwt, wip, score(refs, hypotheses(lmwt, wip), mode, phone_map))
-                       for lmwt, wip in opts.grid()))
+    rows = []
+    for lmwt, wip in opts.grid():
+        hyps = hypotheses(lmwt, wip)
+        rows.append(SweepRow(lmwt, wip, score(refs, hyps, mode, phone_map), hyps))
+    return Sweep(tuple(rows))
+
+
+def write_hypotheses(path: Path, hyps: Hypotheses) -> None:
+    """``utt w1 w2 ...`` lines (a Kaldi text file), atomically."""
+    text = "".join(" ".join([utt, *words]) + "\n" for utt, words in sorted(hyps.items()))
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
