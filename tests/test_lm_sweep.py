@@ -1,7 +1,6 @@
 """Kaldi-style scoring: the LM-weight / insertion-penalty sweep over lattices, built-in and Kaldi."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

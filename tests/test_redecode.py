@@ -3,7 +3,6 @@ still refused."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 

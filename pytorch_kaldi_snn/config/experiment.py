@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.config.options import (
-    get_bool, get_float, get_float_list, get_int, get_str,
+    get_bool, get_float, get_int, get_str,
 )
 from pytorch_kaldi_snn.config.localize import expand_vars
 from pytorch_kaldi_snn.config.registry import (
