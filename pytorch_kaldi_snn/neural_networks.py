@@ -32,7 +32,7 @@ from pytorch_kaldi_snn.config.options import (
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers import baselines
 from pytorch_kaldi_snn.layers.recurrence import RESET_MODES
-from pytorch_kaldi_snn.layers.spiking import IMPLS, spiking_stack
+from pytorch_kaldi_snn.layers.spiking import IMPLS, READINGS, spiking_stack
 from pytorch_kaldi_snn.neurons.quantizer import MAX_BITS, MIN_BITS
 from pytorch_kaldi_snn.neurons.surrogate import SURROGATE_NAMES
 
@@ -48,6 +48,9 @@ def _spiking_kwargs(options: Options, n_layers: int, gated: bool) -> Dict[str, A
     def layers(values: List[Any], key: str) -> List[Any]:
         return per_layer(values, n_layers, options, key)
 
+    readings = layers(get_str_list(options, "snn_reading", choices=READINGS, default=["paper"]),
+                      "snn_reading")
+    authors = "authors" in readings
     n_bits = layers(get_int_list(options, "snn_n_bits", min=MIN_BITS, max=MAX_BITS, default=[6]),
                     "snn_n_bits")
     thresholds = layers(get_int_list(options, "snn_threshold", min=0, default=[4]), "snn_threshold")
@@ -66,7 +69,7 @@ def _spiking_kwargs(options: Options, n_layers: int, gated: bool) -> Dict[str, A
         surrogates=layers(get_str_list(options, "snn_surrogate", choices=SURROGATE_NAMES,
                                        default=["ste"]), "snn_surrogate"),
         alphas=layers(get_float_list(options, "snn_alpha", min=0.0, max=1.0,
-                                     default=[1.0] if gated else [0.5]), "snn_alpha"),
+                                     default=[1.0] if gated or authors else [0.5]), "snn_alpha"),
         dropouts=layers(get_float_list(options, "snn_drop", min=0.0, max=0.99, default=[0.0]),
                         "snn_drop"),
         batchnorms=layers(get_bool_list(options, "snn_use_batchnorm", default=[True]),
@@ -76,7 +79,12 @@ def _spiking_kwargs(options: Options, n_layers: int, gated: bool) -> Dict[str, A
         ema_momentum=momentum,
         b_init=get_float(options, "snn_b_init", min=1e-6, default=1.0),
         impl=get_str(options, "snn_impl", choices=IMPLS, default="fused"),
+        readings=readings,
     )
+    if authors and kwargs["impl"] != "loop":
+        raise ConfigError("snn_reading = authors runs on the step path only; set snn_impl = loop "
+                          "(the fused kernels implement the paper reading)",
+                          section=section_name(options), key="snn_reading")
     if gated:
         kwargs["forget_bias"] = get_float(options, "snn_forget_bias", default=0.0)
     return kwargs
@@ -92,8 +100,9 @@ class _SpikingArchitecture(nn.Module):
         sizes = _layer_sizes(options, "snn_lay")
         kwargs = _spiking_kwargs(options, len(sizes), gated=self.variant != "traditional")
         if self.variant == "traditional":
+            beta = [1.0] if "authors" in kwargs["readings"] else [0.5]  # theirs: learned, from 1
             kwargs["betas"] = per_layer(get_float_list(options, "snn_beta", min=0.0, max=1.0,
-                                                       default=[0.5]), len(sizes), options,
+                                                       default=beta), len(sizes), options,
                                         "snn_beta")
         if self.variant == "v2":
             kwargs["orthinit"] = get_bool(options, "snn_orthinit", default=True)

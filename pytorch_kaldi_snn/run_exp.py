@@ -17,8 +17,9 @@ import argparse
 import logging
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 import torch
 
@@ -33,10 +34,13 @@ from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.forward import ForwardResult, forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
 from pytorch_kaldi_snn.forward.posteriors import prior_offsets
+from pytorch_kaldi_snn.io.atomic import atomic_write, remove_stale_temps
+from pytorch_kaldi_snn.io.chatter import captured_stderr
+from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
 from pytorch_kaldi_snn.report import (
     plot_layer_sparsity, plot_learning_curves, results_dict, write_results,
 )
-from pytorch_kaldi_snn.train.acoustic_model import AcousticModel
+from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, check_readout_sizes
 from pytorch_kaldi_snn.train.checkpoint import load_json, save_json
 from pytorch_kaldi_snn.train.loop import Trainer
 from pytorch_kaldi_snn.train.pretrain import apply_pretrain_and_freeze
@@ -94,13 +98,25 @@ def pick_device(exp: Experiment, log: logging.Logger) -> torch.device:
     return torch.device("cpu")
 
 
+def to_log_file(log: logging.Logger) -> Callable[[str], None]:
+    """Write a line to the log file only (not stdout): for the chatter of Kaldi's readers."""
+    files = [h for h in log.handlers if isinstance(h, logging.FileHandler)]
+
+    def write(line: str) -> None:
+        record = log.makeRecord(log.name, logging.INFO, __file__, 0, f"kaldi: {line}", None, None)
+        for handler in files:
+            handler.handle(record)
+    return write
+
+
 def load_sets(exp: Experiment, log: logging.Logger) -> List[LoadedSet]:
     """Train, dev and test sets with the features and labels the model reads."""
     features = exp.features_used()
     labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
     use = exp.data_use
-    return [load_dataset(exp.datasets[name], features, labels, log)
-            for name in (use.train_with, use.valid_with, use.forward_with)]
+    with captured_stderr(to_log_file(log)):
+        return [load_dataset(exp.datasets[name], features, labels, log)
+                for name in (use.train_with, use.valid_with, use.forward_with)]
 
 
 def main_arch(exp: Experiment) -> str:
@@ -134,6 +150,7 @@ def run(exp: Experiment, log: logging.Logger) -> dict:
     model = AcousticModel(exp, n_out, train.feature_dims())
     apply_pretrain_and_freeze(model.nets, exp.architectures, log)
     model = model.to(device)
+    check_readout_sizes(exp, model, n_out)
     trainer = Trainer(exp, model, device, out, log)
     history = trainer.fit(train, dev)
 
@@ -166,14 +183,41 @@ def run(exp: Experiment, log: logging.Logger) -> dict:
     return results
 
 
+def check_out_folder(exp: Experiment) -> None:
+    out = exp.exp.out_folder
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder", file=str(exp.cfg_path),
+                          section="exp", key="out_folder")
+
+
+@contextmanager
+def exclusive_out_folder(exp: Experiment) -> Iterator[None]:
+    """Hold the out_folder lock (a second run is refused, naming the holder)."""
+    try:
+        with folder_lock(exp.exp.out_folder):
+            yield
+    except FolderInUse as busy:
+        raise ConfigError(f"{busy.folder} is in use by another run ({busy.holder}); wait for it "
+                          f"or change out_folder", file=str(exp.cfg_path), section="exp",
+                          key="out_folder") from None
+
+
 def run_experiment(cfg: Path, overrides: Sequence[str] = ()) -> dict:
     """Validate, then run or resume; returns the results (also used by the sweep)."""
     exp = load_experiment(cfg, overrides)
     if exp.exp.prepare is None:
         check_paths(exp)  # fail before the out_folder is created when nothing can fix it
+    check_out_folder(exp)
+    with exclusive_out_folder(exp):
+        return _run_locked(exp, cfg, overrides)
+
+
+def _run_locked(exp: Experiment, cfg: Path, overrides: Sequence[str]) -> dict:
     out = exp.exp.out_folder
     done = load_json(out / "results.json")
     log = open_log(out)
+    for stale in remove_stale_temps(out):
+        log.info(f"removed {stale}, left by an interrupted write")
     if done is not None and check_same_experiment(exp, out):
         log.info(f"{out / 'results.json'} exists: the experiment is complete")
         return done

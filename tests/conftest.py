@@ -93,7 +93,7 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=["native", "torch"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a kernel test once with the native C kernels and once with the PyTorch-operator path
-    (the fallback used without a C compiler, on GPUs and with PYTORCH_KALDI_SNN_NATIVE=0)."""
+    (the fallback used without a C compiler and with PYTORCH_KALDI_SNN_KERNEL=torch)."""
     import torch
 
     from pytorch_kaldi_snn.kernels import native
@@ -103,3 +103,21 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     elif native.load(torch.float64) is None:
         pytest.skip("native kernels could not be built here (no C compiler?)")
     return request.param
+
+
+@pytest.fixture(scope="session")
+def triton_env() -> Dict[str, str]:
+    """Environment for a child process that imports triton (this checkout first on the path).
+
+    Triton's interpreter mode (``TRITON_INTERPRET=1``) only takes effect if it is set before
+    triton is imported, and it must not leak into the rest of the suite, so the tests add it to
+    a copy of this environment for a subprocess, never to this process.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        _missing("needs the triton package (installed with this package on Linux)")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return env

@@ -12,6 +12,7 @@ from pytorch_kaldi_snn.layers import (
     MLP,
     count_parameters,
     model_report,
+    real_frames,
     recurrent_stack,
     reset_counters,
     spiking_stack,
@@ -137,3 +138,38 @@ def test_reset_counters_walks_the_model():
     model(torch.randn(5, 2, 12))
     reset_counters(model)
     assert model_report(model).layers[0].frames == 0
+
+
+@pytest.mark.parametrize("kind", ["traditional", "v2", "lstm"])
+def test_counters_over_real_frames_match_unpadded_batch_one_evaluation(kind):
+    """A batch padded to 2.5x its real frames reports what batch-1 evaluation reports."""
+    torch.manual_seed(0)
+    model = _model(kind)
+    model(torch.randn(20, 4, 12))  # one training pass sets b and the BN statistics
+    model.eval()
+    lengths = [3, 20, 5, 4]
+    utts = [torch.randn(n, 1, 12) for n in lengths]
+    with torch.no_grad():
+        for utt in utts:
+            model(utt)
+        alone = model_report(model)
+        padded = torch.zeros(max(lengths), len(lengths), 12)
+        mask = torch.zeros(max(lengths), len(lengths), dtype=torch.bool)
+        for b, utt in enumerate(utts):
+            padded[:len(utt), b] = utt[:, 0]
+            mask[:len(utt), b] = True
+        reset_counters(model)
+        with real_frames(model, mask):
+            model(padded)
+        batched = model_report(model)
+        reset_counters(model)
+        model(padded)
+        unmasked = model_report(model)
+    assert batched.layers[0].frames == sum(lengths)
+    for a, b in zip(alone.layers, batched.layers):
+        assert (a.frames, a.input_density) == (b.frames, pytest.approx(b.input_density))
+        assert a.zero_output_pct == pytest.approx(b.zero_output_pct)
+    assert batched.mults_per_frame == pytest.approx(alone.mults_per_frame)
+    assert batched.zero_output_pct == pytest.approx(alone.zero_output_pct)
+    # without the mask the padding moves the figures (the bug this guards against)
+    assert unmasked.layers[0].input_density != pytest.approx(alone.layers[0].input_density)

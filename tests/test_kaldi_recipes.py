@@ -597,3 +597,94 @@ def test_decode_real_run_with_stub_binaries(kaldi: Path, decode_inputs: Dict[str
                  *decode_args(f, str(bad)), kaldi_root=kaldi)
     assert result.returncode != 0
     assert result.stderr.splitlines()[-1] == f"common/decode_dnn.sh: error: background step failed, see {dec}/log/decode.1.log"
+
+
+# ---------------------------------------------------------------- replacements for missing tools
+
+def test_timit_builtin_tools_dry_run(kaldi: Path, timit: Path, tmp_path: Path) -> None:
+    result = run(TIMIT_RUN, "--corpus-dir", str(timit), "--out-dir", str(tmp_path / "out"), "--dry-run", "true",
+                 "--sph2pipe", "builtin", "--phone-lm", "builtin", "--arpa2fst", "builtin",
+                 "--decode-opts", "--beam 10 --max-active 1000", "--num-leaves-sat", "200", kaldi_root=kaldi)
+    lines = steps(result)
+    sph2pipe = kaldi / "tools/sph2pipe_v2.5/sph2pipe"
+    assert_in_order(lines, [
+        f'export PATH="$PATH":{RECIPES}/common/kaldi-builtin/bin',
+        f"mkdir -p {sph2pipe.parent}",
+        f"ln -sfn {RECIPES}/common/sph2pipe.py {sph2pipe}",
+        f"local/timit_data_prep.sh {timit}",
+        f"env IRSTLM={RECIPES}/common/irstlm-builtin local/timit_prepare_dict.sh",
+        "local/timit_format_data.sh",
+        "test -s data/lang_test_bg/G.fst",  # Kaldi's script exits 0 when arpa2fst fails
+        f"steps/train_sat.sh --cmd {CMD} 200 15000 data/train data/lang exp/tri2_ali exp/tri3",
+        f"steps/decode_fmllr.sh --nj 5 --cmd {CMD} --beam 10 --max-active 1000 exp/tri3/graph data/dev exp/tri3/decode_dev",
+    ])
+
+
+def test_librispeech_lm_dir_and_no_const_arpa_dry_run(kaldi: Path, libri: Path, tmp_path: Path) -> None:
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    names = ["librispeech-lexicon.txt", "librispeech-vocab.txt",
+             *(f"lm_{n}.arpa.gz" for n in ("tgsmall", "tgmed", "tglarge", "fglarge"))]
+    for name in names[:-1]:
+        (lm / name).write_text("x\n")
+    args = ["--corpus-dir", str(libri), "--out-dir", str(tmp_path / "out"), "--dry-run", "true", "--lm-dir", str(lm)]
+    one_line_error(run(LIBRI_RUN, *args, kaldi_root=kaldi), f"--lm-dir {lm} has no lm_fglarge.arpa.gz")
+    (lm / names[-1]).write_text("x\n")
+    lines = steps(run(LIBRI_RUN, *args, "--const-arpa", "false", "--mono-utts", "30", "--num-gauss-tri4b", "900",
+                      kaldi_root=kaldi))
+    assert_in_order(lines, [
+        "mkdir -p data/local/lm",
+        *(f"ln -sfn {lm}/{name} data/local/lm/{name}" for name in names),
+        "utils/subset_data_dir.sh --shortest data/train_clean_100 30 data/train_2kshort",
+        f"steps/train_sat.sh --cmd {CMD} 4200 900 data/train_clean_100 data/lang_nosp exp/tri3b_ali_clean_100 exp/tri4b",
+    ])
+    assert not any("download_lm" in l or "build_const_arpa_lm" in l for l in lines)
+
+
+@pytest.mark.parametrize("script,option", [(TIMIT_RUN, "--sph2pipe"), (TIMIT_RUN, "--phone-lm"),
+                                           (TIMIT_RUN, "--arpa2fst"), (LIBRI_RUN, "--arpa2fst")])
+def test_tool_choice_must_be_known(script: Path, option: str, kaldi: Path) -> None:
+    one_line_error(run(script, option, "sox", kaldi_root=kaldi), f"{option} takes", "got 'sox'")
+
+
+def test_builtin_sph2pipe_converts_pcm_sphere(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile
+    samples = (np.arange(1000) * 37 % 2000 - 1000).astype(np.int16)
+    sph = tmp_path / "a.wav"
+    soundfile.write(str(sph), samples, 16000, format="NIST", subtype="PCM_16")
+    # the same file with big-endian samples, as "sample_byte_format -s2 10" declares
+    raw = sph.read_bytes()
+    header, body = raw[:1024], raw[1024:]
+    assert b"sample_byte_format -s2 01" in header
+    big = tmp_path / "b.wav"
+    big.write_bytes(header.replace(b"-s2 01", b"-s2 10") + samples.byteswap().tobytes())
+    assert body == samples.tobytes()
+    for source in (sph, big):
+        done = subprocess.run([sys.executable, str(RECIPES / "common/sph2pipe.py"), "-f", "wav", str(source)],
+                              capture_output=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        (tmp_path / "out.wav").write_bytes(done.stdout)
+        back, rate = soundfile.read(str(tmp_path / "out.wav"), dtype="int16")
+        assert rate == 16000 and np.array_equal(back, samples)
+    big.write_bytes(header.replace(b"-s3 pcm", b"-s7 shorten"))
+    done = subprocess.run([sys.executable, str(RECIPES / "common/sph2pipe.py"), "-f", "wav", str(big)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and "shorten is not supported" in done.stderr
+
+
+def test_builtin_irstlm_writes_the_project_phone_bigram(tmp_path: Path) -> None:
+    from pytorch_kaldi_snn.graph.lm import bigram_arpa
+    text = tmp_path / "lm_train.text"
+    text.write_text("<s> sil a b sil </s>\n<s> sil b a a sil </s>\n")
+    bin_dir = RECIPES / "common/irstlm-builtin/bin"
+    env = {"PATH": "/usr/bin:/bin", "PYTORCH_KALDI_SNN_PYTHON": sys.executable}
+    subprocess.run([str(bin_dir / "build-lm.sh"), "-i", str(text), "-n", "2", "-o", str(tmp_path / "lm.ilm.gz")],
+                   check=True, env=env, timeout=60)
+    arpa = tmp_path / "lm.arpa"
+    subprocess.run([str(bin_dir / "compile-lm"), str(tmp_path / "lm.ilm.gz"), "-t=yes", str(arpa)],
+                   check=True, env=env, timeout=60)
+    assert arpa.read_text() == bigram_arpa([["sil", "a", "b", "sil"], ["sil", "b", "a", "a", "sil"]], ["a", "b", "sil"])
+    done = subprocess.run([str(bin_dir / "build-lm.sh"), "-i", str(text), "-n", "3", "-o", str(tmp_path / "x.gz")],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode != 0 and "only -n 2" in done.stderr

@@ -24,6 +24,7 @@ snn_reset = output
 snn_ema_momentum = 0.1
 snn_b_init = 1.0
 snn_impl = loop
+snn_reading = paper
 """
 
 SECTIONS = {

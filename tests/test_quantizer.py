@@ -81,7 +81,7 @@ def test_pwl_and_fast_sigmoid_gradients_match_their_formulas():
 
 
 def test_unknown_surrogate_lists_valid_names():
-    with pytest.raises(ValueError, match="ste, pwl, fast_sigmoid"):
+    with pytest.raises(ValueError, match="ste, ste_clip, pwl, fast_sigmoid"):
         surrogate_grad("atan", torch.zeros(1), torch.tensor(0.0), B)
 
 
@@ -93,8 +93,8 @@ def test_no_gradient_reaches_b():
 
 
 def test_ema_is_bias_corrected_and_updates_in_order():
-    tracker = MembraneMaxTracker(momentum=0.1, b_init=1.0)
-    assert tracker.b.item() == 1.0
+    tracker = MembraneMaxTracker(momentum=0.1, b_init=2.0)
+    assert tracker.b.item() == 2.0
     tracker.update(torch.tensor(4.0))
     assert tracker.b.item() == pytest.approx(4.0)  # one observation: the estimate is exact
     tracker.update(torch.tensor(2.0))
@@ -102,6 +102,17 @@ def test_ema_is_bias_corrected_and_updates_in_order():
     assert tracker.b_biased.item() == pytest.approx(biased)
     assert tracker.b.item() == pytest.approx(biased / (1 - 0.9 ** 2))
     assert tracker.b_steps.item() == 2
+
+
+def test_ema_takes_at_most_a_doubling_per_batch():
+    # A leak-free membrane on a long utterance reports a maximum proportional to its length;
+    # leaping to it made 2,000-frame training overflow (docs/robustness.md).
+    tracker = MembraneMaxTracker(momentum=0.1, b_init=1.0)
+    tracker.update(torch.tensor(327.0))
+    assert tracker.b.item() == pytest.approx(2.0)
+    tracker.update(torch.tensor(327.0))
+    biased = 0.9 * 0.2 + 0.1 * 4.0
+    assert tracker.b.item() == pytest.approx(biased / (1 - 0.9 ** 2))
 
 
 def test_ema_clamps_nonpositive_maxima():

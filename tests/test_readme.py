@@ -40,4 +40,4 @@ def test_install_pins_the_cpu_torch_that_setup_py_admits() -> None:
     install = _commands("pip install")[0]
     assert '"torch==2.13.0"' in install
     setup_py = (ROOT / "setup.py").read_text()
-    assert '"torch>=2.2,<2.14"' in setup_py
+    assert '"torch>=2.5,<2.14"' in setup_py

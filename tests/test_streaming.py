@@ -26,7 +26,7 @@ def _trained_like_stack(variant: str, reset: str, batchnorm: bool) -> torch.nn.S
 
 
 @pytest.mark.parametrize("variant", ["traditional", "v1", "v2"])
-@pytest.mark.parametrize("reset,batchnorm", [("output", True), ("threshold", False)])
+@pytest.mark.parametrize("reset,batchnorm", [("output", True), ("output", False)])
 def test_streaming_equals_dense_eval(backend, variant, reset, batchnorm):
     stack = _trained_like_stack(variant, reset, batchnorm)
     readout = torch.nn.Linear(10, 5).double()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from pytorch_kaldi_snn.config import checks
 from pytorch_kaldi_snn.config.options import (
     get_bool, get_float, get_int, get_str,
 )
@@ -45,6 +46,7 @@ from pytorch_kaldi_snn.train.scheduler import SCHEDULES
 ARCH_LIBRARY = "pytorch_kaldi_snn.neural_networks"
 SECTIONS = ("exp", "data_use", "batches", "model", "forward", "decoding")
 N_OUT_PREFIX = "N_out_"
+ON_NONFINITE = ("stop", "skip")  # [exp] on_nonfinite: what a NaN/Inf batch does (train/guards.py)
 OPERATIONS = {  # name -> number of arguments
     "compute": 2, "cost_nll": 2, "cost_err": 2, "sum": 2, "mult_constant": 2, "concatenate": 2,
 }
@@ -85,6 +87,7 @@ class ExpSettings:
     use_cuda: bool
     n_epochs_tr: int
     prepare: Optional[str]  # shell command that creates missing data (built-in corpus recipe)
+    on_nonfinite: str  # "stop" the run or "skip" the batch when training meets NaN/Inf
 
 
 @dataclass(frozen=True)
@@ -246,11 +249,10 @@ class Experiment:
 
 def read_cfg(path: Path, overrides: Sequence[str] = ()) -> configparser.ConfigParser:
     """Parse the cfg text (syntax only) and apply ``section.key=value`` overrides."""
-    if not path.is_file():
-        raise ConfigError(f"cfg file {path} does not exist", file=str(path))
+    checks.check_cfg_file(path)
     parser = configparser.ConfigParser(interpolation=None, strict=True)
     try:
-        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+        parser.read_string(checks.read_cfg_text(path), source=str(path))
     except configparser.Error as err:
         message = " ".join(str(err).split())  # configparser errors span lines: keep one
         raise ConfigError(f"cannot parse cfg: {message}", file=str(path)) from None
@@ -296,6 +298,7 @@ def _parse_exp(sec: Section) -> ExpSettings:
         use_cuda=get_bool(sec, "use_cuda", default=False),
         n_epochs_tr=get_int(sec, "n_epochs_tr", min=1),
         prepare=get_str(sec, "prepare", default=None),
+        on_nonfinite=get_str(sec, "on_nonfinite", choices=ON_NONFINITE, default="stop"),
     )
 
 
@@ -441,6 +444,18 @@ def _parse_architecture(sec: Section, n_epochs: int) -> Architecture:
         pretrain_file=None if pretrain.lower() == "none" else Path(pretrain),
         options=sec,
     )
+
+
+def saved_architectures(cfg_text: str) -> Dict[str, Architecture]:
+    """The ``[architectureN]`` sections of a checkpoint's ``cfg_text``, by ``arch_name``.
+
+    ``cfg_text`` flattens multi-line values (feature and label blocks) without indentation, so
+    the other sections do not parse back strictly; the architecture sections are single-line.
+    """
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read_string(cfg_text)
+    archs = [_parse_architecture(sec) for sec in _numbered(parser, "architecture")]
+    return {arch.name: arch for arch in archs}
 
 
 def _parse_model(sec: Section) -> ModelSpec:
@@ -682,10 +697,11 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
                               key="data_name")
         datasets[ds.name] = ds
     settings = _parse_exp(sections["exp"])
-    architectures = {}
-    for sec in _numbered(parser, "architecture", rec):
-        arch = _parse_architecture(sec, settings.n_epochs_tr)
-        architectures[arch.name] = arch
+    parsed = [_parse_architecture(sec, settings.n_epochs_tr)
+              for sec in _numbered(parser, "architecture", rec)]
+    checks.check_unique([a.name for a in parsed], [a.section for a in parsed], "arch_name",
+                        "architecture")
+    architectures = {arch.name: arch for arch in parsed}
     exp = Experiment(
         cfg_path=path,
         cfg_text="",
@@ -698,7 +714,12 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
         forward=_parse_forward(sections["forward"]),
         decoding=_parse_decoding(sections["decoding"]),
     )
+    checks.check_defined_once([op.out for op in exp.model.operations], "model")
     _check_model(exp, sections["model"], sections["forward"])
+    labels = [lab.name for lab in exp.train_set.labels]
+    for arch in parsed:
+        checks.check_learning_rate(arch.lr, arch.section)
+        checks.check_n_out_names(dict(arch.options), arch.section, labels, N_OUT_PREFIX)
     _check_dataset_names(exp)
     _check_architectures(exp)
     return dataclasses.replace(exp, cfg_text=rec.text(parser))

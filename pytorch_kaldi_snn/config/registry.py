@@ -79,6 +79,7 @@ SECTION_KEYS: Dict[str, Dict[str, Key]] = {
         Key("pretrain_file", HONOURED, "upstream's whole-model pretraining", only=("none",),
             reason="use arch_pretrain_file per architecture"),
         Key("prepare", OURS, "shell command that builds missing data (built-in corpus)"),
+        Key("on_nonfinite", OURS, "stop, or skip (counted), a training batch with NaN/Inf"),
     ),
     "dataset": _keys(
         Key("data_name", HONOURED, "dataset name used by [data_use]"),

@@ -7,9 +7,11 @@ are on PATH (as PyTorch-Kaldi runs them), else from the native readers; the log 
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
+from pathlib import Path
 from dataclasses import dataclass
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -42,6 +44,8 @@ class LoadedSet:
 
 def _load_features(spec: FeatureSpec, log: Log) -> Dict[str, np.ndarray]:
     feats = dict(read_features(str(spec.scp), spec.opts, log))
+    if not feats:
+        raise DataError("holds no utterances", file=str(spec.scp))
     if spec.cw_left or spec.cw_right:
         feats = {u: splice_feats(m, spec.cw_left, spec.cw_right) for u, m in feats.items()}
     return {u: np.asarray(m, dtype=np.float32) for u, m in feats.items()}
@@ -54,13 +58,41 @@ def _load_labels(spec: LabelSpec, log: Log) -> Dict[str, np.ndarray]:
         raise DataError("no ali.*.gz alignments", file=str(spec.folder))
     if shutil.which(binary):
         log.info(f"labels {spec.name}: Kaldi `{spec.opts}` on {spec.folder}")
-        pipe = (f"gunzip -c {' '.join(str(a) for a in alignments)} | "
-                f"{spec.opts} {spec.folder / 'final.mdl'} ark:- ark:- |")
-        pairs = read_int_vectors(pipe)
+        labels = _kaldi_labels(spec, alignments)
     else:
         log.info(f"labels {spec.name}: native `{spec.opts}` on {spec.folder} (no Kaldi binaries)")
-        pairs = read_lab_folder(spec.folder, spec.opts).items()
-    return {utt: np.asarray(lab, dtype=np.int64) for utt, lab in pairs}
+        labels = read_lab_folder(spec.folder, spec.opts)
+    if not labels:
+        raise DataError("the alignments hold no utterances", file=str(spec.folder))
+    return {utt: np.asarray(lab, dtype=np.int64) for utt, lab in labels.items()}
+
+
+def _kaldi_labels(spec: LabelSpec, alignments: List[Path]) -> Dict[str, np.ndarray]:
+    """``gunzip | ali-to-pdf`` (or ali-to-phones) under pipefail, so that either failing raises.
+
+    The reader knows only the last good utterance; the failing one is the next in the
+    alignment archives, which the native reader can list.
+    """
+    script = (f"gunzip -c {' '.join(shlex.quote(str(a)) for a in alignments)} | "
+              f"{spec.opts} {shlex.quote(str(spec.folder / 'final.mdl'))} ark:- ark:-")
+    labels: Dict[str, np.ndarray] = {}
+    try:
+        for utt, lab in read_int_vectors(f"ark:bash -o pipefail -c {shlex.quote(script)} |"):
+            labels[utt] = lab
+    except DataError:
+        failing = _next_alignment(alignments, list(labels))
+        where = "" if failing else f" after {len(labels)} utterances"
+        raise DataError(f"`{spec.opts}` failed{where} (Kaldi's messages are in the log)",
+                        file=str(spec.folder / "ali.*.gz"), utt=failing) from None
+    return labels
+
+
+def _next_alignment(alignments: List[Path], done: List[str]) -> Optional[str]:
+    try:
+        keys = [utt for path in alignments for utt, _ in read_int_vectors(path)]
+    except DataError:
+        keys = []
+    return keys[len(done)] if len(keys) > len(done) else None
 
 
 def label_sizes(spec: DatasetSpec) -> Dict[str, int]:

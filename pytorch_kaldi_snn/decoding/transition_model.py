@@ -77,8 +77,10 @@ class TransitionModel:
 
     def _check_tids(self, alignment: np.ndarray) -> np.ndarray:
         ali = np.asarray(alignment, dtype=np.int64)
-        if ali.size and (ali.min() < 1 or ali.max() > self.num_tids):
-            raise DataError(f"transition-id out of range 1..{self.num_tids}")
+        bad = np.flatnonzero((ali < 1) | (ali > self.num_tids))
+        if bad.size:
+            raise DataError(f"transition-id {ali[bad[0]]} at frame {bad[0]} is out of range "
+                            f"1..{self.num_tids} of the model")
         return ali
 
     def ali_to_pdf(self, alignment: np.ndarray) -> np.ndarray:

@@ -11,9 +11,18 @@ with the forget-gate shift initialised to ``--forget-bias`` (default 2, F ≈ 0.
 for reference, with 0 (F ≈ 0.5: at that initialisation their gradient vanishes faster than the
 traditional layer's, as an LSTM's does).
 
+**Trained networks.** ``--checkpoint EXP_FOLDER`` (repeatable; any ``exp/*`` folder that
+``run_exp`` wrote) measures the recurrent stack of that experiment instead: its architecture
+is rebuilt from the checkpoint's cfg, its trained weights, batch-norm statistics and b are
+loaded, and the gradient of J = Σ (stack output at step N) is taken in eval mode (no training
+pass touches it) on a random N(0, 1) input sequence, which matches the mean/variance-normalised
+features the models are trained on.
+
 Usage::
 
     python -m pytorch_kaldi_snn.diagnostics.gradient_flow --out exp/gradient_flow
+    python -m pytorch_kaldi_snn.diagnostics.gradient_flow --out exp/gradient_flow_trained \
+        --checkpoint exp/synth_snn --checkpoint exp/synth_snn_v1 --checkpoint exp/synth_snn_v2
 
 writes ``gradient_flow.png``, ``gradient_flow.json`` (settings and norms) and
 ``gradient_flow.csv`` (one row per distance N − n, one column per architecture).
@@ -26,19 +35,27 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.config.experiment import architecture_class, saved_architectures
+from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.layers import GRULayer, ImprovedV1Layer, ImprovedV2Layer, LIFLayer, LSTMLayer
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.layers.cost import CountedLayer
+from pytorch_kaldi_snn.train.checkpoint import load_torch
+from pytorch_kaldi_snn.train.loop import CHECKPOINT
+
+
+REPORTED = (0, 100, 200, 300)  # distances N − n printed
 
 
 @dataclass(frozen=True)
 class FlowSettings:
-    steps: int = 300
+    steps: int = 301
     batch: int = 8
     input_size: int = 40
     hidden_size: int = 64
@@ -67,15 +84,52 @@ def architectures(s: FlowSettings) -> Dict[str, Callable[[], CountedLayer]]:
 
 
 def gradient_norms(layer: CountedLayer, x: Tensor) -> Tensor:
-    """‖∂J/∂X[n]‖ over (batch, features) for J = Σ Ŷ[N]; element d is the distance N − n = d."""
+    """‖∂J/∂X[n]‖ of a fresh layer, after three training passes without gradient set b."""
     layer.train()
     with torch.no_grad():
         for _ in range(3):  # training passes set the membrane maximum b (no-op for LSTM/GRU)
             layer(x)
-    layer.eval()
+    return eval_gradient_norms(layer, x)
+
+
+def eval_gradient_norms(model: nn.Module, x: Tensor) -> Tensor:
+    """‖∂J/∂X[n]‖ over (batch, features) for J = Σ output[N], in eval mode; index d = N − n."""
+    model.eval()
     x = x.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(layer(x)[-1].sum(), x)
+    (grad,) = torch.autograd.grad(model(x)[-1].sum(), x)
     return grad.norm(dim=(1, 2)).flip(0)
+
+
+def checkpoint_stacks(folder: Path) -> Dict[str, Tuple[nn.Module, int]]:
+    """(trained stack, its input size) for every sequence architecture of an experiment."""
+    state = load_torch(folder / CHECKPOINT)
+    if state is None:
+        raise DataError(f"{folder / CHECKPOINT}: no checkpoint (run run_exp first)")
+    stacks = {}
+    for name, arch in saved_architectures(state["cfg_text"]).items():
+        prefix = f"nets.{name}."
+        weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+        projections = sorted((k for k in weights if k.endswith("projection.weight")),
+                             key=lambda k: int(k.split(".")[1]))
+        if not arch.seq_model or not projections:
+            continue
+        stack = architecture_class(arch)(arch.options, weights[projections[0]].shape[0])
+        stack.load_state_dict(weights)
+        stacks[f"{folder}:{name}"] = (stack, weights[projections[0]].shape[0])
+    if not stacks:
+        raise DataError(f"{folder / CHECKPOINT}: no recurrent architecture in the checkpoint")
+    return stacks
+
+
+def run_checkpoints(folders: Sequence[Path], settings: FlowSettings) -> Dict[str, List[float]]:
+    """Gradient norms by distance for the recurrent stack of every experiment folder."""
+    results = {}
+    for folder in folders:
+        for name, (stack, input_size) in checkpoint_stacks(folder).items():
+            torch.manual_seed(settings.seed)
+            x = torch.randn(settings.steps, settings.batch, input_size)
+            results[name] = eval_gradient_norms(stack, x).tolist()
+    return results
 
 
 def run(settings: FlowSettings) -> Dict[str, List[float]]:
@@ -138,6 +192,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     defaults = FlowSettings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--checkpoint", type=Path, action="append", default=[],
+                        metavar="EXP_FOLDER", help="measure this trained experiment (repeatable)")
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     return parser.parse_args(argv)
@@ -145,17 +201,20 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    settings = FlowSettings(**{k: v for k, v in vars(args).items() if k != "out"})
+    settings = FlowSettings(**{k: v for k, v in vars(args).items()
+                               if k not in ("out", "checkpoint")})
     if settings.steps < 2:
         print("gradient_flow: --steps must be at least 2", file=sys.stderr)
         return 2
-    results = run(settings)
-    write_outputs(args.out, settings, results)
-    for name, norms in results.items():
-        at = min(200, len(norms) - 1)
-        print(f"{name:>18}: |dJ/dX| at N-n=0: {norms[0]:.3e}, at N-n={at}: {norms[at]:.3e}")
-    print(f"wrote {args.out}/gradient_flow.png, .json, .csv")
-    return 0
+
+    def measure() -> None:
+        results = run_checkpoints(args.checkpoint, settings) if args.checkpoint else run(settings)
+        write_outputs(args.out, settings, results)
+        for name, norms in results.items():
+            cols = ", ".join(f"N-n={d}: {norms[d]:.3e}" for d in REPORTED if d < len(norms))
+            print(f"{name:>18}: |dJ/dX| at {cols}")
+        print(f"wrote {args.out}/gradient_flow.png, .json, .csv")
+    return run_reporting_errors("gradient_flow", measure)
 
 
 if __name__ == "__main__":

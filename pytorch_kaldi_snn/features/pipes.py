@@ -13,6 +13,7 @@ import logging
 import os
 import shlex
 import shutil
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Tuple
@@ -44,10 +45,29 @@ def read_features(fea_scp: str, fea_opts: str, log: logging.Logger) -> Iterator[
     featbin = kaldi_featbin()
     if featbin is not None:
         log.info("features: Kaldi binaries (%s)", featbin)
-        return read_matrices(kaldi_rspecifier(fea_scp, fea_opts, featbin))
+        return _checked(fea_scp, read_matrices(kaldi_rspecifier(fea_scp, fea_opts, featbin)))
     stages = parse_fea_opts(fea_opts)
     log.info("features: built-in pipe (%s)", " | ".join(s.command for s in stages) or "copy-feats")
     return _native(fea_scp, stages)
+
+
+def _checked(fea_scp: str, items: Iterator[Tuple[str, np.ndarray]]) -> Iterator[Tuple[str, np.ndarray]]:
+    """Refuse empty and non-finite matrices, naming the scp and the utterance."""
+    with closing(items):  # a refused matrix closes the reader (and its pipe) at once
+        yield from _check_each(fea_scp, items)
+
+
+def _check_each(fea_scp: str, items: Iterator[Tuple[str, np.ndarray]]) -> Iterator[Tuple[str, np.ndarray]]:
+    for utt, feats in items:
+        if feats.shape[0] == 0:
+            raise DataError(f"features have no frames ({feats.shape[0]} x {feats.shape[1]} "
+                            f"matrix)", file=fea_scp, utt=utt)
+        bad = np.argwhere(~np.isfinite(feats))
+        if len(bad):
+            frame, dim = bad[0]
+            raise DataError(f"features hold {len(bad)} NaN/Inf values (first at frame {frame}, "
+                            f"dimension {dim}: {feats[frame, dim]})", file=fea_scp, utt=utt)
+        yield utt, feats
 
 
 def kaldi_rspecifier(fea_scp: str, fea_opts: str, featbin: str) -> str:
@@ -66,9 +86,12 @@ class NativeStage:
 
 
 def _native(fea_scp: str, stages: list[NativeStage]) -> Iterator[Tuple[str, np.ndarray]]:
-    for utt, feats in read_matrices(f"scp:{fea_scp}"):
+    for utt, feats in _checked(fea_scp, read_matrices(f"scp:{fea_scp}")):
         for stage in stages:
-            feats = stage.apply(utt, feats)
+            try:
+                feats = stage.apply(utt, feats)
+            except ValueError as err:  # e.g. CMVN stats of another dimension
+                raise DataError(f"{stage.command}: {err}", file=fea_scp, utt=utt) from None
         yield utt, feats
 
 

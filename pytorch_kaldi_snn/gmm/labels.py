@@ -63,7 +63,13 @@ def read_alignments(ali_dir: Path) -> dict[str, np.ndarray]:
 def frame_labels(alignments: Mapping[str, np.ndarray], model: TransitionModel, kind: str) -> dict[str, np.ndarray]:
     """Per-frame ``"pdf"`` ids (ali-to-pdf) or ``"phone"`` ids (ali-to-phones --per-frame=true)."""
     convert = {"pdf": model.ali_to_pdf, "phone": model.ali_to_phones_per_frame}[kind]
-    return {utt: convert(ali) for utt, ali in alignments.items()}
+    labels = {}
+    for utt, ali in alignments.items():
+        try:
+            labels[utt] = convert(ali)
+        except DataError as err:
+            raise DataError(err.message, file=err.file, utt=utt) from None
+    return labels
 
 
 def read_lab_folder(lab_folder: Path, lab_opts: str) -> dict[str, np.ndarray]:
@@ -72,4 +78,7 @@ def read_lab_folder(lab_folder: Path, lab_opts: str) -> dict[str, np.ndarray]:
     if kind is None:
         raise ConfigError(f"lab_opts must be one of {sorted(LAB_OPTS)}, got {lab_opts!r}", key="lab_opts")
     model = read_transition_model(Path(lab_folder) / "final.mdl")
-    return frame_labels(read_alignments(lab_folder), model, kind)
+    try:
+        return frame_labels(read_alignments(lab_folder), model, kind)
+    except DataError as err:
+        raise err if err.file else err.with_file(str(Path(lab_folder) / "ali.*.gz")) from None

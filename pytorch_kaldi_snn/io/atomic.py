@@ -6,12 +6,16 @@ lost when a write fails.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Union
 
 PathLike = Union[str, Path]
+# Temporaries are ".<target name>.<8 random characters>" (tempfile.mkstemp's suffix).
+_TEMP_PREFIX = "."
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}$")
 
 
 def _umask() -> int:
@@ -32,7 +36,7 @@ def atomic_outputs(*paths: PathLike) -> Iterator[list[str]]:
     mode = 0o666 & ~_umask()
     try:
         for path in paths:
-            fd, temp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.")
+            fd, temp = tempfile.mkstemp(dir=Path(path).parent, prefix=f"{_TEMP_PREFIX}{Path(path).name}.")
             os.close(fd)
             temps.append(temp)
         yield temps
@@ -52,3 +56,15 @@ def atomic_write(path: PathLike, write: Callable[[Path], None]) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_outputs(path) as (temp,):
         write(Path(temp))
+
+
+def remove_stale_temps(folder: PathLike) -> list[Path]:
+    """Remove the temporaries that writes killed half-way (kill -9) left under ``folder``.
+
+    Only call this while no other process writes there (the out_folder lock is held).
+    """
+    stale = [p for p in Path(folder).rglob(f"{_TEMP_PREFIX}*")
+             if p.is_file() and _TEMP_NAME.match(p.name)]
+    for path in stale:
+        path.unlink()
+    return stale

@@ -26,6 +26,7 @@ from pytorch_kaldi_snn.io.atomic import atomic_outputs
 
 PathLike = Union[str, os.PathLike]
 _TABLE_PREFIX = re.compile(r"^(ark|scp)(,[a-z]+)*:")
+_SCP_IN_SPEC = re.compile(r"(?:^|\s)scp(?:,[a-z]+)*:([^\s'\"|]+)")  # scp:x.scp, also inside a pipe
 # Kaldi's copy-feats --compress=true default (--compression-method=1).
 COMPRESSION = kio.CompressionMethod.kAutomaticMethod
 
@@ -61,22 +62,67 @@ def _read_table(
     except RuntimeError as err:
         raise DataError(f"cannot open table ({_last_line(err)})", file=rspecifier) from None
     key = None
+    finished = False
     try:
         for key, value in reader:
             # Values are views into buffers the reader reuses on next(): copy them.
             yield key, convert(value)
+        finished = True
     except RuntimeError as err:
-        raise DataError(f"read failed ({_last_line(err)})", file=rspecifier, utt=key) from None
+        raise _failed(rspecifier, key, _last_line(err)) from None
+    finally:
+        if not finished:  # abandoned or failed: close the pipe now, not at garbage collection
+            reader._impl.close()
     # The wrapper's close() drops Kaldi's status; the low-level one is False when a pipe
     # command exited non-zero or the archive ended in a broken object.
     if not reader._impl.close():
-        where = f"after {key}" if key is not None else "before the first item"
-        raise DataError(f"read failed {where} (pipe exit status or corrupt archive)", file=rspecifier)
+        raise _failed(rspecifier, key, "pipe exit status or corrupt archive")
+
+
+def _failed(rspecifier: str, last_good: Optional[str], reason: str) -> DataError:
+    """Name the entry that failed: the scp line after the last good key, with its offset.
+
+    The reader only reports the last key it read; when the table (or the command feeding the
+    pipe) reads an scp, the broken entry is the next line of that scp, and the error names
+    that scp rather than the whole pipe.
+    """
+    scp = _SCP_IN_SPEC.search(rspecifier)
+    file = scp.group(1) if scp and not rspecifier.startswith("scp") else rspecifier
+    entry = _entry_after(rspecifier, last_good)
+    if entry is not None:
+        utt, location = entry
+        if location in reason:  # Kaldi's own line only repeats the location
+            reason = "a missing, truncated or corrupt record, a wrong offset or a failing command"
+        return DataError(f"read failed at {location} ({reason})", file=file, utt=utt)
+    where = f"after {last_good}" if last_good is not None else "before the first item"
+    return DataError(f"read failed {where} ({reason})", file=file)
+
+
+def _entry_after(rspecifier: str, last_good: Optional[str]) -> Optional[Tuple[str, str]]:
+    """``(utt, location)`` of the scp line after ``last_good``, if the source is an scp."""
+    match = _SCP_IN_SPEC.search(rspecifier)
+    if match is None:
+        return None
+    try:
+        lines = Path(match.group(1)).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    entries = [line.split(maxsplit=1) for line in lines if line.strip()]
+    keys = [e[0] for e in entries]
+    index = 0 if last_good is None else keys.index(last_good) + 1 if last_good in keys else None
+    if index is None or index >= len(entries) or len(entries[index]) < 2:
+        return None
+    return entries[index][0], entries[index][1]
+
+
+_PERMISSIVE_HINT = re.compile(r"\s*\(to suppress this error, add the permissive.*$")
 
 
 def _last_line(err: Exception) -> str:
+    """Kaldi's final ``[E]`` line without its level tag and its hint about ``p,`` options."""
     lines = [line for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
+    last = lines[-1] if lines else type(err).__name__
+    return _PERMISSIVE_HINT.sub("", last.removeprefix("[E] ")).strip()
 
 
 def read_matrices(source: PathLike) -> Iterator[Tuple[str, np.ndarray]]:

@@ -6,7 +6,9 @@ Same signatures and results as the step-by-step references ``lif_loop``, ``v1_lo
 * the forward runs under ``no_grad`` and keeps only what the backward needs, in preallocated
   (T, B, n) buffers: V (all layers), F, C and I (v1, v2; I also for a learned β), Ŷ (v2);
 * each time step's element-wise dynamics is one native kernel call (:mod:`.native`), or a few
-  PyTorch operators when the native kernels are unavailable (no compiler, GPU tensors);
+  PyTorch operators when the native kernels are unavailable (no compiler, GPU tensors); or the
+  whole loop is one Triton launch per direction (:mod:`.triton_fused`, CUDA);
+  :mod:`.backend` chooses and logs which;
 * v2's recurrent product Ŷ[n−1]·W_r is the only matrix product inside the loop (``addmm``
   into a preallocated buffer); its weight gradient is one (n, T·B)·(T·B, 2n) product after
   the reverse loop.
@@ -18,7 +20,7 @@ Dynamics per step n (Ŷ delivered output, R reset, Q the quantiser of Eq. 22)::
     v2 (Eq. 19-21):        as v1 with G[n] ← G[n] + Ŷ[n−1]·W_r
     all (Eq. 8, 22):       V[n] = α⊙V[n−1] + I[n] − R[n−1],  Ŷ[n] = Q(V[n]),  R = c·Ŷ
 
-with c = 1 for ``reset="output"`` (R = Ŷ) and c = k for ``reset="threshold"`` (R = γ·q = k·Ŷ).
+with c = 1 (``reset="output"``, R = Ŷ; the kernels keep c as a scalar argument).
 m is the recurrent-dropout mask (already scaled by 1/(1−p)), or 1.
 
 Backward, per step from the last (s = surrogate dŶ/dV, carries from step n+1)::
@@ -40,17 +42,17 @@ from typing import Any, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from pytorch_kaldi_snn.kernels import native
+from pytorch_kaldi_snn.kernels import backend, native
 from pytorch_kaldi_snn.neurons import (
     check_bits_threshold, check_surrogate, quantize_level, surrogate_grad,
 )
 
-from pytorch_kaldi_snn.layers.recurrence import SpikingState
+from pytorch_kaldi_snn.layers.recurrence import RESET_MODES, SpikingState
 
 Output = Tuple[Tensor, Tensor, SpikingState]
 
-_SURROGATE_CODE = {"ste": 0, "pwl": 1, "fast_sigmoid": 2}
-_RESETS = ("output", "threshold")
+_SURROGATE_CODE = {"ste": 0, "pwl": 1, "fast_sigmoid": 2, "ste_clip": 3}
+_HALF = (torch.float16, torch.bfloat16)
 
 
 class _Quantiser(NamedTuple):
@@ -180,10 +182,43 @@ class _Grads:
         self.dbeta = torch.zeros(n, dtype=torch.float64, device=gy.device)
 
 
-def _steps(q: _Quantiser, x: Tensor) -> Union[_NativeSteps, _TorchSteps]:
-    """Native kernels for CPU float32/float64 when they build, else PyTorch operators."""
-    lib = native.load(x.dtype) if x.device.type == "cpu" else None
-    return _NativeSteps(lib, q) if lib is not None else _TorchSteps(q)
+def _steps(q: _Quantiser, x: Tensor, kernel: str) -> Union[_NativeSteps, _TorchSteps]:
+    """The per-step back end ``kernel`` (``native`` or ``torch``) chosen by :mod:`.backend`."""
+    return _NativeSteps(native.load(x.dtype), q) if kernel == "native" else _TorchSteps(q)
+
+
+def _start(inp: Tensor, alpha: Tensor, beta: Optional[Tensor], mask: Optional[Tensor],
+           i0: Tensor, v0: Tensor, y0: Tensor, gated: bool) -> Tuple[Tensor, _Buffers]:
+    """Contiguous input, and the buffers with row 0 holding the initial state."""
+    inp = inp.contiguous()
+    buf = _Buffers(inp, alpha.contiguous(), None if beta is None else beta.contiguous(),
+                   None if mask is None else mask.contiguous(), gated)
+    buf.i[0], buf.v[0], buf.y[0] = i0, v0, y0
+    return inp, buf
+
+
+def _save_and_output(ctx: Any, buf: _Buffers, w_rec: Optional[Tensor], v0: Tensor,
+                     gated: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Save what the backward needs; return Ŷ (T, B, n), v_max and the final I, V, Ŷ."""
+    # Saved through autograd (not only on ctx) so that in-place edits of Ŷ or of the
+    # parameters are caught and saved-tensor hooks (offloading, memory accounting) see the
+    # whole BPTT state. I is needed by the gates' and β's gradients, Ŷ by W_r's only.
+    keep_i = gated or ctx.needs_input_grad[3]
+    keep_y = w_rec is not None
+    ctx.save_for_backward(buf.i if keep_i else None, buf.v, buf.y if keep_y else None,
+                          buf.f, buf.c, w_rec, buf.alpha, buf.beta)
+    v_max = buf.v[1:].amax() if buf.inp_shape[0] else v0.new_tensor(float("-inf"))
+    ctx.mark_non_differentiable(v_max)
+    i_last = buf.i[-1] if keep_i else buf.i[-1].clone()  # lets the unsaved I buffer go
+    outputs = buf.y[1:], v_max, i_last, buf.v[-1], buf.y[-1]
+    buf.i = buf.v = buf.y = buf.f = buf.c = None  # the backward takes them from ctx
+    return outputs
+
+
+def _w_rec_grad(y: Tensor, d_gates: Tensor) -> Tensor:
+    """dW_r = Σ_t Ŷ[t−1]ᵀ·dG[t]: one (n, T·B)·(T·B, 2n) product (``y`` holds T+1 rows)."""
+    n = y.shape[-1]
+    return y[:-1].reshape(-1, n).t() @ d_gates.reshape(-1, 2 * n)
 
 
 class _FusedRecurrence(torch.autograd.Function):
@@ -192,13 +227,10 @@ class _FusedRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, inp: Tensor, w_rec: Optional[Tensor], alpha: Tensor,
                 beta: Optional[Tensor], i0: Tensor, v0: Tensor, y0: Tensor,
-                mask: Optional[Tensor], q: _Quantiser, gated: bool
+                mask: Optional[Tensor], q: _Quantiser, gated: bool, kernel: str
                 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        inp = inp.contiguous()
-        buf = _Buffers(inp, alpha.contiguous(), None if beta is None else beta.contiguous(),
-                       None if mask is None else mask.contiguous(), gated)
-        buf.i[0], buf.v[0], buf.y[0] = i0, v0, y0
-        steps, n = _steps(q, inp), alpha.numel()
+        inp, buf = _start(inp, alpha, beta, mask, i0, v0, y0, gated)
+        steps, n = _steps(q, inp, kernel), alpha.numel()
         scratch = None if w_rec is None else inp.new_empty(inp.shape[1:])
         if gated and w_rec is None:  # v1: the forget gate does not depend on the state
             torch.sigmoid(inp[..., :n], out=buf.f)
@@ -209,19 +241,7 @@ class _FusedRecurrence(torch.autograd.Function):
                 torch.sigmoid(x[:, :n], out=buf.f[t])
             steps.forward(buf, t, x)
         ctx.buf, ctx.steps = buf, steps
-        # Saved through autograd (not only on ctx) so that in-place edits of Ŷ or of the
-        # parameters are caught and saved-tensor hooks (offloading, memory accounting) see the
-        # whole BPTT state. I is needed by the gates' and β's gradients, Ŷ by W_r's only.
-        keep_i = gated or ctx.needs_input_grad[3]
-        keep_y = w_rec is not None
-        ctx.save_for_backward(buf.i if keep_i else None, buf.v, buf.y if keep_y else None,
-                              buf.f, buf.c, w_rec, buf.alpha, buf.beta)
-        v_max = buf.v[1:].amax() if inp.shape[0] else v0.new_tensor(float("-inf"))
-        ctx.mark_non_differentiable(v_max)
-        i_last = buf.i[-1] if keep_i else buf.i[-1].clone()  # lets the unsaved I buffer go
-        outputs = buf.y[1:], v_max, i_last, buf.v[-1], buf.y[-1]
-        buf.i = buf.v = buf.y = buf.f = buf.c = None  # the backward takes them from ctx
-        return outputs
+        return _save_and_output(ctx, buf, w_rec, v0, gated)
 
     @staticmethod
     def backward(ctx: Any, gy: Tensor, _g_vmax: Tensor, g_i: Tensor, g_v: Tensor,
@@ -236,11 +256,10 @@ class _FusedRecurrence(torch.autograd.Function):
         need = ctx.needs_input_grad
         d_w = None
         if w_rec is not None and need[1]:
-            n = buf.alpha.numel()
-            d_w = buf.y[:-1].reshape(-1, n).t() @ g.dinp.reshape(-1, 2 * n)
+            d_w = _w_rec_grad(buf.y, g.dinp)
         d_beta = g.dbeta.to(gy.dtype) if buf.beta is not None else None
         return (g.dinp, d_w, g.dalpha.to(gy.dtype), d_beta, g.di_c, g.dv_c, g.dy_c,
-                None, None, None)
+                None, None, None, None)
 
 
 def _run(inp: Tensor, w_rec: Optional[Tensor], alpha: Tensor, beta: Optional[Tensor],
@@ -249,8 +268,8 @@ def _run(inp: Tensor, w_rec: Optional[Tensor], alpha: Tensor, beta: Optional[Ten
     """Validate, build the initial state, run the fused recurrence."""
     check_bits_threshold(n_bits, k)
     check_surrogate(surrogate)
-    if reset not in _RESETS:
-        raise ValueError(f"unknown reset {reset!r}; valid: {', '.join(_RESETS)}")
+    if reset not in RESET_MODES:
+        raise ValueError(f"unknown reset {reset!r}; valid: {', '.join(RESET_MODES)}")
     n = alpha.numel()
     if alpha.shape != (n,) or inp.dim() != 3 or inp.shape[2] != (2 * n if gated else n):
         raise ValueError(f"expected alpha (n,) and input (T, B, {'2n' if gated else 'n'}); "
@@ -258,9 +277,18 @@ def _run(inp: Tensor, w_rec: Optional[Tensor], alpha: Tensor, beta: Optional[Ten
     if state is None:
         zeros = inp.new_zeros(inp.shape[1], n)
         state = SpikingState(zeros, zeros, zeros)
-    q = _Quantiser(b.detach(), n_bits, k, surrogate, 1.0 if reset == "output" else float(k))
-    y, v_max, i_t, v_t, y_t = _FusedRecurrence.apply(
-        inp, w_rec, alpha, beta, state.i, state.v, state.y, mask, q, gated)
+    q = _Quantiser(b.detach(), n_bits, k, surrogate, 1.0)  # R = Ŷ: reset scale c = 1
+    kernel = backend.choose(inp)
+    if kernel != "triton":
+        y, v_max, i_t, v_t, y_t = _FusedRecurrence.apply(
+            inp, w_rec, alpha, beta, state.i, state.v, state.y, mask, q, gated, kernel)
+        return y, v_max, SpikingState(i_t, v_t, y_t)
+    from pytorch_kaldi_snn.kernels.triton_fused import TritonRecurrence  # imports triton
+
+    # Half-precision (autocast) inputs: the state and the quantiser run in float32.
+    args = [None if t is None else (t.float() if t.dtype in _HALF else t)
+            for t in (inp, w_rec, alpha, beta, state.i, state.v, state.y, mask)]
+    y, v_max, i_t, v_t, y_t = TritonRecurrence.apply(*args, q, gated)
     return y, v_max, SpikingState(i_t, v_t, y_t)
 
 
@@ -273,7 +301,7 @@ def lif_fused(drive: Tensor, alpha: Tensor, beta: Tensor, b: Tensor, n_bits: int
         drive: (T, B, n) input currents X[n]·W for all steps (batch-normalised outside).
         alpha, beta: (n,) membrane and synaptic decays.
         b: 0-dim membrane maximum (no gradient). n_bits, k: Eq. 22's N and γ = k·b/2^N.
-        surrogate: ``ste``, ``pwl`` or ``fast_sigmoid``. reset: ``output`` or ``threshold``.
+        surrogate: a name of ``neurons.surrogate``. reset: ``output``.
         mask: (B, n) recurrent-dropout mask scaled by 1/(1−p), or None.
         state: initial (I, V, Ŷ), zeros when None.
 

@@ -10,7 +10,8 @@ the source, and loaded with :mod:`ctypes`.
 
 When no compiler is available or the build fails, :func:`load` returns ``None`` and
 :mod:`pytorch_kaldi_snn.kernels.fused` uses its PyTorch-operator step functions instead; the
-log says which path ran. Set ``PYTORCH_KALDI_SNN_NATIVE=0`` to force the PyTorch path.
+log says which path ran. ``PYTORCH_KALDI_SNN_KERNEL=torch`` forces the PyTorch path
+(:mod:`.backend`).
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 # Symbols: B batch rows, n neurons, mask (B,n) recurrent dropout (ones when off: a possibly
 # NULL pointer would stop the compiler from vectorising the loads), c reset scale
-# (R = c*Y, Eq. 8 / 22), delta = b/2^N, gamma = k*delta, qmax = 2^N - 1, kind = surrogate code (0 ste, 1 pwl, 2 fast_sigmoid).
+# (R = c*Y, Eq. 8 / 22), delta = b/2^N, gamma = k*delta, qmax = 2^N - 1,
+# kind = surrogate code (0 ste, 1 pwl, 2 fast_sigmoid, 3 ste_clip).
 # Backward carries, all (B,n): dv_c = alpha*dV[t+1], dy_c = dL/dY[t] from step t+1
 # (-c*dV[t+1] plus v2's recurrent term, added by the caller), di_c = dL/dI[t] from step t+1.
 _SOURCE = r"""
@@ -47,6 +49,7 @@ static inline real quantise(real v, real delta, real gamma, real qmax) {
 }
 
 static inline real surrogate(real v, real gamma, real b, int kind) {
+    if (kind == 3) return v > b ? 0 : 1;
     real d = gamma - v;
     d = v - b > d ? v - b : d;
     d = (d > 0 ? d : 0) / b;
@@ -246,7 +249,7 @@ def load(dtype: torch.dtype) -> Optional[ctypes.CDLL]:
     if dtype in _cache:
         return _cache[dtype]
     lib = None
-    if dtype in _REAL and os.environ.get("PYTORCH_KALDI_SNN_NATIVE", "1") != "0":
+    if dtype in _REAL:
         real, c_real = _REAL[dtype]
         try:
             lib = ctypes.CDLL(str(_build(real)))

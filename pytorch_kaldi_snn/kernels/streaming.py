@@ -32,7 +32,7 @@ from typing import Iterable, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from pytorch_kaldi_snn.kernels import native
+from pytorch_kaldi_snn.kernels import backend, native
 from pytorch_kaldi_snn.layers.spiking import LIFLayer, SpikingLayer
 from pytorch_kaldi_snn.neurons.quantizer import quantize_level
 
@@ -43,6 +43,9 @@ class _FrozenLayer:
     """One layer's eval-mode constants (BN folded) and its batch-1 state."""
 
     def __init__(self, layer: SpikingLayer) -> None:
+        if not isinstance(layer, SpikingLayer) or layer.reading != "paper":
+            raise ValueError("streaming runs spiking layers of the paper reading only "
+                             f"(got {type(layer).__name__})")
         if layer.projection.layernorm is not None:
             raise ValueError("layer norm depends on the frame and cannot be folded for streaming")
         self.weight, self.bias = _fold_projection(layer.projection)
@@ -56,7 +59,7 @@ class _FrozenLayer:
         self.delta = float(self.b / 2 ** self.n_bits)
         self.gamma = float(self.k * (self.b / 2 ** self.n_bits))
         self.qmax = float(2 ** self.n_bits - 1)
-        self.c = 1.0 if layer.reset == "output" else float(layer.k)
+        self.c = 1.0  # R = Ŷ (reset "output", the only mode)
         self.reset()
 
     def reset(self) -> None:
@@ -132,7 +135,7 @@ class StreamingSNN:
         self.readout_t = None if readout is None else readout.weight.detach().t().contiguous()
         self.readout_b = None if readout is None else readout.bias
         weight = self.layers[0].weight
-        self.lib = native.load(weight.dtype) if weight.device.type == "cpu" else None
+        self.lib = backend.streaming_lib(weight)
         log.info("streaming inference: %s", "native C kernel" if self.lib else "PyTorch operators")
         self.frames = 0
         self.active_outputs = [0] * len(self.layers)

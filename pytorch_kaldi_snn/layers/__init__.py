@@ -5,6 +5,7 @@ from pytorch_kaldi_snn.layers.cost import (
     ModelReport,
     count_parameters,
     model_report,
+    real_frames,
     reset_counters,
 )
 from pytorch_kaldi_snn.layers.recurrence import SpikingState, lif_loop, v1_loop, v2_loop
@@ -19,6 +20,7 @@ from pytorch_kaldi_snn.layers.spiking import (
 __all__ = [
     "CountedLayer", "GRULayer", "ImprovedV1Layer", "ImprovedV2Layer", "LIFLayer", "LSTMLayer",
     "MLP", "MLPLayer", "ModelReport", "SpikingLayer", "SpikingState", "count_parameters",
-    "lif_loop", "model_report", "recurrent_stack", "reset_counters", "spiking_stack", "v1_loop",
+    "lif_loop", "model_report", "real_frames", "recurrent_stack", "reset_counters",
+    "spiking_stack", "v1_loop",
     "v2_loop",
 ]

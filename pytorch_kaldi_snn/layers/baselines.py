@@ -97,10 +97,6 @@ class LSTMLayer(_GatedRecurrentLayer):
             outputs.append(h)
         return torch.stack(outputs)
 
-    def mults_per_frame(self) -> float:
-        """3n + 4(m+n)n (paper, after Eq. 10)."""
-        return self.reference_mults("lstm")
-
 
 class GRULayer(_GatedRecurrentLayer):
     """Unidirectional GRU: z, r = σ(·); h̃ = act(X W_h + (r⊙h) U_h); h = z⊙h + (1−z)⊙(mask⊙h̃)."""
@@ -121,10 +117,6 @@ class GRULayer(_GatedRecurrentLayer):
             h = z * h + (1.0 - z) * cand
             outputs.append(h)
         return torch.stack(outputs)
-
-    def mults_per_frame(self) -> float:
-        """3n + 3(m+n)n (paper, after Eq. 10)."""
-        return self.reference_mults("gru")
 
 
 RECURRENT_LAYERS = {"lstm": LSTMLayer, "gru": GRULayer}
@@ -190,9 +182,6 @@ class MLPLayer(CountedLayer):
         out = self.drop(self.act(out))
         self.count(x, out)
         return out
-
-    def mults_per_frame(self) -> float:
-        return self.input_density() * self.input_size * self.output_size
 
     def extra_repr(self) -> str:
         return f"act={self.act_name}"

@@ -8,6 +8,12 @@ never returned from ``forward``:
 * ``zeros_out`` / ``total_out`` — zero and total output values;
 * ``frames`` — number of (step, sequence) frames.
 
+Only **real** frames are counted. A padded eval batch carries zero features and the layers'
+outputs on the padding; counting them would move the input density, the zero fraction and the
+multiplications per frame with the batch's padding. The caller therefore wraps the forward pass
+in :func:`real_frames` with the (T, B) mask of real frames; without it every frame is real
+(streaming and batch-1 evaluation have no padding).
+
 Cost per frame (multiplications, Eq. 10 and the text after it), m inputs, n units:
 
 * traditional spiking: ``n + s·m·n + 3n`` (Eq. 10);
@@ -23,11 +29,32 @@ the cost n + s·m·n and the quoted 6/s, 8/s savings only hold when s is the non
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, NamedTuple, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+
+
+def layer_mults(kind: str, m: int, n: int, s: float = 1.0, r: float = 1.0) -> float:
+    """Multiplications per frame of one layer (the formulas above; one source of truth).
+
+    ``kind`` is a layer's ``kind`` (``snn_traditional``, ``snn_v1``, ``snn_v2``, ``lstm``,
+    ``gru``, ``mlp``); s is the non-zero fraction of its inputs, r that of its own outputs
+    (used by v2's recurrent products only). LSTM and GRU are dense whatever s is.
+    """
+    if kind == "snn_traditional":
+        return n + s * m * n + 3 * n
+    if kind == "snn_v1":
+        return 2 * s * m * n + 2 * n + 3 * n
+    if kind == "snn_v2":
+        return 2 * s * m * n + 2 * r * n * n + 2 * n + 3 * n
+    if kind in ("lstm", "gru"):
+        return float(3 * n + (4 if kind == "lstm" else 3) * (m + n) * n)
+    if kind == "mlp":
+        return s * m * n
+    raise ValueError(f"no cost model for layer kind {kind!r}")
 
 
 class ParameterCount(NamedTuple):
@@ -59,12 +86,20 @@ class CountedLayer(nn.Module):
         self.output_size = output_size
         for name in ("in_nonzero", "in_total", "zeros_out", "total_out", "frames"):
             self.register_buffer(name, torch.zeros((), dtype=torch.long))
+        self.frame_mask: Optional[Tensor] = None  # set by :func:`real_frames`, never saved
 
     @torch.no_grad()
     def count(self, x: Tensor, y: Tensor) -> None:
-        """Accumulate input density and output zeros of one eval-mode forward pass."""
+        """Accumulate input density and output zeros of one eval-mode forward pass.
+
+        ``x`` (…, m) and ``y`` (…, n) share their leading frame dimensions, (T, B) for a
+        recurrent layer or (T·B,) for a readout; only the frames of ``frame_mask`` count.
+        """
         if self.training:
             return
+        if self.frame_mask is not None:
+            keep = self.frame_mask.reshape(x.shape[:-1])
+            x, y = x[keep], y[keep]
         self.in_nonzero += torch.count_nonzero(x)
         self.in_total += x.numel()
         self.zeros_out += y.numel() - torch.count_nonzero(y)
@@ -87,7 +122,8 @@ class CountedLayer(nn.Module):
 
     def mults_per_frame(self) -> float:
         """Multiplications per frame under the paper's cost model, with measured densities."""
-        raise NotImplementedError
+        return layer_mults(self.kind, self.input_size, self.output_size, self.input_density(),
+                           1.0 - self.zero_fraction())
 
     def reference_mults(self, kind: str) -> float:
         """Per-frame cost of a dense ``"lstm"`` or ``"gru"`` layer of the same sizes.
@@ -95,9 +131,7 @@ class CountedLayer(nn.Module):
         A readout layer costs the same dense m·n_out in every reference model.
         """
         m, n = self.input_size, self.output_size
-        if not self.recurrent:
-            return float(m * n)
-        return float(3 * n + (4 if kind == "lstm" else 3) * (m + n) * n)
+        return float(m * n) if not self.recurrent else layer_mults(kind, m, n)
 
 
 @dataclass
@@ -141,6 +175,19 @@ def reset_counters(model: nn.Module) -> None:
     """Zero the activity counters of every counted layer in ``model``."""
     for _, layer in counted_layers(model):
         layer.reset_counters()
+
+
+@contextmanager
+def real_frames(model: nn.Module, mask: Tensor) -> Iterator[None]:
+    """Count only the frames where the (T, B) boolean ``mask`` is true during the block."""
+    layers = [layer for _, layer in counted_layers(model)]
+    for layer in layers:
+        layer.frame_mask = mask
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.frame_mask = None
 
 
 def model_report(model: nn.Module) -> ModelReport:

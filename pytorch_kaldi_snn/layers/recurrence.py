@@ -4,10 +4,12 @@ Symbols (per layer of n neurons, batch B, T steps):
 
 * ``i`` — synaptic current I[n]; ``v`` — membrane potential V[n];
 * ``y`` — delivered output Ŷ[n] = q[n]·Δ of the multi-bit quantiser (Eq. 22), Δ = b/2^N;
-* R[n] — reset term subtracted from the membrane (Eq. 8): ``reset="output"`` gives R = Ŷ
-  (subtract what was emitted; for binary spikes with k = 1, Ŷ = γ so this is Eq. 8's γY), and
-  ``reset="threshold"`` gives R = γ·q = k·Ŷ (Eq. 8 read with the integer level). The reset is
-  not detached: gradients flow through the surrogate, the P[n] of Eq. 12-13.
+* R[n] — reset term subtracted from the membrane (Eq. 8): R = Ŷ, what was emitted (for
+  binary spikes with k = 1, Ŷ = γ so this is Eq. 8's γY). The reset is not detached:
+  gradients flow through the surrogate, the P[n] of Eq. 12-13. ``reset`` has the one mode
+  ``"output"``: the former ``"threshold"`` (R = γ·q = k·Ŷ) cannot be trained, because its
+  backward factor per step is |α − k·s| (3 for k = 4, s = 1), so gradients grow as 3^T
+  (1e19 at 40 frames, NaN at 80); see docs/model.md.
 
 The membrane update is shared by all variants (Eq. 8)::
 
@@ -27,7 +29,7 @@ from torch import Tensor
 
 from pytorch_kaldi_snn.neurons.quantizer import quantize
 
-RESET_MODES = ("output", "threshold")
+RESET_MODES = ("output",)
 
 
 class SpikingState(NamedTuple):
@@ -45,8 +47,8 @@ def zero_state(like: Tensor, n: int) -> SpikingState:
 
 
 def reset_term(y: Tensor, k: int, reset: str) -> Tensor:
-    """R[n−1] of Eq. 8: Ŷ for ``reset="output"``, γ·q = k·Ŷ for ``reset="threshold"``."""
-    return y if reset == "output" else k * y
+    """R[n−1] of Eq. 8: Ŷ (``reset="output"``, the only mode)."""
+    return y
 
 
 def membrane_step(i: Tensor, state: SpikingState, alpha: Tensor, b: Tensor, n_bits: int, k: int,
@@ -54,6 +56,25 @@ def membrane_step(i: Tensor, state: SpikingState, alpha: Tensor, b: Tensor, n_bi
     """Eq. 8 and Eq. 22 for one step: returns (V[n], Ŷ[n]) given the new current I[n]."""
     v = alpha * state.v + i - reset_term(state.y, k, reset)
     return v, quantize(v, b, n_bits, k, surrogate)
+
+
+def lif_current(x_t: Tensor, i_prev: Tensor, beta: Tensor) -> Tensor:
+    """Eq. 7: I[n] = β ⊙ I[n−1] + x_t (x_t the step's masked weighted input sums)."""
+    return beta * i_prev + x_t
+
+
+def gated_current(g_t: Tensor, i_prev: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """Eq. 16-18 (and 19-21 with the recurrent sums in g_t): I = F⊙I[n−1] + (1−F)⊙C.
+
+    ``g_t`` (B, 2n) holds the forget and candidate pre-activations; F = σ(g_f),
+    C = mask ⊙ ReLU(g_c).
+    """
+    n = g_t.shape[-1] // 2
+    f = torch.sigmoid(g_t[..., :n])
+    c = torch.relu(g_t[..., n:])
+    if mask is not None:
+        c = c * mask
+    return f * i_prev + (1.0 - f) * c
 
 
 def _running_max(current: Tensor, v: Tensor) -> Tensor:
@@ -83,7 +104,7 @@ def lif_loop(drive: Tensor, alpha: Tensor, beta: Tensor, b: Tensor, n_bits: int,
     v_max = drive.new_tensor(float("-inf"))
     outputs = []
     for x_t in drive:
-        i = beta * state.i + x_t
+        i = lif_current(x_t, state.i, beta)
         v, y = membrane_step(i, state, alpha, b, n_bits, k, surrogate, reset)
         state = SpikingState(i, v, y)
         v_max = _running_max(v_max, v)
@@ -102,14 +123,10 @@ def v1_loop(gates: Tensor, alpha: Tensor, b: Tensor, n_bits: int, k: int, surrog
     """
     n = gates.shape[-1] // 2
     state = zero_state(gates, n) if state is None else state
-    forget = torch.sigmoid(gates[..., :n])
-    candidate = torch.relu(gates[..., n:])
-    if mask is not None:
-        candidate = candidate * mask
     v_max = gates.new_tensor(float("-inf"))
     outputs = []
-    for f_t, c_t in zip(forget, candidate):
-        i = f_t * state.i + (1.0 - f_t) * c_t
+    for g_t in gates:
+        i = gated_current(g_t, state.i, mask)
         v, y = membrane_step(i, state, alpha, b, n_bits, k, surrogate, reset)
         state = SpikingState(i, v, y)
         v_max = _running_max(v_max, v)
@@ -132,12 +149,7 @@ def v2_loop(gates: Tensor, w_rec: Tensor, alpha: Tensor, b: Tensor, n_bits: int,
     v_max = gates.new_tensor(float("-inf"))
     outputs = []
     for g_t in gates:
-        g = g_t + state.y @ w_rec
-        f = torch.sigmoid(g[:, :n])
-        c = torch.relu(g[:, n:])
-        if mask is not None:
-            c = c * mask
-        i = f * state.i + (1.0 - f) * c
+        i = gated_current(g_t + state.y @ w_rec, state.i, mask)
         v, y = membrane_step(i, state, alpha, b, n_bits, k, surrogate, reset)
         state = SpikingState(i, v, y)
         v_max = _running_max(v_max, v)

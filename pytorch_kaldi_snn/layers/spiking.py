@@ -29,13 +29,25 @@ import torch
 from torch import Tensor, nn
 
 from pytorch_kaldi_snn.layers import recurrence
+from pytorch_kaldi_snn.layers.authors import Current, ResidualEncoder, authors_loop
 from pytorch_kaldi_snn.layers.common import InputProjection, recurrent_dropout_mask, recurrent_weight
 from pytorch_kaldi_snn.layers.cost import CountedLayer
 from pytorch_kaldi_snn.neurons.ema import MembraneMaxTracker
 from pytorch_kaldi_snn.neurons.quantizer import check_bits_threshold
 from pytorch_kaldi_snn.neurons.surrogate import check_surrogate
+from pytorch_kaldi_snn.neurons.symmetric import SymmetricQuantiser
 
 IMPLS = ("loop", "fused")
+READINGS = ("paper", "authors")
+
+
+def check_reading(reading: str, impl: str) -> None:
+    """Raise ``ValueError`` for an unknown reading or ``authors`` with the fused kernels."""
+    if reading not in READINGS:
+        raise ValueError(f"unknown reading {reading!r}; valid: {', '.join(READINGS)}")
+    if reading == "authors" and impl != "loop":
+        raise ValueError("reading 'authors' runs on the step path only: use impl 'loop' "
+                         "(the fused kernels implement the paper reading)")
 FUSED_MODULE = "pytorch_kaldi_snn.kernels.fused"
 
 
@@ -54,8 +66,8 @@ class SpikingLayer(CountedLayer):
     Args:
         input_size: m. hidden_size: n (neurons).
         n_bits: output bits N in [1, 16]. threshold: k with γ = k·b/2^N, in [0, 2^N − 1].
-        surrogate: ``ste``, ``pwl`` or ``fast_sigmoid`` (see ``neurons.surrogate``).
-        reset: ``output`` (subtract Ŷ) or ``threshold`` (subtract γ·q), see ``recurrence``.
+        surrogate: ``ste``, ``ste_clip``, ``pwl`` or ``fast_sigmoid`` (``neurons.surrogate``).
+        reset: ``output`` (subtract Ŷ, the only mode; see ``recurrence``).
         alpha: initial membrane decay α (Eq. 8), per neuron.
         learn_decay: train the decays (α, and β for the traditional layer) or keep them fixed.
         use_batchnorm: batch norm of the weighted sums of inputs (projection then has no bias).
@@ -63,6 +75,10 @@ class SpikingLayer(CountedLayer):
         bias: bias on the input projection when batch norm is off.
         ema_momentum, b_init: membrane-maximum tracker settings (``neurons.ema``).
         impl: ``loop`` (this package's step loop) or ``fused`` (``kernels.fused``).
+        reading: ``paper`` (Eq. 22 as the text states it, b tracked per batch) or ``authors``
+            (the authors' code: signed symmetric levels, range tracked per step, see
+            :mod:`.authors`); ``authors`` runs on the step path only, so it needs
+            ``impl="loop"``.
     """
 
     variant: str = ""
@@ -72,8 +88,9 @@ class SpikingLayer(CountedLayer):
                  surrogate: str = "ste", reset: str = "output", alpha: float = 1.0,
                  learn_decay: bool = False, use_batchnorm: bool = True, dropout: float = 0.0,
                  bias: bool = True, ema_momentum: float = 0.1, b_init: float = 1.0,
-                 impl: str = "fused") -> None:
+                 impl: str = "fused", reading: str = "paper") -> None:
         super().__init__(input_size, hidden_size)
+        check_reading(reading, impl)
         check_bits_threshold(n_bits, threshold)
         check_surrogate(surrogate)
         if reset not in recurrence.RESET_MODES:
@@ -83,11 +100,14 @@ class SpikingLayer(CountedLayer):
         self.hidden_size = hidden_size
         self.n_bits, self.k, self.surrogate, self.reset = n_bits, threshold, surrogate, reset
         self.dropout = dropout
-        self.impl = impl
+        self.impl, self.reading = impl, reading
         self.time_loop = select_time_loop(self.variant, impl)
         self.projection = InputProjection(input_size, hidden_size, self.n_gates,
                                           use_batchnorm=use_batchnorm, bias=bias)
-        self.tracker = MembraneMaxTracker(ema_momentum, b_init)
+        if reading == "paper":
+            self.tracker = MembraneMaxTracker(ema_momentum, b_init)
+        else:
+            self.quantiser = SymmetricQuantiser(n_bits, threshold, ema_momentum)
         self.alpha = self._decay(alpha, learn_decay)
 
     def _decay(self, value: float, learn: bool) -> Tensor:
@@ -100,10 +120,21 @@ class SpikingLayer(CountedLayer):
         """Call the variant's time loop on the projected inputs with membrane maximum ``b``."""
         raise NotImplementedError
 
+    def step_current(self, mask: Optional[Tensor]) -> Current:
+        """(step input, previous state) → I[n] for the ``authors`` reading's step loop."""
+        raise NotImplementedError
+
     def forward(self, x: Tensor, state: Optional[recurrence.SpikingState] = None) -> Tensor:
-        """(T, B, m) → Ŷ (T, B, n); updates b after a training pass and counts in eval."""
+        """(T, B, m) → Ŷ (T, B, n); updates b (or the authors' range) in training, counts in eval."""
         proj = self.projection(x)
         mask = recurrent_dropout_mask(x, self.hidden_size, self.dropout, self.training)
+        if self.reading == "authors":
+            y, _ = authors_loop(proj, self.step_current(mask), self.alpha, self.quantiser, state)
+            self.count(x, y)
+            return y
+        if self.training and not self.tracker.started:
+            detached = proj.detach()
+            self.tracker.calibrate(lambda b: self.run(detached, b, mask, state)[1])
         # A copy: the EMA update below must not touch the b saved for the backward pass.
         y, v_max, _ = self.run(proj, self.tracker.b.clone(), mask, state)
         if self.training:
@@ -114,7 +145,7 @@ class SpikingLayer(CountedLayer):
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, n_bits={self.n_bits}, k={self.k}, "
                 f"surrogate={self.surrogate}, reset={self.reset}, dropout={self.dropout}, "
-                f"impl={self.impl}")
+                f"impl={self.impl}, reading={self.reading}")
 
 
 class LIFLayer(SpikingLayer):
@@ -135,17 +166,18 @@ class LIFLayer(SpikingLayer):
         # the rest of the sequence. α = β = 0.5 trains; α = 1 or α = β = 0.9 barely leave chance
         # on the built-in corpus (see docs/model.md).
         super().__init__(input_size, hidden_size, alpha=alpha, learn_decay=learn_decay, **kwargs)
-        self.beta = self._decay(beta, learn_decay)
+        # The authors' traditional layer always learns β (their learn_tau = True), from 1.
+        self.beta = self._decay(beta, learn_decay or kwargs.get("reading") == "authors")
 
     def run(self, proj: Tensor, b: Tensor, mask: Optional[Tensor],
             state: Optional[recurrence.SpikingState]) -> Tuple[Tensor, Tensor, recurrence.SpikingState]:
         return self.time_loop(proj, self.alpha, self.beta, b, self.n_bits, self.k,
                               self.surrogate, self.reset, mask, state)
 
-    def mults_per_frame(self) -> float:
-        """Eq. 10: n + s·m·n for the current, 3n for the membrane."""
-        m, n = self.input_size, self.output_size
-        return n + self.input_density() * m * n + 3 * n
+    def step_current(self, mask: Optional[Tensor]) -> Current:
+        if mask is None:
+            return lambda x_t, state: recurrence.lif_current(x_t, state.i, self.beta)
+        return lambda x_t, state: recurrence.lif_current(mask * x_t, state.i, self.beta)
 
 
 class _GatedSpikingLayer(SpikingLayer):
@@ -182,10 +214,8 @@ class ImprovedV1Layer(_GatedSpikingLayer):
         return self.time_loop(proj, self.alpha, b, self.n_bits, self.k,
                               self.surrogate, self.reset, mask, state)
 
-    def mults_per_frame(self) -> float:
-        """2·s·m·n (W_fi, W_ci on sparse inputs) + 2n (F⊙I, (1−F)⊙C) + 3n (membrane, Eq. 10)."""
-        m, n = self.input_size, self.output_size
-        return 2 * self.input_density() * m * n + 2 * n + 3 * n
+    def step_current(self, mask: Optional[Tensor]) -> Current:
+        return lambda g_t, state: recurrence.gated_current(g_t, state.i, mask)
 
 
 class ImprovedV2Layer(_GatedSpikingLayer):
@@ -208,12 +238,9 @@ class ImprovedV2Layer(_GatedSpikingLayer):
         return self.time_loop(proj, self.w_rec, self.alpha, b, self.n_bits, self.k,
                               self.surrogate, self.reset, mask, state)
 
-    def mults_per_frame(self) -> float:
-        """v1's cost plus 2·r·n·n for W_fr, W_cr on the layer's own output (non-zero fraction r)."""
-        n = self.output_size
-        own_density = 1.0 - self.zero_fraction()
-        return (2 * self.input_density() * self.input_size * n + 2 * own_density * n * n
-                + 2 * n + 3 * n)
+    def step_current(self, mask: Optional[Tensor]) -> Current:
+        return lambda g_t, state: recurrence.gated_current(g_t + state.y @ self.w_rec, state.i,
+                                                           mask)
 
 
 SPIKING_LAYERS = {"traditional": LIFLayer, "v1": ImprovedV1Layer, "v2": ImprovedV2Layer}
@@ -223,20 +250,25 @@ def spiking_stack(variant: str, input_size: int, sizes: Sequence[int], *,
                   n_bits: Sequence[int], thresholds: Sequence[int], surrogates: Sequence[str],
                   alphas: Sequence[float], dropouts: Sequence[float],
                   batchnorms: Sequence[bool], betas: Optional[Sequence[float]] = None,
-                  **shared) -> nn.Sequential:
+                  readings: Optional[Sequence[str]] = None, **shared) -> nn.Sequential:
     """A stack of L spiking layers of ``variant`` (``traditional``, ``v1``, ``v2``).
 
-    Per-layer sequences must have length L; ``betas`` only for ``traditional``; ``shared``
+    Per-layer sequences must have length L; ``betas`` only for ``traditional``; ``readings``
+    (default all ``paper``): with ``authors`` for the first layer the stack starts with the
+    authors' :class:`~.authors.ResidualEncoder` of the input features; ``shared``
     keyword arguments (reset, learn_decay, ema_momentum, b_init, impl, bias, orthinit for v2,
     forget_bias for v1/v2) go to every layer.
     """
     cls = SPIKING_LAYERS[variant]
     layers: List[nn.Module] = []
+    readings = list(readings) if readings is not None else ["paper"] * len(sizes)
+    if readings and readings[0] == "authors":
+        layers.append(ResidualEncoder(n_bits[0], thresholds[0], shared.get("ema_momentum", 0.1)))
     current = input_size
     for index, size in enumerate(sizes):
         kwargs = dict(shared, n_bits=n_bits[index], threshold=thresholds[index],
                       surrogate=surrogates[index], alpha=alphas[index], dropout=dropouts[index],
-                      use_batchnorm=batchnorms[index])
+                      use_batchnorm=batchnorms[index], reading=readings[index])
         if betas is not None:
             kwargs["beta"] = betas[index]
         layers.append(cls(current, size, **kwargs))

@@ -4,19 +4,35 @@ The paper estimates b "with an exponential moving average (EMA) ... [of] the max
 the membrane potentials observed in every training batch (after Jacob et al., 2018). The EMA
 starts at zero, so it is bias-corrected as in Adam::
 
-    b_biased ← (1 − m)·b_biased + m·v_max
+    b_biased ← (1 − m)·b_biased + m·min(v_max, 2·b)
     b_steps  ← b_steps + 1
     b        ← b_biased / (1 − (1 − m)^b_steps)
 
-``b`` starts at ``b_init`` and is used unchanged until the first update. All three are buffers,
-so they travel in the ``state_dict`` and survive PyTorch-Kaldi's rebuild of the model per chunk.
+``b`` starts at ``b_init``. A fixed ``b_init`` quantises the first training batch on an arbitrary
+scale: with b too small the outputs saturate at the top level, the reset cannot keep up and V
+runs away, and that batch maximum then dominates the bias-corrected EMA for tens of batches.
+The layer therefore calls :meth:`MembraneMaxTracker.calibrate` before its first training batch
+(see ``SpikingLayer``), which sets b from that batch's own statistic. In calibration and in every
+update a batch maximum counts as at most twice the current b (:data:`MAX_GROWTH`): see the note
+there. All three values are buffers, so they travel in the ``state_dict`` and survive
+PyTorch-Kaldi's rebuild of the model per chunk.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 MIN_B = 1e-6  # keeps Δ = b/2^N positive when a layer never depolarises
+CALIBRATION_PASSES = 3  # no-grad passes over the first batch; b moves < 5 % after the third
+# A batch maximum counts as at most this multiple of the current b. Without a leak (α = 1) a
+# membrane whose current exceeds the top output level drifts up by the excess every step, so
+# one long utterance reports a maximum proportional to its length (b jumped from 1 to 327 on
+# 2,000 frames); the outputs then grow with b, v2's recurrent gain with them, and BPTT
+# overflows float32 (gradient norm 1e131 in float64). Capped, b still reaches the true
+# maximum, in a few doublings instead of one leap.
+MAX_GROWTH = 2.0
 
 
 class MembraneMaxTracker(nn.Module):
@@ -38,11 +54,31 @@ class MembraneMaxTracker(nn.Module):
         self.register_buffer("b_biased", torch.tensor(0.0))
         self.register_buffer("b_steps", torch.tensor(0, dtype=torch.long))
 
+    @property
+    def started(self) -> bool:
+        """True once a training batch has been folded into the EMA."""
+        return int(self.b_steps) > 0
+
+    @torch.no_grad()
+    def calibrate(self, batch_max: Callable[[Tensor], Tensor],
+                  passes: int = CALIBRATION_PASSES) -> None:
+        """Set b to a fixed point of ``b ← batch_max(b)`` (the batch's V maximum under b).
+
+        Starting from ``b_init``, a few no-grad passes over the first batch replace b by the
+        maximum membrane potential the batch reaches when quantised with the current b (at most
+        :data:`MAX_GROWTH` times the previous b per pass); the first :meth:`update` then folds
+        in a statistic measured at a sensible scale.
+        """
+        b = self.b.clone()
+        for _ in range(passes):
+            b = batch_max(b).detach().to(b).clamp(min=MIN_B, max=MAX_GROWTH * float(b))
+        self.b.copy_(b)
+
     @torch.no_grad()
     def update(self, v_max: Tensor) -> None:
         """Fold one batch maximum into the EMA (call after the forward pass, training only)."""
         m = self.momentum
-        v_max = v_max.detach().to(self.b_biased).clamp(min=MIN_B)
+        v_max = v_max.detach().to(self.b_biased).clamp(min=MIN_B, max=MAX_GROWTH * float(self.b))
         self.b_biased.mul_(1.0 - m).add_(m * v_max)
         self.b_steps.add_(1)
         correction = 1.0 - (1.0 - m) ** int(self.b_steps.item())

@@ -10,9 +10,13 @@ units of b::
 name            dŶ/dV                 note
 =============== ===================== ===============================================
 ``ste``         1                     straight-through estimator (default, Fig. 1)
+``ste_clip``    1 if V ≤ b, else 0    straight-through, no gradient above the top level
 ``pwl``         max(0, 1 − 2d)        piecewise linear: zero half a range away
 ``fast_sigmoid`` 1 / (1 + 10 d)²       derivative of a fast sigmoid centred on the range
 =============== ===================== ===============================================
+
+``ste_clip`` is the straight-through estimator of a quantiser that clamps V at b before
+quantising (as the authors' code does): above b the output is constant, so no gradient passes.
 """
 from __future__ import annotations
 
@@ -32,6 +36,10 @@ def _ste(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
     return torch.ones_like(v)
 
 
+def _ste_clip(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
+    return (v <= b).to(v.dtype)
+
+
 def _pwl(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
     return (1.0 - 2.0 * _distance(v, gamma, b)).clamp(min=0.0)
 
@@ -44,6 +52,7 @@ SurrogateFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 SURROGATES: Dict[str, SurrogateFn] = {
     "ste": _ste,
+    "ste_clip": _ste_clip,
     "pwl": _pwl,
     "fast_sigmoid": _fast_sigmoid,
 }

@@ -13,8 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pytorch_kaldi_snn.config.experiment import Experiment, Operation, architecture_class
+from pytorch_kaldi_snn.config.experiment import (
+    N_OUT_PREFIX, Experiment, Operation, architecture_class,
+)
 from pytorch_kaldi_snn.data.batching import IGNORE
+from pytorch_kaldi_snn.errors import ConfigError
 
 
 class AcousticModel(nn.Module):
@@ -39,6 +42,7 @@ class AcousticModel(nn.Module):
                 dims[op.out] = dims[a] + dims[b]
             elif op.op in ("sum", "mult_constant") and a in dims:  # not for scalar losses
                 dims[op.out] = dims[a]
+        self.dims = dims  # value name -> last dimension, for checks against the labels
 
     def _compute(self, arch: str, x: Tensor) -> Tensor:
         net = self.nets[arch]
@@ -80,6 +84,27 @@ def frame_error(log_probs: Tensor, labels: Tensor) -> Tensor:
     return wrong.sum() / valid.sum().clamp(min=1)
 
 
+def real_frame_mask(labels: Mapping[str, Tensor]) -> Tensor:
+    """(T, B) mask of the non-padded frames of a batch (all label sets share the padding)."""
+    return next(iter(labels.values())) != IGNORE
+
+
 def valid_frames(labels: Mapping[str, Tensor]) -> int:
-    """Number of non-padded frames in a batch (all label sets share the padding)."""
-    return int((next(iter(labels.values())) != IGNORE).sum())
+    """Number of non-padded frames in a batch."""
+    return int(real_frame_mask(labels).sum())
+
+
+def check_readout_sizes(exp: Experiment, model: AcousticModel, n_out: Mapping[str, int]) -> None:
+    """Each ``cost_nll(out, lab)`` reads an output of exactly N_out_<lab> values (else the loss
+    fails with an out-of-range target after training started, or silently ignores classes)."""
+    for op in exp.model.operations:
+        if op.op != "cost_nll":
+            continue
+        out, lab = op.args
+        if model.dims.get(out) == n_out[lab]:
+            continue
+        producer = exp.model.producer(out)
+        section = exp.architectures[producer.args[0]].section if producer.op == "compute" else "model"
+        raise ConfigError(f"{out} has {model.dims.get(out)} values but label set {lab} has "
+                          f"{n_out[lab]} classes (size the readout with {N_OUT_PREFIX}{lab})",
+                          file=str(exp.cfg_path), section=section)

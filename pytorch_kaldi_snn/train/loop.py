@@ -9,7 +9,7 @@ same weights as an uninterrupted run.
 from __future__ import annotations
 
 import logging
-import os
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +22,15 @@ from tqdm import tqdm
 from pytorch_kaldi_snn.config.experiment import Experiment
 from pytorch_kaldi_snn.data.batching import Batch, eval_batches, train_batches
 from pytorch_kaldi_snn.data.loading import LoadedSet
-from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, reset_counters
-from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, valid_frames
-from pytorch_kaldi_snn.train.checkpoint import load_torch, save_torch
+from pytorch_kaldi_snn.errors import ConfigError
+from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, real_frames, reset_counters
+from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, real_frame_mask, valid_frames
+from pytorch_kaldi_snn.train import guards
+from pytorch_kaldi_snn.train.checkpoint import load_torch, save_torch, training_cfg_difference
 from pytorch_kaldi_snn.train.optimizers import make_optimizer
 from pytorch_kaldi_snn.train.scheduler import HalvingScheduler
 
 CHECKPOINT = "checkpoint.pt"
-# Fault injection for the resume tests: the process dies (as with kill -9) after this many
-# training batches. Unset in normal use.
-KILL_AFTER_BATCHES = "PYTORCH_KALDI_SNN_KILL_AFTER_BATCHES"
 
 
 @dataclass
@@ -62,7 +61,8 @@ def evaluate(model: AcousticModel, data: LoadedSet, exp: Experiment, device: tor
     bar = tqdm(batches, desc=desc, leave=False, disable=None)
     for batch in bar:
         batch = batch.to(device)
-        values = model(batch.features, batch.labels)
+        with real_frames(model, real_frame_mask(batch.labels)):
+            values = model(batch.features, batch.labels)
         if collect is not None:
             collect(batch, values)
         n = valid_frames(batch.labels)
@@ -87,7 +87,7 @@ class Trainer:
         self.history: List[Dict[str, float]] = []
         self.wall_s = 0.0  # training time of all completed epochs, over interrupted runs too
         self.wall_s_before = 0.0  # the part spent by earlier (interrupted) runs
-        self.batches_seen = 0
+        self.skipped = 0  # batches skipped for NaN/Inf in the current epoch
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -106,6 +106,7 @@ class Trainer:
         state = load_torch(self.out / CHECKPOINT)
         if state is None:
             return 0
+        self._check_trained_with(state)
         self.model.load_state_dict(state["model"])
         for key, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][key])
@@ -116,6 +117,19 @@ class Trainer:
         self.log.info(f"resuming after epoch {len(self.history)} from {self.out / CHECKPOINT}")
         return len(self.history)
 
+    def _check_trained_with(self, state: Dict) -> None:
+        """Refuse a checkpoint trained with another model, schedule or seed, naming the key."""
+        path = self.out / CHECKPOINT
+        saved = state.get("cfg_text") if isinstance(state, dict) else None
+        if saved is None:
+            raise ConfigError(f"{path} records no training cfg; remove it or change out_folder",
+                              file=str(self.exp.cfg_path), section="exp", key="out_folder")
+        difference = training_cfg_difference(saved, self.exp.cfg_text)
+        if difference is not None:
+            raise ConfigError(f"{path} was trained with another cfg ({difference}); remove it "
+                              f"or change out_folder", file=str(self.exp.cfg_path),
+                              section="exp", key="out_folder")
+
     # -- epochs ------------------------------------------------------------------------------
 
     def _set_lr(self) -> None:
@@ -123,9 +137,35 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = self.schedulers[key].lr
 
-    def _kill_point(self) -> Optional[int]:
-        value = os.environ.get(KILL_AFTER_BATCHES)
-        return int(value) if value else None
+    def _kept(self, epoch: int) -> str:
+        if epoch == 0:
+            return "no checkpoint was written"
+        return f"{self.out / CHECKPOINT} of epoch {epoch} is kept"
+
+    def _train_step(self, batch: Batch, epoch: int, index: int) -> Optional[Dict[str, Tensor]]:
+        """Forward, backward and step with the non-finite guards; None when the batch is skipped."""
+        where = f"epoch {epoch + 1}, batch {index + 1}"
+        skip = self.exp.exp.on_nonfinite == "skip"
+        saved = guards.snapshot_buffers(self.model) if skip else None
+        values = self.model(batch.features, batch.labels)
+        bad = guards.after_forward(self.model, values)
+        if bad is None:
+            for opt in self.optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            values["loss_final"].backward()
+            bad = guards.after_backward(self.model)
+        if bad is not None:
+            if saved is None:
+                raise guards.divergence(where, bad, self._kept(epoch))
+            guards.restore_buffers(self.model, saved)
+            self.skipped += 1
+            return None
+        for opt in self.optimizers.values():
+            opt.step()
+        bad = guards.after_step(self.model)
+        if bad is not None:
+            raise guards.divergence(where, bad, self._kept(epoch))
+        return values
 
     def _train_epoch(self, data: LoadedSet, epoch: int) -> Dict[str, float]:
         exp = self.exp
@@ -134,27 +174,24 @@ class Trainer:
         self.model.train()
         max_len = exp.batches.train_seq_len(epoch)
         loss = err = frames = 0.0
-        kill_at = self._kill_point()
+        self.skipped = 0
         batches = train_batches(data, max_len, exp.batches.batch_size_train, exp.exp.seed, epoch)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{exp.exp.n_epochs_tr} train", leave=False,
                    disable=None)
-        for batch in bar:
-            batch = batch.to(self.device)
-            values = self.model(batch.features, batch.labels)
-            for opt in self.optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            values["loss_final"].backward()
-            for opt in self.optimizers.values():
-                opt.step()
+        for index, batch in enumerate(bar):
+            values = self._train_step(batch.to(self.device), epoch, index)
+            if values is None:
+                continue
             n = valid_frames(batch.labels)
             loss += float(values["loss_final"].detach()) * n
             err += float(values["err_final"]) * n
             frames += n
             bar.set_postfix(loss=f"{loss / frames:.3f}", acc=f"{100 * (1 - err / frames):.1f}")
-            self.batches_seen += 1
-            if kill_at is not None and self.batches_seen >= kill_at:
-                os._exit(137)  # simulate kill -9: no cleanup, no checkpoint
-        return {"train_loss": loss / frames, "train_err": err / frames, "seq_len": max_len}
+        if not frames:
+            raise guards.divergence(f"epoch {epoch + 1}", "every batch of the epoch",
+                                    self._kept(epoch))
+        return {"train_loss": loss / frames, "train_err": err / frames, "seq_len": max_len,
+                "skipped_batches": self.skipped}
 
     def fit(self, train: LoadedSet, dev: LoadedSet) -> List[Dict[str, float]]:
         """Train the remaining epochs; returns the per-epoch history."""
@@ -166,14 +203,19 @@ class Trainer:
             for sched in self.schedulers.values():
                 sched.step(dev_result.err)
             self.wall_s += time.monotonic() - start
-            row.update(epoch=epoch + 1, lr=min(lr.values()), dev_loss=dev_result.loss,
+            row.update(epoch=epoch + 1, lr=min(lr.values()), lrs=lr, dev_loss=dev_result.loss,
                        dev_err=dev_result.err, dev_zero_pct=dev_result.report.zero_output_pct,
                        seconds=time.monotonic() - start)
+            if not all(map(math.isfinite, (dev_result.loss, dev_result.err))):
+                raise guards.divergence(f"epoch {epoch + 1}, validation", "the dev loss",
+                                        self._kept(epoch))
             self.history.append(row)
             save_torch(self.out / CHECKPOINT, self._state())
-            self.log.info(f"epoch {epoch + 1}/{self.exp.exp.n_epochs_tr}: lr {row['lr']:.3g} "
+            lrs = " ".join(f"{name} {value:.3g}" for name, value in lr.items())
+            skipped = f" | {self.skipped} batches skipped (NaN/Inf)" if self.skipped else ""
+            self.log.info(f"epoch {epoch + 1}/{self.exp.exp.n_epochs_tr}: lr {lrs} "
                      f"train loss {row['train_loss']:.3f} "
                      f"acc {100 * (1 - row['train_err']):.2f}% | "
                      f"dev loss {row['dev_loss']:.3f} acc {100 * (1 - row['dev_err']):.2f}% "
-                     f"zeros {row['dev_zero_pct']:.1f}% | {row['seconds']:.0f}s")
+                     f"zeros {row['dev_zero_pct']:.1f}% | {row['seconds']:.0f}s{skipped}")
         return self.history

@@ -16,7 +16,11 @@ require_kaldi_egs() {
 }
 
 # enter_kaldi_egs: cd into $egs_dir and source its path.sh (Kaldi's binaries, utils/, LC_ALL=C).
+# Our Python (PYTHON, default python3: the one with this project's dependencies) is kept as
+# PYTORCH_KALDI_SNN_PYTHON first, because Kaldi's path.sh may set PYTHON itself (LibriSpeech's
+# sets PYTHON=python2.7 for its G2P tools).
 enter_kaldi_egs() {
+  export PYTORCH_KALDI_SNN_PYTHON=${PYTHON:-python3}
   enter_dir "$egs_dir"
   [ "$dry_run" = true ] && echo ". ./path.sh"
   set +u
@@ -119,5 +123,32 @@ link_layout() {
 # The checker is pytorch_kaldi_snn/recipes_layout.py (stdlib only, run as a script), the same
 # code the tests use to check the cfgs' paths against the layout.
 check_layout() {
-  step "${PYTHON:-python3}" "$repo_root/pytorch_kaldi_snn/recipes_layout.py" check "$1" "$(abspath "$2")"
+  step "$PYTORCH_KALDI_SNN_PYTHON" "$repo_root/pytorch_kaldi_snn/recipes_layout.py" check "$1" "$(abspath "$2")"
+}
+
+# use_arpa2fst kaldi|builtin: make sure Kaldi's LM scripts find an arpa2fst. builtin appends
+# recipes/common/kaldi-builtin/bin (arpa2fst through the kaldilm pip port) to PATH, so that a
+# Kaldi build without src/lmbin still formats its LMs; Kaldi's own arpa2fst, when built, comes
+# first on PATH and is used.
+use_arpa2fst() {
+  if [ "$1" = builtin ]; then
+    local dir=$repo_root/recipes/common/kaldi-builtin/bin
+    # shellcheck disable=SC2016  # $PATH is for the dry-run script to expand
+    [ "$dry_run" = true ] && printf 'export PATH="$PATH":%s\n' "$(quote_cmd "$dir")"
+    export PATH="$PATH:$dir"
+  fi
+  [ "$dry_run" = true ] && return 0
+  command -v arpa2fst > /dev/null 2>&1 || \
+    die "arpa2fst not found on PATH (Kaldi's src/lmbin is not built): build it (cd \$KALDI_ROOT/src && make lmbin), or pass --arpa2fst builtin"
+}
+
+# expect_files SCRIPT FILE...: stop when a Kaldi script that exited 0 did not write FILE (some,
+# e.g. local/timit_format_data.sh, carry on past a failing command). A dry run prints the check.
+expect_files() {
+  local script=$1 file
+  shift
+  for file in "$@"; do
+    if [ "$dry_run" = true ]; then quote_cmd test -s "$file"; continue; fi
+    [ -s "$file" ] || die "$script exited 0 but did not write $file: see its output above"
+  done
 }

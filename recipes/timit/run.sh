@@ -32,7 +32,11 @@ dry_run=false          # true: print every step, in order, as a bash script; run
 feats_nj=10            # parallel jobs for MFCC and train-set fMLLR features (Kaldi's feats_nj)
 train_nj=30            # parallel jobs for training and train-set alignment (Kaldi's train_nj)
 decode_nj=5            # parallel jobs for dev/test decoding, alignment, fMLLR features (decode_nj)
+decode_opts=           # extra options of steps/decode_fmllr.sh in stage 7 (e.g. "--beam 10 --max-active 2000")
 dnn=true               # stages 10-11: Kaldi's fMLLR DNN and its alignments (needs CUDA-built Kaldi and a GPU)
+sph2pipe=kaldi         # stage 1: kaldi ($KALDI_ROOT/tools/sph2pipe_v2.5/sph2pipe) or builtin (recipes/common/sph2pipe.py)
+phone_lm=irstlm        # stage 1: irstlm (Kaldi's phone bigram via IRSTLM) or builtin (recipes/common/irstlm-builtin)
+arpa2fst=kaldi         # stage 1: kaldi (src/lmbin) or builtin (recipes/common/kaldi-builtin, kaldilm)
 # Model sizes of Kaldi's egs/timit/s5/run.sh.
 num_leaves_tri1=2500
 num_gauss_tri1=15000
@@ -69,7 +73,17 @@ Options (default):
   --stop-stage N       last stage ($stop_stage)
   --dry-run BOOL       print the steps without running them ($dry_run)
   --feats-nj N, --train-nj N, --decode-nj N   parallel jobs ($feats_nj, $train_nj, $decode_nj)
+  --decode-opts STR    extra options of steps/decode_fmllr.sh (stage 7) ($decode_opts)
+  --num-leaves-tri1 N, --num-gauss-tri1 N, ... (mllt, sat)   model sizes (Kaldi's)
   --dnn BOOL           run stages 10-11 (Kaldi's nnet1 needs CUDA and a GPU); false: tri3 alignments only ($dnn)
+  --sph2pipe kaldi|builtin   how stage 1 reads SPHERE audio: Kaldi's sph2pipe (cd \$KALDI_ROOT/tools &&
+                       make sph2pipe), or builtin: links recipes/common/sph2pipe.py (PCM SPHERE, as
+                       TIMIT's) where Kaldi's data prep looks for sph2pipe ($sph2pipe)
+  --phone-lm irstlm|builtin  stage 1's phone bigram: IRSTLM (\$KALDI_ROOT/tools/extras/install_irstlm.sh),
+                       or builtin: the same Kaldi script with recipes/common/irstlm-builtin as
+                       \$IRSTLM, our smoothed bigram (pytorch_kaldi_snn/graph/lm.py) ($phone_lm)
+  --arpa2fst kaldi|builtin   stage 1's G.fst: Kaldi's arpa2fst (src/lmbin), or builtin: the kaldilm
+                       pip port, used when Kaldi has none ($arpa2fst)
   --config FILE        options as --name=value lines"
 
 cmdline="$0 $*"
@@ -79,7 +93,14 @@ cmdline="$0 $*"
 
 check_bool dry_run "$dry_run"
 check_bool dnn "$dnn"
-for opt in stage stop_stage feats_nj train_nj decode_nj; do check_int "$opt" "${!opt}"; done
+case "$sph2pipe" in kaldi|builtin) ;; *) die "--sph2pipe takes kaldi or builtin, got '$sph2pipe'" ;; esac
+case "$phone_lm" in irstlm|builtin) ;; *) die "--phone-lm takes irstlm or builtin, got '$phone_lm'" ;; esac
+case "$arpa2fst" in kaldi|builtin) ;; *) die "--arpa2fst takes kaldi or builtin, got '$arpa2fst'" ;; esac
+for opt in stage stop_stage feats_nj train_nj decode_nj num_leaves_tri1 num_gauss_tri1 \
+    num_leaves_mllt num_gauss_mllt num_leaves_sat num_gauss_sat; do
+  check_int "$opt" "${!opt}"
+done
+read -ra decode_args <<< "$decode_opts"
 
 # Everything a run needs is checked before the first step; each failure is one line.
 require_kaldi_egs egs/timit/s5
@@ -91,6 +112,10 @@ if in_stage_range 1; then
     die "$corpus_dir is not a TIMIT corpus dir: it has no TRAIN/ and TEST/ (or train/ and test/)"
   fi
   corpus_dir=$(cd "$corpus_dir" && pwd)
+  # Where Kaldi's local/timit_data_prep.sh and timit_prepare_dict.sh look for the tools.
+  sph2pipe_bin=$(cd "$KALDI_ROOT" && pwd)/tools/sph2pipe_v2.5/sph2pipe
+  irstlm_dir=${IRSTLM:-$(cd "$KALDI_ROOT" && pwd)/tools/irstlm}
+  if [ "$phone_lm" = builtin ]; then irstlm_dir=$recipe_dir/../common/irstlm-builtin; fi
 fi
 out_dir=$(abspath "$out_dir")
 check_out_dir "$out_dir"
@@ -103,15 +128,38 @@ if [ "$stage" -le 11 ]; then  # the last stage only links files
   require_binaries compute-mfcc-feats compute-cmvn-stats copy-feats transform-feats \
     gmm-init-mono gmm-align-compiled gmm-est-fmllr gmm-latgen-faster fstcompose
 fi
+if in_stage_range 1 && [ "$dry_run" = false ]; then
+  use_arpa2fst "$arpa2fst"
+  if [ "$sph2pipe" = kaldi ] && [ ! -x "$sph2pipe_bin" ]; then
+    die "no sph2pipe at $sph2pipe_bin: build it (cd \$KALDI_ROOT/tools && make sph2pipe), or pass --sph2pipe builtin"
+  fi
+  if [ "$sph2pipe" = builtin ] && [ -e "$sph2pipe_bin" ] && [ ! -L "$sph2pipe_bin" ]; then
+    die "--sph2pipe builtin would replace Kaldi's own $sph2pipe_bin: use --sph2pipe kaldi"
+  fi
+  if [ "$phone_lm" = irstlm ] && [ ! -x "$irstlm_dir/bin/build-lm.sh" ]; then
+    die "no IRSTLM at $irstlm_dir (the TIMIT phone bigram needs build-lm.sh): run \$KALDI_ROOT/tools/extras/install_irstlm.sh, or pass --phone-lm builtin"
+  fi
+elif in_stage_range 1; then
+  use_arpa2fst "$arpa2fst"
+fi
 log "$cmdline"
 
 if begin_stage 1 data; then
+  if [ "$sph2pipe" = builtin ]; then
+    step mkdir -p "$(dirname "$sph2pipe_bin")"
+    step ln -sfn "$(cd "$recipe_dir/../common" && pwd)/sph2pipe.py" "$sph2pipe_bin"
+  fi
   step local/timit_data_prep.sh "$corpus_dir"
-  step local/timit_prepare_dict.sh
+  if [ "$phone_lm" = builtin ]; then
+    step env "IRSTLM=$(cd "$irstlm_dir" && pwd)" local/timit_prepare_dict.sh
+  else
+    step local/timit_prepare_dict.sh
+  fi
   # No optional silence: in TIMIT silence is a scored "word" of the dictionary.
   step utils/prepare_lang.sh --sil-prob 0.0 --position-dependent-phones false --num-sil-states 3 \
     data/local/dict sil data/local/lang_tmp data/lang
   step local/timit_format_data.sh
+  expect_files local/timit_format_data.sh data/lang_test_bg/G.fst
   end_stage 1 data
 fi
 
@@ -157,7 +205,7 @@ if begin_stage 7 graph; then
   # (exp/tri3/decode_<set>/trans.*); the fMLLR features of dev/test use these, as Kaldi's
   # local/nnet/run_dnn.sh and PyTorch-Kaldi's data-fmllr-tri3 do.
   for set in dev test; do
-    step steps/decode_fmllr.sh --nj "$decode_nj" --cmd "$decode_cmd" \
+    step steps/decode_fmllr.sh --nj "$decode_nj" --cmd "$decode_cmd" ${decode_args[@]+"${decode_args[@]}"} \
       exp/tri3/graph "data/$set" "exp/tri3/decode_$set"
   done
   end_stage 7 graph

@@ -1,0 +1,236 @@
+"""The paper's study in one command: Table 1 and Fig. 5 (a, b), resumable, mean ± std over seeds.
+
+    python -m pytorch_kaldi_snn.study table1 --corpus synth-default --seeds 3 --out exp/study
+    python -m pytorch_kaldi_snn.study fig5a  --corpus synth-default --seeds 1 --out exp/study
+    python -m pytorch_kaldi_snn.study fig5b  --corpus synth-default --seeds 1 --out exp/study
+
+Every run is a ``run_exp`` experiment of a ``cfg/synth_*.cfg`` moved to the corpus and set to
+the paper's setup (Experimental Setup and Table 1): 2 layers of 550, 24 epochs, Adam 1e-3,
+batch 64, dropout 0.1, 6-bit outputs with threshold b/16 (k = 4). ``table1`` runs the five
+architectures; ``fig5a`` runs v2 with N = 1, 2, 3, 4, 6 bits at threshold b/2^N (k = 1);
+``fig5b`` adds layer sizes 1x, 1.5x, 2x, 3x (the authors' cfgs) for N = 1, 3, 6. Each run lives
+in ``OUT/<study>/<point>/seed<i>`` and is skipped when its ``results.json`` exists (an
+interrupted one resumes from its last epoch), so rerunning the command resumes the study.
+``--hidden``, ``--epochs`` and ``--set`` scale it down. A GPU is used when one is present.
+
+``--corpus``: ``synth-default`` / ``synth-timit`` (the built-in corpus, prepared in
+``recipes/synth`` / ``recipes/synth_timit`` on first use) or the folder of a prepared built-in
+corpus (``data/``, ``exp/`` as ``recipes/synth/run.sh`` writes them).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from pytorch_kaldi_snn.cli import run_reporting_errors  # noqa: E402
+from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
+from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
+from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
+from pytorch_kaldi_snn.report.paper_ops import PAPER_TIMIT  # noqa: E402
+from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
+from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SYNTH_DIR = "recipes/synth"  # the corpus folder the shipped synth cfgs name
+CORPORA = {"synth-default": ("default", "recipes/synth"),
+           "synth-timit": ("timit", "recipes/synth_timit")}
+ARCHS = ("lstm", "gru", "traditional", "v1", "v2")
+CFG = {"lstm": "synth_LSTM", "gru": "synth_GRU", "traditional": "synth_snn", "v1": "synth_snn_v1",
+       "v2": "synth_snn_v2"}
+PREFIX = {"lstm": "lstm", "gru": "gru", "traditional": "snn", "v1": "snn", "v2": "snn"}
+PAPER_HIDDEN, PAPER_EPOCHS = 550, 24
+FIG5A_BITS = (1, 2, 3, 4, 6)
+FIG5B_BITS, FIG5B_SCALES = (1, 3, 6), (1.0, 1.5, 2.0, 3.0)
+# Fig. 5(a)'s values quoted in the text (TIMIT, 100 - PER %); the others are only plotted.
+PAPER_FIG5A = {1: 8.8, 3: 70.0}
+METRICS = ("per", "frame_acc", "zero_outputs_pct", "mults_vs_lstm", "params")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One configuration of a study: architecture, output bits, threshold k, layer size."""
+
+    arch: str
+    n_bits: int
+    k: int
+    hidden: int
+
+    @property
+    def name(self) -> str:
+        if self.arch in ("lstm", "gru"):
+            return f"{self.arch}_h{self.hidden}"
+        return f"{self.arch}_N{self.n_bits}_k{self.k}_h{self.hidden}"
+
+
+def study_points(study: str, hidden: int) -> List[Point]:
+    if study == "table1":
+        return [Point(arch, 6, 4, hidden) for arch in ARCHS]
+    if study == "fig5a":
+        return [Point("v2", n, 1, hidden) for n in FIG5A_BITS]
+    return [Point("v2", n, 1, max(1, round(hidden * scale)))
+            for scale in FIG5B_SCALES for n in FIG5B_BITS]
+
+
+def corpus_cfg(arch: str, corpus: str, cfg_dir: Path) -> Path:
+    """``cfg/<arch>.cfg`` with its corpus folder replaced; written to ``cfg_dir``."""
+    lines = (ROOT / "cfg" / f"{CFG[arch]}.cfg").read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.startswith("prepare ="))
+    if corpus in CORPORA:
+        size, folder = CORPORA[corpus]
+        folder_path = ROOT / folder
+        text = text.replace(f"{SYNTH_DIR}/", f"{folder_path}/")
+        prepare = f"prepare = {ROOT / SYNTH_DIR / 'run.sh'} --size {size} --dir {folder_path}"
+        text = text.replace("[exp]", f"[exp]\n{prepare}", 1)
+    else:
+        folder_path = Path(corpus).resolve()
+        if not (folder_path / "data").is_dir():
+            raise ConfigError(f"--corpus {corpus}: neither {', '.join(CORPORA)} nor a prepared "
+                              f"corpus folder (no {folder_path / 'data'})")
+        text = text.replace(f"{SYNTH_DIR}/", f"{folder_path}/")
+    cfg_dir.mkdir(parents=True, exist_ok=True)
+    path = cfg_dir / f"{CFG[arch]}.cfg"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+    return path
+
+
+def point_overrides(point: Point, epochs: int, seed: int, out: Path) -> List[str]:
+    """The paper's setup for one run (architecture1 = the recurrent stack, 2 = the readout)."""
+    p = PREFIX[point.arch]
+    sets = [f"exp.n_epochs_tr={epochs}", f"exp.seed={seed}", "exp.use_cuda=True",
+            f"exp.out_folder={out}", "batches.batch_size_train=64",
+            f"architecture1.{p}_lay={point.hidden},{point.hidden}",
+            f"architecture1.{p}_drop=0.1,0.1"]
+    for arch in ("architecture1", "architecture2"):
+        sets += [f"{arch}.arch_opt=adam", f"{arch}.arch_lr=0.001"]
+    if p == "snn":
+        sets += [f"architecture1.snn_n_bits={point.n_bits}",
+                 f"architecture1.snn_threshold={point.k}"]
+    return sets
+
+
+def run_point(point: Point, cfg: Path, out: Path, seeds: int, epochs: int,
+              extra: Sequence[str]) -> List[Dict]:
+    results = []
+    for seed in range(seeds):
+        sets = [*point_overrides(point, epochs, 1234 + seed, out / point.name / f"seed{seed}"),
+                *extra]
+        print(f"study: {point.name} seed {seed}", flush=True)
+        results.append(run_experiment(cfg, sets))
+    return results
+
+
+def mean_std(values: Sequence[Optional[float]]) -> Tuple[Optional[float], Optional[float]]:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None, None
+    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0
+
+
+def summarise(point: Point, results: List[Dict]) -> Dict:
+    row: Dict = {"point": point.name, "arch": point.arch, "n_bits": point.n_bits, "k": point.k,
+                 "hidden": point.hidden, "seeds": len(results)}
+    for key in METRICS:
+        row[key], row[f"{key}_std"] = mean_std([r[key] for r in results])
+    row["accuracy"] = None if row["per"] is None else 100.0 - row["per"]
+    return row
+
+
+def _pm(row: Dict, key: str, digits: int = 2) -> str:
+    if row[key] is None:
+        return "-"
+    return f"{row[key]:.{digits}f} ± {row[f'{key}_std']:.{digits}f}"
+
+
+def table1_markdown(rows: List[Dict]) -> str:
+    """Table 1's columns (ours: mean ± std over seeds) beside the paper's TIMIT column."""
+    lines = ["| architecture | precision | threshold | 100 - PER % | frame acc % | zero outputs % "
+             "| ops/inf vs LSTM | params | paper: acc % | paper: zeros % | paper: ops vs LSTM |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        spiking = PREFIX[row["arch"]] == "snn"
+        paper = PAPER_TIMIT[row["arch"]]
+        precision = f"{row['n_bits']}-bit" if spiking else "full"
+        threshold = f"b/{2 ** row['n_bits'] // row['k']}" if spiking else "-"
+        acc = "-" if row["per"] is None else f"{100 - row['per']:.2f} ± {row['per_std']:.2f}"
+        lines.append(
+            f"| {row['arch']} | {precision} | {threshold} | {acc} | {_pm(row, 'frame_acc')} "
+            f"| {_pm(row, 'zero_outputs_pct')} | {_pm(row, 'mults_vs_lstm', 3)} "
+            f"| {row['params']:.0f} | {paper.accuracy:.2f} | {paper.zeros_pct:.2f} "
+            f"| {paper.ops_vs_lstm:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_fig5(rows: List[Dict], path: Path) -> None:
+    """Accuracy against output bits, one line per layer size, the paper's quoted points."""
+    fig, (ax_per, ax_frame) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for hidden in sorted({row["hidden"] for row in rows}):
+        group = [row for row in rows if row["hidden"] == hidden]
+        bits = [row["n_bits"] for row in group]
+        if all(row["per"] is not None for row in group):
+            ax_per.errorbar(bits, [100 - row["per"] for row in group],
+                            [row["per_std"] for row in group], marker="o", label=f"{hidden} units")
+        ax_frame.errorbar(bits, [row["frame_acc"] for row in group],
+                          [row["frame_acc_std"] for row in group], marker="s",
+                          label=f"{hidden} units")
+    ax_per.plot(list(PAPER_FIG5A), list(PAPER_FIG5A.values()), "kx", ms=9,
+                label="paper (TIMIT, text)")
+    ax_per.set(xlabel="output bits N (threshold b/2^N)", ylabel="100 - PER (%)")
+    ax_frame.set(xlabel="output bits N (threshold b/2^N)", ylabel="frame accuracy (%)")
+    for ax in (ax_per, ax_frame):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
+
+
+def run_study(study: str, corpus: str, out: Path, seeds: int, hidden: int, epochs: int,
+              extra: Sequence[str]) -> List[Dict]:
+    points = study_points(study, hidden)
+    cfgs = {arch: corpus_cfg(arch, corpus, out / "cfg") for arch in {p.arch for p in points}}
+    for point in points:  # fail on a bad override before the first run
+        load_experiment(cfgs[point.arch], [*point_overrides(point, epochs, 0, out / "check"),
+                                            *extra])
+    rows = [summarise(point, run_point(point, cfgs[point.arch], out / study, seeds, epochs,
+                                       extra))
+            for point in points]
+    save_json(out / f"{study}.json", rows)
+    if study == "table1":
+        text = table1_markdown(rows)
+        atomic_write(out / "table1.md", lambda tmp: Path(tmp).write_text(text))
+        print(text, end="")
+    else:
+        plot_fig5(rows, out / f"{study}.png")
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytorch_kaldi_snn.study",
+                                     description="Table 1 / Fig. 5 of the paper (resumable).")
+    parser.add_argument("study", choices=("table1", "fig5a", "fig5b"))
+    parser.add_argument("--corpus", default="synth-default",
+                        help="synth-default, synth-timit or a prepared corpus folder")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("exp/study"))
+    parser.add_argument("--hidden", type=int, default=PAPER_HIDDEN, help="units per layer")
+    parser.add_argument("--epochs", type=int, default=PAPER_EPOCHS)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="extra override for every run")
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.hidden < 1 or args.epochs < 1:
+        parser.error("--seeds, --hidden and --epochs must be positive")
+    return run_reporting_errors("error", lambda: run_study(
+        args.study, args.corpus, args.out, args.seeds, args.hidden, args.epochs, args.overrides))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Triton kernels in interpreter mode vs the step-by-step reference; run in a subprocess.
+
+``python tests/triton_interp.py OUT.json`` with ``TRITON_INTERPRET=1`` in the environment (it
+must be set before triton is imported, which is why the tests run this in a child process and
+the variable never reaches the rest of the suite). For every case in :data:`CASES` it runs the
+reference loop (``layers.recurrence``) and the fused entry point forced to the Triton kernels,
+and writes per result (Ŷ, v_max, final I, V, Ŷ, then each gradient) the largest absolute
+difference, plus which kernel the back end chose. Importing this module runs nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Dict, List, NamedTuple
+
+
+class Case(NamedTuple):
+    kind: str
+    steps: int
+    batch: int
+    n: int
+    n_bits: int
+    k: int
+    surrogate: str
+    reset: str
+    dropout: bool
+    state: bool
+    dtype: str = "float64"
+
+    @property
+    def name(self) -> str:
+        return "-".join(str(v) for v in self)
+
+
+def _cases() -> List[Case]:
+    """Every kind meets every N/k, surrogate and dropout setting; plus tiles, length."""
+    from pytorch_kaldi_snn.neurons.surrogate import SURROGATE_NAMES
+
+    quant = [(1, 0, "ste", "output"), (2, 1, "pwl", "output"), (6, 4, "fast_sigmoid", "output")]
+    # any surrogate added later is checked too (N/k = 3/1)
+    quant += [(3, 1, name, "output") for name in SURROGATE_NAMES if name not in
+              {q[2] for q in quant}]
+    cases = [Case(kind, 9, 4, 6, *q, dropout, False)
+             for kind in ("lif", "v1", "v2") for q in quant for dropout in (False, True)]
+    for kind in ("lif", "v1", "v2"):
+        # several row and neuron tiles (B > 16, n > 64), an initial state, a longer sequence
+        cases.append(Case(kind, 5, 20, 70, 3, 2, "pwl", "output", True, True))
+        cases.append(Case(kind, 300, 3, 5, 4, 2, "ste", "output", True, False))
+    cases.append(Case("v2", 20, 8, 32, 6, 3, "ste", "output", False, False, "float32"))
+    return cases
+
+
+CASES = _cases()
+
+
+def _inputs(case: Case, seed: int):
+    import torch
+
+    from pytorch_kaldi_snn.layers.recurrence import SpikingState
+
+    dt = getattr(torch, case.dtype)
+    gen = torch.Generator().manual_seed(seed)
+    n, width = case.n, case.n if case.kind == "lif" else 2 * case.n
+
+    def randn(*shape: int, scale: float = 1.0):
+        return (scale * torch.randn(*shape, generator=gen, dtype=dt)).requires_grad_()
+
+    args = {"inp": randn(case.steps, case.batch, width, scale=1.5),
+            "alpha": (0.5 + 0.5 * torch.rand(n, generator=gen, dtype=dt)).requires_grad_(),
+            "beta": (0.5 + 0.5 * torch.rand(n, generator=gen, dtype=dt)).requires_grad_(),
+            "w_rec": randn(n, 2 * n, scale=0.5 / max(1.0, n ** 0.5 / 3)), "mask": None,
+            "state": None}
+    if case.dropout:
+        args["mask"] = (torch.rand(case.batch, n, generator=gen, dtype=dt) > 0.3).to(dt) / 0.7
+    if case.state:
+        args["state"] = SpikingState(randn(case.batch, n), randn(case.batch, n),
+                                     torch.rand(case.batch, n, generator=gen,
+                                                dtype=dt).requires_grad_())
+    return args
+
+
+def _results(fn, case: Case, args) -> list:
+    """Outputs, v_max, final state and the gradients of a loss that touches all of them."""
+    import torch
+
+    lead = {"lif": ("inp", "alpha", "beta"), "v1": ("inp", "alpha"),
+            "v2": ("inp", "w_rec", "alpha")}[case.kind]
+    b = torch.tensor(2.0, dtype=args["inp"].dtype)
+    y, v_max, state = fn(*(args[key] for key in lead), b, case.n_bits, case.k, case.surrogate,
+                         case.reset, args["mask"], args["state"])
+    weights = torch.linspace(-1.0, 2.0, y.numel(), dtype=y.dtype).view_as(y)
+    loss = (weights * y).sum() + (0.3 * state.i + 0.7 * state.v - 1.1 * state.y).sum()
+    leaves = [args[key] for key in lead] + list(args["state"] or [])
+    return [y, v_max, *state, *torch.autograd.grad(loss, leaves)]
+
+
+def compare(case: Case, seed: int) -> Dict[str, object]:
+    import torch
+
+    from pytorch_kaldi_snn.kernels import backend, fused
+    from pytorch_kaldi_snn.layers import recurrence
+
+    args = _inputs(case, seed)
+    ref = _results(getattr(recurrence, f"{case.kind}_loop"), case, args)
+    got = _results(getattr(fused, f"{case.kind}_fused"), case, args)
+    errors = [float((a.detach() - b.detach()).abs().max()) for a, b in zip(ref, got)]
+    y = ref[0]
+    level = float(args["inp"].new_tensor(2.0) / 2 ** case.n_bits)
+    return {"kernel": backend.choose(args["inp"]), "errors": errors,
+            "level_flips": int((y != got[0]).sum()), "level": level, "outputs": y.numel(),
+            "nonzero_fraction": float((y != 0).double().mean()),
+            "scale": [float(r.detach().abs().max()) for r in ref]}
+
+
+def layer_check() -> Dict[str, object]:
+    """A v2 layer in training (dropout, batch norm) with ``impl="fused"`` vs ``impl="loop"``:
+    output and every parameter gradient."""
+    import torch
+
+    from pytorch_kaldi_snn.layers.spiking import ImprovedV2Layer
+
+    x = torch.randn(12, 5, 7, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    errors = {}
+    outputs = []
+    for impl in ("loop", "fused"):
+        torch.manual_seed(11)  # same weights and the same dropout mask
+        layer = ImprovedV2Layer(7, 20, dropout=0.3, impl=impl, learn_decay=True).double().train()
+        y = layer(x)
+        (torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y) * y).sum().backward()
+        outputs.append([y.detach()] + [p.grad for _, p in sorted(layer.named_parameters())])
+    for index, (a, b) in enumerate(zip(*outputs)):
+        errors[str(index)] = float((a - b).abs().max())
+    return {"errors": errors, "nonzero_fraction":
+            float((outputs[0][0] != 0).double().mean())}
+
+
+def half_check() -> Dict[str, object]:
+    """bfloat16 gates (autocast output) run in float32: same as the reference on the upcast."""
+    import torch
+
+    from pytorch_kaldi_snn.kernels import fused
+    from pytorch_kaldi_snn.layers import recurrence
+
+    gen = torch.Generator().manual_seed(5)
+    gates = torch.randn(6, 3, 16, generator=gen).to(torch.bfloat16).requires_grad_()
+    alpha, b = torch.full((8,), 0.9), torch.tensor(2.0)
+    y, _, _ = fused.v1_fused(gates, alpha, b, 4, 2, "pwl", "output", None)
+    ref, _, _ = recurrence.v1_loop(gates.float(), alpha, b, 4, 2, "pwl", "output", None)
+    (grad,) = torch.autograd.grad(y.sum(), gates)
+    (ref_grad,) = torch.autograd.grad(ref.sum(), gates)
+    return {"y_dtype": str(y.dtype), "grad_dtype": str(grad.dtype),
+            "y_error": float((y - ref).detach().abs().max()),
+            "grad_error": float((grad.float() - ref_grad.float()).abs().max())}
+
+
+def main(out: str) -> int:
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        raise SystemExit("set TRITON_INTERPRET=1 before running this (it must precede import)")
+    os.environ["PYTORCH_KALDI_SNN_KERNEL"] = "triton"
+    records: List[str] = []  # what the back end logs: which kernel ran
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("pytorch_kaldi_snn.kernels.backend").addHandler(handler)
+    logging.getLogger("pytorch_kaldi_snn.kernels.backend").setLevel(logging.INFO)
+    report = {case.name: compare(case, seed) for seed, case in enumerate(CASES)}
+    report["layer"] = layer_check()
+    report["half"] = half_check()
+    report["log"] = records
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
