@@ -23,7 +23,7 @@ from pytorch_kaldi_snn.data.loading import load_dataset
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.forward import forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
-from pytorch_kaldi_snn.report.results import test_metrics
+from pytorch_kaldi_snn.report.results import NOT_DECODED, scored_fields, test_metrics
 from pytorch_kaldi_snn.run_exp import main_arch, open_log
 from pytorch_kaldi_snn.train.checkpoint import save_json
 from pytorch_kaldi_snn.trained import dataset_at, load_trained
@@ -47,21 +47,23 @@ def evaluate_set(folder: Path, data_dir: Path, ali_dir: Path, name: Optional[str
     labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
     data = load_dataset(spec, exp.features_used(), labels, log)
     forwarded = forward_test(exp, trained.model, data, trained.offsets, trained.device, out)
-    decoded = ({"per": None, "decoder": "none"} if not exp.forward.require_decoding
+    decoded = (dict(NOT_DECODED) if not exp.forward.require_decoding
                else decode_test(exp, forwarded.ark, out, log))
+    scored = scored_fields(decoded)
     results = {
         "set": name,
-        **test_metrics(arch=main_arch(exp), per=decoded["per"], frame_err=forwarded.frame_err,
+        **test_metrics(arch=main_arch(exp), per=scored["per"], frame_err=forwarded.frame_err,
                        report=forwarded.report, decoder=decoded["decoder"]),
         "utterances": len(data.utts),
         "data": str(data_dir),
         "alignments": str(ali_dir),
         "test_loss": forwarded.loss,
-        "decoding": {k: v for k, v in decoded.items() if k not in ("per", "decoder")},
+        **{k: v for k, v in scored.items() if k != "per"},
     }
     save_json(results_path(folder, name), results)
-    per = "not decoded" if results["per"] is None else f"{results['per']:.2f}%"
-    log.info(f"{name}: PER {per}, frame accuracy {results['frame_acc']:.2f}% "
+    rate = decoded["error_rate"]
+    score = "not decoded" if rate is None else f"{decoded['metric']} {rate:.2f}%"
+    log.info(f"{name}: {score}, frame accuracy {results['frame_acc']:.2f}% "
              f"-> {results_path(folder, name)}")
     return results
 

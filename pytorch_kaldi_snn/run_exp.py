@@ -26,6 +26,8 @@ import torch
 from pytorch_kaldi_snn.config.experiment import (
     Experiment, check_paths, load_experiment, prepare_missing_data,
 )
+from pytorch_kaldi_snn.config.resolved import changed_keys, training_view
+from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.data.loading import LoadedSet, label_sizes, load_dataset
 from pytorch_kaldi_snn.cli import run_reporting_errors
 from pytorch_kaldi_snn.errors import ConfigError
@@ -36,11 +38,13 @@ from pytorch_kaldi_snn.io.atomic import atomic_write, remove_stale_temps
 from pytorch_kaldi_snn.io.chatter import captured_stderr
 from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
 from pytorch_kaldi_snn.report import (
-    plot_layer_sparsity, plot_learning_curves, results_dict, write_results,
+    NOT_DECODED, plot_layer_sparsity, plot_learning_curves, results_dict, scored_fields,
+    write_results,
 )
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, check_readout_sizes
 from pytorch_kaldi_snn.train.checkpoint import load_json, save_json
 from pytorch_kaldi_snn.train.loop import Trainer
+from pytorch_kaldi_snn.train.pretrain import apply_pretrain_and_freeze
 
 RESOLVED_CFG = "resolved.cfg"
 DECODE_JSON = "decode.json"
@@ -69,15 +73,21 @@ def open_log(out: Path) -> logging.Logger:
     return log
 
 
-def check_same_experiment(exp: Experiment, out: Path) -> None:
-    """Resuming is only sound for the same cfg: refuse an out_folder of another experiment."""
+def check_same_experiment(exp: Experiment, out: Path) -> bool:
+    """Refuse an out_folder trained with other training-relevant settings. Returns whether the
+    saved resolved cfg is the current one in every key."""
     saved = out / RESOLVED_CFG
-    if saved.exists() and saved.read_text() != exp.cfg_text:
-        raise ConfigError(f"{out} holds a run of a different cfg; remove it or change out_folder "
-                          f"(see {saved})", file=str(exp.cfg_path), section="exp",
-                          key="out_folder")
-    if not saved.exists():
-        atomic_write(saved, lambda tmp: tmp.write_text(exp.cfg_text))
+    old = saved.read_text() if saved.exists() else None
+    if old is not None and training_view(old) != training_view(exp.cfg_text):
+        changed = ", ".join(changed_keys(old, exp.cfg_text)) or "its training settings"
+        raise ConfigError(f"{out} holds a run of a different cfg ({changed} differ); remove it "
+                          f"or change out_folder (see {saved})", file=str(exp.cfg_path),
+                          section="exp", key="out_folder")
+    return old == exp.cfg_text
+
+
+def save_resolved(exp: Experiment, out: Path) -> None:
+    atomic_write(out / RESOLVED_CFG, lambda tmp: tmp.write_text(exp.cfg_text))
 
 
 def pick_device(exp: Experiment, log: logging.Logger) -> torch.device:
@@ -117,15 +127,16 @@ def main_arch(exp: Experiment) -> str:
 
 
 def decode_stage(exp: Experiment, forwarded: ForwardResult, log: logging.Logger) -> dict:
-    """Decode and score once; the result is kept in ``decode.json`` for reruns."""
+    """Decode and score; ``decode.json`` keeps the result for reruns of the same resolved cfg
+    (a changed ``[decoding]`` or ``[forward]`` key re-decodes)."""
     out = exp.exp.out_folder
     decoded = load_json(out / DECODE_JSON)
-    if decoded is not None:
+    if decoded is not None and decoded.get("cfg") == exp.cfg_text:
         return decoded
     if not exp.forward.require_decoding:
         log.info("decoding: skipped (require_decoding = False)")
-        return {"per": None, "decoder": "none"}
-    decoded = decode_test(exp, forwarded.ark, out, log)
+        return dict(NOT_DECODED)
+    decoded = {**decode_test(exp, forwarded.ark, out, log), "cfg": exp.cfg_text}
     save_json(out / DECODE_JSON, decoded)
     return decoded
 
@@ -137,7 +148,9 @@ def run(exp: Experiment, log: logging.Logger) -> dict:
     train, dev, test = load_sets(exp, log)
     device = pick_device(exp, log)
     torch.manual_seed(exp.exp.seed)
-    model = AcousticModel(exp, n_out, train.feature_dims()).to(device)
+    model = AcousticModel(exp, n_out, train.feature_dims())
+    apply_pretrain_and_freeze(model.nets, exp.architectures, log)
+    model = model.to(device)
     check_readout_sizes(exp, model, n_out)
     trainer = Trainer(exp, model, device, out, log)
     history = trainer.fit(train, dev)
@@ -148,18 +161,20 @@ def run(exp: Experiment, log: logging.Logger) -> dict:
              f"{100 * (1 - forwarded.frame_err):.2f}%, zero outputs "
              f"{forwarded.report.zero_output_pct:.2f}%)")
     decoded = decode_stage(exp, forwarded, log)
+    scored = scored_fields(decoded)
     results = results_dict(
-        arch=main_arch(exp), per=decoded["per"], frame_err=forwarded.frame_err,
+        arch=main_arch(exp), per=scored["per"], frame_err=forwarded.frame_err,
         report=forwarded.report, decoder=decoded["decoder"], history=history,
         wall_s=trainer.wall_s_before + time.monotonic() - start,
         extra={"cfg": str(exp.cfg_path), "test_loss": forwarded.loss,
                "params_weights": forwarded.report.params_weights,
-               "decoding": {k: v for k, v in decoded.items() if k not in ("per", "decoder")}})
+               **{k: v for k, v in scored.items() if k != "per"}})
     plot_learning_curves(history, out / "learning_curves.png")
     plot_layer_sparsity(results["zero_outputs_pct_per_layer"], out / "sparsity_per_layer.png")
     write_results(out, results)
-    per = "not decoded" if results["per"] is None else f"{results['per']:.2f}%"
-    log.info(f"done: PER {per} ({results['decoder']} decoder), frame accuracy "
+    rate = decoded["error_rate"]
+    score = "not scored" if rate is None else f"{decoded['metric']} {rate:.2f}%"
+    log.info(f"done: {score} ({results['decoder']} decoder), frame accuracy "
              f"{results['frame_acc']:.2f}%, zero outputs {results['zero_outputs_pct']:.2f}% "
              f"-> {out / 'results.json'}")
     return results
@@ -200,14 +215,18 @@ def _run_locked(exp: Experiment, cfg: Path, overrides: Sequence[str]) -> dict:
     log = open_log(out)
     for stale in remove_stale_temps(out):
         log.info(f"removed {stale}, left by an interrupted write")
-    if done is not None:
-        check_same_experiment(exp, out)
+    if done is not None and check_same_experiment(exp, out):
         log.info(f"{out / 'results.json'} exists: the experiment is complete")
         return done
     log.info(f"run_exp {cfg} {' '.join('--set ' + o for o in overrides)}".rstrip())
+    if done is not None:
+        log.info("decoding or scoring settings changed: forward, decode and score again "
+                 "with the trained model")
+        (out / "results.json").unlink()  # first, so that an interrupted re-decode is redone
     prepare_missing_data(exp, log.info)
     check_paths(exp)
     check_same_experiment(exp, out)
+    save_resolved(exp, out)
     return run(exp, log)
 
 

@@ -267,7 +267,7 @@ def test_bridge_runs_kaldi_when_found(tmp_path, monkeypatch, caplog):
     assert run.decoder == "kaldi" and "decoder: kaldi" in caplog.text
     argv = (tmp_path / "argv").read_text().splitlines()
     assert argv == [
-        "--min-active=200", "--max-active=7000", "--beam=13", "--lattice-beam=8", "--acoustic-scale=0.1",
+        "--min-active=200", "--max-active=7000", "--max-mem=50000000", "--beam=13", "--lattice-beam=8", "--acoustic-scale=0.1",
         "--allow-partial=true", f"--word-symbol-table={GOLDEN / 'graph' / 'words.txt'}",
         str(MODEL / "final.mdl"), str(GOLDEN / "graph" / "HCLG.fst"), f"ark:{GOLDEN / 'decode' / 'loglikes.ark'}",
         f"ark:|gzip -c > {out / 'lat.1.gz'}", f"ark,t:{out / 'best_words.txt'}", f"ark,t:{out / 'best_ali.txt'}",

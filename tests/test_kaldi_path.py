@@ -88,13 +88,12 @@ def test_runner_per_equals_compute_wer_and_sclite(runs: Dict[str, Path], tiny_co
                                                   tmp_path: Path) -> None:
     for name, out in runs.items():
         result = json.loads((out / "decode.json").read_text())  # what results.json reports
-        assert result["per"] == json.loads((out / "results.json").read_text())["per"]
-        counts = _compute_wer(tiny_corpus / "data/test/text", out / "decode_test/hyp.txt",
-                              kaldi_env)
-        assert counts == (result["ins"] + result["del"] + result["sub"], result["ref_phones"])
-        assert result["per"] == pytest.approx(100 * counts[0] / counts[1], abs=0.005)
-        sclite = _sclite(tiny_corpus / "data/test/text", out / "decode_test/hyp.txt",
-                         tmp_path / name, kaldi_env)
+        assert round(result["error_rate"], 2) == json.loads((out / "results.json").read_text())["per"]
+        best = Path(result["hyp"])  # the hypotheses of the best LM weight, which are reported
+        counts = _compute_wer(tiny_corpus / "data/test/text", best, kaldi_env)
+        assert counts == (result["ins"] + result["del"] + result["sub"], result["ref_tokens"])
+        assert result["error_rate"] == pytest.approx(100 * counts[0] / counts[1], abs=0.005)
+        sclite = _sclite(tiny_corpus / "data/test/text", best, tmp_path / name, kaldi_env)
         assert (sclite.ins, sclite.dels, sclite.subs) == (result["ins"], result["del"],
                                                           result["sub"]), name
 

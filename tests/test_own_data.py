@@ -125,7 +125,7 @@ def test_unseen_seed_from_a_phone_ctm_only(work: Path) -> None:
     assert read_kaldi_map(recipe / "data/unseen/text") == expected
     results = evaluate_set(exp, recipe / "data/unseen", recipe / "exp/mono_ali_unseen")
     assert results["set"] == "unseen" and results["utterances"] == 4
-    assert results["per"] > 0.0 and results["decoding"]["ref_phones"] == \
+    assert results["per"] > 0.0 and results["decoding"]["ref_tokens"] == \
         sum(len(v.split()) for v in expected.values())
     assert (exp / "results_unseen.json").is_file() and (exp / "results.json").is_file()
 

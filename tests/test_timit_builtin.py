@@ -153,4 +153,4 @@ def test_end_to_end_tiny_run_gives_a_per(recipe_run: Path, tmp_path: Path, built
     assert results["decoder"] == "builtin" and 0.0 <= results["per"] <= 100.0
     ref = read_kaldi_map(recipe_run / "data/test/text")
     n_ref39 = sum(len([p for p in line.split() if timit_fold_map(48, 39)[p]]) for line in ref.values())
-    assert results["decoding"]["ref_phones"] == n_ref39
+    assert results["decoding"]["ref_tokens"] == n_ref39

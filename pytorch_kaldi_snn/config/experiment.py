@@ -16,6 +16,8 @@ expanded from the environment (``${KALDI_ROOT}/egs/timit/s5/...``). Paths are ch
 from __future__ import annotations
 
 import configparser
+import dataclasses
+import difflib
 import importlib
 import os
 import re
@@ -26,11 +28,20 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 
 from pytorch_kaldi_snn.config import checks
 from pytorch_kaldi_snn.config.options import (
-    get_bool, get_float, get_float_list, get_int, get_str,
+    get_bool, get_float, get_int, get_str,
 )
 from pytorch_kaldi_snn.config.localize import expand_vars
+from pytorch_kaldi_snn.config.registry import (
+    OPTIMIZER_KEYS, SECTION_KEYS, UPSTREAM_CLASSES, architecture_extra_keys, check_keys,
+)
+from pytorch_kaldi_snn.config.resolved import Recorder
+from pytorch_kaldi_snn.decoding.decoder import DecodeOptions
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.gmm.labels import LAB_OPTS
+from pytorch_kaldi_snn.scoring import timit_fold_map
+from pytorch_kaldi_snn.scoring.lm_sweep import ScoringOptions, parse_scoring_opts
+from pytorch_kaldi_snn.train.optimizers import optimizer_kwargs
+from pytorch_kaldi_snn.train.scheduler import SCHEDULES
 
 ARCH_LIBRARY = "pytorch_kaldi_snn.neural_networks"
 SECTIONS = ("exp", "data_use", "batches", "model", "forward", "decoding")
@@ -45,9 +56,15 @@ _OPERATION_RE = re.compile(r"^(\w+)\s*=\s*(\w+)\s*\(([^()]*)\)$")
 class Section(Mapping[str, str]):
     """Read-only cfg section: a name (for error messages) and string options."""
 
-    def __init__(self, name: str, items: Mapping[str, str]) -> None:
+    def __init__(self, name: str, items: Mapping[str, str],
+                 defaults: Optional[Dict[str, object]] = None) -> None:
         self.name = name
         self._items = dict(items)
+        self.defaults = {} if defaults is None else defaults  # shared with resolved.Recorder
+
+    def record_default(self, key: str, value: object) -> None:
+        """Called by the option getters for a missing key (written into resolved.cfg)."""
+        self.defaults.setdefault(key, value)
 
     def __getitem__(self, key: str) -> str:
         return self._items[key]
@@ -60,7 +77,7 @@ class Section(Mapping[str, str]):
 
     def replaced(self, values: Mapping[str, str]) -> "Section":
         """A copy with some values replaced (used to substitute ``N_out_<lab>``)."""
-        return Section(self.name, {**self._items, **values})
+        return Section(self.name, {**self._items, **values}, self.defaults)
 
 
 @dataclass(frozen=True)
@@ -137,15 +154,17 @@ class Architecture:
     section: str
     arch_class: str
     seq_model: bool
-    lr: float
+    lr: float  # the first epoch's rate
+    lr_per_epoch: Tuple[float, ...]  # upstream's "0.08*10|0.04*5" (no halving), or ()
     halving_factor: float
     improvement_threshold: float
-    patience: int
+    patience: int  # 0 for arch_lr_schedule = upstream, which has none
     min_lr: float
+    lr_schedule: str  # a name of train/scheduler.py's SCHEDULES
     opt: str
-    opt_betas: Tuple[float, float]
-    opt_eps: float
-    opt_weight_decay: float
+    opt_kwargs: Mapping[str, object]  # the torch.optim arguments besides lr (train/optimizers.py)
+    freeze: bool
+    pretrain_file: Optional[Path]
     options: Section
 
     def resolved_options(self, n_out: Mapping[str, int]) -> Section:
@@ -187,14 +206,18 @@ class DecodingSettings:
     acwt: float
     max_active: int
     min_active: int
+    max_mem: int
     scoring_fold: Optional[int]  # TIMIT phone set folded to 39 for scoring (61, 48) or None
+    scoring_fold_given: bool  # False: the cfg has no scoring_fold (refused for TIMIT phones)
     scoring_mode: str  # "sclite" (NIST split, PyTorch-Kaldi's TIMIT scoring) or "kaldi"
+    skip_scoring: bool
+    scoring: ScoringOptions
 
 
 @dataclass(frozen=True)
 class Experiment:
     cfg_path: Path
-    cfg_text: str  # the cfg after overrides, kept for provenance and resume checks
+    cfg_text: str  # the resolved cfg (config/resolved.py): overrides, defaults, $VARs applied
     exp: ExpSettings
     datasets: Mapping[str, DatasetSpec]
     data_use: DataUse
@@ -214,9 +237,10 @@ class Experiment:
         return sorted({o.args[1] for o in ops if o.op in ("cost_nll", "cost_err")})
 
     def features_used(self) -> List[str]:
+        """Feature streams the model language reads (compute inputs, concatenate arguments)."""
         names = {f.name for f in self.train_set.features}
-        return sorted({o.args[1] for o in self.model.operations
-                       if o.op == "compute" and o.args[1] in names})
+        return sorted({arg for o in self.model.operations if o.op in ("compute", "concatenate")
+                       for arg in o.args if arg in names})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,31 +273,22 @@ def _apply_override(parser: configparser.ConfigParser, override: str, path: Path
     parser.set(section, key.lower(), value)
 
 
-def _cfg_text(parser: configparser.ConfigParser) -> str:
-    """The cfg as text that reads back to the same options (``resolved.cfg``): continuation
-    lines of multi-line values (``fea``, ``lab``, ``model``) stay indented."""
-    def option(key: str, value: str) -> str:
-        return f"{key} = " + "\n\t".join(value.splitlines())
-    return "\n".join(f"[{s}]\n" + "\n".join(option(k, v) for k, v in parser[s].items())
-                     for s in parser.sections()) + "\n"
-
-
 # ---------------------------------------------------------------------------------------------
 # Sections
 
 
-def _section(parser: configparser.ConfigParser, name: str) -> Section:
+def _section(parser: configparser.ConfigParser, name: str, rec: Recorder) -> Section:
     if not parser.has_section(name):
         raise ConfigError(f"missing section [{name}]", section=name)
-    return Section(name, dict(parser[name].items()))
+    return Section(name, dict(parser[name].items()), rec.section_defaults(name))
 
 
-def _numbered(parser: configparser.ConfigParser, prefix: str) -> List[Section]:
+def _numbered(parser: configparser.ConfigParser, prefix: str, rec: Recorder) -> List[Section]:
     names = [s for s in parser.sections() if re.fullmatch(prefix + r"\d+", s)]
     if not names:
         raise ConfigError(f"no [{prefix}N] section", section=f"{prefix}1")
     names.sort(key=lambda s: int(s[len(prefix):]))
-    return [Section(n, dict(parser[n].items())) for n in names]
+    return [Section(n, dict(parser[n].items()), rec.section_defaults(n)) for n in names]
 
 
 def _parse_exp(sec: Section) -> ExpSettings:
@@ -287,7 +302,7 @@ def _parse_exp(sec: Section) -> ExpSettings:
     )
 
 
-def _blocks(sec: Section, key: str, first: str) -> List[Section]:
+def _blocks(sec: Section, key: str, first: str, rec: Recorder) -> List[Section]:
     """Split a multi-line ``fea``/``lab`` value into one Section per ``<first>=`` block."""
     blocks: List[Dict[str, str]] = []
     for line in get_str(sec, key).splitlines():
@@ -307,7 +322,8 @@ def _blocks(sec: Section, key: str, first: str) -> List[Section]:
     for block in blocks:
         if first not in block:
             raise ConfigError(f"missing option {first}", section=sec.name, key=first)
-    return [Section(sec.name, b) for b in blocks]
+        check_keys(sec.name, block, SECTION_KEYS[key])
+    return [Section(sec.name, b, rec.block(sec.name, key, b)) for b in blocks]
 
 
 def _parse_feature(block: Section) -> FeatureSpec:
@@ -321,6 +337,10 @@ def _parse_feature(block: Section) -> FeatureSpec:
 
 
 def _parse_label(block: Section) -> LabelSpec:
+    if get_str(block, "lab_name").lower() == "none":
+        raise ConfigError("lab_name = none is upstream's production mode (forward without "
+                          "labels), not supported: every dataset needs alignments",
+                          section=block.name, key="lab_name")
     opts = " ".join(get_str(block, "lab_opts").split())
     if opts not in LAB_OPTS:
         raise ConfigError(f"lab_opts = {opts!r} is not one of {', '.join(sorted(LAB_OPTS))}",
@@ -335,9 +355,10 @@ def _parse_label(block: Section) -> LabelSpec:
     )
 
 
-def _parse_dataset(sec: Section) -> DatasetSpec:
-    features = tuple(_parse_feature(b) for b in _blocks(sec, "fea", "fea_name"))
-    labels = tuple(_parse_label(b) for b in _blocks(sec, "lab", "lab_name"))
+def _parse_dataset(sec: Section, rec: Recorder) -> DatasetSpec:
+    check_keys(sec.name, sec, SECTION_KEYS["dataset"])
+    features = tuple(_parse_feature(b) for b in _blocks(sec, "fea", "fea_name", rec))
+    labels = tuple(_parse_label(b) for b in _blocks(sec, "lab", "lab_name", rec))
     return DatasetSpec(name=get_str(sec, "data_name"), section=sec.name, features=features,
                        labels=labels)
 
@@ -354,6 +375,11 @@ def _parse_data_use(sec: Section, datasets: Mapping[str, DatasetSpec]) -> DataUs
 
 
 def _parse_batches(sec: Section) -> Batches:
+    for key in ("batch_size_train", "max_seq_length_train"):
+        if "|" in sec.get(key, ""):
+            raise ConfigError(f"{key} = {sec[key]}: per-epoch values (upstream's value*count|...) "
+                              f"are not supported for {key}; give one value", section=sec.name,
+                              key=key)
     return Batches(
         batch_size_train=get_int(sec, "batch_size_train", min=1),
         max_seq_length_train=get_int(sec, "max_seq_length_train", min=1),
@@ -366,26 +392,56 @@ def _parse_batches(sec: Section) -> Batches:
     )
 
 
-def _parse_architecture(sec: Section) -> Architecture:
-    betas = get_float_list(sec, "opt_betas", min=0.0, max=1.0, default=[0.9, 0.999])
-    if len(betas) != 2:
-        raise ConfigError(f"opt_betas needs two values, got {len(betas)}", section=sec.name,
-                          key="opt_betas")
+def _lr_per_epoch(sec: Section, n_epochs: int) -> Tuple[float, ...]:
+    """Upstream's per-epoch ``arch_lr`` (``value*count|value...``, one rate per epoch)."""
+    text = get_str(sec, "arch_lr")
+    if "|" not in text:
+        return ()
+    rates: List[float] = []
+    for item in text.split("|"):
+        value, _, count = item.partition("*")
+        try:
+            rates += [float(value)] * (int(count) if count else 1)
+        except ValueError:
+            raise ConfigError(f"arch_lr = {text}: {item!r} is not value or value*count",
+                              section=sec.name, key="arch_lr") from None
+    if len(rates) != n_epochs:
+        raise ConfigError(f"arch_lr = {text} gives {len(rates)} rates for n_epochs_tr = "
+                          f"{n_epochs} epochs", section=sec.name, key="arch_lr")
+    return tuple(rates)
+
+
+def _parse_architecture(sec: Section, n_epochs: int) -> Architecture:
+    opt = get_str(sec, "arch_opt", choices=tuple(OPTIMIZER_KEYS))
+    arch_class = get_str(sec, "arch_class")
+    class_by_name(arch_class, sec.name)
+    extra, elsewhere = architecture_extra_keys(arch_class, opt)
+    check_keys(sec.name, sec, SECTION_KEYS["architecture"], extra, elsewhere)
+    pretrain = get_str(sec, "arch_pretrain_file", default="none")
+    lr_list = _lr_per_epoch(sec, n_epochs)
+    schedule = get_str(sec, "arch_lr_schedule", choices=SCHEDULES, default=SCHEDULES[0])
+    if schedule == "upstream" and "arch_patience" in sec:
+        raise ConfigError("arch_patience is not used by arch_lr_schedule = upstream (it halves "
+                          "on every slow epoch); set arch_lr_schedule = fork or consecutive",
+                          section=sec.name, key="arch_patience")
     return Architecture(
         name=get_str(sec, "arch_name"),
         section=sec.name,
-        arch_class=get_str(sec, "arch_class"),
+        arch_class=arch_class,
         seq_model=get_bool(sec, "arch_seq_model"),
-        lr=get_float(sec, "arch_lr", min=0.0),
+        lr=lr_list[0] if lr_list else get_float(sec, "arch_lr", min=0.0),
+        lr_per_epoch=lr_list,
         halving_factor=get_float(sec, "arch_halving_factor", min=0.0, max=1.0, default=0.5),
         improvement_threshold=get_float(sec, "arch_improvement_threshold", min=0.0,
                                         default=0.001),
-        patience=get_int(sec, "arch_patience", min=1, default=1),
+        patience=0 if schedule == "upstream" else get_int(sec, "arch_patience", min=1,
+                                                          default=1),
         min_lr=get_float(sec, "arch_min_lr", min=0.0, default=0.0),
-        opt=get_str(sec, "arch_opt", choices=("adam", "sgd", "rmsprop")),
-        opt_betas=(betas[0], betas[1]),
-        opt_eps=get_float(sec, "opt_eps", min=0.0, default=1e-8),
-        opt_weight_decay=get_float(sec, "opt_weight_decay", min=0.0, default=0.0),
+        lr_schedule=schedule,
+        opt=opt,
+        opt_kwargs=optimizer_kwargs(sec, opt),
+        freeze=get_bool(sec, "arch_freeze", default=False),
+        pretrain_file=None if pretrain.lower() == "none" else Path(pretrain),
         options=sec,
     )
 
@@ -432,16 +488,27 @@ def _parse_forward(sec: Section) -> ForwardSettings:
     )
 
 
+def _scoring_options(sec: Section) -> ScoringOptions:
+    if "scoring_opts" in sec:
+        return parse_scoring_opts(sec["scoring_opts"], sec.name)
+    sec.record_default("scoring_opts", ScoringOptions().as_opts())
+    return ScoringOptions()
+
+
 def _parse_decoding(sec: Section) -> DecodingSettings:
     fold = get_str(sec, "scoring_fold", choices=("none", "61-39", "48-39"), default="none")
     settings = DecodingSettings(
         beam=get_float(sec, "beam", min=0.001, default=13.0),
         latbeam=get_float(sec, "latbeam", min=0.001, default=8.0),
-        acwt=get_float(sec, "acwt", min=0.001, default=0.2),
+        acwt=get_float(sec, "acwt", min=0.001, default=DecodeOptions.acoustic_scale),
         max_active=get_int(sec, "max_active", min=1, default=7000),
         min_active=get_int(sec, "min_active", min=1, default=200),
+        max_mem=get_int(sec, "max_mem", min=1, default=DecodeOptions.max_mem),
         scoring_fold=None if fold == "none" else int(fold.split("-")[0]),
+        scoring_fold_given="scoring_fold" in sec,
         scoring_mode=get_str(sec, "scoring_mode", choices=("sclite", "kaldi"), default="sclite"),
+        skip_scoring=get_bool(sec, "skip_scoring", default=False),
+        scoring=_scoring_options(sec),
     )
     if settings.min_active > settings.max_active:
         raise ConfigError("min_active is above max_active", section=sec.name, key="min_active")
@@ -478,6 +545,9 @@ def _check_model(exp: Experiment, model_sec: Section, forward_sec: Section) -> N
             except ValueError:
                 raise ConfigError(f"mult_constant constant {b!r} is not a number",
                                   section=model_sec.name, key="model") from None
+        elif op.op == "concatenate":  # of feature streams (conc1=concatenate(mfcc,fbank)) too
+            need(a, features | defined, "value")
+            need(b, features | defined, "value")
         else:
             need(a, defined, "value")
             need(b, defined, "value")
@@ -509,14 +579,21 @@ def _check_dataset_names(exp: Experiment) -> None:
 
 def architecture_class(arch: Architecture) -> Callable:
     """The network class named by ``arch_class`` (PyTorch-Kaldi's arch_library registry)."""
+    return class_by_name(arch.arch_class, arch.section)
+
+
+def class_by_name(name: str, section: str) -> Callable:
     module = importlib.import_module(ARCH_LIBRARY)
-    cls = getattr(module, arch.arch_class, None)
-    if not isinstance(cls, type) or arch.arch_class.startswith("_"):
-        known = ", ".join(name for name, obj in vars(module).items() if isinstance(obj, type)
-                          and obj.__module__ == ARCH_LIBRARY and not name.startswith("_"))
-        raise ConfigError(f"unknown architecture class {arch.arch_class!r} (known: {known})",
-                          section=arch.section, key="arch_class")
-    return cls
+    cls = getattr(module, name, None)
+    if isinstance(cls, type) and not name.startswith("_"):
+        return cls
+    if name in UPSTREAM_CLASSES:
+        raise ConfigError(f"arch_class = {name} is upstream's: {UPSTREAM_CLASSES[name]}",
+                          section=section, key="arch_class")
+    known = ", ".join(n for n, obj in vars(module).items() if isinstance(obj, type)
+                      and obj.__module__ == ARCH_LIBRARY and not n.startswith("_"))
+    raise ConfigError(f"unknown architecture class {name!r} (known: {known})", section=section,
+                      key="arch_class")
 
 
 def _check_architectures(exp: Experiment) -> None:
@@ -532,6 +609,28 @@ def check_paths(exp: Experiment) -> None:
         if not path.exists():
             raise ConfigError(f"{path} does not exist", file=str(exp.cfg_path), section=section,
                               key=key)
+    for arch in exp.architectures.values():
+        if arch.pretrain_file is not None and not arch.pretrain_file.is_file():
+            raise ConfigError(f"{arch.pretrain_file} does not exist", file=str(exp.cfg_path),
+                              section=arch.section, key="arch_pretrain_file")
+    _check_timit_fold(exp)
+
+
+def _check_timit_fold(exp: Experiment) -> None:
+    """A TIMIT phone graph needs an explicit scoring_fold: Kaldi's TIMIT score.sh folds to 39
+    phones, and scoring the 48 unfolded would silently give a different PER."""
+    if exp.decoding.scoring_fold_given or not exp.forward.require_decoding:
+        return
+    test = exp.datasets[exp.data_use.forward_with]
+    words_txt = next(lab.graph for lab in test.labels
+                     if lab.name == exp.forward.normalize_with_counts_from) / "words.txt"
+    if not words_txt.is_file():
+        return
+    words = {line.split()[0] for line in words_txt.read_text().splitlines() if line.strip()}
+    if len(words & set(timit_fold_map(48))) >= 39:
+        raise ConfigError("the test graph's words are TIMIT phones: say scoring_fold = 48-39 "
+                          "(Kaldi's TIMIT scoring, 39 phones) or none (48 phones)",
+                          file=str(exp.cfg_path), section="decoding", key="scoring_fold")
 
 
 def _input_paths(exp: Experiment) -> Iterator[Tuple[Path, str, str]]:
@@ -572,24 +671,41 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
         raise err.with_file(str(path)) from None
 
 
+def _check_sections(parser: configparser.ConfigParser, sections: Mapping[str, Section]) -> None:
+    """No unknown section; every key of the fixed sections known and honoured."""
+    known = [*SECTIONS, "cfg_proto"]
+    for name in parser.sections():
+        if re.fullmatch(r"(dataset|architecture)\d+", name):
+            continue
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean [{close[0]}]?" if close else ""
+            raise ConfigError(f"unknown section [{name}]{hint}", section=name)
+        check_keys(name, sections.get(name, parser[name]), SECTION_KEYS[name])
+
+
 def _load(path: Path, overrides: Sequence[str]) -> Experiment:
     parser = read_cfg(path, overrides)
-    sections = {name: _section(parser, name) for name in SECTIONS}
+    rec = Recorder()
+    sections = {name: _section(parser, name, rec) for name in SECTIONS}
+    _check_sections(parser, sections)
     datasets: Dict[str, DatasetSpec] = {}
-    for sec in _numbered(parser, "dataset"):
-        ds = _parse_dataset(sec)
+    for sec in _numbered(parser, "dataset", rec):
+        ds = _parse_dataset(sec, rec)
         if ds.name in datasets:
             raise ConfigError(f"dataset {ds.name!r} is defined twice", section=sec.name,
                               key="data_name")
         datasets[ds.name] = ds
-    parsed = [_parse_architecture(sec) for sec in _numbered(parser, "architecture")]
+    settings = _parse_exp(sections["exp"])
+    parsed = [_parse_architecture(sec, settings.n_epochs_tr)
+              for sec in _numbered(parser, "architecture", rec)]
     checks.check_unique([a.name for a in parsed], [a.section for a in parsed], "arch_name",
                         "architecture")
     architectures = {arch.name: arch for arch in parsed}
     exp = Experiment(
         cfg_path=path,
-        cfg_text=_cfg_text(parser),
-        exp=_parse_exp(sections["exp"]),
+        cfg_text="",
+        exp=settings,
         datasets=datasets,
         data_use=_parse_data_use(sections["data_use"], datasets),
         batches=_parse_batches(sections["batches"]),
@@ -606,4 +722,4 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
         checks.check_n_out_names(dict(arch.options), arch.section, labels, N_OUT_PREFIX)
     _check_dataset_names(exp)
     _check_architectures(exp)
-    return exp
+    return dataclasses.replace(exp, cfg_text=rec.text(parser))

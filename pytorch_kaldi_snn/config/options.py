@@ -6,7 +6,8 @@ converts one value and checks its range or choices. A bad or missing value raise
 ``[architecture1] snn_n_bits: snn_n_bits = 0 is below the minimum 1``.
 
 ``default`` is :data:`REQUIRED` unless given; a missing key with a default returns the default
-unchanged (it is not parsed or range-checked, so it may be ``None``).
+unchanged (it is not parsed or range-checked, so it may be ``None``); a section with a
+``record_default(key, value)`` method is told which defaults it handed out.
 """
 from __future__ import annotations
 
@@ -34,6 +35,15 @@ def section_name(section: Mapping[str, str]) -> Optional[str]:
     """Name of a configparser section (``SectionProxy.name``), or None for a plain mapping."""
     name = getattr(section, "name", None)
     return name if isinstance(name, str) else None
+
+
+def _default(section: Mapping[str, str], key: str, default: Any) -> Any:
+    """Return ``default`` for a missing key, telling the section (if it records defaults:
+    the cfg loader writes them into ``resolved.cfg``)."""
+    record = getattr(section, "record_default", None)
+    if record is not None:
+        record(key, default)
+    return default
 
 
 def _error(section: Mapping[str, str], key: str, message: str) -> ConfigError:
@@ -93,7 +103,7 @@ def get_str(section: Mapping[str, str], key: str, *, choices: Optional[Sequence[
             default: Any = REQUIRED) -> str:
     """String option, optionally restricted to ``choices``."""
     if key not in section and default is not REQUIRED:
-        return default
+        return _default(section, key, default)
     value = _raw(section, key)
     _check_choice(section, key, value, choices)
     return value
@@ -103,7 +113,7 @@ def get_int(section: Mapping[str, str], key: str, *, min: Optional[int] = None,
             max: Optional[int] = None, default: Any = REQUIRED) -> int:
     """Integer option in ``[min, max]`` (either bound optional)."""
     if key not in section and default is not REQUIRED:
-        return default
+        return _default(section, key, default)
     text = _raw(section, key)
     value = _convert(section, key, text, "an integer", int)
     _check_range(section, key, text, value, min, max)
@@ -114,7 +124,7 @@ def get_float(section: Mapping[str, str], key: str, *, min: Optional[float] = No
               max: Optional[float] = None, default: Any = REQUIRED) -> float:
     """Float option in ``[min, max]`` (either bound optional)."""
     if key not in section and default is not REQUIRED:
-        return default
+        return _default(section, key, default)
     text = _raw(section, key)
     value = _convert(section, key, text, "a number", float)
     if value != value:  # NaN passes every comparison, so reject it explicitly
@@ -126,7 +136,7 @@ def get_float(section: Mapping[str, str], key: str, *, min: Optional[float] = No
 def get_bool(section: Mapping[str, str], key: str, *, default: Any = REQUIRED) -> bool:
     """Boolean option: True/False/true/false/1/0/yes/no/on/off."""
     if key not in section and default is not REQUIRED:
-        return default
+        return _default(section, key, default)
     text = _raw(section, key)
     return _convert(section, key, text, "a boolean (True/False)", _parse_bool)
 
@@ -135,7 +145,7 @@ def get_int_list(section: Mapping[str, str], key: str, *, min: Optional[int] = N
                  max: Optional[int] = None, default: Any = REQUIRED) -> List[int]:
     """Comma-separated integers, each in ``[min, max]``."""
     if key not in section and default is not REQUIRED:
-        return default
+        return _default(section, key, default)
     values = []
     for text in _split(section, key):
         value = _convert(section, key, text, "an integer", int)
@@ -148,7 +158,7 @@ def get_float_list(section: Mapping[str, str], key: str, *, min: Optional[float]
                    max: Optional[float] = None, default: Any = REQUIRED) -> List[float]:
     """Comma-separated floats, each in ``[min, max]``."""
     if key not in section and default is not REQUIRED:
-        return default
+        return _default(section, key, default)
     values = []
     for text in _split(section, key):
         value = _convert(section, key, text, "a number", float)
@@ -162,7 +172,7 @@ def get_float_list(section: Mapping[str, str], key: str, *, min: Optional[float]
 def get_bool_list(section: Mapping[str, str], key: str, *, default: Any = REQUIRED) -> List[bool]:
     """Comma-separated booleans (PyTorch-Kaldi writes per-layer flags such as ``True,True``)."""
     if key not in section and default is not REQUIRED:
-        return default
+        return _default(section, key, default)
     return [_convert(section, key, text, "a boolean (True/False)", _parse_bool)
             for text in _split(section, key)]
 
@@ -171,7 +181,7 @@ def get_str_list(section: Mapping[str, str], key: str, *, choices: Optional[Sequ
                  default: Any = REQUIRED) -> List[str]:
     """Comma-separated strings, each optionally restricted to ``choices``."""
     if key not in section and default is not REQUIRED:
-        return default
+        return _default(section, key, default)
     values = _split(section, key)
     for value in values:
         _check_choice(section, key, value, choices)

@@ -43,7 +43,8 @@ class DecodeOptions:
     """latgen-faster-mapped options.
 
     Defaults are the golden system's ``decode/decode_opts.txt``: PyTorch-Kaldi's usual
-    ``[decoding]`` beam/latbeam/max_active/min_active (its cfgs set ``acwt`` per recipe).
+    ``[decoding]`` beam/latbeam/max_active/min_active (its cfgs set ``acwt`` per recipe). These
+    are also the cfg defaults of ``[decoding]`` (config/experiment.py reads them from here).
     Kaldi's own binary defaults differ: beam 16, lattice-beam 10, max-active unlimited,
     allow-partial false.
     """
@@ -54,6 +55,7 @@ class DecodeOptions:
     min_active: int = 200
     lattice_beam: float = 8.0
     allow_partial: bool = True
+    max_mem: int = 50000000  # latgen --max-mem (decode_dnn.sh's); the built-in decoder has no cap
 
     def __post_init__(self) -> None:
         if not (self.acoustic_scale > 0 and self.beam > 0 and self.lattice_beam > 0):

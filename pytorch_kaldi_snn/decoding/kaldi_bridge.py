@@ -2,7 +2,7 @@
 
 The Kaldi path runs what PyTorch-Kaldi's ``decode_dnn.sh`` runs for one job::
 
-    latgen-faster-mapped --min-active=200 --max-active=7000 --beam=13 --lattice-beam=8 \\
+    latgen-faster-mapped --min-active=200 --max-active=7000 --max-mem=50000000 --beam=13 --lattice-beam=8 \\
       --acoustic-scale=0.1 --allow-partial=true --word-symbol-table=GRAPH/words.txt \\
       MODEL GRAPH/HCLG.fst LOGLIKES_RSPECIFIER "ark:|gzip -c > OUT/lat.1.gz" \\
       ark,t:OUT/best_words.txt ark,t:OUT/best_ali.txt
@@ -60,6 +60,7 @@ def latgen_command(
         latgen,
         f"--min-active={opts.min_active}",
         f"--max-active={opts.max_active}",
+        f"--max-mem={opts.max_mem}",
         f"--beam={opts.beam:g}",
         f"--lattice-beam={opts.lattice_beam:g}",
         f"--acoustic-scale={opts.acoustic_scale:g}",

@@ -1,39 +1,88 @@
-"""Decode the forwarded test set and score it: Kaldi's latgen-faster-mapped when installed,
-else the built-in decoder (both through the decoding package's bridge)."""
+"""Decode the forwarded test set and score it as Kaldi's egs do.
+
+Decoding: Kaldi's latgen-faster-mapped when installed, else the built-in decoder (both through
+the decoding package's bridge), at the cfg's ``acwt``. Scoring: the 1-best at that ``acwt`` is
+kept for reference, and the reported figure is the best over the ``scoring_opts`` sweep of LM
+weights (and word insertion penalties) on the lattices (:mod:`pytorch_kaldi_snn.scoring.lm_sweep`),
+rescored by Kaldi's lattice binaries when they are installed and by the built-in best path
+otherwise. The figure is named PER when the graph's words are phones, else WER.
+"""
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any, Dict
 
-from pytorch_kaldi_snn.config.experiment import DecodingSettings, Experiment
+from pytorch_kaldi_snn.config.experiment import DecodingSettings, Experiment, LabelSpec
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
-from pytorch_kaldi_snn.scoring import timit_fold_map
+from pytorch_kaldi_snn.decoding.kaldi_bridge import kaldi_search_path
+from pytorch_kaldi_snn.scoring import read_transcripts, timit_fold_map
+from pytorch_kaldi_snn.scoring.lm_sweep import (
+    builtin_hypotheses, kaldi_hypotheses, read_symbols, sweep, write_hypotheses,
+)
 
 DECODE_DIR = "decode_test"
+BEST_HYP = "hyp_best.txt"  # the hypotheses of the reported (best) sweep row
+RESCORE_BINARIES = ("lattice-scale", "lattice-add-penalty", "lattice-best-path")
+
+
+def test_labels(exp: Experiment) -> LabelSpec:
+    test = exp.datasets[exp.data_use.forward_with]
+    return next(lab for lab in test.labels if lab.name == exp.forward.normalize_with_counts_from)
+
+
+def metric_name(graph: Path) -> str:
+    """PER when every word of ``graph/words.txt`` is a phone of ``graph/phones.txt``."""
+    phones_txt = graph / "phones.txt"
+    if not phones_txt.is_file():
+        return "WER"
+    phones = {p.split("_")[0] for p in read_symbols(phones_txt).values()}
+    words = set(read_symbols(graph / "words.txt").values()) - {"<eps>", "#0", "<s>", "</s>"}
+    return "PER" if words and words <= phones else "WER"
+
+
+def _rescorer(lattices: Path, words_txt: Path):
+    path = kaldi_search_path()
+    if all(shutil.which(b, path=path) for b in RESCORE_BINARIES):
+        return "kaldi", kaldi_hypotheses(lattices, words_txt, path)
+    return "builtin", builtin_hypotheses(lattices, words_txt)
 
 
 def decode_options(settings: DecodingSettings) -> DecodeOptions:
     """The cfg's ``[decoding]`` beams and acoustic scale as the decoders take them."""
     return DecodeOptions(acoustic_scale=settings.acwt, beam=settings.beam,
                          max_active=settings.max_active, min_active=settings.min_active,
-                         lattice_beam=settings.latbeam)
+                         lattice_beam=settings.latbeam, max_mem=settings.max_mem)
 
 
 def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> Dict[str, Any]:
-    """PER of the test set against ``lab_data_folder/text`` with the label set's graph and model."""
-    test = exp.datasets[exp.data_use.forward_with]
-    lab = next(lab for lab in test.labels if lab.name == exp.forward.normalize_with_counts_from)
+    """Decode, then the Kaldi-style sweep; returns what ``decode.json`` keeps."""
+    lab = test_labels(exp)
     settings = exp.decoding
     fold = timit_fold_map(settings.scoring_fold) if settings.scoring_fold else None
+    ref = None if settings.skip_scoring else lab.data_folder / "text"
     run = decode_and_score(ark, lab.graph, lab.folder / "final.mdl", out / DECODE_DIR,
-                           decode_options(settings),
-                           ref_text=lab.data_folder / "text", mode=settings.scoring_mode,
+                           decode_options(settings), ref_text=ref, mode=settings.scoring_mode,
                            phone_map=fold)
-    counts = run.counts
     which = "latgen-faster-mapped" if run.decoder == "kaldi" else "no Kaldi binaries found"
-    summary = counts.kaldi_report().splitlines()[0].replace("%WER", "PER")
-    log.info(f"decoding: {run.decoder} decoder ({which}), graph {lab.graph}; {summary}")
-    return {"per": counts.error_rate, "decoder": run.decoder, "ins": counts.ins,
-            "del": counts.dels, "sub": counts.subs, "ref_phones": counts.ref_words,
-            "decode_dir": str(out / DECODE_DIR)}
+    log.info(f"decoding: {run.decoder} decoder ({which}), graph {lab.graph}")
+    if run.counts is None:
+        log.info("scoring: skipped (skip_scoring = True)")
+        return {"metric": None, "error_rate": None, "decoder": run.decoder}
+    metric = metric_name(lab.graph)
+    one_best = run.counts
+    log.info(f"scoring: 1-best at acwt {settings.acwt:g}: "
+             + one_best.kaldi_report().splitlines()[0].replace("%WER", metric))
+    rescorer, hyps = _rescorer(run.out_dir / "lat.1.gz", lab.graph / "words.txt")
+    result = sweep(read_transcripts(ref), hyps, settings.scoring, settings.scoring_mode, fold)
+    best = result.best
+    write_hypotheses(run.out_dir / BEST_HYP, best.hypotheses)
+    log.info(f"scoring: best over {settings.scoring.as_opts()} ({rescorer} rescoring): "
+             f"{metric} {best.counts.error_rate:.2f} at LMWT {best.lmwt}, WIP {best.wip:g}")
+    return {"metric": metric, "error_rate": best.counts.error_rate, "decoder": run.decoder,
+            "rescoring": rescorer, "best_lmwt": best.lmwt, "best_wip": best.wip,
+            "ins": best.counts.ins, "del": best.counts.dels, "sub": best.counts.subs,
+            "ref_tokens": best.counts.ref_words, "sweep": result.table(),
+            "one_best_acwt": settings.acwt, "one_best_error_rate": one_best.error_rate,
+            "hyp": str(run.out_dir / BEST_HYP), "decode_dir": str(out / DECODE_DIR)}

@@ -33,6 +33,20 @@ def test_metrics(*, arch: str, per: Optional[float], frame_err: float, report: M
     }
 
 
+NOT_DECODED = {"metric": None, "error_rate": None, "decoder": "none"}
+
+
+def scored_fields(decoded: Dict[str, Any]) -> Dict[str, Any]:
+    """What a decode result (``forward.decode.decode_test``) adds to a results file: the error
+    rate under its own name (``per`` on a phone graph, ``wer`` on a word graph) and the rest of
+    the decoding details."""
+    phones = decoded["metric"] == "PER"
+    return {"per": decoded["error_rate"] if phones else None, "metric": decoded["metric"],
+            "wer": None if phones else decoded["error_rate"],
+            "decoding": {k: v for k, v in decoded.items()
+                         if k not in ("error_rate", "decoder", "metric", "cfg")}}
+
+
 def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: ModelReport,
                  decoder: str, history: List[Dict[str, float]], wall_s: float,
                  extra: Dict[str, Any]) -> Dict[str, Any]:
@@ -47,9 +61,11 @@ def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: M
 
 
 def _markdown(results: Dict[str, Any]) -> str:
-    header = ("| arch | PER % | frame acc % | zeros % | mults/frame | vs LSTM | vs GRU | params "
-              "| decoder | epochs | wall s |")
-    per = "-" if results["per"] is None else f"{results['per']:.2f}"
+    metric = results.get("metric") or "PER"  # WER when the test graph's words are words
+    header = (f"| arch | {metric} % | frame acc % | zeros % | mults/frame | vs LSTM | vs GRU "
+              "| params | decoder | epochs | wall s |")
+    rate = results["wer"] if metric == "WER" else results["per"]
+    per = "-" if rate is None else f"{rate:.2f}"
     row = (f"| {results['arch']} | {per} | {results['frame_acc']:.2f} "
            f"| {results['zero_outputs_pct']:.2f} | {results['mults_per_frame']:.0f} "
            f"| {results['mults_vs_lstm']:.3f} | {results['mults_vs_gru']:.3f} "

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from pytorch_kaldi_snn.config.experiment import Architecture, Experiment
+from pytorch_kaldi_snn.config.experiment import Experiment
 from pytorch_kaldi_snn.data.batching import Batch, eval_batches, train_batches
 from pytorch_kaldi_snn.data.loading import LoadedSet
 from pytorch_kaldi_snn.errors import ConfigError
@@ -27,6 +27,7 @@ from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, real_frames
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, real_frame_mask, valid_frames
 from pytorch_kaldi_snn.train import guards
 from pytorch_kaldi_snn.train.checkpoint import load_torch, save_torch, training_cfg_difference
+from pytorch_kaldi_snn.train.optimizers import make_optimizer
 from pytorch_kaldi_snn.train.scheduler import HalvingScheduler
 
 CHECKPOINT = "checkpoint.pt"
@@ -41,16 +42,6 @@ class EvalResult:
 
 def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1000 + epoch
-
-
-def make_optimizer(arch: Architecture, params) -> torch.optim.Optimizer:
-    if arch.opt == "adam":
-        return torch.optim.Adam(params, lr=arch.lr, betas=arch.opt_betas, eps=arch.opt_eps,
-                                weight_decay=arch.opt_weight_decay)
-    if arch.opt == "rmsprop":
-        return torch.optim.RMSprop(params, lr=arch.lr, eps=arch.opt_eps,
-                                   weight_decay=arch.opt_weight_decay)
-    return torch.optim.SGD(params, lr=arch.lr, weight_decay=arch.opt_weight_decay)
 
 
 @torch.no_grad()

@@ -1,0 +1,108 @@
+"""``resolved.cfg``: the cfg as the runner understood it, itself a runnable cfg.
+
+Every key a parser read is written with its value; every default it handed out is added (so the
+file says what ran, not what was typed), and ``fea``/``lab`` blocks are written with ``$VAR``
+expanded and their continuation lines indented, so :func:`load_experiment` reads the file back
+to the same experiment.
+
+:func:`training_view` is the part of a resolved cfg that decides the trained weights: resume
+compares it, so a finished run may change ``[forward]``, ``[decoding]``, ``forward_with`` or the
+test set's entries and re-decode without retraining.
+"""
+from __future__ import annotations
+
+import configparser
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
+
+BLOCK_KEYS = ("fea", "lab")
+# Sections and keys that only change forward, decoding and scoring.
+NOT_TRAINING_SECTIONS = ("cfg_proto", "forward", "decoding")
+NOT_TRAINING_KEYS = {"data_use": ("forward_with",), "exp": ("prepare",)}
+
+
+def format_value(value: Any) -> str:
+    """A value in cfg syntax: ``True``, ``0.9,0.999``, ``none``."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_value(v) for v in value)
+    if value is None:
+        return "none"
+    return str(value)
+
+
+class Recorder:
+    """Collects the defaults the parsers hand out, per section and per ``fea``/``lab`` block."""
+
+    def __init__(self) -> None:
+        self.defaults: Dict[str, Dict[str, Any]] = {}
+        self.blocks: Dict[Tuple[str, str], List[Tuple[Mapping[str, str], Dict[str, Any]]]] = {}
+
+    def section_defaults(self, name: str) -> Dict[str, Any]:
+        return self.defaults.setdefault(name, {})
+
+    def block(self, section: str, key: str, items: Mapping[str, str]) -> Dict[str, Any]:
+        defaults: Dict[str, Any] = {}
+        self.blocks.setdefault((section, key), []).append((items, defaults))
+        return defaults
+
+    def _block_value(self, section: str, key: str) -> str:
+        blocks = []
+        for items, defaults in self.blocks[(section, key)]:
+            lines = [f"{k}={v}" for k, v in items.items()]
+            lines += [f"{k}={format_value(v)}" for k, v in defaults.items() if k not in items]
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
+
+    def text(self, parser: configparser.ConfigParser) -> str:
+        """The resolved cfg: every section of ``parser``, blocks rebuilt, defaults added."""
+        out = []
+        for name in parser.sections():
+            lines = [f"[{name}]"]
+            for key, value in parser[name].items():
+                if (name, key) in self.blocks:
+                    value = self._block_value(name, key)
+                lines.append(f"{key} = " + "\n\t".join(value.splitlines()))
+            for key, value in self.defaults.get(name, {}).items():
+                if key not in parser[name] and value is not None:
+                    lines.append(f"{key} = {format_value(value)}")
+            out.append("\n".join(lines))
+        return "\n\n".join(out) + "\n"
+
+
+def _parse(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read_string(text)
+    return parser
+
+
+def training_view(text: str) -> str:
+    """The training-relevant part of a resolved cfg, canonically ordered."""
+    try:
+        parser = _parse(text)
+    except configparser.Error:
+        return text  # not a cfg: compared as it is (and so never equal to a real one)
+    used = {parser.get("data_use", k, fallback="") for k in ("train_with", "valid_with")}
+    lines = []
+    for name in sorted(parser.sections()):
+        if name in NOT_TRAINING_SECTIONS:
+            continue
+        if name.startswith("dataset") and parser.get(name, "data_name", fallback="") not in used:
+            continue
+        skip: Sequence[str] = NOT_TRAINING_KEYS.get(name, ())
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {v}" for k, v in sorted(parser[name].items()) if k not in skip]
+    return "\n".join(lines) + "\n"
+
+
+def changed_keys(old: str, new: str) -> List[str]:
+    """``[section] key`` of every training-relevant difference (for the refusal message)."""
+    try:
+        a, b = _parse(training_view(old)), _parse(training_view(new))
+    except configparser.Error:
+        return []
+    keys = set()
+    for name in set(a.sections()) | set(b.sections()):
+        items_a = dict(a[name].items()) if a.has_section(name) else {}
+        items_b = dict(b[name].items()) if b.has_section(name) else {}
+        keys |= {f"[{name}] {k}" for k in set(items_a) | set(items_b)
+                 if items_a.get(k) != items_b.get(k)}
+    return sorted(keys)

@@ -1,0 +1,169 @@
+"""Kaldi-style scoring: the best error rate over LM weights (and word insertion penalties).
+
+Kaldi's egs do not score one 1-best at the decoding ``acwt``: ``local/score.sh`` rescores the
+lattices for every LM weight ``LMWT`` in ``[min_lmwt, max_lmwt]`` (TIMIT: 1..10) and, for words,
+every word insertion penalty (LibriSpeech: 0.0, 0.5, 1.0), and reports the best. For one
+``(LMWT, WIP)`` the hypothesis is what ::
+
+    lattice-scale --inv-acoustic-scale=LMWT ark:lat ark:- |
+      lattice-add-penalty --word-ins-penalty=WIP ark:- ark:- | lattice-best-path ark:- ark,t:-
+
+gives: the path minimising ``graph + WIP * words + acoustic / LMWT`` (score_basic.sh's
+1-best; TIMIT's score.sh uses MBR on the same lattices, not done here). Two ways run it on the
+same ``lat.1.gz``: :func:`builtin_hypotheses` (this module's best path) and
+:func:`kaldi_hypotheses` (Kaldi's three binaries), so both report the same figure.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from pytorch_kaldi_snn.decoding.lattice import CompactArc, CompactLattice, CompactWeight, best_path, read_lattices
+from pytorch_kaldi_snn.errors import ConfigError, DataError
+from pytorch_kaldi_snn.io import read_kaldi_map
+from pytorch_kaldi_snn.io.atomic import atomic_write
+from pytorch_kaldi_snn.scoring.per import ErrorCounts, score
+
+Hypotheses = Dict[str, List[str]]
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """``scoring_opts``; the defaults are Kaldi TIMIT ``local/score.sh``'s."""
+
+    min_lmwt: int = 1
+    max_lmwt: int = 10
+    word_ins_penalties: Tuple[float, ...] = (0.0,)
+
+    def as_opts(self) -> str:
+        """The ``scoring_opts`` value that parses back to these options."""
+        wips = ",".join(f"{w:g}" for w in self.word_ins_penalties)
+        return f"--min-lmwt {self.min_lmwt} --max-lmwt {self.max_lmwt} --word-ins-penalty {wips}"
+
+    def grid(self) -> List[Tuple[int, float]]:
+        return [(lmwt, wip) for wip in self.word_ins_penalties
+                for lmwt in range(self.min_lmwt, self.max_lmwt + 1)]
+
+
+_FLAGS = {"min-lmwt": "min_lmwt", "max-lmwt": "max_lmwt", "word-ins-penalty": "word_ins_penalties"}
+
+
+def parse_scoring_opts(text: str, section: str = "decoding") -> ScoringOptions:
+    """``"--min-lmwt 1 --max-lmwt 10 [--word-ins-penalty 0.0,0.5,1.0]"`` (quotes optional)."""
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f"scoring_opts = {text.strip()}: {message}", section=section,
+                           key="scoring_opts")
+
+    words = [part for word in shlex.split(text.strip().strip("\"'"))
+             for part in word.split("=", 1)]  # --min-lmwt=4 as --min-lmwt 4
+    values: Dict[str, object] = {}
+    while words:
+        flag = words.pop(0)
+        name = _FLAGS.get(flag[2:].replace("_", "-")) if flag.startswith("--") else None
+        if name is None:
+            raise fail(f"unknown option {flag} (known: --{', --'.join(_FLAGS)})")
+        value = words.pop(0) if words else ""
+        try:
+            values[name] = (tuple(float(v) for v in value.split(",")) if name == "word_ins_penalties"
+                            else int(value))
+        except ValueError:
+            raise fail(f"{flag} needs a number, got {value!r}") from None
+    opts = ScoringOptions(**values)  # type: ignore[arg-type]
+    if not 1 <= opts.min_lmwt <= opts.max_lmwt:
+        raise fail("need 1 <= --min-lmwt <= --max-lmwt")
+    return opts
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    lmwt: int
+    wip: float
+    counts: ErrorCounts
+    hypotheses: Hypotheses
+
+
+@dataclass(frozen=True)
+class Sweep:
+    rows: Tuple[SweepRow, ...]
+
+    @property
+    def best(self) -> SweepRow:
+        """The lowest error rate; ties go to the first row, as ``sort -n | head -1`` of
+        Kaldi's ``best_wer.sh`` keeps the first LM weight listed."""
+        return min(self.rows, key=lambda r: r.counts.errors)
+
+    def table(self) -> List[Dict[str, float]]:
+        return [{"lmwt": r.lmwt, "wip": r.wip, "error_rate": round(r.counts.error_rate, 2),
+                 "ins": r.counts.ins, "del": r.counts.dels, "sub": r.counts.subs}
+                for r in self.rows]
+
+
+def _penalised(lat: CompactLattice, wip: float) -> CompactLattice:
+    """``lattice-add-penalty``: ``wip`` added to the graph cost of every word arc."""
+    if wip == 0.0:
+        return lat
+    arcs = tuple(CompactArc(a.src, a.dst, a.word, CompactWeight(a.weight.graph + wip, a.weight.acoustic,
+                                                                a.weight.tids)) if a.word else a
+                 for a in lat.arcs)
+    return CompactLattice(lat.start, lat.num_states, arcs, lat.finals)
+
+
+def read_symbols(words_txt: Path) -> Dict[int, str]:
+    """``words.txt`` (``word id`` lines) as id -> word."""
+    return {int(i): w for w, i in read_kaldi_map(words_txt).items()}
+
+
+def builtin_hypotheses(lattices: Path, words_txt: Path) -> Callable[[int, float], Hypotheses]:
+    """Hypotheses per ``(LMWT, WIP)`` by this module's best path on ``lattices``."""
+    lats = dict(read_lattices(lattices))
+    symbols = read_symbols(words_txt)
+
+    def hyps(lmwt: int, wip: float) -> Hypotheses:
+        return {utt: [symbols[w] for w in best_path(_penalised(lat, wip), 1.0 / lmwt)[0]]
+                for utt, lat in lats.items()}
+    return hyps
+
+
+def kaldi_hypotheses(lattices: Path, words_txt: Path, path: Optional[str] = None) -> Callable[[int, float], Hypotheses]:
+    """Hypotheses per ``(LMWT, WIP)`` by Kaldi's lattice-scale | lattice-add-penalty |
+    lattice-best-path on ``lattices`` (binaries found on ``path``)."""
+    symbols = read_symbols(words_txt)
+    env = {**os.environ, "PATH": path} if path else None
+
+    def hyps(lmwt: int, wip: float) -> Hypotheses:
+        lat = shlex.quote(f"ark:gunzip -c {lattices}|")
+        pipe = (f"lattice-scale --inv-acoustic-scale={lmwt} {lat} ark:- | "
+                f"lattice-add-penalty --word-ins-penalty={wip:g} ark:- ark:- | "
+                f"lattice-best-path ark:- ark,t:-")
+        done = subprocess.run(["bash", "-o", "pipefail", "-c", pipe], capture_output=True,
+                              text=True, env=env)
+        if done.returncode != 0:
+            last = done.stderr.strip().splitlines()[-1:]
+            raise DataError(f"Kaldi rescoring failed: {' '.join(last)}", file=str(lattices))
+        out: Hypotheses = {}
+        for line in done.stdout.splitlines():
+            utt, *ids = line.split()
+            out[utt] = [symbols[int(i)] for i in ids]
+        return out
+    return hyps
+
+
+def sweep(refs: Mapping[str, Sequence[str]], hypotheses: Callable[[int, float], Hypotheses],
+          opts: ScoringOptions, mode: str,
+          phone_map: Optional[Mapping[str, Optional[str]]] = None) -> Sweep:
+    """Score every ``(LMWT, WIP)`` of ``opts`` against ``refs``."""
+    rows = []
+    for lmwt, wip in opts.grid():
+        hyps = hypotheses(lmwt, wip)
+        rows.append(SweepRow(lmwt, wip, score(refs, hyps, mode, phone_map), hyps))
+    return Sweep(tuple(rows))
+
+
+def write_hypotheses(path: Path, hyps: Hypotheses) -> None:
+    """``utt w1 w2 ...`` lines (a Kaldi text file), atomically."""
+    text = "".join(" ".join([utt, *words]) + "\n" for utt, words in sorted(hyps.items()))
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
