@@ -151,7 +151,8 @@ BUILTIN = {
     "wrong_scp_offset": "scp:{tmp}/feats.scp: utterance {utt}: read failed at {tmp}/feats.ark:{offset} (a missing, truncated or corrupt record, a wrong offset or a failing command)",
     "scp_names_missing_ark": "scp:{tmp}/feats.scp: utterance {utt}: read failed at {tmp}/nosuch.ark:{offset} (a missing, truncated or corrupt record, a wrong offset or a failing command)",
     "empty_scp": "{tmp}/feats.scp: holds no utterances",
-    "no_alignments": "{tmp}/ali: no ali.*.gz alignments",
+    "no_alignments": "{tmp}/ali: no ali.*.gz alignments (align a new set with the recipe's GMM: "
+                     "python -m pytorch_kaldi_snn.prepare_set)",
     "alignments_not_gzip": "ark:gunzip -c {tmp}/ali/ali.1.gz |: read failed before the first item (pipe exit status or corrupt archive)",
     "alignments_truncated": "ark:gunzip -c {tmp}/ali/ali.1.gz |: read failed after {before_half} (pipe exit status or corrupt archive)",
     "transition_id_out_of_range": "{tmp}/ali/ali.*.gz: utterance {utt}: transition-id 100000 at frame 3 is out of range 1..234 of the model",

@@ -39,7 +39,12 @@ def test_traditional_decay_follows_beta_through_the_current(outputs):
     assert norms[150] / norms[100] == pytest.approx(0.9 ** 50, rel=1e-3)
 
 
-CHECKPOINT_CFG = """[architecture1]
+CHECKPOINT_CFG = """[exp]
+out_folder = exp/v2
+seed = 1
+n_epochs_tr = 1
+
+[architecture1]
 arch_name = snn_layers
 arch_class = ImprovedSNNv2
 arch_seq_model = True

@@ -488,7 +488,8 @@ def _cfg_paths(cfg: Path, kaldi_root: Path, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.parametrize("corpus,prefix", [("timit", "TIMIT_"), ("librispeech", "Librispeech_")])
 def test_every_cfg_path_is_in_the_layout(corpus: str, prefix: str, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    cfgs = sorted((ROOT / "cfg").glob(f"{prefix}*.cfg"))
+    # cfg/TIMIT_builtin_*.cfg read recipes/timit_builtin (no Kaldi), not this recipe's layout
+    cfgs = sorted(c for c in (ROOT / "cfg").glob(f"{prefix}*.cfg") if "_builtin_" not in c.name)
     assert cfgs, f"no cfg/{prefix}*.cfg"
     entries = recipes_layout.load_layout(corpus)
     fake_root = tmp_path / "KALDI"
@@ -688,3 +689,22 @@ def test_builtin_irstlm_writes_the_project_phone_bigram(tmp_path: Path) -> None:
     done = subprocess.run([str(bin_dir / "build-lm.sh"), "-i", str(text), "-n", "3", "-o", str(tmp_path / "x.gz")],
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode != 0 and "only -n 2" in done.stderr
+
+
+def test_decode_defaults_are_the_bridge_defaults(kaldi: Path, decode_inputs: Dict[str, Path]) -> None:
+    """Without a config file, decode_dnn.sh passes latgen the defaults of DecodeOptions (one
+    default per setting: acoustic scale 0.1, beams, active states, memory)."""
+    from pytorch_kaldi_snn.decoding import kaldi_bridge as bridge
+    from pytorch_kaldi_snn.decoding.decoder import DecodeOptions
+
+    f = decode_inputs
+    argv = bridge.latgen_command("latgen-faster-mapped", str(f["out"] / "forward_test.ark"), f["graph"],
+                                 f["ali"] / "final.mdl", f["out"] / "decode_test", DecodeOptions())
+    result = run(DECODE, "--dry-run", "true", *decode_args(f), kaldi_root=kaldi)
+    ours = shlex.split(next(l for l in steps(result) if l.startswith("latgen")))
+
+    def numeric(words: Sequence[str]) -> Dict[str, float]:
+        pairs = (w.split("=", 1) for w in words if w.startswith("--") and "=" in w)
+        return {k: float(v) for k, v in pairs if v.replace(".", "", 1).isdigit()}
+
+    assert numeric(ours) == numeric(argv) and numeric(ours)["--acoustic-scale"] == 0.1

@@ -447,14 +447,13 @@ def _parse_architecture(sec: Section, n_epochs: int) -> Architecture:
 
 
 def saved_architectures(cfg_text: str) -> Dict[str, Architecture]:
-    """The ``[architectureN]`` sections of a checkpoint's ``cfg_text``, by ``arch_name``.
-
-    ``cfg_text`` flattens multi-line values (feature and label blocks) without indentation, so
-    the other sections do not parse back strictly; the architecture sections are single-line.
-    """
+    """The ``[architectureN]`` sections of a checkpoint's ``cfg_text`` (its resolved cfg), by
+    ``arch_name``."""
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     parser.read_string(cfg_text)
-    archs = [_parse_architecture(sec) for sec in _numbered(parser, "architecture")]
+    rec = Recorder()
+    n_epochs = _parse_exp(_section(parser, "exp", rec)).n_epochs_tr
+    archs = [_parse_architecture(sec, n_epochs) for sec in _numbered(parser, "architecture", rec)]
     return {arch.name: arch for arch in archs}
 
 

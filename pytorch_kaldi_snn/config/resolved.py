@@ -12,12 +12,14 @@ test set's entries and re-decode without retraining.
 from __future__ import annotations
 
 import configparser
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 BLOCK_KEYS = ("fea", "lab")
 # Sections and keys that only change forward, decoding and scoring.
 NOT_TRAINING_SECTIONS = ("cfg_proto", "forward", "decoding")
-NOT_TRAINING_KEYS = {"data_use": ("forward_with",), "exp": ("prepare",)}
+# [exp] out_folder and use_cuda: a run (or its checkpoint) moved to another folder or machine is
+# the same training.
+NOT_TRAINING_KEYS = {"data_use": ("forward_with",), "exp": ("prepare", "out_folder", "use_cuda")}
 
 
 def format_value(value: Any) -> str:
@@ -93,16 +95,22 @@ def training_view(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def changed_keys(old: str, new: str) -> List[str]:
-    """``[section] key`` of every training-relevant difference (for the refusal message)."""
+def training_differences(old: str, new: str) -> List[Tuple[str, str, Optional[str], Optional[str]]]:
+    """``(section, key, old value, new value)`` of every training-relevant difference, sorted
+    (a value is None where the key is absent)."""
     try:
         a, b = _parse(training_view(old)), _parse(training_view(new))
     except configparser.Error:
         return []
-    keys = set()
-    for name in set(a.sections()) | set(b.sections()):
+    found = []
+    for name in sorted(set(a.sections()) | set(b.sections())):
         items_a = dict(a[name].items()) if a.has_section(name) else {}
         items_b = dict(b[name].items()) if b.has_section(name) else {}
-        keys |= {f"[{name}] {k}" for k in set(items_a) | set(items_b)
-                 if items_a.get(k) != items_b.get(k)}
-    return sorted(keys)
+        found += [(name, k, items_a.get(k), items_b.get(k)) for k in sorted(set(items_a) | set(items_b))
+                  if items_a.get(k) != items_b.get(k)]
+    return found
+
+
+def changed_keys(old: str, new: str) -> List[str]:
+    """``[section] key`` of every training-relevant difference (for the refusal message)."""
+    return [f"[{name}] {key}" for name, key, _, _ in training_differences(old, new)]

@@ -26,7 +26,8 @@ from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, real_frames, reset_counters
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, real_frame_mask, valid_frames
 from pytorch_kaldi_snn.train import guards
-from pytorch_kaldi_snn.train.checkpoint import load_torch, save_torch, training_cfg_difference
+from pytorch_kaldi_snn.config.resolved import training_differences
+from pytorch_kaldi_snn.train.checkpoint import load_torch, save_torch
 from pytorch_kaldi_snn.train.optimizers import make_optimizer
 from pytorch_kaldi_snn.train.scheduler import HalvingScheduler
 
@@ -124,8 +125,10 @@ class Trainer:
         if saved is None:
             raise ConfigError(f"{path} records no training cfg; remove it or change out_folder",
                               file=str(self.exp.cfg_path), section="exp", key="out_folder")
-        difference = training_cfg_difference(saved, self.exp.cfg_text)
-        if difference is not None:
+        differences = training_differences(saved, self.exp.cfg_text)
+        if differences:
+            section, key, was, now = differences[0]
+            difference = f"[{section}] {key}: checkpoint {was or '(unset)'!r}, cfg {now or '(unset)'!r}"
             raise ConfigError(f"{path} was trained with another cfg ({difference}); remove it "
                               f"or change out_folder", file=str(self.exp.cfg_path),
                               section="exp", key="out_folder")

@@ -23,7 +23,7 @@ common_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Begin configuration section.
 corpus=timit           # timit|librispeech: scoring runs in $KALDI_ROOT/egs/<corpus>/s5
-acwt=0.2               # acoustic scale (latgen-faster-mapped --acoustic-scale)
+acwt=0.1               # acoustic scale (latgen-faster-mapped --acoustic-scale); Kaldi's and DecodeOptions' default
 beam=13.0
 lattice_beam=8.0
 max_active=7000

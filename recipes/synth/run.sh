@@ -70,37 +70,9 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f $data/.corpus.done ]; the
   touch $data/.corpus.done
 fi
 
-if [ $stage -le 1 ] && [ $stop_stage -ge 1 ] && [ ! -f $data/.feats.done ]; then
-  log "Stage 1: fbank40 and MFCC13 features with per-speaker CMVN"
-  for x in $sets; do
-    local/make_feats.py fbank conf/fbank.conf $data/$x $data/ark/fbank
-    mkdir -p $data/mfcc/$x
-    for f in wav.scp utt2spk spk2utt text; do cp $data/$x/$f $data/mfcc/$x/; done
-    local/make_feats.py mfcc conf/mfcc.conf $data/mfcc/$x $data/ark/mfcc
-  done
-  touch $data/.feats.done
-fi
-
-if [ $stage -le 2 ] && [ $stop_stage -ge 2 ] && [ ! -f $data/lang_test_bg/.done ]; then
-  log "Stage 2: lang dir and phone bigram G"
-  python -m pytorch_kaldi_snn.graph.prepare_lang --phones $data/phones.txt \
-    --train-text $data/train/text --lang $data/lang --lang-test $data/lang_test_bg
-  touch $data/lang_test_bg/.done
-fi
-
-if [ $stage -le 3 ] && [ $stop_stage -ge 3 ] && [ ! -f $exp/mono/.done ]; then
-  log "Stage 3: monophone GMM from the synthesizer's alignment; realign $sets"
-  mkdir -p $exp/mono/log
-  python -m pytorch_kaldi_snn.gmm.train_mono --lang $data/lang --feats $data/mfcc --data $data \
-    --exp $exp --sets "${sets// /,}" 2>&1 | tee $exp/mono/log/train_mono.log
-  touch $exp/mono/.done
-fi
-
-if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ ! -f $exp/mono/graph/.done ]; then
-  log "Stage 4: HCLG"
-  python -m pytorch_kaldi_snn.graph.mkgraph $data/lang_test_bg $exp/mono $exp/mono/graph
-  touch $exp/mono/graph/.done
-fi
+# shellcheck source=recipes/common/builtin_am.sh
+. "$recipe/../common/builtin_am.sh"
+builtin_am_stages "the synthesizer's alignment"
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [ ! -f $exp/mono/.agreement.done ]; then
   log "Stage 5: agreement of the GMM alignments with the synthesizer's"
