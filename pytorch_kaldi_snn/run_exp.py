@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from pytorch_kaldi_snn.train.loop import Trainer
 from pytorch_kaldi_snn.train.pretrain import apply_pretrain_and_freeze
 
 RESOLVED_CFG = "resolved.cfg"
+SUPERSEDED = "results.superseded.json"  # results.json of the decoding settings before a re-decode
 DECODE_JSON = "decode.json"
 
 
@@ -221,8 +223,9 @@ def _run_locked(exp: Experiment, cfg: Path, overrides: Sequence[str]) -> dict:
     log.info(f"run_exp {cfg} {' '.join('--set ' + o for o in overrides)}".rstrip())
     if done is not None:
         log.info("decoding or scoring settings changed: forward, decode and score again "
-                 "with the trained model")
-        (out / "results.json").unlink()  # first, so that an interrupted re-decode is redone
+                 f"with the trained model (the old results move to {SUPERSEDED})")
+        # first, so that an interrupted re-decode is redone; kept, so that nothing is lost
+        os.replace(out / "results.json", out / SUPERSEDED)
     prepare_missing_data(exp, log.info)
     check_paths(exp)
     check_same_experiment(exp, out)

@@ -41,6 +41,8 @@ def test_changing_acwt_on_a_finished_run_re_decodes_without_training(tiny_corpus
     assert "acwt = 0.05" in (out / "resolved.cfg").read_text()
     results = json.loads((out / "results.json").read_text())
     assert results["per"] == round(redone["error_rate"], 2)
+    before = json.loads((out / "results.superseded.json").read_text())  # nothing is lost
+    assert before["decoding"]["one_best_acwt"] == 0.2
 
     refused = _run(cfg, out, builtin_env, "decoding.acwt=0.05", "architecture1.arch_lr=0.01")
     assert refused.returncode == 2

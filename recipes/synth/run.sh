@@ -30,7 +30,7 @@ stop_stage=5
 dir=$recipe
 
 log() {
-  echo "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[0]##*/}:${BASH_LINENO[0]}) $*"
+  echo "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"
 }
 
 usage() {
