@@ -3,7 +3,8 @@
 Stages, each resumable (rerun the same command after an interruption):
 
 1. validate the cfg (prepare the built-in corpus first if ``[exp] prepare`` says how);
-2. train with validation each epoch, one atomic checkpoint per epoch;
+2. train with validation each epoch, an atomic checkpoint per epoch (and, with ``[exp]
+   checkpoint_every_batches`` / ``checkpoint_every_minutes``, inside epochs);
 3. forward the test set (log-posteriors minus log-priors into ``forward_test.ark``);
 4. decode and score (Kaldi's ``latgen-faster-mapped`` when present, else the built-in decoder);
 5. write ``results.json``, ``results.md`` and the plots.

@@ -88,6 +88,8 @@ class ExpSettings:
     n_epochs_tr: int
     prepare: Optional[str]  # shell command that creates missing data (built-in corpus recipe)
     on_nonfinite: str  # "stop" the run or "skip" the batch when training meets NaN/Inf
+    checkpoint_every_batches: int  # mid-epoch checkpoint after every N-th batch (0: off)
+    checkpoint_every_minutes: float  # mid-epoch checkpoint after M minutes (0: off)
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,8 @@ def _parse_exp(sec: Section) -> ExpSettings:
         n_epochs_tr=get_int(sec, "n_epochs_tr", min=1),
         prepare=get_str(sec, "prepare", default=None),
         on_nonfinite=get_str(sec, "on_nonfinite", choices=ON_NONFINITE, default="stop"),
+        checkpoint_every_batches=get_int(sec, "checkpoint_every_batches", min=0, default=0),
+        checkpoint_every_minutes=get_float(sec, "checkpoint_every_minutes", min=0.0, default=0.0),
     )
 
 

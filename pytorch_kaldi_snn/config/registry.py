@@ -80,6 +80,10 @@ SECTION_KEYS: Dict[str, Dict[str, Key]] = {
             reason="use arch_pretrain_file per architecture"),
         Key("prepare", OURS, "shell command that builds missing data (built-in corpus)"),
         Key("on_nonfinite", OURS, "stop, or skip (counted), a training batch with NaN/Inf"),
+        Key("checkpoint_every_batches", OURS, "also write the checkpoint after every N-th batch "
+            "of an epoch (0: only at its end; not training-relevant)"),
+        Key("checkpoint_every_minutes", OURS, "also write the checkpoint when M minutes passed "
+            "since the last one (0: off; not training-relevant)"),
     ),
     "dataset": _keys(
         Key("data_name", HONOURED, "dataset name used by [data_use]"),

@@ -18,8 +18,11 @@ BLOCK_KEYS = ("fea", "lab")
 # Sections and keys that only change forward, decoding and scoring.
 NOT_TRAINING_SECTIONS = ("cfg_proto", "forward", "decoding")
 # [exp] out_folder and use_cuda: a run (or its checkpoint) moved to another folder or machine is
-# the same training.
-NOT_TRAINING_KEYS = {"data_use": ("forward_with",), "exp": ("prepare", "out_folder", "use_cuda")}
+# the same training; how often checkpoints are written does not change what is trained
+# (train/progress.py resumes inside an epoch exactly).
+NOT_TRAINING_KEYS = {"data_use": ("forward_with",),
+                     "exp": ("prepare", "out_folder", "use_cuda", "checkpoint_every_batches",
+                             "checkpoint_every_minutes")}
 
 
 def format_value(value: Any) -> str:

@@ -76,8 +76,10 @@ def train_order(data: LoadedSet, max_len: int, batch_size: int, seed: int,
 
 
 def train_batches(data: LoadedSet, max_len: int, batch_size: int, seed: int,
-                  epoch: int) -> Iterator[Batch]:
-    for pieces in train_order(data, max_len, batch_size, seed, epoch):
+                  epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+    """The epoch's batches from number ``start_batch`` on (0-based): a run resumed inside an
+    epoch skips the batches it already trained on without building them."""
+    for pieces in train_order(data, max_len, batch_size, seed, epoch)[start_batch:]:
         yield make_batch(data, pieces)
 
 

@@ -1,10 +1,13 @@
-"""Training with validation each epoch, one atomic checkpoint per epoch, and exact resume.
+"""Training with validation each epoch, an atomic checkpoint per epoch (and, if asked, inside
+epochs), and exact resume.
 
-The unit of work is the epoch. Everything random in epoch ``e`` is seeded from ``(seed, e)``:
-the data order (:func:`~pytorch_kaldi_snn.data.batching.train_order`) and torch's generator
-(dropout). A checkpoint holds the model, the optimisers, the schedulers and the history, so
-rerunning after a crash repeats the interrupted epoch from the same state and ends with the
-same weights as an uninterrupted run.
+Everything random in epoch ``e`` is seeded from ``(seed, e)``: the data order
+(:func:`~pytorch_kaldi_snn.data.batching.train_order`) and torch's generator (dropout). A
+checkpoint holds the model, the optimisers, the schedulers and the history, so rerunning after a
+crash repeats the interrupted epoch from the same state and ends with the same weights as an
+uninterrupted run. A mid-epoch checkpoint (``[exp] checkpoint_every_batches`` /
+``checkpoint_every_minutes``) also holds the epoch's :class:`~pytorch_kaldi_snn.train.progress.
+EpochProgress`, and the rerun continues at the batch after it.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from pytorch_kaldi_snn.train import guards
 from pytorch_kaldi_snn.config.resolved import training_differences
 from pytorch_kaldi_snn.train.checkpoint import load_torch, save_torch
 from pytorch_kaldi_snn.train.optimizers import make_optimizer
+from pytorch_kaldi_snn.train.progress import CheckpointTrigger, EpochProgress
 from pytorch_kaldi_snn.train.scheduler import HalvingScheduler
 
 CHECKPOINT = "checkpoint.pt"
@@ -88,11 +92,13 @@ class Trainer:
         self.history: List[Dict[str, float]] = []
         self.wall_s = 0.0  # training time of all completed epochs, over interrupted runs too
         self.wall_s_before = 0.0  # the part spent by earlier (interrupted) runs
-        self.skipped = 0  # batches skipped for NaN/Inf in the current epoch
+        self.trigger = CheckpointTrigger(exp.exp.checkpoint_every_batches,
+                                         exp.exp.checkpoint_every_minutes)
+        self.saved: Optional[EpochProgress] = None  # where the checkpoint on disk stands
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def _state(self) -> Dict:
+    def _state(self, progress: Optional[EpochProgress]) -> Dict:
         return {
             "cfg_text": self.exp.cfg_text,
             "model": self.model.state_dict(),
@@ -100,13 +106,21 @@ class Trainer:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "history": self.history,
             "wall_s": self.wall_s,
+            "progress": None if progress is None else progress.state_dict(),
         }
 
-    def resume(self) -> int:
-        """Load the last checkpoint if any; return the number of completed epochs."""
+    def _save(self, progress: Optional[EpochProgress] = None) -> None:
+        """Write the checkpoint: at an epoch's end (``progress`` None) or inside an epoch. The
+        one place that writes it."""
+        save_torch(self.out / CHECKPOINT, self._state(progress))
+        self.trigger.written()
+        self.saved = progress
+
+    def resume(self) -> EpochProgress:
+        """Load the last checkpoint if any; return where training continues."""
         state = load_torch(self.out / CHECKPOINT)
         if state is None:
-            return 0
+            return EpochProgress(0)
         self._check_trained_with(state)
         self.model.load_state_dict(state["model"])
         for key, opt in self.optimizers.items():
@@ -114,9 +128,15 @@ class Trainer:
         for key, sched in self.schedulers.items():
             sched.load_state_dict(state["schedulers"][key])
         self.history, self.wall_s = state["history"], state["wall_s"]
-        self.wall_s_before = self.wall_s
-        self.log.info(f"resuming after epoch {len(self.history)} from {self.out / CHECKPOINT}")
-        return len(self.history)
+        progress = EpochProgress.from_state(state.get("progress"), len(self.history))
+        self.wall_s_before = self.wall_s + progress.seconds
+        if progress.started:
+            self.saved = progress
+            self.log.info(f"resuming epoch {progress.epoch + 1} at batch {progress.batch + 1} "
+                          f"({progress.batch} batches done) from {self.out / CHECKPOINT}")
+        else:
+            self.log.info(f"resuming after epoch {len(self.history)} from {self.out / CHECKPOINT}")
+        return progress
 
     def _check_trained_with(self, state: Dict) -> None:
         """Refuse a checkpoint trained with another model, schedule or seed, naming the key."""
@@ -140,10 +160,14 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = self.schedulers[key].lr
 
-    def _kept(self, epoch: int) -> str:
-        if epoch == 0:
+    def _kept(self) -> str:
+        """What the checkpoint on disk holds, for the divergence message."""
+        if self.saved is not None:
+            return (f"{self.out / CHECKPOINT} of epoch {self.saved.epoch + 1}, batch "
+                    f"{self.saved.batch} is kept")
+        if not self.history:
             return "no checkpoint was written"
-        return f"{self.out / CHECKPOINT} of epoch {epoch} is kept"
+        return f"{self.out / CHECKPOINT} of epoch {len(self.history)} is kept"
 
     def _train_step(self, batch: Batch, epoch: int, index: int) -> Optional[Dict[str, Tensor]]:
         """Forward, backward and step with the non-finite guards; None when the batch is skipped."""
@@ -159,49 +183,65 @@ class Trainer:
             bad = guards.after_backward(self.model)
         if bad is not None:
             if saved is None:
-                raise guards.divergence(where, bad, self._kept(epoch))
+                raise guards.divergence(where, bad, self._kept())
             guards.restore_buffers(self.model, saved)
-            self.skipped += 1
             return None
         for opt in self.optimizers.values():
             opt.step()
         bad = guards.after_step(self.model)
         if bad is not None:
-            raise guards.divergence(where, bad, self._kept(epoch))
+            raise guards.divergence(where, bad, self._kept())
         return values
 
-    def _train_epoch(self, data: LoadedSet, epoch: int) -> Dict[str, float]:
-        exp = self.exp
+    def _save_mid_epoch(self, progress: EpochProgress, start: float) -> None:
+        progress.seconds = time.monotonic() - start
+        progress.capture_rng(self.device)
+        self._save(progress)
+        self.log.info(f"checkpoint: epoch {progress.epoch + 1}, batch {progress.batch} "
+                      f"-> {self.out / CHECKPOINT}")
+
+    def _train_epoch(self, data: LoadedSet, progress: EpochProgress,
+                     start: float) -> Dict[str, float]:
+        """Train epoch ``progress.epoch`` from batch ``progress.batch`` on (0 or a resumed
+        position; ``start`` is the epoch's start on time.monotonic, earlier runs included)."""
+        exp, epoch = self.exp, progress.epoch
         torch.manual_seed(epoch_seed(exp.exp.seed, epoch))
+        progress.restore_rng(self.device)
         self._set_lr()
         self.model.train()
         max_len = exp.batches.train_seq_len(epoch)
-        loss = err = frames = 0.0
-        self.skipped = 0
-        batches = train_batches(data, max_len, exp.batches.batch_size_train, exp.exp.seed, epoch)
+        batches = train_batches(data, max_len, exp.batches.batch_size_train, exp.exp.seed, epoch,
+                                start_batch=progress.batch)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{exp.exp.n_epochs_tr} train", leave=False,
-                   disable=None)
-        for index, batch in enumerate(bar):
+                   disable=None, initial=progress.batch)
+        for index, batch in enumerate(bar, start=progress.batch):
             values = self._train_step(batch.to(self.device), epoch, index)
+            progress.batch = index + 1
             if values is None:
-                continue
-            n = valid_frames(batch.labels)
-            loss += float(values["loss_final"].detach()) * n
-            err += float(values["err_final"]) * n
-            frames += n
-            bar.set_postfix(loss=f"{loss / frames:.3f}", acc=f"{100 * (1 - err / frames):.1f}")
-        if not frames:
+                progress.skipped += 1
+            else:
+                progress.add(float(values["loss_final"].detach()), float(values["err_final"]),
+                             valid_frames(batch.labels))
+                bar.set_postfix(loss=f"{progress.loss / progress.frames:.3f}",
+                                acc=f"{100 * (1 - progress.err / progress.frames):.1f}")
+            if self.trigger.due(progress.batch):
+                self._save_mid_epoch(progress, start)
+        if not progress.frames:
             raise guards.divergence(f"epoch {epoch + 1}", "every batch of the epoch",
-                                    self._kept(epoch))
-        return {"train_loss": loss / frames, "train_err": err / frames, "seq_len": max_len,
-                "skipped_batches": self.skipped}
+                                    self._kept())
+        return {"train_loss": progress.loss / progress.frames,
+                "train_err": progress.err / progress.frames, "seq_len": max_len,
+                "skipped_batches": progress.skipped}
 
     def fit(self, train: LoadedSet, dev: LoadedSet) -> List[Dict[str, float]]:
         """Train the remaining epochs; returns the per-epoch history."""
-        for epoch in range(self.resume(), self.exp.exp.n_epochs_tr):
-            start = time.monotonic()
+        progress = self.resume()
+        for epoch in range(progress.epoch, self.exp.exp.n_epochs_tr):
+            if progress.epoch != epoch:
+                progress = EpochProgress(epoch)
+            start = time.monotonic() - progress.seconds
             lr = {k: s.lr for k, s in self.schedulers.items()}
-            row = self._train_epoch(train, epoch)
+            row = self._train_epoch(train, progress, start)
             dev_result = evaluate(self.model, dev, self.exp, self.device, "valid")
             for sched in self.schedulers.values():
                 sched.step(dev_result.err)
@@ -211,11 +251,12 @@ class Trainer:
                        seconds=time.monotonic() - start)
             if not all(map(math.isfinite, (dev_result.loss, dev_result.err))):
                 raise guards.divergence(f"epoch {epoch + 1}, validation", "the dev loss",
-                                        self._kept(epoch))
+                                        self._kept())
             self.history.append(row)
-            save_torch(self.out / CHECKPOINT, self._state())
+            self._save()
             lrs = " ".join(f"{name} {value:.3g}" for name, value in lr.items())
-            skipped = f" | {self.skipped} batches skipped (NaN/Inf)" if self.skipped else ""
+            skipped = (f" | {progress.skipped} batches skipped (NaN/Inf)" if progress.skipped
+                       else "")
             self.log.info(f"epoch {epoch + 1}/{self.exp.exp.n_epochs_tr}: lr {lrs} "
                      f"train loss {row['train_loss']:.3f} "
                      f"acc {100 * (1 - row['train_err']):.2f}% | "
