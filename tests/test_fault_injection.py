@@ -260,6 +260,19 @@ def test_nan_loss_stops_naming_epoch_and_batch_and_keeps_the_checkpoint(
     assert not (out / "results.json").exists()
 
 
+def test_nan_loss_after_a_mid_epoch_checkpoint_names_it(tiny_corpus: Path, tmp_path: Path,
+                                                        monkeypatch, capsys) -> None:
+    cfg = synth_cfg(tmp_path, tiny_corpus)
+    out = tmp_path / "out"
+    _poison_training_batch(monkeypatch, 9)  # epoch 2, batch 2
+    rc, err = _main(cfg, out, ["exp.checkpoint_every_batches=1"], capsys)
+    assert rc == 2
+    assert f"at epoch 2, batch 2: value loss_final is not finite (NaN/Inf); {out / CHECKPOINT} " \
+           f"of epoch 2, batch 1 is kept, no results written" in err
+    state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=False)
+    assert (len(state["history"]), state["progress"]["batch"]) == (1, 1)
+
+
 def test_skip_option_skips_the_bad_batch_and_counts_it(tiny_corpus: Path, tmp_path: Path,
                                                        monkeypatch, capsys) -> None:
     cfg = synth_cfg(tmp_path, tiny_corpus)
@@ -303,7 +316,8 @@ KILL_SEED = 17
 
 
 def _command(cfg: Path, out: Path) -> List[str]:
-    sets = QUICK + [f"exp.out_folder={out}"]
+    # a mid-epoch checkpoint every 3 batches: kills land before, during and after those too
+    sets = QUICK + [f"exp.out_folder={out}", "exp.checkpoint_every_batches=3"]
     return [str(ROOT / "run_exp.sh"), str(cfg), *[a for o in sets for a in ("--set", o)]]
 
 
@@ -339,8 +353,9 @@ READY = "device: cpu"
 def test_kill_9_at_seeded_random_moments_resumes_bit_exact(tiny_corpus: Path,
                                                            tmp_path: Path) -> None:
     """One uninterrupted reference; then one out_folder killed KILLS times, each at a seeded
-    random moment after its data are loaded (training, validation, checkpointing, forward,
-    results), and resumed each time: the end is the reference, bit for bit."""
+    random moment after its data are loaded (training, validation, epoch and mid-epoch
+    checkpointing, forward, results), and resumed each time: the end is the reference, bit for
+    bit."""
     cfg = synth_cfg(tmp_path, tiny_corpus)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
