@@ -28,7 +28,7 @@ import torch
 from pytorch_kaldi_snn.config.experiment import (
     Experiment, check_paths, load_experiment, prepare_missing_data,
 )
-from pytorch_kaldi_snn.config.resolved import changed_keys, training_view
+from pytorch_kaldi_snn.config.resolved import changed_keys, same_results, training_view
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.data.loading import LoadedSet, label_sizes, load_dataset
 from pytorch_kaldi_snn.cli import run_reporting_errors
@@ -78,7 +78,8 @@ def open_log(out: Path) -> logging.Logger:
 
 def check_same_experiment(exp: Experiment, out: Path) -> bool:
     """Refuse an out_folder trained with other training-relevant settings. Returns whether the
-    saved resolved cfg is the current one in every key."""
+    saved resolved cfg is the current one in every key that can change a result (all but the
+    checkpoint interval)."""
     saved = out / RESOLVED_CFG
     old = saved.read_text() if saved.exists() else None
     if old is not None and training_view(old) != training_view(exp.cfg_text):
@@ -86,7 +87,7 @@ def check_same_experiment(exp: Experiment, out: Path) -> bool:
         raise ConfigError(f"{out} holds a run of a different cfg ({changed} differ); remove it "
                           f"or change out_folder (see {saved})", file=str(exp.cfg_path),
                           section="exp", key="out_folder")
-    return old == exp.cfg_text
+    return same_results(old, exp.cfg_text)
 
 
 def save_resolved(exp: Experiment, out: Path) -> None:
@@ -134,7 +135,7 @@ def decode_stage(exp: Experiment, forwarded: ForwardResult, log: logging.Logger)
     (a changed ``[decoding]`` or ``[forward]`` key re-decodes)."""
     out = exp.exp.out_folder
     decoded = load_json(out / DECODE_JSON)
-    if decoded is not None and decoded.get("cfg") == exp.cfg_text:
+    if decoded is not None and same_results(decoded.get("cfg"), exp.cfg_text):
         return decoded
     if not exp.forward.require_decoding:
         log.info("decoding: skipped (require_decoding = False)")

@@ -18,7 +18,7 @@ from dying_run import DIED
 from experiment_cfgs import ROOT, TINY, fake_corpus, synth_cfg
 from pytorch_kaldi_snn import run_exp
 from pytorch_kaldi_snn.config.experiment import load_experiment
-from pytorch_kaldi_snn.config.resolved import training_differences
+from pytorch_kaldi_snn.config.resolved import same_results, training_differences
 from pytorch_kaldi_snn.train import progress
 from pytorch_kaldi_snn.train.loop import CHECKPOINT
 from pytorch_kaldi_snn.train.progress import CheckpointTrigger
@@ -84,11 +84,18 @@ def test_minutes_trigger_writes_checkpoints_inside_a_real_epoch(tiny_corpus: Pat
     state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=False)
     assert state["progress"] is None and len(state["history"]) == 1  # the epoch's end is last
 
+    # another interval on the finished run: complete, nothing forwarded or decoded again
+    rc = run_exp.main([str(cfg), *_sets(out, ["exp.n_epochs_tr=1",
+                                              "exp.checkpoint_every_batches=4"])])
+    assert (rc, capsys.readouterr().err) == (0, "")
+    assert (out / "log.log").read_text().endswith("exists: the experiment is complete\n")
+
 
 # -- cfg ----------------------------------------------------------------------------------------
 
 def test_checkpoint_interval_is_not_training_relevant(tmp_path: Path) -> None:
-    """A run may be resumed with another interval (or none): the keys do not decide the weights."""
+    """A run may be resumed with another interval (or none): the keys decide neither the weights
+    nor the results."""
     corpus = fake_corpus(tmp_path / "corpus")
     cfg = synth_cfg(tmp_path, corpus)
     plain = load_experiment(cfg).cfg_text
@@ -98,6 +105,10 @@ def test_checkpoint_interval_is_not_training_relevant(tmp_path: Path) -> None:
     assert training_differences(plain, often) == []
     reseeded = load_experiment(cfg, ["exp.seed=7"]).cfg_text
     assert training_differences(plain, reseeded) == [("exp", "seed", "1234", "7")]
+    assert same_results(plain, often)
+    older = "\n".join(l for l in plain.splitlines() if not l.startswith("checkpoint_every_"))
+    assert same_results(older, plain)  # a resolved.cfg written before the keys existed
+    assert not same_results(plain, load_experiment(cfg, ["decoding.acwt=0.3"]).cfg_text)
 
 
 # -- kill inside an epoch, resume, compare ------------------------------------------------------

@@ -17,12 +17,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 BLOCK_KEYS = ("fea", "lab")
 # Sections and keys that only change forward, decoding and scoring.
 NOT_TRAINING_SECTIONS = ("cfg_proto", "forward", "decoding")
+# How often checkpoints are written changes no result (train/progress.py resumes inside an
+# epoch exactly), so these keys are neither training settings nor decoding ones.
+CHECKPOINT_KEYS = ("checkpoint_every_batches", "checkpoint_every_minutes")
 # [exp] out_folder and use_cuda: a run (or its checkpoint) moved to another folder or machine is
-# the same training; how often checkpoints are written does not change what is trained
-# (train/progress.py resumes inside an epoch exactly).
+# the same training.
 NOT_TRAINING_KEYS = {"data_use": ("forward_with",),
-                     "exp": ("prepare", "out_folder", "use_cuda", "checkpoint_every_batches",
-                             "checkpoint_every_minutes")}
+                     "exp": ("prepare", "out_folder", "use_cuda", *CHECKPOINT_KEYS)}
 
 
 def format_value(value: Any) -> str:
@@ -96,6 +97,26 @@ def training_view(text: str) -> str:
         lines.append(f"[{name}]")
         lines += [f"{k} = {v}" for k, v in sorted(parser[name].items()) if k not in skip]
     return "\n".join(lines) + "\n"
+
+
+def same_results(old: Optional[str], new: str) -> bool:
+    """Whether two resolved cfgs give the same results: equal but for :data:`CHECKPOINT_KEYS`
+    (a finished run rerun with another checkpoint interval, or written before those keys
+    existed, is complete and is not forwarded or decoded again)."""
+    if old is None:
+        return False
+    try:
+        return _without_checkpoint_keys(old) == _without_checkpoint_keys(new)
+    except configparser.Error:
+        return old == new
+
+
+def _without_checkpoint_keys(text: str) -> List[Tuple[str, List[Tuple[str, str]]]]:
+    parser = _parse(text)
+    if parser.has_section("exp"):
+        for key in CHECKPOINT_KEYS:
+            parser.remove_option("exp", key)
+    return [(name, list(parser[name].items())) for name in parser.sections()]
 
 
 def training_differences(old: str, new: str) -> List[Tuple[str, str, Optional[str], Optional[str]]]:
