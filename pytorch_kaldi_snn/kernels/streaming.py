@@ -188,7 +188,7 @@ class StreamingSNN:
     @torch.no_grad()
     def step(self, frame: Tensor) -> Tensor:
         """One (m,) frame in, the last layer's Ŷ (n,) or the readout's (out,) scores out."""
-        x = frame.to(self.layers[0].weight.dtype).contiguous()
+        x = frame.to(self.layers[0].weight).contiguous()  # its dtype and device
         for layer in self.layers:
             layer.step(x)
             x = layer.y

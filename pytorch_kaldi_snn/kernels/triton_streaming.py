@@ -25,6 +25,8 @@ other programs write Ŷ[n], so Ŷ[n] goes to the other buffer (``y_out``) and th
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import triton
 import triton.language as tl
@@ -88,9 +90,9 @@ def stream_step(x, weight, bias, w_rec, alpha, beta, scal, i_buf, v_buf, y_in, y
     tl.atomic_add(count, tl.sum(((y != 0) & cok).to(tl.int64), axis=0))
 
 
-def launch(x: Tensor, weight: Tensor, bias: Tensor, w_rec: Tensor | None, alpha: Tensor,
-           beta: Tensor | None, scal: Tensor, i: Tensor, v: Tensor, y_in: Tensor, y_out: Tensor,
-           count: Tensor) -> None:
+def launch(x: Tensor, weight: Tensor, bias: Tensor, w_rec: Optional[Tensor], alpha: Tensor,
+           beta: Optional[Tensor], scal: Tensor, i: Tensor, v: Tensor, y_in: Tensor,
+           y_out: Tensor, count: Tensor) -> None:
     """One layer's frame (see :func:`stream_step`); asynchronous on CUDA."""
     n = alpha.numel()
     grid = (triton.cdiv(n, STREAM_TILES["BN"]),)
