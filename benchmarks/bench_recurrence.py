@@ -25,7 +25,9 @@ CUDA section (key ``cuda``, only where ``torch.cuda.is_available()``; otherwise 
 GPU with the kernel :mod:`pytorch_kaldi_snn.kernels.backend` picks (Triton), 1,000 frames
 (``--cuda-frames``), training frames/s against cuDNN ``nn.GRU``/``nn.LSTM``, v2's FLOP/s against
 an 8192³ float32 GEMM, peak memory of a training pass against the GRU's, and batch-1 streaming
-latency against a ``GRUCell`` stack on the GPU.
+latency (each frame synchronised) of every spiking stack against ``GRUCell``/``LSTMCell``
+stacks on the GPU, with the kernel the back end picks (``stream_kernel``: Triton, one launch per
+layer and frame) and, for v2, also with the PyTorch-operator path (``v2_torch_ops``).
 """
 from __future__ import annotations
 
@@ -37,12 +39,13 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
+from unittest import mock
 
 import torch
 from torch import nn
 
-from pytorch_kaldi_snn.kernels import native
+from pytorch_kaldi_snn.kernels import backend, native
 from pytorch_kaldi_snn.kernels.streaming import StreamingSNN
 from pytorch_kaldi_snn.layers import spiking_stack
 
@@ -253,14 +256,43 @@ def peak_training_bytes(fn: Callable[[], None]) -> int:
     return torch.cuda.max_memory_allocated() - base
 
 
+def each_frame_synchronised(step: Callable[[torch.Tensor], object]
+                            ) -> Callable[[torch.Tensor], None]:
+    """``step`` then a CUDA synchronisation: a streaming frame's latency is until its output
+    is ready, not until its kernels are queued."""
+    def run(frame: torch.Tensor) -> None:
+        step(frame)
+        torch.cuda.synchronize()
+    return run
+
+
+def cuda_streaming(args: argparse.Namespace, frames: torch.Tensor
+                   ) -> Tuple[Dict[str, Callable[[], None]], Dict[str, StreamingSNN]]:
+    """Batch-1 streaming on the GPU, each frame synchronised: every spiking stack with the
+    kernel the back end picks (Triton, one launch per layer and frame), v2 also on the
+    PyTorch-operator path (``v2_torch_ops``, the path before that kernel), GRUCell/LSTMCell."""
+    streamers: Dict[str, StreamingSNN] = {}
+    for key, variant in VARIANTS.items():
+        stack = make_stack(variant, "fused").to(frames.device)
+        calibrate_sparsity(stack, frames, args.target_zeros)
+        streamers[key] = StreamingSNN(stack)
+        if key == "v2":
+            with mock.patch.dict(os.environ, {backend.KERNEL_ENV: "torch"}):
+                streamers["v2_torch_ops"] = StreamingSNN(stack)
+    fns = {key: stream_utterance(each_frame_synchronised(streamer.step), frames)
+           for key, streamer in streamers.items()}
+    for name, cell in (("grucell", nn.GRUCell), ("lstmcell", nn.LSTMCell)):
+        step = cell_stack_step(cell, str(frames.device))
+        fns[name] = stream_utterance(each_frame_synchronised(step), frames)
+    return fns, streamers
+
+
 def cuda_section(args: argparse.Namespace) -> Dict[str, object]:
     """The issue's GPU configuration (2 x 550, batch 64, --cuda-frames frames, fwd + bwd, and
     batch-1 streaming) against cuDNN GRU/LSTM in this process; says so when there is no GPU."""
     if not torch.cuda.is_available():
         print("CUDA: no CUDA device here, the CUDA figures were NOT measured")
         return {"measured": False, "reason": "no CUDA device: CUDA figures not measured"}
-    from pytorch_kaldi_snn.kernels import backend
-
     steps, dev = args.cuda_frames, "cuda"
     x = torch.randn(steps, B, M, device=dev)
     models: Dict[str, nn.Module] = {"gru": nn.GRU(M, N, LAYERS).to(dev),
@@ -276,13 +308,7 @@ def cuda_section(args: argparse.Namespace) -> Dict[str, object]:
     gemm = 2.0 * 8192 ** 3 / seconds["gemm"]
     v2_flops = v2_training_flops(steps) * fps["v2"] / (steps * B)
     frames = x[:, 0, :]
-    stream = {}
-    for key, variant in VARIANTS.items():
-        stack = make_stack(variant, "fused").to(dev)
-        calibrate_sparsity(stack, frames, args.target_zeros)
-        stream[key] = synchronised(stream_utterance(StreamingSNN(stack).step, frames))
-    stream["grucell"] = synchronised(stream_utterance(cell_stack_step(nn.GRUCell, dev), frames))
-    stream["lstmcell"] = synchronised(stream_utterance(cell_stack_step(nn.LSTMCell, dev), frames))
+    stream, streamers = cuda_streaming(args, frames)
     medians = interleaved_medians(stream, args.reps)
     latency = {name: value / steps for name, value in medians.items()}
     result = {
@@ -290,11 +316,14 @@ def cuda_section(args: argparse.Namespace) -> Dict[str, object]:
         "kernel": backend.choose(x), "train_frames_per_s": fps, "peak_bytes": peak,
         "gemm_flops_per_s": gemm, "v2_train_flops_per_s": v2_flops,
         "stream_seconds_per_frame": latency,
+        "stream_kernel": {key: streamer.kernel for key, streamer in streamers.items()},
         "ratios": {
             **{f"{key}_train_vs_{base}": fps[key] / fps[base]
                for key in VARIANTS for base in ("gru", "lstm")},
             "v2_gemm_efficiency": v2_flops / gemm,
-            "v2_stream_vs_grucell": latency["v2"] / latency["grucell"],
+            **{f"{key}_stream_vs_grucell": latency[key] / latency["grucell"] for key in VARIANTS},
+            "v2_stream_vs_lstmcell": latency["v2"] / latency["lstmcell"],
+            "v2_stream_triton_vs_torch_ops": latency["v2"] / latency["v2_torch_ops"],
             **{f"{key}_peak_memory_vs_gru": peak[key] / peak["gru"] for key in VARIANTS},
         }}
     print(f"CUDA ({result['device']}, {steps} frames, kernel {result['kernel']}):")

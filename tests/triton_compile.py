@@ -1,8 +1,9 @@
-"""Compile every Triton kernel specialisation the fused recurrence launches, for a CUDA target,
-without a GPU; run in a subprocess by tests/test_triton_kernels.py.
+"""Compile every Triton kernel specialisation the fused recurrence and batch-1 streaming launch,
+for a CUDA target, without a GPU; run in a subprocess by tests/test_triton_kernels.py.
 
 ``python tests/triton_compile.py OUT.json [ARCH]`` (ARCH default 90, the H100/H200) compiles with
-the tiles and options of ``kernels.triton_fused`` and Triton's bundled ptxas, then reads each
+the tiles and options of ``kernels.triton_fused`` / ``kernels.triton_streaming`` and Triton's
+bundled ptxas, then reads each
 cubin's registers and stack bytes with the bundled ``cuobjdump``. The interpreter tests check what
 the kernels compute; this checks that the compiler accepts them (it is stricter than the
 interpreter: dtypes of ``tl.dot`` accumulators, one return per function) and that they do not
@@ -18,13 +19,14 @@ import sys
 import tempfile
 from typing import Dict, Iterator, Optional, Tuple
 
-INTS = {"T", "B", "n"}
+INTS = {"T", "B", "n", "m"}
+POINTERS = {"count": "*i64"}  # pointer arguments not of the data's dtype
 Spec = Tuple[str, str, Dict[str, object]]  # kernel name, dtype, constexprs (None = no pointer)
 
 
 def specialisations() -> Iterator[Spec]:
     """What ``TritonRecurrence`` launches: traditional (β fixed or learned), v1, v2; every
-    surrogate code in float32, one in float64."""
+    surrogate code in float32, one in float64. Then ``triton_streaming.launch``'s three."""
     from pytorch_kaldi_snn.kernels.fused import _SURROGATE_CODE
 
     for dtype in ("fp32", "fp64"):
@@ -41,6 +43,22 @@ def specialisations() -> Iterator[Spec]:
             yield "pointwise_bwd", dtype, {"GATED": True, "LEARN_BETA": False, "KIND": kind,
                                            "beta": None, "d_beta": None}
             yield "v2_bwd", dtype, {"KIND": kind}
+    for dtype in ("fp32", "fp64"):
+        yield "stream_step", dtype, {"GATED": False, "RECURRENT": False, "w_rec": None}
+        yield "stream_step", dtype, {"GATED": True, "RECURRENT": False, "w_rec": None,
+                                     "beta": None}
+        yield "stream_step", dtype, {"GATED": True, "RECURRENT": True, "beta": None}
+
+
+def _kernel(name: str):
+    """The jit function called ``name`` and the tiles its launch uses."""
+    from pytorch_kaldi_snn.kernels import triton_fused, triton_streaming
+    from pytorch_kaldi_snn.kernels import triton_kernels as tk
+
+    if name == "stream_step":
+        return triton_streaming.stream_step, triton_streaming.STREAM_TILES
+    tiles = triton_fused.V2_TILES if name.startswith("v2") else triton_fused.POINTWISE_TILES
+    return getattr(tk, name), tiles
 
 
 def _usage(cubin: bytes, bindir: str) -> Optional[Dict[str, int]]:
@@ -63,16 +81,14 @@ def compile_all(arch: int) -> Dict[str, object]:
     from triton.compiler import ASTSource
 
     from pytorch_kaldi_snn.kernels import triton_fused
-    from pytorch_kaldi_snn.kernels import triton_kernels as tk
 
     bindir = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
     report = {}
     for name, dtype, consts in specialisations():
-        fn = getattr(tk, name)
-        tiles = triton_fused.V2_TILES if name.startswith("v2") else triton_fused.POINTWISE_TILES
+        fn, tiles = _kernel(name)
         consts = {**consts, **tiles}
-        signature = {arg: "constexpr" if arg in consts else "i32" if arg in INTS else f"*{dtype}"
-                     for arg in fn.arg_names}
+        signature = {arg: "constexpr" if arg in consts else "i32" if arg in INTS
+                     else POINTERS.get(arg, f"*{dtype}") for arg in fn.arg_names}
         kernel = triton.compile(ASTSource(fn, signature, consts),
                                 target=GPUTarget("cuda", arch, 32), options=triton_fused.OPTIONS)
         label = "-".join([name, dtype] + [f"{k}={v}" for k, v in sorted(consts.items())

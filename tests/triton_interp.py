@@ -5,7 +5,10 @@ must be set before triton is imported, which is why the tests run this in a chil
 the variable never reaches the rest of the suite). For every case in :data:`CASES` it runs the
 reference loop (``layers.recurrence``) and the fused entry point forced to the Triton kernels,
 and writes per result (Ŷ, v_max, final I, V, Ŷ, then each gradient) the largest absolute
-difference, plus which kernel the back end chose. Importing this module runs nothing.
+difference, plus which kernel the back end chose. For every case in :data:`STREAM_CASES` it
+streams an utterance frame by frame through ``StreamingSNN`` on the Triton kernel
+(``kernels.triton_streaming``) and compares with the same stack streamed by the PyTorch-operator
+path and with its dense eval-mode forward. Importing this module runs nothing.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import json
 import logging
 import os
 import sys
-from typing import Dict, List, NamedTuple
+from typing import Dict, List, NamedTuple, Tuple
 
 
 class Case(NamedTuple):
@@ -53,6 +56,33 @@ def _cases() -> List[Case]:
 
 
 CASES = _cases()
+
+
+class StreamCase(NamedTuple):
+    """A stack (m -> sizes) streamed for ``frames`` frames. The tiles are BN = 32 neurons and
+    BK = 64 input rows, so m = 70 with a first layer of 70 needs several of both (and v2's
+    recurrent product two row tiles); each launch costs the interpreter 20-150 ms, so the long
+    and the N/k cases are narrow."""
+    variant: str
+    n_bits: int
+    k: int
+    frames: int
+    m: int = 16
+    sizes: Tuple[int, ...] = (24,)
+    batchnorm: bool = True
+    dtype: str = "float64"
+
+    @property
+    def name(self) -> str:
+        return "stream-" + "-".join(str(v) for v in self).replace(", ", "x")
+
+
+STREAM_CASES = [case for variant in ("traditional", "v1", "v2") for case in (
+    StreamCase(variant, 3, 1, 200, sizes=(24, 12)),
+    StreamCase(variant, 1, 0, 40), StreamCase(variant, 6, 4, 40),
+    StreamCase(variant, 4, 2, 16, 70, (70, 20)))]
+STREAM_CASES += [StreamCase("v2", 4, 2, 40, batchnorm=False),
+                 StreamCase("v2", 6, 3, 60, 40, (48,), True, "float32")]
 
 
 def _inputs(case: Case, seed: int):
@@ -114,6 +144,87 @@ def compare(case: Case, seed: int) -> Dict[str, object]:
             "scale": [float(r.detach().abs().max()) for r in ref]}
 
 
+def _stream_stack(case: StreamCase, seed: int):
+    """A stack with batch-norm statistics and b from a few training passes, in eval mode."""
+    import torch
+
+    from pytorch_kaldi_snn.layers import spiking_stack
+
+    torch.manual_seed(seed)
+    dt = getattr(torch, case.dtype)
+    depth = len(case.sizes)
+    kwargs = {"betas": [0.8, 0.7][:depth]} if case.variant == "traditional" else {}
+    stack = spiking_stack(case.variant, case.m, case.sizes, n_bits=[case.n_bits] * depth,
+                          thresholds=[case.k] * depth, surrogates=["ste"] * depth,
+                          alphas=[0.9, 1.0][:depth], dropouts=[0.0] * depth,
+                          batchnorms=[case.batchnorm] * depth, b_init=2.0, impl="loop",
+                          **kwargs).to(dt).train()
+    with torch.no_grad():
+        for _ in range(3):
+            stack(torch.randn(15, 4, case.m, dtype=dt))
+    return stack.eval()
+
+
+def stream_compare(case: StreamCase, seed: int) -> Dict[str, object]:
+    """Triton streaming vs the PyTorch-operator streaming and the dense eval forward: largest
+    differences, level flips, non-zero counts, and a reset that replays the same outputs."""
+    import torch
+
+    from pytorch_kaldi_snn.kernels.streaming import StreamingSNN
+
+    stack = _stream_stack(case, seed)
+    dt = getattr(torch, case.dtype)
+    utterance = 1.5 * torch.randn(case.frames, case.m, dtype=dt,
+                                  generator=torch.Generator().manual_seed(seed))
+    outputs = []
+    with torch.no_grad():
+        x = utterance[:, None, :]
+        for layer in stack:
+            x = layer(x)
+            outputs.append(x[:, 0])
+    dense = outputs[-1]
+    os.environ["PYTORCH_KALDI_SNN_KERNEL"] = "torch"
+    reference = StreamingSNN(stack)
+    ops = reference.run(utterance)
+    os.environ["PYTORCH_KALDI_SNN_KERNEL"] = "triton"
+    stream = StreamingSNN(stack)
+    got = stream.run(utterance)
+    active = stream.active_outputs
+    state_error = max(float((getattr(a, key) - getattr(b, key)).abs().max())
+                      for a, b in zip(stream.layers, reference.layers) for key in ("i", "v"))
+    state_scale = max(float(getattr(layer, key).abs().max())
+                      for layer in reference.layers for key in ("i", "v"))
+    stream.reset()
+    replay = stream.run(utterance[:10])
+    level = float(stack[-1].tracker.b) / 2 ** case.n_bits
+    return {"kernel": stream.kernel, "level": level,
+            "error_vs_ops": float((got - ops).abs().max()), "state_error_vs_ops": state_error,
+            "state_scale": state_scale,
+            "error_vs_dense": float((got - dense).abs().max()),
+            "level_flips_vs_ops": int(((got - ops).abs() > level / 2).sum()),
+            "level_flips_vs_dense": int(((got - dense).abs() > level / 2).sum()),
+            "active": active, "dense_active": [int((y != 0).sum()) for y in outputs],
+            "nonzero_fraction": [float((y != 0).double().mean()) for y in outputs],
+            "replay_equal": bool(torch.equal(replay, got[:10])),
+            "frames_after_reset": stream.frames}
+
+
+def stream_readout_check() -> Dict[str, object]:
+    """The readout on Triton-streamed outputs equals the dense eval forward's scores."""
+    import torch
+
+    from pytorch_kaldi_snn.kernels.streaming import StreamingSNN
+
+    case = StreamCase("v2", 3, 1, 30)
+    stack = _stream_stack(case, 7)
+    readout = torch.nn.Linear(case.sizes[-1], 5).double()
+    utterance = torch.randn(case.frames, case.m, dtype=torch.float64)
+    with torch.no_grad():
+        dense = readout(stack(utterance[:, None, :])[:, 0])
+    scores = StreamingSNN(stack, readout).run(utterance)
+    return {"error": float((scores - dense).abs().max()), "scale": float(dense.abs().max())}
+
+
 def layer_check() -> Dict[str, object]:
     """A v2 layer in training (dropout, batch norm) with ``impl="fused"`` vs ``impl="loop"``:
     output and every parameter gradient."""
@@ -165,6 +276,8 @@ def main(out: str) -> int:
     logging.getLogger("pytorch_kaldi_snn.kernels.backend").addHandler(handler)
     logging.getLogger("pytorch_kaldi_snn.kernels.backend").setLevel(logging.INFO)
     report = {case.name: compare(case, seed) for seed, case in enumerate(CASES)}
+    report.update({case.name: stream_compare(case, seed) for seed, case in enumerate(STREAM_CASES)})
+    report["stream_readout"] = stream_readout_check()
     report["layer"] = layer_check()
     report["half"] = half_check()
     report["log"] = records

@@ -11,8 +11,10 @@
 ``torch``   PyTorch operators per time step (any device and dtype)
 =========== ==========================================================================
 
-A forced choice that cannot run raises :class:`ConfigError` instead of falling back. The
-streaming path (:class:`.streaming.StreamingSNN`) uses the C kernel unless ``torch`` is forced.
+A forced choice that cannot run raises :class:`ConfigError` instead of falling back. Batch-1
+streaming (:class:`.streaming.StreamingSNN`) follows the same rule through
+:func:`streaming_kernel`: ``triton`` is :mod:`.triton_streaming` (one launch per layer and
+frame), ``native`` the C ``stream_step``, ``torch`` PyTorch operators.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 KERNEL_ENV = "PYTORCH_KALDI_SNN_KERNEL"
 KERNELS = ("auto", "triton", "native", "torch")
 _REPLACED_ENV = "PYTORCH_KALDI_SNN_NATIVE"  # the earlier switch; ignoring it would mislead
-_logged: Set[Tuple[str, str, torch.dtype]] = set()
+_logged: Set[Tuple[str, str, str, torch.dtype]] = set()
 
 
 def requested() -> str:
@@ -60,36 +62,46 @@ def _native_ok(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and native.load(x.dtype) is not None
 
 
-def choose(x: torch.Tensor) -> str:
-    """``triton``, ``native`` or ``torch`` for a time loop over ``x``; logged once per kind."""
+def _pick(x: torch.Tensor) -> Tuple[str, str]:
+    """(kernel that runs on ``x``, value asked for); a forced kernel that cannot run raises."""
     want = requested()
     if want == "auto":
         if x.device.type == "cuda" and triton_unavailable(x.device) is None:
-            name = "triton"
-        else:
-            name = "native" if _native_ok(x) else "torch"
-    elif want == "triton":
+            return "triton", want
+        return ("native" if _native_ok(x) else "torch"), want
+    if want == "triton":
         reason = triton_unavailable(x.device)
         if reason is not None:
             raise ConfigError(f"{KERNEL_ENV}=triton: {reason}")
-        name = want
-    elif want == "native":
-        if not _native_ok(x):
-            raise ConfigError(f"{KERNEL_ENV}=native: the C kernels need CPU float32/float64 "
-                              f"tensors and a C compiler (got {x.device.type} {x.dtype})")
-        name = want
-    else:
-        name = want
-    key = (name, x.device.type, x.dtype)
+    elif want == "native" and not _native_ok(x):
+        raise ConfigError(f"{KERNEL_ENV}=native: the C kernels need CPU float32/float64 "
+                          f"tensors and a C compiler (got {x.device.type} {x.dtype})")
+    return want, want
+
+
+def _log_once(what: str, name: str, x: torch.Tensor, want: str) -> None:
+    key = (what, name, x.device.type, x.dtype)
     if key not in _logged:
         _logged.add(key)
-        log.info("fused spiking recurrence: %s kernels (%s, %s; %s=%s)", name, x.device.type,
-                 x.dtype, KERNEL_ENV, want)
+        log.info("%s: %s kernels (%s, %s; %s=%s)", what, name, x.device.type, x.dtype,
+                 KERNEL_ENV, want)
+
+
+def choose(x: torch.Tensor) -> str:
+    """``triton``, ``native`` or ``torch`` for a time loop over ``x``; logged once per kind."""
+    name, want = _pick(x)
+    _log_once("fused spiking recurrence", name, x, want)
     return name
 
 
-def streaming_lib(weight: torch.Tensor) -> Optional[object]:
-    """The C library for batch-1 streaming on ``weight``'s device and dtype, or None."""
-    if requested() == "torch" or weight.device.type != "cpu":
-        return None
-    return native.load(weight.dtype)
+def streaming_kernel(weight: torch.Tensor) -> str:
+    """``triton``, ``native`` or ``torch`` for batch-1 streaming on ``weight``'s device and
+    dtype (float32/float64 for Triton: its quantiser runs in the state's dtype); logged."""
+    name, want = _pick(weight)
+    if name == "triton" and weight.dtype not in (torch.float32, torch.float64):
+        if want == "triton":
+            raise ConfigError(f"{KERNEL_ENV}=triton: streaming needs float32/float64 weights "
+                              f"(got {weight.dtype})")
+        name = "torch"
+    _log_once("streaming inference", name, weight, want)
+    return name

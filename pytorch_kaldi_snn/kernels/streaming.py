@@ -10,8 +10,11 @@ In eval mode batch norm is the affine map ``(z − μ)·s + shift`` with s = wei
 is folded into the projection once: ``W' = W·s``, ``bias' = (bias − μ)·s + shift``. The result
 equals the layer's dense eval-mode forward (up to float rounding), frame by frame.
 
-Each layer's frame is one call into the native kernel ``stream_step`` (:mod:`.native`); without
-it the same computation runs as PyTorch operators (``index_select`` of the active rows).
+Each layer's frame is one call into a kernel that :func:`.backend.streaming_kernel` picks (and
+logs): on CUDA tensors one Triton launch (:mod:`.triton_streaming`, the weight rows of zero
+inputs masked off the loads, nothing synchronises with the host); on the CPU the native C kernel
+``stream_step`` (:mod:`.native`); otherwise, or with ``PYTORCH_KALDI_SNN_KERNEL=torch``, the
+same computation as PyTorch operators (``index_select`` of the active rows).
 
 Example::
 
@@ -25,9 +28,7 @@ Example::
 """
 from __future__ import annotations
 
-import ctypes
-import logging
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -36,11 +37,14 @@ from pytorch_kaldi_snn.kernels import backend, native
 from pytorch_kaldi_snn.layers.spiking import LIFLayer, SpikingLayer
 from pytorch_kaldi_snn.neurons.quantizer import quantize_level
 
-log = logging.getLogger(__name__)
-
 
 class _FrozenLayer:
-    """One layer's eval-mode constants (BN folded) and its batch-1 state."""
+    """One layer's eval-mode constants (BN folded), its batch-1 state and the kernel it runs.
+
+    ``use(kernel)`` picks ``triton``, ``native`` or ``torch`` (:func:`.backend.streaming_kernel`).
+    ``active`` counts the non-zero outputs since the last reset: a Python int, or for Triton an
+    int64 tensor on the device that the kernel adds to, so no frame waits for the host.
+    """
 
     def __init__(self, layer: SpikingLayer) -> None:
         if not isinstance(layer, SpikingLayer) or layer.reading != "paper":
@@ -60,22 +64,52 @@ class _FrozenLayer:
         self.gamma = float(self.k * (self.b / 2 ** self.n_bits))
         self.qmax = float(2 ** self.n_bits - 1)
         self.c = 1.0  # R = Ŷ (reset "output", the only mode)
+
+    def use(self, kernel: str) -> None:
+        """Run frames with ``kernel`` from a zero state."""
+        self.kernel = kernel
+        self.lib = native.load(self.weight.dtype) if kernel == "native" else None
+        if kernel == "triton":
+            from pytorch_kaldi_snn.kernels import triton_streaming  # imports triton
+
+            self.scal = triton_streaming.scalars(self.c, self.delta, self.gamma, self.qmax,
+                                                 self.weight)
         self.reset()
 
     def reset(self) -> None:
         """Zero state, as the layers start every utterance."""
         self.i, self.v, self.y = (self.bias.new_zeros(self.n) for _ in range(3))
+        self.y_next = self.bias.new_zeros(self.n)  # Triton writes Ŷ[n] here (double buffer)
         self.acc = torch.empty_like(self.bias)
+        self.active: Union[int, Tensor] = 0
+        if self.kernel == "triton":
+            self.active = torch.zeros((), dtype=torch.int64, device=self.bias.device)
 
-    def step_native(self, lib: ctypes.CDLL, x: Tensor) -> int:
+    def step(self, x: Tensor) -> None:
+        """One frame with this layer's kernel: I, V, Ŷ (``self.y``) and ``active`` updated."""
+        if self.kernel == "triton":
+            self._step_triton(x)
+        elif self.kernel == "native":
+            self.active += self._step_native(x)
+        else:
+            self.active += self._step_torch(x)
+
+    def _step_triton(self, x: Tensor) -> None:
+        from pytorch_kaldi_snn.kernels import triton_streaming
+
+        triton_streaming.launch(x, self.weight, self.bias, self.w_rec, self.alpha, self.beta,
+                                self.scal, self.i, self.v, self.y, self.y_next, self.active)
+        self.y, self.y_next = self.y_next, self.y
+
+    def _step_native(self, x: Tensor) -> int:
         """One frame in the native kernel; returns the number of non-zero outputs."""
         ptr = native.ptr
-        return lib.stream_step(x.numel(), self.n, ptr(x), ptr(self.weight), ptr(self.bias),
-                               ptr(self.w_rec), ptr(self.alpha), ptr(self.beta), ptr(self.i),
-                               ptr(self.v), ptr(self.y), ptr(self.acc), self.c, self.delta,
-                               self.gamma, self.qmax)
+        return self.lib.stream_step(x.numel(), self.n, ptr(x), ptr(self.weight), ptr(self.bias),
+                                    ptr(self.w_rec), ptr(self.alpha), ptr(self.beta),
+                                    ptr(self.i), ptr(self.v), ptr(self.y), ptr(self.acc),
+                                    self.c, self.delta, self.gamma, self.qmax)
 
-    def step_torch(self, x: Tensor) -> int:
+    def _step_torch(self, x: Tensor) -> int:
         """The same frame as PyTorch operators."""
         acc = _active_rows(x, self.weight) + self.bias
         if self.w_rec is not None:
@@ -125,35 +159,38 @@ class StreamingSNN:
     ``step(frame)`` takes one (m,) feature frame and returns the last layer's Ŷ (n,) or the
     readout's (out,) scores; ``reset()`` starts a new utterance. ``active_outputs`` counts, per
     layer, the non-zero outputs since the last reset: the rows of the next layer's W (and of
-    the layer's own W_r) that were used.
+    the layer's own W_r) that were used; reading it synchronises a CUDA stream, stepping does
+    not. ``kernel`` names the kernel that runs every layer's frame (logged when chosen).
     """
 
     def __init__(self, layers: Iterable[SpikingLayer], readout: Optional[nn.Linear] = None) -> None:
         self.layers: List[_FrozenLayer] = [_FrozenLayer(layer) for layer in layers]
         if not self.layers:
             raise ValueError("StreamingSNN needs at least one spiking layer")
+        self.kernel = backend.streaming_kernel(self.layers[0].weight)
+        for layer in self.layers:
+            layer.use(self.kernel)
         self.readout_t = None if readout is None else readout.weight.detach().t().contiguous()
         self.readout_b = None if readout is None else readout.bias
-        weight = self.layers[0].weight
-        self.lib = backend.streaming_lib(weight)
-        log.info("streaming inference: %s", "native C kernel" if self.lib else "PyTorch operators")
         self.frames = 0
-        self.active_outputs = [0] * len(self.layers)
+
+    @property
+    def active_outputs(self) -> List[int]:
+        """Per layer, the non-zero outputs since the last reset."""
+        return [int(layer.active) for layer in self.layers]
 
     def reset(self) -> None:
         """Forget the state: the next frame starts a new utterance."""
         for layer in self.layers:
             layer.reset()
         self.frames = 0
-        self.active_outputs = [0] * len(self.layers)
 
     @torch.no_grad()
     def step(self, frame: Tensor) -> Tensor:
         """One (m,) frame in, the last layer's Ŷ (n,) or the readout's (out,) scores out."""
-        x = frame.to(self.layers[0].weight.dtype).contiguous()
-        for index, layer in enumerate(self.layers):
-            active = layer.step_native(self.lib, x) if self.lib is not None else layer.step_torch(x)
-            self.active_outputs[index] += active
+        x = frame.to(self.layers[0].weight).contiguous()  # its dtype and device
+        for layer in self.layers:
+            layer.step(x)
             x = layer.y
         self.frames += 1
         if self.readout_t is None:

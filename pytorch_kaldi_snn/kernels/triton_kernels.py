@@ -93,19 +93,29 @@ def _dot(a, b, acc):
 
 
 @triton.jit
-def pointwise_fwd(inp, mask, alpha, beta, scal, i_buf, v_buf, y_buf, f_buf, c_buf, T, B, n,
-                  GATED: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr):
-    """Traditional (GATED=False, ``inp`` = drive (T,B,n)) or v1 (``inp`` = gates (T,B,2n)).
-    Pointers a variant does not use (β for v1; F, C for the traditional layer) may be None."""
+def _pointwise_tile(alpha, mask, B, n, GATED: tl.constexpr, BB: tl.constexpr,
+                    BN: tl.constexpr):
+    """This program's tile of (batch rows x neurons), shared by the forward and the backward:
+    neuron indices, in-bounds mask, offsets into (B, n) and into the (B, width) input (width =
+    2n for the gates), α as a row and the dropout mask of the tile."""
     rows = tl.program_id(0) * BB + tl.arange(0, BB)
     cols = tl.program_id(1) * BN + tl.arange(0, BN)
     ok = (rows[:, None] < B) & (cols[None, :] < n)
     x = rows[:, None] * n + cols[None, :]
     width = 2 * n if GATED else n
     g = rows[:, None] * width + cols[None, :]
-    c, delta, gamma, qmax = tl.load(scal), tl.load(scal + 1), tl.load(scal + 2), tl.load(scal + 3)
     a = tl.load(alpha + cols, mask=cols < n, other=0.0)[None, :]
     m = tl.load(mask + x, mask=ok, other=0.0)
+    return cols, ok, x, g, width, a, m
+
+
+@triton.jit
+def pointwise_fwd(inp, mask, alpha, beta, scal, i_buf, v_buf, y_buf, f_buf, c_buf, T, B, n,
+                  GATED: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr):
+    """Traditional (GATED=False, ``inp`` = drive (T,B,n)) or v1 (``inp`` = gates (T,B,2n)).
+    Pointers a variant does not use (β for v1; F, C for the traditional layer) may be None."""
+    cols, ok, x, g, width, a, m = _pointwise_tile(alpha, mask, B, n, GATED, BB, BN)
+    c, delta, gamma, qmax = tl.load(scal), tl.load(scal + 1), tl.load(scal + 2), tl.load(scal + 3)
     i, v, y = tl.load(i_buf + x, mask=ok), tl.load(v_buf + x, mask=ok), tl.load(y_buf + x, mask=ok)
     if not GATED:
         bt = tl.load(beta + cols, mask=cols < n, other=0.0)[None, :]
@@ -132,15 +142,8 @@ def pointwise_bwd(gy, i_buf, v_buf, f_buf, c_buf, mask, alpha, beta, scal, dv_c,
                   KIND: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr):
     """Reverse loop of :func:`pointwise_fwd`. Carries (B,n) in, final carries out (the initial
     state's gradients); d_alpha/d_beta (B,n) receive Σ_t over each row, summed by the caller."""
-    rows = tl.program_id(0) * BB + tl.arange(0, BB)
-    cols = tl.program_id(1) * BN + tl.arange(0, BN)
-    ok = (rows[:, None] < B) & (cols[None, :] < n)
-    x = rows[:, None] * n + cols[None, :]
-    width = 2 * n if GATED else n
-    g = rows[:, None] * width + cols[None, :]
+    cols, ok, x, g, width, a, m = _pointwise_tile(alpha, mask, B, n, GATED, BB, BN)
     c, gamma, b = tl.load(scal), tl.load(scal + 2), tl.load(scal + 4)
-    a = tl.load(alpha + cols, mask=cols < n, other=0.0)[None, :]
-    m = tl.load(mask + x, mask=ok, other=0.0)
     if not GATED:
         bt = tl.load(beta + cols, mask=cols < n, other=0.0)[None, :]
     dvc = tl.load(dv_c + x, mask=ok, other=0.0)
