@@ -88,6 +88,8 @@ class ExpSettings:
     n_epochs_tr: int
     prepare: Optional[str]  # shell command that creates missing data (built-in corpus recipe)
     on_nonfinite: str  # "stop" the run or "skip" the batch when training meets NaN/Inf
+    multi_gpu: bool  # data-parallel over the processes torchrun starts (train/distributed.py)
+    sync_batchnorm: bool  # batch-norm statistics over all processes' frames (multi_gpu only)
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,8 @@ def _parse_exp(sec: Section) -> ExpSettings:
         n_epochs_tr=get_int(sec, "n_epochs_tr", min=1),
         prepare=get_str(sec, "prepare", default=None),
         on_nonfinite=get_str(sec, "on_nonfinite", choices=ON_NONFINITE, default="stop"),
+        multi_gpu=get_bool(sec, "multi_gpu", default=False),
+        sync_batchnorm=get_bool(sec, "sync_batchnorm", default=True),
     )
 
 

@@ -8,7 +8,7 @@ utterances (split only beyond ``max_seq_length_valid``), sorted by length to lim
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, NamedTuple
+from typing import Dict, Iterator, List, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -47,13 +47,15 @@ def cut(data: LoadedSet, max_len: int) -> List[Piece]:
     return pieces
 
 
-def make_batch(data: LoadedSet, pieces: List[Piece]) -> Batch:
-    """Pad ``pieces`` to the longest one."""
-    length = max(p.end - p.start for p in pieces)
+def make_batch(data: LoadedSet, pieces: List[Piece], length: Optional[int] = None) -> Batch:
+    """Pad ``pieces`` to ``length`` frames, by default to the longest one (features keep the
+    set's dtype: float32 as loaded, float64 in tests that compare runs to the last bits)."""
+    if length is None:
+        length = max(p.end - p.start for p in pieces)
     features = {}
     for name, table in data.features.items():
-        dim = next(iter(table.values())).shape[1]
-        array = np.zeros((length, len(pieces), dim), dtype=np.float32)
+        first = next(iter(table.values()))
+        array = np.zeros((length, len(pieces), first.shape[1]), dtype=first.dtype)
         for b, p in enumerate(pieces):
             array[: p.end - p.start, b] = table[p.utt][p.start:p.end]
         features[name] = torch.from_numpy(array)

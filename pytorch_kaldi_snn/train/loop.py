@@ -5,6 +5,11 @@ the data order (:func:`~pytorch_kaldi_snn.data.batching.train_order`) and torch'
 (dropout). A checkpoint holds the model, the optimisers, the schedulers and the history, so
 rerunning after a crash repeats the interrupted epoch from the same state and ends with the
 same weights as an uninterrupted run.
+
+Data-parallel runs (torchrun) go through the hooks of a
+:class:`~pytorch_kaldi_snn.train.distributed.World`: which share of each batch this process
+computes, the weight of its loss, the sums of gradients and evaluation counts, who writes. The
+default world is one process, where every hook is the identity.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from pytorch_kaldi_snn.config.experiment import Experiment
-from pytorch_kaldi_snn.data.batching import Batch, eval_batches, train_batches
+from pytorch_kaldi_snn.data.batching import Batch, eval_batches, train_order
 from pytorch_kaldi_snn.data.loading import LoadedSet
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, real_frames, reset_counters
@@ -28,6 +33,7 @@ from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, real_frame_mas
 from pytorch_kaldi_snn.train import guards
 from pytorch_kaldi_snn.config.resolved import training_differences
 from pytorch_kaldi_snn.train.checkpoint import load_torch, save_torch
+from pytorch_kaldi_snn.train.distributed import World
 from pytorch_kaldi_snn.train.optimizers import make_optimizer
 from pytorch_kaldi_snn.train.scheduler import HalvingScheduler
 
@@ -48,17 +54,19 @@ def epoch_seed(seed: int, epoch: int) -> int:
 @torch.no_grad()
 def evaluate(model: AcousticModel, data: LoadedSet, exp: Experiment, device: torch.device,
              desc: str, max_len: Optional[int] = None,
-             collect: Optional[Callable[[Batch, Dict[str, Tensor]], None]] = None) -> EvalResult:
+             collect: Optional[Callable[[Batch, Dict[str, Tensor]], None]] = None,
+             world: World = World()) -> EvalResult:
     """Loss and frame error over ``data`` in eval mode, with the activity counters refilled.
 
     Utterances longer than ``max_len`` (default ``max_seq_length_valid``) are cut; ``collect``
-    sees every batch with the model's values (the forward stage keeps the outputs).
+    sees every batch with the model's values (the forward stage keeps the outputs). In a world
+    of several processes each computes its share of the batches and the sums are reduced.
     """
     model.eval()
     reset_counters(model)
     loss = err = frames = 0.0
-    batches = eval_batches(data, max_len or exp.batches.max_seq_length_valid,
-                           exp.batches.batch_size_valid)
+    batches = world.eval_share(eval_batches(data, max_len or exp.batches.max_seq_length_valid,
+                                            exp.batches.batch_size_valid))
     bar = tqdm(batches, desc=desc, leave=False, disable=None)
     for batch in bar:
         batch = batch.to(device)
@@ -72,6 +80,8 @@ def evaluate(model: AcousticModel, data: LoadedSet, exp: Experiment, device: tor
         frames += n
         bar.set_postfix(loss=f"{loss / frames:.3f}", acc=f"{100 * (1 - err / frames):.1f}",
                         zeros=f"{model_report(model).zero_output_pct:.1f}%")
+    loss, err, frames = world.sum([loss, err, frames])
+    world.sum_counters(model)
     return EvalResult(loss / frames, err / frames, model_report(model))
 
 
@@ -79,8 +89,9 @@ class Trainer:
     """Owns the model, its optimisers and schedulers for one experiment."""
 
     def __init__(self, exp: Experiment, model: AcousticModel, device: torch.device,
-                 out: Path, log: logging.Logger) -> None:
+                 out: Path, log: logging.Logger, world: World = World()) -> None:
         self.exp, self.model, self.device, self.out, self.log = exp, model, device, out, log
+        self.world = world
         self.optimizers = {name: make_optimizer(exp.architectures[name], net.parameters())
                            for name, net in model.nets.items()}
         self.schedulers = {name: HalvingScheduler.for_architecture(exp.architectures[name])
@@ -103,8 +114,10 @@ class Trainer:
         }
 
     def resume(self) -> int:
-        """Load the last checkpoint if any; return the number of completed epochs."""
-        state = load_torch(self.out / CHECKPOINT)
+        """Load the last checkpoint if any (read by the writer, broadcast to the other
+        processes); return the number of completed epochs."""
+        state = self.world.broadcast(load_torch(self.out / CHECKPOINT) if self.world.is_writer
+                                     else None)
         if state is None:
             return 0
         self._check_trained_with(state)
@@ -145,17 +158,23 @@ class Trainer:
             return "no checkpoint was written"
         return f"{self.out / CHECKPOINT} of epoch {epoch} is kept"
 
-    def _train_step(self, batch: Batch, epoch: int, index: int) -> Optional[Dict[str, Tensor]]:
-        """Forward, backward and step with the non-finite guards; None when the batch is skipped."""
+    def _train_step(self, batch: Batch, weight: float, epoch: int,
+                    index: int) -> Optional[Dict[str, Tensor]]:
+        """Forward, backward and step with the non-finite guards; None when the batch is skipped.
+
+        ``weight`` is this process's share of the global batch (1 for one process): the summed
+        gradients are those of the global batch's mean loss.
+        """
         where = f"epoch {epoch + 1}, batch {index + 1}"
         skip = self.exp.exp.on_nonfinite == "skip"
         saved = guards.snapshot_buffers(self.model) if skip else None
         values = self.model(batch.features, batch.labels)
-        bad = guards.after_forward(self.model, values)
+        bad = self.world.first_bad(guards.after_forward(self.model, values))
         if bad is None:
             for opt in self.optimizers.values():
                 opt.zero_grad(set_to_none=True)
-            values["loss_final"].backward()
+            (values["loss_final"] * weight).backward()
+            self.world.sum_gradients(self.model)
             bad = guards.after_backward(self.model)
         if bad is not None:
             if saved is None:
@@ -172,24 +191,25 @@ class Trainer:
 
     def _train_epoch(self, data: LoadedSet, epoch: int) -> Dict[str, float]:
         exp = self.exp
-        torch.manual_seed(epoch_seed(exp.exp.seed, epoch))
+        torch.manual_seed(self.world.dropout_seed(epoch_seed(exp.exp.seed, epoch)))
         self._set_lr()
         self.model.train()
         max_len = exp.batches.train_seq_len(epoch)
         loss = err = frames = 0.0
         self.skipped = 0
-        batches = train_batches(data, max_len, exp.batches.batch_size_train, exp.exp.seed, epoch)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{exp.exp.n_epochs_tr} train", leave=False,
-                   disable=None)
-        for index, batch in enumerate(bar):
-            values = self._train_step(batch.to(self.device), epoch, index)
+        order = train_order(data, max_len, exp.batches.batch_size_train, exp.exp.seed, epoch)
+        bar = tqdm(self.world.batches(data, order), total=len(order), leave=False, disable=None,
+                   desc=f"epoch {epoch + 1}/{exp.exp.n_epochs_tr} train")
+        for index, (batch, share) in enumerate(bar):
+            values = self._train_step(batch.to(self.device), share.weight, epoch, index)
             if values is None:
                 continue
-            n = valid_frames(batch.labels)
-            loss += float(values["loss_final"].detach()) * n
-            err += float(values["err_final"]) * n
-            frames += n
+            loss += float(values["loss_final"].detach()) * share.frames
+            err += float(values["err_final"]) * share.frames
+            frames += share.frames
             bar.set_postfix(loss=f"{loss / frames:.3f}", acc=f"{100 * (1 - err / frames):.1f}")
+        loss, err, frames = self.world.sum([loss, err, frames])
+        self.world.average_batchnorm_stats(self.model)
         if not frames:
             raise guards.divergence(f"epoch {epoch + 1}", "every batch of the epoch",
                                     self._kept(epoch))
@@ -198,11 +218,14 @@ class Trainer:
 
     def fit(self, train: LoadedSet, dev: LoadedSet) -> List[Dict[str, float]]:
         """Train the remaining epochs; returns the per-epoch history."""
-        for epoch in range(self.resume(), self.exp.exp.n_epochs_tr):
+        done = self.resume()
+        self.world.broadcast_model(self.model)  # every process starts from rank 0's weights
+        for epoch in range(done, self.exp.exp.n_epochs_tr):
             start = time.monotonic()
             lr = {k: s.lr for k, s in self.schedulers.items()}
             row = self._train_epoch(train, epoch)
-            dev_result = evaluate(self.model, dev, self.exp, self.device, "valid")
+            dev_result = evaluate(self.model, dev, self.exp, self.device, "valid",
+                                  world=self.world)
             for sched in self.schedulers.values():
                 sched.step(dev_result.err)
             self.wall_s += time.monotonic() - start
@@ -213,7 +236,8 @@ class Trainer:
                 raise guards.divergence(f"epoch {epoch + 1}, validation", "the dev loss",
                                         self._kept(epoch))
             self.history.append(row)
-            save_torch(self.out / CHECKPOINT, self._state())
+            if self.world.is_writer:
+                save_torch(self.out / CHECKPOINT, self._state())
             lrs = " ".join(f"{name} {value:.3g}" for name, value in lr.items())
             skipped = f" | {self.skipped} batches skipped (NaN/Inf)" if self.skipped else ""
             self.log.info(f"epoch {epoch + 1}/{self.exp.exp.n_epochs_tr}: lr {lrs} "
