@@ -17,9 +17,12 @@ single-process batch move the weights by 1e-3 or more.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -28,7 +31,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from experiment_cfgs import fake_corpus, synth_cfg
+from experiment_cfgs import ROOT, TINY, fake_corpus, synth_cfg
 from pytorch_kaldi_snn.config.experiment import Experiment, load_experiment
 from pytorch_kaldi_snn.data.batching import Piece, make_batch
 from pytorch_kaldi_snn.data.loading import LoadedSet
@@ -181,3 +184,27 @@ def test_one_process_world_without_torchrun(tmp_path: Path, monkeypatch) -> None
     with pytest.raises(ConfigError, match=r"\[exp\] multi_gpu: multi_gpu = False, but torchrun "
                                           r"started 2 processes; set multi_gpu = True"):
         start_world(single)
+
+
+@pytest.mark.slow  # torchrun with two processes through run_exp: about 40 s on 2 busy cores
+def test_torchrun_run_exp_rank0_writes_and_reruns_complete(tiny_corpus: Path,
+                                                          tmp_path: Path) -> None:
+    cfg, out = synth_cfg(tmp_path, tiny_corpus), tmp_path / "out"
+    settings = TINY + ["exp.multi_gpu=True", f"exp.out_folder={out}"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", "-m", "pytorch_kaldi_snn.run_exp", str(cfg),
+               *[arg for s in settings for arg in ("--set", s)]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    first = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    log = (out / "log.log").read_text()
+    assert "distributed: rank 0 of 2 (local rank 0), backend gloo, device cpu" in log
+    assert "distributed: 2 batch-norm layers synchronised over processes" in log
+    assert log.count("epoch 2/2:") == 1  # one log, written by rank 0 alone
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["history"]) == 2 and "epoch" not in first.stderr
+    state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=False)
+    assert [h["dev_err"] for h in state["history"]] == [h["dev_err"] for h in results["history"]]
+    again = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "results.json exists: the experiment is complete" in again.stdout
