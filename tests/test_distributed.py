@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import numpy as np
 import pytest
@@ -36,6 +36,8 @@ from pytorch_kaldi_snn.config.experiment import Experiment, load_experiment
 from pytorch_kaldi_snn.data.batching import Piece, make_batch
 from pytorch_kaldi_snn.data.loading import LoadedSet
 from pytorch_kaldi_snn.errors import ConfigError
+from pytorch_kaldi_snn.neurons.ema import MembraneMaxTracker
+from pytorch_kaldi_snn.neurons.symmetric import SymmetricQuantiser
 from pytorch_kaldi_snn.run_exp import make_trainer
 from pytorch_kaldi_snn.train.distributed import World, rank_share, start_world
 from pytorch_kaldi_snn.train.loop import CHECKPOINT
@@ -94,6 +96,20 @@ def _check_synced_batchnorm(rank: int) -> None:
     torch.testing.assert_close(synced.running_mean, whole.running_mean)
 
 
+def _check_ranges_over_ranks(rank: int) -> None:
+    """The authors' per-step range and the EMA of b see the maximum of all processes' halves."""
+    torch.manual_seed(1)
+    v = torch.randn(6, 8) * 3
+    whole, part = SymmetricQuantiser(4, 1).train(), SymmetricQuantiser(4, 1).train()
+    whole(v)
+    part(v[:, 4 * rank:4 * rank + 4])
+    assert (float(part.tracked_min), float(part.tracked_max)) == (
+        float(whole.tracked_min), float(whole.tracked_max))
+    tracker = MembraneMaxTracker(momentum=0.5, b_init=10.0)
+    tracker.update(v[:, 4 * rank:4 * rank + 4].max())
+    assert float(tracker.b_biased) == pytest.approx(0.5 * float(v.max()))
+
+
 def _worker(rank: int, tmp: str, out: str, port: int) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
@@ -102,6 +118,7 @@ def _worker(rank: int, tmp: str, out: str, port: int) -> None:
     world = start_world(exp)
     try:
         _check_synced_batchnorm(rank)
+        _check_ranges_over_ranks(rank)
         _train(exp, world)
     finally:
         world.close()
