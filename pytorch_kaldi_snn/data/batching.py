@@ -77,12 +77,6 @@ def train_order(data: LoadedSet, max_len: int, batch_size: int, seed: int,
     return [shuffled[i:i + batch_size] for i in range(0, len(shuffled), batch_size)]
 
 
-def train_batches(data: LoadedSet, max_len: int, batch_size: int, seed: int,
-                  epoch: int) -> Iterator[Batch]:
-    for pieces in train_order(data, max_len, batch_size, seed, epoch):
-        yield make_batch(data, pieces)
-
-
 def eval_batches(data: LoadedSet, max_len: int, batch_size: int) -> Iterator[Batch]:
     """Deterministic batches of whole utterances (pieces of ``max_len``), longest first."""
     pieces = sorted(cut(data, max_len), key=lambda p: (p.start - p.end, p.utt, p.start))
