@@ -11,6 +11,11 @@ Stages, each resumable (rerun the same command after an interruption):
 
 Bad input (cfg or data) prints one line naming the file, section and key (or utterance) and
 exits with code 2.
+
+``torchrun --standalone --nproc_per_node=N -m pytorch_kaldi_snn.run_exp CFG`` with ``[exp]
+multi_gpu = True`` trains data-parallel (:mod:`pytorch_kaldi_snn.train.distributed`): rank 0
+runs every stage above and alone writes; the other ranks wait for it, train and evaluate their
+shares, and stop after training.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
@@ -45,6 +50,7 @@ from pytorch_kaldi_snn.report import (
 )
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, check_readout_sizes
 from pytorch_kaldi_snn.train.checkpoint import load_json, save_json
+from pytorch_kaldi_snn.train.distributed import World, follower_log, start_world
 from pytorch_kaldi_snn.train.loop import Trainer
 from pytorch_kaldi_snn.train.pretrain import apply_pretrain_and_freeze
 
@@ -114,14 +120,15 @@ def to_log_file(log: logging.Logger) -> Callable[[str], None]:
     return write
 
 
-def load_sets(exp: Experiment, log: logging.Logger) -> List[LoadedSet]:
-    """Train, dev and test sets with the features and labels the model reads."""
+def load_sets(exp: Experiment, log: logging.Logger, with_test: bool = True) -> List[LoadedSet]:
+    """Train, dev and (unless ``with_test`` is False) test sets with the features and labels the
+    model reads."""
     features = exp.features_used()
     labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
     use = exp.data_use
+    names = (use.train_with, use.valid_with) + ((use.forward_with,) if with_test else ())
     with captured_stderr(to_log_file(log)):
-        return [load_dataset(exp.datasets[name], features, labels, log)
-                for name in (use.train_with, use.valid_with, use.forward_with)]
+        return [load_dataset(exp.datasets[name], features, labels, log) for name in names]
 
 
 def main_arch(exp: Experiment) -> str:
@@ -145,18 +152,27 @@ def decode_stage(exp: Experiment, forwarded: ForwardResult, log: logging.Logger)
     return decoded
 
 
-def run(exp: Experiment, log: logging.Logger) -> dict:
-    out = exp.exp.out_folder
-    start = time.monotonic()
-    n_out = label_sizes(exp.train_set)
-    train, dev, test = load_sets(exp, log)
-    device = pick_device(exp, log)
+def make_trainer(exp: Experiment, train: LoadedSet, n_out: Dict[str, int],
+                 log: logging.Logger, world: World) -> Trainer:
+    """The model (seeded, pretrained and frozen as the cfg says) on its device, with its
+    optimisers: the same in every process of a world."""
+    device = world.device or pick_device(exp, log)
     torch.manual_seed(exp.exp.seed)
     model = AcousticModel(exp, n_out, train.feature_dims())
     apply_pretrain_and_freeze(model.nets, exp.architectures, log)
     model = model.to(device)
     check_readout_sizes(exp, model, n_out)
-    trainer = Trainer(exp, model, device, out, log)
+    world.prepare_model(model, log)
+    return Trainer(exp, model, device, exp.exp.out_folder, log, world)
+
+
+def run(exp: Experiment, log: logging.Logger, world: World = World()) -> dict:
+    out = exp.exp.out_folder
+    start = time.monotonic()
+    n_out = label_sizes(exp.train_set)
+    train, dev, test = load_sets(exp, log)
+    trainer = make_trainer(exp, train, n_out, log, world)
+    model, device = trainer.model, trainer.device
     history = trainer.fit(train, dev)
 
     offsets = prior_offsets(exp, train, n_out[exp.forward.normalize_with_counts_from])
@@ -203,17 +219,36 @@ def exclusive_out_folder(exp: Experiment) -> Iterator[None]:
                           key="out_folder") from None
 
 
-def run_experiment(cfg: Path, overrides: Sequence[str] = ()) -> dict:
-    """Validate, then run or resume; returns the results (also used by the sweep)."""
+def run_experiment(cfg: Path, overrides: Sequence[str] = ()) -> Optional[dict]:
+    """Validate, then run or resume; returns the results (also used by the sweep), None in a
+    process other than rank 0 of a data-parallel world."""
     exp = load_experiment(cfg, overrides)
     if exp.exp.prepare is None:
         check_paths(exp)  # fail before the out_folder is created when nothing can fix it
-    check_out_folder(exp)
-    with exclusive_out_folder(exp):
-        return _run_locked(exp, cfg, overrides)
+    world = start_world(exp)
+    try:
+        if not world.is_writer:
+            return _follow(exp, world)
+        check_out_folder(exp)
+        with exclusive_out_folder(exp):
+            return _run_locked(exp, cfg, overrides, world)
+    finally:
+        world.close()
 
 
-def _run_locked(exp: Experiment, cfg: Path, overrides: Sequence[str]) -> dict:
+def _follow(exp: Experiment, world: World) -> None:
+    """A process other than rank 0: wait until rank 0 has prepared the out_folder (and the
+    data), then train and evaluate this process's shares; rank 0 writes everything."""
+    log = follower_log(world.rank)
+    if not world.broadcast(None):
+        return None  # rank 0 found the experiment trained: it forwards and decodes alone
+    check_paths(exp)
+    train, dev = load_sets(exp, log, with_test=False)
+    make_trainer(exp, train, label_sizes(exp.train_set), log, world).fit(train, dev)
+    return None
+
+
+def _run_locked(exp: Experiment, cfg: Path, overrides: Sequence[str], world: World) -> dict:
     out = exp.exp.out_folder
     done = load_json(out / "results.json")
     log = open_log(out)
@@ -221,8 +256,11 @@ def _run_locked(exp: Experiment, cfg: Path, overrides: Sequence[str]) -> dict:
         log.info(f"removed {stale}, left by an interrupted write")
     if done is not None and check_same_experiment(exp, out):
         log.info(f"{out / 'results.json'} exists: the experiment is complete")
+        world.broadcast(False)  # nothing to train
         return done
     log.info(f"run_exp {cfg} {' '.join('--set ' + o for o in overrides)}".rstrip())
+    if world.size > 1:
+        log.info(world.describe())
     if done is not None:
         log.info("decoding or scoring settings changed: forward, decode and score again "
                  f"with the trained model (the old results move to {SUPERSEDED})")
@@ -232,7 +270,8 @@ def _run_locked(exp: Experiment, cfg: Path, overrides: Sequence[str]) -> dict:
     check_paths(exp)
     check_same_experiment(exp, out)
     save_resolved(exp, out)
-    return run(exp, log)
+    world.broadcast(True)  # the other processes may read the data and train
+    return run(exp, log, world)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

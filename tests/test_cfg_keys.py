@@ -39,8 +39,6 @@ def _error(cfg: Path, overrides=()) -> str:
      "[decoding] scoring_folding: unknown option; did you mean scoring_fold?"),
     ("architecture1.opt_alpha=0.95",
      "[architecture1] opt_alpha: an option of rmsprop, but arch_opt = adam"),
-    ("exp.multi_gpu=True",
-     "[exp] multi_gpu: multi_gpu = True: one device only (multi_gpu is not implemented)"),
     ("decoding.scoring_opts=--min-lmwt 1 --max-lmwt 10 --mbr",
      "[decoding] scoring_opts: scoring_opts = --min-lmwt 1 --max-lmwt 10 --mbr: unknown option "
      "--mbr (known: --min-lmwt, --max-lmwt, --word-ins-penalty)"),

@@ -90,6 +90,8 @@ class ExpSettings:
     on_nonfinite: str  # "stop" the run or "skip" the batch when training meets NaN/Inf
     checkpoint_every_batches: int  # mid-epoch checkpoint after every N-th batch (0: off)
     checkpoint_every_minutes: float  # mid-epoch checkpoint after M minutes (0: off)
+    multi_gpu: bool  # data-parallel over the processes torchrun starts (train/distributed.py)
+    sync_batchnorm: bool  # batch-norm statistics over all processes' frames (multi_gpu only)
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,8 @@ def _parse_exp(sec: Section) -> ExpSettings:
         on_nonfinite=get_str(sec, "on_nonfinite", choices=ON_NONFINITE, default="stop"),
         checkpoint_every_batches=get_int(sec, "checkpoint_every_batches", min=0, default=0),
         checkpoint_every_minutes=get_float(sec, "checkpoint_every_minutes", min=0.0, default=0.0),
+        multi_gpu=get_bool(sec, "multi_gpu", default=False),
+        sync_batchnorm=get_bool(sec, "sync_batchnorm", default=True),
     )
 
 

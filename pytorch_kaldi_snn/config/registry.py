@@ -7,7 +7,7 @@ PyTorch-Kaldi's cfg format has more keys than this runner needs. Each key is one
 * ``upstream only``: accepted and ignored, because only upstream's own scripts read it (the
   ``reason`` says why ignoring it changes nothing here);
 * ``only <values>``: accepted with the listed values only; any other value is refused with the
-  ``reason`` (``multi_gpu = True``: one device only).
+  ``reason`` (``max_arcs``: lattice arc limits are not implemented).
 
 Any other key is an error naming the closest known key (``snn_n_bit: unknown option; did you
 mean snn_n_bits?``). Architecture-class options (``snn_*``, ``lstm_*``, ``dnn_*``...) are the
@@ -71,8 +71,10 @@ SECTION_KEYS: Dict[str, Dict[str, Key]] = {
         Key("out_folder", HONOURED, "experiment directory"),
         Key("seed", HONOURED, "seed of weights, data order and dropout"),
         Key("use_cuda", HONOURED, "CUDA when present, else CPU (logged)"),
-        Key("multi_gpu", HONOURED, "one device", only=("False",),
-            reason="one device only (multi_gpu is not implemented)"),
+        Key("multi_gpu", HONOURED, "data-parallel training over the processes torchrun starts "
+            "(docs/distributed.md; upstream's DataParallel is not offered)"),
+        Key("sync_batchnorm", OURS, "with multi_gpu: batch-norm statistics over all processes' "
+            "frames (True) or per process"),
         Key("save_gpumem", UPSTREAM_ONLY, "upstream frees GPU memory between chunks",
             reason="no chunks here"),
         Key("n_epochs_tr", HONOURED, "training epochs"),

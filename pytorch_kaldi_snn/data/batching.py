@@ -8,7 +8,7 @@ utterances (split only beyond ``max_seq_length_valid``), sorted by length to lim
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, NamedTuple
+from typing import Dict, Iterator, List, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -47,13 +47,15 @@ def cut(data: LoadedSet, max_len: int) -> List[Piece]:
     return pieces
 
 
-def make_batch(data: LoadedSet, pieces: List[Piece]) -> Batch:
-    """Pad ``pieces`` to the longest one."""
-    length = max(p.end - p.start for p in pieces)
+def make_batch(data: LoadedSet, pieces: List[Piece], length: Optional[int] = None) -> Batch:
+    """Pad ``pieces`` to ``length`` frames, by default to the longest one (features keep the
+    set's dtype: float32 as loaded, float64 in tests that compare runs to the last bits)."""
+    if length is None:
+        length = max(p.end - p.start for p in pieces)
     features = {}
     for name, table in data.features.items():
-        dim = next(iter(table.values())).shape[1]
-        array = np.zeros((length, len(pieces), dim), dtype=np.float32)
+        first = next(iter(table.values()))
+        array = np.zeros((length, len(pieces), first.shape[1]), dtype=first.dtype)
         for b, p in enumerate(pieces):
             array[: p.end - p.start, b] = table[p.utt][p.start:p.end]
         features[name] = torch.from_numpy(array)
@@ -73,14 +75,6 @@ def train_order(data: LoadedSet, max_len: int, batch_size: int, seed: int,
     order = np.random.default_rng([seed, epoch]).permutation(len(pieces))
     shuffled = [pieces[i] for i in order]
     return [shuffled[i:i + batch_size] for i in range(0, len(shuffled), batch_size)]
-
-
-def train_batches(data: LoadedSet, max_len: int, batch_size: int, seed: int,
-                  epoch: int, start_batch: int = 0) -> Iterator[Batch]:
-    """The epoch's batches from number ``start_batch`` on (0-based): a run resumed inside an
-    epoch skips the batches it already trained on without building them."""
-    for pieces in train_order(data, max_len, batch_size, seed, epoch)[start_batch:]:
-        yield make_batch(data, pieces)
 
 
 def eval_batches(data: LoadedSet, max_len: int, batch_size: int) -> Iterator[Batch]:

@@ -36,6 +36,8 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+COUNTERS = ("in_nonzero", "in_total", "zeros_out", "total_out", "frames")  # buffers of a layer
+
 
 def layer_mults(kind: str, m: int, n: int, s: float = 1.0, r: float = 1.0) -> float:
     """Multiplications per frame of one layer (the formulas above; one source of truth).
@@ -84,7 +86,7 @@ class CountedLayer(nn.Module):
         super().__init__()
         self.input_size = input_size
         self.output_size = output_size
-        for name in ("in_nonzero", "in_total", "zeros_out", "total_out", "frames"):
+        for name in COUNTERS:
             self.register_buffer(name, torch.zeros((), dtype=torch.long))
         self.frame_mask: Optional[Tensor] = None  # set by :func:`real_frames`, never saved
 
@@ -107,7 +109,7 @@ class CountedLayer(nn.Module):
         self.frames += y.numel() // self.output_size
 
     def reset_counters(self) -> None:
-        for name in ("in_nonzero", "in_total", "zeros_out", "total_out", "frames"):
+        for name in COUNTERS:
             getattr(self, name).zero_()
 
     def input_density(self) -> float:

@@ -16,12 +16,18 @@ The layer therefore calls :meth:`MembraneMaxTracker.calibrate` before its first 
 update a batch maximum counts as at most twice the current b (:data:`MAX_GROWTH`): see the note
 there. All three values are buffers, so they travel in the ``state_dict`` and survive
 PyTorch-Kaldi's rebuild of the model per chunk.
+
+Data-parallel training (``torchrun``, :mod:`pytorch_kaldi_snn.train.distributed`) gives each
+process a part of the batch; b must stay the statistic of the whole batch and the same in every
+process, so every batch maximum the tracker sees first goes through :func:`max_over_ranks` (the
+one place where b meets ``torch.distributed``; the fused kernels only return ``v_max``).
 """
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 MIN_B = 1e-6  # keeps Δ = b/2^N positive when a layer never depolarises
@@ -33,6 +39,16 @@ CALIBRATION_PASSES = 3  # no-grad passes over the first batch; b moves < 5 % aft
 # overflows float32 (gradient norm 1e131 in float64). Capped, b still reaches the true
 # maximum, in a few doublings instead of one leap.
 MAX_GROWTH = 2.0
+
+
+def max_over_ranks(value: Tensor) -> Tensor:
+    """``value`` maximised element-wise over the processes of the default group (a copy), or
+    ``value`` itself outside a process group of several processes (single-process runs)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    reduced = value.detach().clone()
+    dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
+    return reduced
 
 
 class MembraneMaxTracker(nn.Module):
@@ -71,14 +87,15 @@ class MembraneMaxTracker(nn.Module):
         """
         b = self.b.clone()
         for _ in range(passes):
-            b = batch_max(b).detach().to(b).clamp(min=MIN_B, max=MAX_GROWTH * float(b))
+            v_max = max_over_ranks(batch_max(b).detach()).to(b)
+            b = v_max.clamp(min=MIN_B, max=MAX_GROWTH * float(b))
         self.b.copy_(b)
 
     @torch.no_grad()
     def update(self, v_max: Tensor) -> None:
         """Fold one batch maximum into the EMA (call after the forward pass, training only)."""
         m = self.momentum
-        v_max = v_max.detach().to(self.b_biased).clamp(min=MIN_B, max=MAX_GROWTH * float(self.b))
+        v_max = max_over_ranks(v_max.detach()).to(self.b_biased).clamp(min=MIN_B, max=MAX_GROWTH * float(self.b))
         self.b_biased.mul_(1.0 - m).add_(m * v_max)
         self.b_steps.add_(1)
         correction = 1.0 - (1.0 - m) ** int(self.b_steps.item())

@@ -13,13 +13,16 @@ from the paper's text (Eq. 22, :mod:`.quantizer`). For N bits and integer thresh
 
 Consequences worth knowing: with N = 1, n = 1 and |s·V| < 1, so **every output is zero**; with
 N = 6 and the authors' k = 3, a neuron fires from |V| ≥ 4a/32 = a/8 (the paper says b/16).
-Before any training call a = 0 and every output is zero.
+Before any training call a = 0 and every output is zero. In data-parallel training the step's
+minimum and maximum are those of the whole batch, over all processes
+(:func:`~pytorch_kaldi_snn.neurons.ema.max_over_ranks`).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from pytorch_kaldi_snn.neurons.ema import max_over_ranks
 from pytorch_kaldi_snn.neurons.quantizer import check_bits_threshold
 
 SCALE_MARGIN = 1e-4  # the authors' s = n·(1 − 1e-4)/a keeps s·V strictly inside (−n, n)
@@ -43,8 +46,9 @@ class SymmetricQuantiser(nn.Module):
         m = self.momentum
         self.steps.add_(1)
         correction = 1.0 - (1.0 - m) ** int(self.steps)
-        for biased, tracked, value in ((self.min_biased, self.tracked_min, v.min()),
-                                       (self.max_biased, self.tracked_max, v.max())):
+        neg_min, v_max = max_over_ranks(torch.stack([-v.min(), v.max()]))  # one collective
+        for biased, tracked, value in ((self.min_biased, self.tracked_min, -neg_min),
+                                       (self.max_biased, self.tracked_max, v_max)):
             biased.mul_(1.0 - m).add_(m * value.to(biased))
             tracked.copy_(biased / correction)
 

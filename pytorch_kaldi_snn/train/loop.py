@@ -8,6 +8,11 @@ crash repeats the interrupted epoch from the same state and ends with the same w
 uninterrupted run. A mid-epoch checkpoint (``[exp] checkpoint_every_batches`` /
 ``checkpoint_every_minutes``) also holds the epoch's :class:`~pytorch_kaldi_snn.train.progress.
 EpochProgress`, and the rerun continues at the batch after it.
+
+Data-parallel runs (torchrun) go through the hooks of a
+:class:`~pytorch_kaldi_snn.train.distributed.World`: which share of each batch this process
+computes, the weight of its loss, the sums of gradients and evaluation counts, who writes. The
+default world is one process, where every hook is the identity.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from pytorch_kaldi_snn.config.experiment import Experiment
-from pytorch_kaldi_snn.data.batching import Batch, eval_batches, train_batches
+from pytorch_kaldi_snn.data.batching import Batch, eval_batches, train_order
 from pytorch_kaldi_snn.data.loading import LoadedSet
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, real_frames, reset_counters
@@ -31,6 +36,7 @@ from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, real_frame_mas
 from pytorch_kaldi_snn.train import guards
 from pytorch_kaldi_snn.config.resolved import training_differences
 from pytorch_kaldi_snn.train.checkpoint import load_torch, save_torch
+from pytorch_kaldi_snn.train.distributed import World
 from pytorch_kaldi_snn.train.optimizers import make_optimizer
 from pytorch_kaldi_snn.train.progress import CheckpointTrigger, EpochProgress
 from pytorch_kaldi_snn.train.scheduler import HalvingScheduler
@@ -52,17 +58,19 @@ def epoch_seed(seed: int, epoch: int) -> int:
 @torch.no_grad()
 def evaluate(model: AcousticModel, data: LoadedSet, exp: Experiment, device: torch.device,
              desc: str, max_len: Optional[int] = None,
-             collect: Optional[Callable[[Batch, Dict[str, Tensor]], None]] = None) -> EvalResult:
+             collect: Optional[Callable[[Batch, Dict[str, Tensor]], None]] = None,
+             world: World = World()) -> EvalResult:
     """Loss and frame error over ``data`` in eval mode, with the activity counters refilled.
 
     Utterances longer than ``max_len`` (default ``max_seq_length_valid``) are cut; ``collect``
-    sees every batch with the model's values (the forward stage keeps the outputs).
+    sees every batch with the model's values (the forward stage keeps the outputs). In a world
+    of several processes each computes its share of the batches and the sums are reduced.
     """
     model.eval()
     reset_counters(model)
     loss = err = frames = 0.0
-    batches = eval_batches(data, max_len or exp.batches.max_seq_length_valid,
-                           exp.batches.batch_size_valid)
+    batches = world.eval_share(eval_batches(data, max_len or exp.batches.max_seq_length_valid,
+                                            exp.batches.batch_size_valid))
     bar = tqdm(batches, desc=desc, leave=False, disable=None)
     for batch in bar:
         batch = batch.to(device)
@@ -76,6 +84,8 @@ def evaluate(model: AcousticModel, data: LoadedSet, exp: Experiment, device: tor
         frames += n
         bar.set_postfix(loss=f"{loss / frames:.3f}", acc=f"{100 * (1 - err / frames):.1f}",
                         zeros=f"{model_report(model).zero_output_pct:.1f}%")
+    loss, err, frames = world.sum([loss, err, frames])
+    world.sum_counters(model)
     return EvalResult(loss / frames, err / frames, model_report(model))
 
 
@@ -83,8 +93,9 @@ class Trainer:
     """Owns the model, its optimisers and schedulers for one experiment."""
 
     def __init__(self, exp: Experiment, model: AcousticModel, device: torch.device,
-                 out: Path, log: logging.Logger) -> None:
+                 out: Path, log: logging.Logger, world: World = World()) -> None:
         self.exp, self.model, self.device, self.out, self.log = exp, model, device, out, log
+        self.world = world
         self.optimizers = {name: make_optimizer(exp.architectures[name], net.parameters())
                            for name, net in model.nets.items()}
         self.schedulers = {name: HalvingScheduler.for_architecture(exp.architectures[name])
@@ -111,14 +122,17 @@ class Trainer:
 
     def _save(self, progress: Optional[EpochProgress] = None) -> None:
         """Write the checkpoint: at an epoch's end (``progress`` None) or inside an epoch. The
-        one place that writes it."""
-        save_torch(self.out / CHECKPOINT, self._state(progress))
+        one place that writes it (the writer process alone; the others only note it)."""
+        if self.world.is_writer:
+            save_torch(self.out / CHECKPOINT, self._state(progress))
         self.trigger.written()
         self.saved = progress
 
     def resume(self) -> EpochProgress:
-        """Load the last checkpoint if any; return where training continues."""
-        state = load_torch(self.out / CHECKPOINT)
+        """Load the last checkpoint if any (read by the writer, broadcast to the other
+        processes); return where training continues."""
+        state = self.world.broadcast(load_torch(self.out / CHECKPOINT) if self.world.is_writer
+                                     else None)
         if state is None:
             return EpochProgress(0)
         self._check_trained_with(state)
@@ -129,6 +143,8 @@ class Trainer:
             sched.load_state_dict(state["schedulers"][key])
         self.history, self.wall_s = state["history"], state["wall_s"]
         progress = EpochProgress.from_state(state.get("progress"), len(self.history))
+        if not self.world.is_writer:  # the saved sums are all processes'; the writer has them
+            progress.loss = progress.err = progress.frames = 0.0
         self.wall_s_before = self.wall_s + progress.seconds
         if progress.started:
             self.saved = progress
@@ -169,17 +185,23 @@ class Trainer:
             return "no checkpoint was written"
         return f"{self.out / CHECKPOINT} of epoch {len(self.history)} is kept"
 
-    def _train_step(self, batch: Batch, epoch: int, index: int) -> Optional[Dict[str, Tensor]]:
-        """Forward, backward and step with the non-finite guards; None when the batch is skipped."""
+    def _train_step(self, batch: Batch, weight: float, epoch: int,
+                    index: int) -> Optional[Dict[str, Tensor]]:
+        """Forward, backward and step with the non-finite guards; None when the batch is skipped.
+
+        ``weight`` is this process's share of the global batch (1 for one process): the summed
+        gradients are those of the global batch's mean loss.
+        """
         where = f"epoch {epoch + 1}, batch {index + 1}"
         skip = self.exp.exp.on_nonfinite == "skip"
         saved = guards.snapshot_buffers(self.model) if skip else None
         values = self.model(batch.features, batch.labels)
-        bad = guards.after_forward(self.model, values)
+        bad = self.world.first_bad(guards.after_forward(self.model, values))
         if bad is None:
             for opt in self.optimizers.values():
                 opt.zero_grad(set_to_none=True)
-            values["loss_final"].backward()
+            (values["loss_final"] * weight).backward()
+            self.world.sum_gradients(self.model)
             bad = guards.after_backward(self.model)
         if bad is not None:
             if saved is None:
@@ -194,10 +216,15 @@ class Trainer:
         return values
 
     def _save_mid_epoch(self, progress: EpochProgress, start: float) -> None:
-        progress.seconds = time.monotonic() - start
-        progress.capture_rng(self.device)
-        self._save(progress)
-        self.log.info(f"checkpoint: epoch {progress.epoch + 1}, batch {progress.batch} "
+        """A checkpoint inside the epoch. With several processes its running sums are those of
+        all processes (the others continue from zero after a resume, see :meth:`resume`)."""
+        saved = EpochProgress(**progress.state_dict())
+        saved.loss, saved.err, saved.frames = self.world.sum(
+            [progress.loss, progress.err, progress.frames])
+        saved.seconds = time.monotonic() - start
+        saved.capture_rng(self.device)
+        self._save(saved)
+        self.log.info(f"checkpoint: epoch {saved.epoch + 1}, batch {saved.batch} "
                       f"-> {self.out / CHECKPOINT}")
 
     def _train_epoch(self, data: LoadedSet, progress: EpochProgress,
@@ -205,44 +232,51 @@ class Trainer:
         """Train epoch ``progress.epoch`` from batch ``progress.batch`` on (0 or a resumed
         position; ``start`` is the epoch's start on time.monotonic, earlier runs included)."""
         exp, epoch = self.exp, progress.epoch
-        torch.manual_seed(epoch_seed(exp.exp.seed, epoch))
+        torch.manual_seed(self.world.dropout_seed(epoch_seed(exp.exp.seed, epoch)))
         progress.restore_rng(self.device)
         self._set_lr()
         self.model.train()
         max_len = exp.batches.train_seq_len(epoch)
-        batches = train_batches(data, max_len, exp.batches.batch_size_train, exp.exp.seed, epoch,
-                                start_batch=progress.batch)
+        order = train_order(data, max_len, exp.batches.batch_size_train, exp.exp.seed, epoch)
+        # a run resumed inside the epoch skips the batches it trained on without building them
+        batches = self.world.batches(data, order[progress.batch:])
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{exp.exp.n_epochs_tr} train", leave=False,
-                   disable=None, initial=progress.batch)
-        for index, batch in enumerate(bar, start=progress.batch):
-            values = self._train_step(batch.to(self.device), epoch, index)
+                   disable=None, initial=progress.batch, total=len(order))
+        for index, (batch, share) in enumerate(bar, start=progress.batch):
+            values = self._train_step(batch.to(self.device), share.weight, epoch, index)
             progress.batch = index + 1
             if values is None:
                 progress.skipped += 1
             else:
                 progress.add(float(values["loss_final"].detach()), float(values["err_final"]),
-                             valid_frames(batch.labels))
+                             share.frames)
                 bar.set_postfix(loss=f"{progress.loss / progress.frames:.3f}",
                                 acc=f"{100 * (1 - progress.err / progress.frames):.1f}")
-            if self.trigger.due(progress.batch):
+            due = self.trigger.due(progress.batch)
+            if self.trigger.timed:  # rank 0's clock decides: every process saves at one batch
+                due = self.world.broadcast(due)
+            if due:
                 self._save_mid_epoch(progress, start)
-        if not progress.frames:
+        loss, err, frames = self.world.sum([progress.loss, progress.err, progress.frames])
+        self.world.average_batchnorm_stats(self.model)
+        if not frames:
             raise guards.divergence(f"epoch {epoch + 1}", "every batch of the epoch",
                                     self._kept())
-        return {"train_loss": progress.loss / progress.frames,
-                "train_err": progress.err / progress.frames, "seq_len": max_len,
+        return {"train_loss": loss / frames, "train_err": err / frames, "seq_len": max_len,
                 "skipped_batches": progress.skipped}
 
     def fit(self, train: LoadedSet, dev: LoadedSet) -> List[Dict[str, float]]:
         """Train the remaining epochs; returns the per-epoch history."""
         progress = self.resume()
+        self.world.broadcast_model(self.model)  # every process starts from rank 0's weights
         for epoch in range(progress.epoch, self.exp.exp.n_epochs_tr):
             if progress.epoch != epoch:
                 progress = EpochProgress(epoch)
             start = time.monotonic() - progress.seconds
             lr = {k: s.lr for k, s in self.schedulers.items()}
             row = self._train_epoch(train, progress, start)
-            dev_result = evaluate(self.model, dev, self.exp, self.device, "valid")
+            dev_result = evaluate(self.model, dev, self.exp, self.device, "valid",
+                                  world=self.world)
             for sched in self.schedulers.values():
                 sched.step(dev_result.err)
             self.wall_s += time.monotonic() - start

@@ -46,6 +46,11 @@ class CheckpointTrigger:
         by_time = self.every_seconds > 0 and now() - self.last >= self.every_seconds
         return by_count or by_time
 
+    @property
+    def timed(self) -> bool:
+        """Whether a clock decides (it differs between processes; batch counts do not)."""
+        return self.every_seconds > 0
+
     def written(self) -> None:
         """A checkpoint was just written: the minutes start again."""
         self.last = now()
