@@ -20,7 +20,7 @@ from pytorch_kaldi_snn.decoding import (
     read_lattices,
     read_transition_model,
 )
-from pytorch_kaldi_snn.decoding.graph import const_arrays, read_fst_header
+from pytorch_kaldi_snn.decoding.graph import load_const_per_arc, read_fst_header
 from pytorch_kaldi_snn.decoding.lattice import best_path
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io import read_int_vectors, read_matrices, write_mat_ark
@@ -154,26 +154,9 @@ def test_const_hclg_equals_fstprint(graph):
     assert len(arcs) == 1454 and len(finals) == 35 and graph.start == 0
 
 
-def per_arc_rebuild(path: Path):
-    """The old reader: one kaldifst call per state and per arc (the reference for the fast one)."""
-    data = path.read_bytes()
-    header = read_fst_header(data, str(path))
-    states, arcs = const_arrays(data, header, str(path))
-    fst = kaldifst.StdVectorFst()
-    for _ in range(header.num_states):
-        fst.add_state()
-    fst.start = header.start
-    for state, (final, pos, narcs, _, _) in enumerate(states.tolist()):
-        if final != float("inf"):
-            fst.set_final(state, final)
-        for ilabel, olabel, weight, nextstate in arcs[pos : pos + narcs].tolist():
-            fst.add_arc(state, kaldifst.StdArc(ilabel, olabel, weight, nextstate))
-    return fst
-
-
 def test_fast_const_reader_equals_the_per_arc_reader(graph):
     """Same states, start, arc order, labels and bit-exact weights as the per-arc rebuild."""
-    old = per_arc_rebuild(GOLDEN / "graph" / "HCLG.fst")
+    old = load_const_per_arc(GOLDEN / "graph" / "HCLG.fst")
     assert (graph.num_states, graph.start) == (old.num_states, old.start) == (272, 0)
     assert fst_arcs(graph) == fst_arcs(old)  # lists in state and arc order, not sorted
     assert [graph.num_arcs(s) for s in range(272)] == [old.num_arcs(s) for s in range(272)]
