@@ -10,10 +10,14 @@ What ``latgen-faster-mapped`` does, with pip packages:
   transition-id alignment and the likelihood ``-(graph + scaled acoustic cost)`` exactly as
   ``DecodeUtteranceLatticeFaster`` logs it. On Kaldi's golden system it reproduces
   ``latgen-faster-mapped``'s words and alignments for every utterance.
-* lattice: kaldi-hmm-gmm does not return LatticeFasterDecoder's lattice, so the lattice comes
-  from kaldi-decoder's ``LatticeSimpleDecoder`` (same beam and lattice beam, no max/min
-  active) and is pruned and compacted by :mod:`pytorch_kaldi_snn.decoding.lattice` (not
+* lattice, only when asked (``with_lattice`` / ``save_lattices``; without, decoding runs at
+  the C++ decoder's speed and gives the same 1-best): kaldi-hmm-gmm does not return
+  LatticeFasterDecoder's lattice, so the lattice comes from kaldi-decoder's
+  ``LatticeSimpleDecoder`` (same beam and lattice beam, no max/min active: no pip decoder has
+  both) and is pruned and compacted by :mod:`pytorch_kaldi_snn.decoding.lattice` (not
   determinized; see there).
+* jobs: :func:`decode_ark` with ``nj > 1`` decodes contiguous parts of the input in worker
+  processes, one ``lat.J.gz`` each (:mod:`pytorch_kaldi_snn.decoding.jobs`).
 """
 from __future__ import annotations
 

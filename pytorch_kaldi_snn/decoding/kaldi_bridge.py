@@ -125,6 +125,7 @@ def _run_kaldi(
     latgen: str, loglikes: str, graph_dir: Path, model_path: Path, out: Path, opts: DecodeOptions, path: str,
     save_lattices: bool = True, nj: int = 1,
 ) -> None:
+    clear_lattices(out)  # decode_ark does the same for the built-in path
     if nj == 1:
         _run_latgen_jobs(latgen, [loglikes], graph_dir, model_path, out, opts, path, save_lattices, [out])
     else:
@@ -190,7 +191,6 @@ def decode_and_score(
     if nj < 1:
         raise ConfigError(f"nj must be at least 1, got {nj}")
     out.mkdir(parents=True, exist_ok=True)
-    clear_lattices(out)
     jobs = f"{nj} job{'s' if nj > 1 else ''}, " + ("lattices" if save_lattices else "1-best only, no lattices")
     if latgen:
         log.info("decoder: kaldi (%s; %s)", latgen, jobs)
