@@ -7,10 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytorch_kaldi_snn.decoding import DecodeOptions, decode_utterance, load_graph, read_transition_model
+from pytorch_kaldi_snn.decoding import (
+    DecodeOptions, decode_ark, decode_utterance, latgen_command, load_graph, read_transition_model,
+)
 from pytorch_kaldi_snn.decoding.graph import load_const_per_arc, read_fst_header
-from pytorch_kaldi_snn.decoding.rtf import measure_rtf, spoken_loglikes
+from pytorch_kaldi_snn.decoding.rtf import measure_rtf, plausible_loglikes, spoken_loglikes
 from pytorch_kaldi_snn.graph.synthetic import random_lexicon, synthetic_word_graph
+from pytorch_kaldi_snn.io import write_mat_ark
 from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
 
@@ -75,3 +78,20 @@ def test_fast_reader_equals_per_arc_reader_on_a_word_graph(word_graph, kaldi_env
         assert new.final(s).value == old.final(s).value
         assert [(a.ilabel, a.olabel, a.weight.value, a.nextstate) for a in kaldifst.ArcIterator(new, s)] == \
             [(a.ilabel, a.olabel, a.weight.value, a.nextstate) for a in kaldifst.ArcIterator(old, s)]
+
+
+def test_builtin_one_best_equals_latgen_on_a_word_graph(word_graph, kaldi_env, tmp_path):
+    """Kaldi's latgen-faster-mapped reads the synthetic graph and model and finds the same 1-best
+    as the built-in decoder without lattices (plausible acoustics of random words)."""
+    tm = read_transition_model(word_graph.model)
+    rng = np.random.default_rng(3)
+    lex = list(lexicon(word_graph).values())
+    ark = tmp_path / "ll.ark"
+    write_mat_ark(ark, None, [(f"u{i}", plausible_loglikes(tm, 150, rng, lex)) for i in range(3)])
+    ours = decode_ark(ark, word_graph.graph_dir, word_graph.model, tmp_path / "ours", save_lattices=False)
+    theirs = tmp_path / "kaldi.txt"
+    args = latgen_command("latgen-faster-mapped", str(ark), word_graph.graph_dir, word_graph.model,
+                          tmp_path, DecodeOptions(), save_lattices=False)
+    subprocess.run(args[:-2] + [f"ark,t:{theirs}"], check=True, env=kaldi_env, capture_output=True)
+    assert (ours / "best_words.txt").read_text() == theirs.read_text()
+    assert len(theirs.read_text().splitlines()) == 3
