@@ -75,6 +75,14 @@ def test_split_refuses_more_jobs_than_utterances(tmp_path):
         split_loglikes(LOGLIKES, 11, tmp_path)
 
 
+def test_jobs_on_in_memory_items(tmp_path, four):
+    items = list(read_matrices(four))
+    one = decode_ark(items, GRAPH, MODEL, tmp_path / "nj1", NARROW, save_lattices=False)
+    two = decode_ark(items, GRAPH, MODEL, tmp_path / "nj2", NARROW, save_lattices=False, nj=2)
+    assert (two / "hyp.txt").read_bytes() == (one / "hyp.txt").read_bytes()
+    assert [len(list(read_matrices(p))) for p in split_loglikes(items, 3, tmp_path / "s")] == [2, 1, 1]
+
+
 # ---------------------------------------------------------------- one list of latgen options
 
 

@@ -29,12 +29,12 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from pytorch_kaldi_snn.decoding.graph import load_graph
-from pytorch_kaldi_snn.decoding.jobs import clear_lattices, lattice_name, split_loglikes
+from pytorch_kaldi_snn.decoding.jobs import LoglikeSource, clear_lattices, lattice_name, split_loglikes
 from pytorch_kaldi_snn.decoding.latgen_opts import DecodeOptions
 from pytorch_kaldi_snn.decoding.lattice import CompactLattice, RawArc, compact_from_raw, write_lattices
 from pytorch_kaldi_snn.decoding.transition_model import TransitionModel, read_transition_model
@@ -128,9 +128,6 @@ def decode_utterance(
         return None
     lattice = _raw_lattice(scores, graph, opts) if with_lattice else None
     return Hypothesis(list(words), list(alignment), float(likelihood), lattice)
-
-
-LoglikeSource = Union[str, os.PathLike, Iterable[tuple[str, np.ndarray]]]
 
 
 def write_hyp_text(path: Path, words: Mapping[str, Sequence[int]], symbol_table: Path) -> None:

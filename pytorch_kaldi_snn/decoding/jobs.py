@@ -14,13 +14,16 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.io import read_int_vectors, read_matrices, write_int_vectors, write_mat_ark
 
 _LATTICE = re.compile(r"^lat\.([1-9][0-9]*)\.gz$")
 PathLike = Union[str, os.PathLike]
+LoglikeSource = Union[PathLike, Iterable[Tuple[str, np.ndarray]]]
 
 
 def lattice_name(job: int) -> str:
@@ -46,19 +49,24 @@ def part_sizes(count: int, nj: int) -> list[int]:
     return [count // nj + (1 if j < count % nj else 0) for j in range(nj)]
 
 
-def split_loglikes(source: PathLike, nj: int, work_dir: Path) -> list[Path]:
+def split_loglikes(source: LoglikeSource, nj: int, work_dir: Path) -> list[Path]:
     """Copy the matrices of ``source`` into ``nj`` contiguous arks ``work_dir/loglikes.J.ark``.
 
-    DataError when ``source`` has fewer utterances than jobs (Kaldi refuses that split too).
+    ``source`` is an rspecifier or path (read twice: to count, then to copy; a pipe runs twice)
+    or an iterable of ``(utt, matrix)``. DataError when it has fewer utterances than jobs
+    (Kaldi refuses that split too).
     """
-    keys = [utt for utt, _ in read_matrices(source)]
-    if len(keys) < nj:
-        raise DataError(f"{len(keys)} utterance(s) cannot be split into nj = {nj} decoding jobs",
-                        file=os.fspath(source))
+    if isinstance(source, (str, os.PathLike)):
+        count, items = sum(1 for _ in read_matrices(source)), read_matrices(source)
+        name: Optional[str] = os.fspath(source)
+    else:
+        listed = list(source)
+        count, items, name = len(listed), iter(listed), None
+    if count < nj:
+        raise DataError(f"{count} utterance(s) cannot be split into nj = {nj} decoding jobs", file=name)
     work_dir.mkdir(parents=True, exist_ok=True)
-    items = read_matrices(source)
     parts = []
-    for job, size in enumerate(part_sizes(len(keys), nj), start=1):
+    for job, size in enumerate(part_sizes(count, nj), start=1):
         part = work_dir / f"loglikes.{job}.ark"
         write_mat_ark(part, None, itertools.islice(items, size))
         parts.append(part)
