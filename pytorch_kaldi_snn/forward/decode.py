@@ -58,8 +58,8 @@ def decode_options(settings: DecodingSettings) -> DecodeOptions:
                          lattice_beam=settings.latbeam, max_mem=settings.max_mem)
 
 
-def _one_best_only(settings: DecodingSettings, metric: str, one_best: ErrorCounts, run: DecodeRun, out: Path,
-                   log: logging.Logger) -> Dict[str, Any]:
+def _one_best_only(settings: DecodingSettings, metric: str, one_best: ErrorCounts, run: DecodeRun,
+                   out: Path, log: logging.Logger) -> Dict[str, Any]:
     """With ``save_lattices = False`` there is nothing to sweep: the 1-best at ``acwt`` is the
     reported figure, and the log and the results say so (``scored_on``)."""
     log.info(f"scoring: save_lattices = False: no lattices, so no LM-weight sweep over "
@@ -100,7 +100,8 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
     log.info(f"scoring: best over {settings.scoring.as_opts()} ({rescorer} rescoring): "
              f"{metric} {best.counts.error_rate:.2f} at LMWT {best.lmwt}, WIP {best.wip:g}")
     return {"metric": metric, "error_rate": best.counts.error_rate, "decoder": run.decoder,
-            "scored_on": f"best of the LM-weight sweep {settings.scoring.as_opts()}", "rescoring": rescorer, "best_lmwt": best.lmwt, "best_wip": best.wip,
+            "scored_on": f"best of the LM-weight sweep {settings.scoring.as_opts()}",
+            "rescoring": rescorer, "best_lmwt": best.lmwt, "best_wip": best.wip,
             "ins": best.counts.ins, "del": best.counts.dels, "sub": best.counts.subs,
             "ref_tokens": best.counts.ref_words, "sweep": result.table(),
             "one_best_acwt": settings.acwt, "one_best_error_rate": one_best.error_rate,
