@@ -11,14 +11,13 @@ set's Kaldi conf (``conf/<kind>.conf`` that make_feats left in its data dir), CM
 pipe, the checkpoint, the priors, the graph and the ``[decoding]`` settings; the decoder is
 Kaldi's ``latgen-faster-mapped`` when installed, else the built-in one, as in ``run_exp.sh``.
 ``--ctm`` writes ``utt 1 start duration phone`` from the best path's alignment; ``--lattices``
-a Kaldi lattice archive (``lat.1.gz``, gzipped binary).
+a Kaldi lattice archive (gzipped binary; the ``lat.J.gz`` of all ``[decoding] nj`` jobs in one).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import logging
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +30,7 @@ from pytorch_kaldi_snn.cli import run_reporting_errors
 from pytorch_kaldi_snn.data.batching import eval_batches
 from pytorch_kaldi_snn.data.loading import load_dataset
 from pytorch_kaldi_snn.decoding import decode_and_score, read_transition_model
+from pytorch_kaldi_snn.decoding.jobs import concatenate_archives
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.features.extract import KINDS, FeatureConf, make_pytorch_kaldi_feats
 from pytorch_kaldi_snn.forward.decode import decode_options
@@ -120,17 +120,19 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
         work = Path(tmp)
         data = input_dir(work, wavs, wav_scp, utt2spk)
         make_pytorch_kaldi_feats(data, kind, conf, work / "ark")
-        write_mat_ark(work / "loglikes.ark", None, sorted(posteriors(trained, data).items()))
+        scores = posteriors(trained, data)
+        write_mat_ark(work / "loglikes.ark", None, sorted(scores.items()))
         decoded = work / "decode"
-        decode_and_score(work / "loglikes.ark", lab.graph, lab.folder / "final.mdl", decoded,
-                         decode_options(trained.exp.decoding))
+        run = decode_and_score(work / "loglikes.ark", lab.graph, lab.folder / "final.mdl", decoded,
+                               decode_options(trained.exp.decoding), save_lattices=lattices is not None,
+                               nj=min(trained.exp.decoding.nj, len(scores)))
         hyps = {u: line.split() for u, line in read_kaldi_map(decoded / "hyp.txt", allow_empty=True).items()}
         if ctm is not None:
             shift = float(FeatureConf.from_file(kind, conf).options.get("frame-shift", "10")) / 1000
             text = ctm_text(decoded / "best_ali.txt", lab.folder / "final.mdl", lab.graph / "phones.txt", shift)
             atomic_write(Path(ctm), lambda t: t.write_text(text, encoding="utf-8"))
         if lattices is not None:
-            atomic_write(Path(lattices), lambda t: shutil.copyfile(decoded / "lat.1.gz", t))
+            atomic_write(Path(lattices), lambda t: concatenate_archives(run.lattices, t))
     return hyps
 
 

@@ -20,7 +20,7 @@ from pytorch_kaldi_snn.decoding import (
     read_lattices,
     read_transition_model,
 )
-from pytorch_kaldi_snn.decoding.graph import read_fst_header
+from pytorch_kaldi_snn.decoding.graph import load_const_per_arc, read_fst_header
 from pytorch_kaldi_snn.decoding.lattice import best_path
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io import read_int_vectors, read_matrices, write_mat_ark
@@ -152,6 +152,14 @@ def test_const_hclg_equals_fstprint(graph):
     info = (GOLDEN / "graph" / "hclg_fstinfo.txt").read_text()
     assert f"# of states {graph.num_states}" in re.sub(r"\s+", " ", info)
     assert len(arcs) == 1454 and len(finals) == 35 and graph.start == 0
+
+
+def test_fast_const_reader_equals_the_per_arc_reader(graph):
+    """Same states, start, arc order, labels and bit-exact weights as the per-arc rebuild."""
+    old = load_const_per_arc(GOLDEN / "graph" / "HCLG.fst")
+    assert (graph.num_states, graph.start) == (old.num_states, old.start) == (272, 0)
+    assert fst_arcs(graph) == fst_arcs(old)  # lists in state and arc order, not sorted
+    assert [graph.num_arcs(s) for s in range(272)] == [old.num_arcs(s) for s in range(272)]
 
 
 def test_vector_graph_round_trip(graph, tmp_path):

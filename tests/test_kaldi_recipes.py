@@ -345,8 +345,8 @@ def test_decode_dry_run_prints_the_latgen_command(kaldi: Path, decode_inputs: Di
         ". ./path.sh",
         f"mkdir -p {dec}/log",
         f"echo 1 > {dec}/num_jobs",
-        "latgen-faster-mapped --min-active=200 --max-active=7000 --max-mem=50000000 --beam=13.0 "
-        f"--lattice-beam=8.0 --acoustic-scale=0.2 --allow-partial=true --word-symbol-table={f['graph']}/words.txt "
+        "latgen-faster-mapped --min-active=200 --max-active=7000 --max-mem=50000000 --beam=13 "
+        f"--lattice-beam=8 --acoustic-scale=0.2 --allow-partial=true --word-symbol-table={f['graph']}/words.txt "
         f"{f['ali']}/final.mdl {f['graph']}/HCLG.fst ark:{f['out']}/forward_test.ark "
         f"'ark:|gzip -c > {dec}/lat.1.gz' > {dec}/log/decode.1.log 2>&1 &",
         "wait",
@@ -369,7 +369,7 @@ def test_decode_jobs_threads_and_librispeech_scoring(kaldi: Path, decode_inputs:
     latgen = [l for l in lines if l.startswith("latgen")]
     assert len(latgen) == 2
     assert latgen[0].startswith("latgen-faster-mapped-parallel --num-threads=4 --min-active=200 --max-active=7000 "
-                                "--max-mem=50000000 --beam=20.0 --lattice-beam=12.0 --acoustic-scale=0.10 ")
+                                "--max-mem=50000000 --beam=20 --lattice-beam=12 --acoustic-scale=0.1 ")
     assert latgen[1].endswith(f"'{pipe}' 'ark:|gzip -c > {dec}/lat.2.gz' > {dec}/log/decode.2.log 2>&1 &")
     assert lines.index("wait") == lines.index(latgen[0]) + 1  # --nj 1: one job at a time
     assert f"echo 2 > {dec}/num_jobs" in lines
@@ -385,6 +385,11 @@ def test_decode_fails_fast(kaldi: Path, decode_inputs: Dict[str, Path]) -> None:
                    "expected <graph-dir> <data-dir> <ali-dir> <decode-dir> <forward-ark>")
     one_line_error(run(DECODE, "--dry-run", "true", *decode_args(f, str(f["out"] / "nope.ark")), kaldi_root=kaldi),
                    f"forward ark {f['out']}/nope.ark does not exist")
+    # latgen's options are checked by decoding/latgen_opts.py, the runner's own list
+    one_line_error(run(DECODE, "--max-active", "x", "--dry-run", "true", *decode_args(f), kaldi_root=kaldi),
+                   "argument --max-active: invalid int value: 'x'")
+    one_line_error(run(DECODE, "--min-active", "8000", "--dry-run", "true", *decode_args(f), kaldi_root=kaldi),
+                   "need 0 < min_active <= max_active")
     (f["graph"] / "HCLG.fst").unlink()
     one_line_error(run(DECODE, "--dry-run", "true", *decode_args(f), kaldi_root=kaldi),
                    f"missing input {f['graph']}/HCLG.fst")

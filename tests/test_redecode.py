@@ -44,6 +44,17 @@ def test_changing_acwt_on_a_finished_run_re_decodes_without_training(tiny_corpus
     before = json.loads((out / "results.superseded.json").read_text())  # nothing is lost
     assert before["decoding"]["one_best_acwt"] == 0.2
 
+    # 1-best only, in 2 jobs: no lattices, so no sweep, and the results say what was scored
+    fast = _run(cfg, out, builtin_env, "decoding.acwt=0.05", "decoding.save_lattices=False", "decoding.nj=2")
+    assert fast.returncode == 0, fast.stderr[-2000:]
+    one_best = json.loads((out / "decode.json").read_text())
+    assert one_best["sweep"] == [] and one_best["best_lmwt"] is None
+    assert one_best["error_rate"] == one_best["one_best_error_rate"] == redone["one_best_error_rate"]
+    assert one_best["scored_on"] == "1-best at acwt 0.05 (save_lattices = False: no LM-weight sweep)"
+    assert "no lattices, so no LM-weight sweep" in (out / "log.log").read_text()
+    assert not list((out / "decode_test").glob("lat.*.gz"))
+    assert (out / "decode_test" / "num_jobs").read_text() == "2\n"
+
     refused = _run(cfg, out, builtin_env, "decoding.acwt=0.05", "architecture1.arch_lr=0.01")
     assert refused.returncode == 2
     assert "([architecture1] arch_lr differ)" in refused.stderr

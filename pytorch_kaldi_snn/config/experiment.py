@@ -216,6 +216,8 @@ class DecodingSettings:
     scoring_mode: str  # "sclite" (NIST split, PyTorch-Kaldi's TIMIT scoring) or "kaldi"
     skip_scoring: bool
     scoring: ScoringOptions
+    save_lattices: bool = True  # False: 1-best only (no lat.*.gz, no LM-weight sweep)
+    nj: int = 1  # parallel decoding jobs (forward ark split in nj parts, lat.J.gz each)
 
 
 @dataclass(frozen=True)
@@ -516,6 +518,8 @@ def _parse_decoding(sec: Section) -> DecodingSettings:
         scoring_mode=get_str(sec, "scoring_mode", choices=("sclite", "kaldi"), default="sclite"),
         skip_scoring=get_bool(sec, "skip_scoring", default=False),
         scoring=_scoring_options(sec),
+        save_lattices=get_bool(sec, "save_lattices", default=DecodingSettings.save_lattices),
+        nj=get_int(sec, "nj", min=1, default=DecodingSettings.nj),
     )
     if settings.min_active > settings.max_active:
         raise ConfigError("min_active is above max_active", section=sec.name, key="min_active")

@@ -172,6 +172,9 @@ SECTION_KEYS: Dict[str, Dict[str, Key]] = {
             reason="the forward ark is used as it is; use False"),
         Key("scoring_mode", OURS, "sclite (NIST alignment) or kaldi (compute-wer)"),
         Key("scoring_fold", OURS, "none, 61-39 or 48-39 (required for TIMIT phone graphs)"),
+        Key("save_lattices", OURS, "write lat.*.gz (False: 1-best only, scored at acwt, no "
+            "LM-weight sweep)"),
+        Key("nj", OURS, "parallel decoding jobs (forward ark split, one lat.J.gz per job)"),
     ),
 }
 

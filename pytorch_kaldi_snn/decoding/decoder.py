@@ -10,23 +10,32 @@ What ``latgen-faster-mapped`` does, with pip packages:
   transition-id alignment and the likelihood ``-(graph + scaled acoustic cost)`` exactly as
   ``DecodeUtteranceLatticeFaster`` logs it. On Kaldi's golden system it reproduces
   ``latgen-faster-mapped``'s words and alignments for every utterance.
-* lattice: kaldi-hmm-gmm does not return LatticeFasterDecoder's lattice, so the lattice comes
-  from kaldi-decoder's ``LatticeSimpleDecoder`` (same beam and lattice beam, no max/min
-  active) and is pruned and compacted by :mod:`pytorch_kaldi_snn.decoding.lattice` (not
+* lattice, only when asked (``with_lattice`` / ``save_lattices``; without, decoding runs at
+  the C++ decoder's speed and gives the same 1-best): kaldi-hmm-gmm does not return
+  LatticeFasterDecoder's lattice, so the lattice comes from kaldi-decoder's
+  ``LatticeSimpleDecoder`` (same beam and lattice beam, no max/min active: no pip decoder has
+  both) and is pruned and compacted by :mod:`pytorch_kaldi_snn.decoding.lattice` (not
   determinized; see there).
+* jobs: :func:`decode_ark` with ``nj > 1`` decodes contiguous parts of the input in worker
+  processes, one ``lat.J.gz`` each (:mod:`pytorch_kaldi_snn.decoding.jobs`).
 """
 from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
-from dataclasses import dataclass
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from pytorch_kaldi_snn.decoding.graph import load_graph
+from pytorch_kaldi_snn.decoding.jobs import LoglikeSource, clear_lattices, lattice_name, split_loglikes
+from pytorch_kaldi_snn.decoding.latgen_opts import DecodeOptions
 from pytorch_kaldi_snn.decoding.lattice import CompactLattice, RawArc, compact_from_raw, write_lattices
 from pytorch_kaldi_snn.decoding.transition_model import TransitionModel, read_transition_model
 from pytorch_kaldi_snn.errors import DataError
@@ -36,32 +45,6 @@ from pytorch_kaldi_snn.kaldi_ports import kaldi_decoder, kaldi_hmm_gmm, kaldifst
 import _kaldifst  # noqa: E402  (kaldifst's iterator.py does not cover Lattice; its C class does)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """latgen-faster-mapped options.
-
-    Defaults are the golden system's ``decode/decode_opts.txt``: PyTorch-Kaldi's usual
-    ``[decoding]`` beam/latbeam/max_active/min_active (its cfgs set ``acwt`` per recipe). These
-    are also the cfg defaults of ``[decoding]`` (config/experiment.py reads them from here).
-    Kaldi's own binary defaults differ: beam 16, lattice-beam 10, max-active unlimited,
-    allow-partial false.
-    """
-
-    acoustic_scale: float = 0.1
-    beam: float = 13.0
-    max_active: int = 7000
-    min_active: int = 200
-    lattice_beam: float = 8.0
-    allow_partial: bool = True
-    max_mem: int = 50000000  # latgen --max-mem (decode_dnn.sh's); the built-in decoder has no cap
-
-    def __post_init__(self) -> None:
-        if not (self.acoustic_scale > 0 and self.beam > 0 and self.lattice_beam > 0):
-            raise ValueError("acoustic_scale, beam and lattice_beam must be positive")
-        if not 0 < self.min_active <= self.max_active:
-            raise ValueError("need 0 < min_active <= max_active")
 
 
 @dataclass(frozen=True)
@@ -147,9 +130,6 @@ def decode_utterance(
     return Hypothesis(list(words), list(alignment), float(likelihood), lattice)
 
 
-LoglikeSource = Union[str, os.PathLike, Iterable[tuple[str, np.ndarray]]]
-
-
 def write_hyp_text(path: Path, words: Mapping[str, Sequence[int]], symbol_table: Path) -> None:
     """Write ``utt word word ...`` lines (``utils/int2sym.pl -f 2-``) atomically.
 
@@ -170,12 +150,66 @@ def write_hyp_text(path: Path, words: Mapping[str, Sequence[int]], symbol_table:
         Path(temp).write_text("".join(lines), encoding="utf-8")
 
 
+def decode_job(
+    loglikes: LoglikeSource,
+    graph_dir: Path,
+    model_path: Path,
+    opts: DecodeOptions,
+    lattices: Optional[Path],
+    name: Optional[str] = None,
+) -> tuple[dict[str, Hypothesis], int]:
+    """One decoding job: its hypotheses (without lattices) and how many utterances failed.
+
+    Writes the lattices to ``lattices`` (a ``lat.J.gz``) when it is given, else builds none.
+    ``name`` is the input named in errors (the forward ark a split part came from).
+    """
+    graph = load_graph(graph_dir / "HCLG.fst")
+    tm = read_transition_model(model_path)
+    source = os.fspath(loglikes) if isinstance(loglikes, (str, os.PathLike)) else None
+    items = read_matrices(source) if source is not None else loglikes
+    hyps: dict[str, Hypothesis] = {}
+    failed = 0
+    for utt, matrix in items:
+        try:
+            hyp = decode_utterance(np.asarray(matrix), graph, tm, opts, with_lattice=lattices is not None)
+        except DataError as err:
+            raise DataError(err.message, file=name or source, utt=utt) from None
+        if hyp is None:
+            log.warning("decoder: no final state reached for %s and allow_partial is false; skipped", utt)
+            failed += 1
+            continue
+        hyps[utt] = hyp
+    if lattices is not None:
+        write_lattices(lattices, ((u, h.lattice) for u, h in hyps.items() if h.lattice is not None))
+    return {u: replace(h, lattice=None) for u, h in hyps.items()}, failed
+
+
+def _run_jobs(
+    loglikes: LoglikeSource, graph_dir: Path, model_path: Path, out: Path, opts: DecodeOptions,
+    save_lattices: bool, nj: int,
+) -> list[tuple[dict[str, Hypothesis], int]]:
+    """Run ``nj`` jobs on contiguous parts of ``loglikes``, in worker processes when nj > 1."""
+    lattices = [out / lattice_name(j) if save_lattices else None for j in range(1, nj + 1)]
+    if nj == 1:
+        return [decode_job(loglikes, graph_dir, model_path, opts, lattices[0])]
+    name = os.fspath(loglikes) if isinstance(loglikes, (str, os.PathLike)) else None
+    with tempfile.TemporaryDirectory(prefix="split.", dir=out) as tmp:
+        parts = split_loglikes(loglikes, nj, Path(tmp))
+        # spawn: a fresh interpreter per worker (no fork of a process holding torch's threads)
+        with ProcessPoolExecutor(nj, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(decode_job, part, graph_dir, model_path, opts, lat, name)
+                       for part, lat in zip(parts, lattices)]
+            return [f.result() for f in futures]
+
+
 def decode_ark(
     loglikes: LoglikeSource,
     graph_dir: Union[str, os.PathLike],
     model_path: Union[str, os.PathLike],
     out_dir: Union[str, os.PathLike],
     opts: DecodeOptions = DecodeOptions(),
+    save_lattices: bool = True,
+    nj: int = 1,
 ) -> Path:
     """Decode every utterance of ``loglikes`` and write what latgen-faster-mapped writes.
 
@@ -183,42 +217,44 @@ def decode_ark(
     ``.gz``, pipes) or an iterable of ``(utt, (T, num_pdfs) array)``. ``graph_dir`` holds
     ``HCLG.fst`` and ``words.txt``; ``model_path`` is a Kaldi ``final.mdl`` (binary or text).
     Writes into ``out_dir`` (created if needed), each file atomically:
-    ``lat.1.gz`` (binary CompactLattice archive, gzipped), ``best_words.txt`` and
-    ``best_ali.txt`` (int-vector text arks) and ``hyp.txt`` (``utt word word ...``).
-    Utterances that fail (no final state with ``allow_partial=False``) are logged and
-    left out, as Kaldi does; DataError if none succeeds. Returns ``out_dir``.
+    ``lat.J.gz`` per job (binary CompactLattice archive, gzipped; only with ``save_lattices``,
+    which otherwise skips building lattices: the 1-best runs at the C++ decoder's speed),
+    ``num_jobs``, ``best_words.txt`` and ``best_ali.txt`` (int-vector text arks) and
+    ``hyp.txt`` (``utt word word ...``). ``nj > 1`` decodes contiguous parts of ``loglikes``
+    in that many worker processes (same hypotheses as one job). Utterances that fail (no
+    final state with ``allow_partial=False``) are logged and left out, as Kaldi does;
+    DataError if none succeeds. Returns ``out_dir``.
     """
     graph_dir, out = Path(graph_dir), Path(out_dir)
-    graph = load_graph(graph_dir / "HCLG.fst")
-    tm = read_transition_model(model_path)
-    source = os.fspath(loglikes) if isinstance(loglikes, (str, os.PathLike)) else None
-    items = read_matrices(source) if source is not None else loglikes
+    if nj < 1:
+        raise ValueError("nj must be at least 1")
     out.mkdir(parents=True, exist_ok=True)
+    clear_lattices(out)
     hyps: dict[str, Hypothesis] = {}
     failed = 0
-    total_like = total_frames = 0.0
-    for utt, matrix in items:
-        try:
-            hyp = decode_utterance(np.asarray(matrix), graph, tm, opts)
-        except DataError as err:
-            raise DataError(err.message, file=source, utt=utt) from None
-        if hyp is None:
-            log.warning("decoder: no final state reached for %s and allow_partial is false; skipped", utt)
-            failed += 1
-            continue
-        per_frame = hyp.likelihood / max(hyp.num_frames, 1)
-        log.info("Log-like per frame for utterance %s is %.6g over %d frames.", utt, per_frame, hyp.num_frames)
-        total_like += hyp.likelihood
-        total_frames += hyp.num_frames
-        hyps[utt] = hyp
+    for job_hyps, job_failed in _run_jobs(loglikes, graph_dir, Path(model_path), out, opts, save_lattices, nj):
+        hyps.update(job_hyps)
+        failed += job_failed
     if not hyps:
         raise DataError(f"no utterance could be decoded ({failed} failed)", file=str(graph_dir / "HCLG.fst"))
-    log.info(
-        "Done %d utterances, failed for %d; overall log-likelihood per frame is %.6g over %d frames.",
-        len(hyps), failed, total_like / max(total_frames, 1), total_frames,
-    )
-    write_lattices(out / "lat.1.gz", ((u, h.lattice) for u, h in hyps.items() if h.lattice is not None))
+    _log_likelihoods(hyps, failed)
+    with atomic_outputs(out / "num_jobs") as (temp,):
+        Path(temp).write_text(f"{nj}\n", encoding="utf-8")
     write_int_vectors(out / "best_words.txt", ((u, h.words) for u, h in hyps.items()), text=True)
     write_int_vectors(out / "best_ali.txt", ((u, h.alignment) for u, h in hyps.items()), text=True)
     write_hyp_text(out / "hyp.txt", {u: h.words for u, h in hyps.items()}, graph_dir / "words.txt")
     return out
+
+
+def _log_likelihoods(hyps: Mapping[str, Hypothesis], failed: int) -> None:
+    """latgen-faster-mapped's per-utterance and overall "Log-like per frame" lines."""
+    total_like = total_frames = 0.0
+    for utt, hyp in hyps.items():
+        per_frame = hyp.likelihood / max(hyp.num_frames, 1)
+        log.info("Log-like per frame for utterance %s is %.6g over %d frames.", utt, per_frame, hyp.num_frames)
+        total_like += hyp.likelihood
+        total_frames += hyp.num_frames
+    log.info(
+        "Done %d utterances, failed for %d; overall log-likelihood per frame is %.6g over %d frames.",
+        len(hyps), failed, total_like / max(total_frames, 1), total_frames,
+    )

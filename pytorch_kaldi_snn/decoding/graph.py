@@ -3,13 +3,17 @@
 ``utils/mkgraph.sh`` writes HCLG as an OpenFst *const* FST (``fstconvert --fst_type=const``),
 but kaldifst 1.7.17 cannot read that type: ``StdConstFst.read`` fails with "Unknown FST type
 const" (its registry only holds vector FSTs). So a const FST is parsed here from OpenFst's
-binary layout (``FstHeader`` + ``ConstState[num_states]`` + ``StdArc[num_arcs]``) and rebuilt
-as a ``kaldifst.StdVectorFst``; a vector FST is read by kaldifst itself. Both keep every
-state number, label and weight (checked against ``fstprint`` output in the tests).
+binary layout (``FstHeader`` + ``ConstState[num_states]`` + ``StdArc[num_arcs]``), rewritten
+with numpy into the *vector* binary layout in one pass and parsed by kaldifst's C++ reader
+(``StdVectorFst.read``): no Python call per arc, so a word HCLG of millions of arcs loads in
+about the time of reading the file. A vector FST is read by kaldifst itself. Both keep every
+state number, label and weight (checked against ``fstprint`` output and against a per-arc
+rebuild in the tests).
 """
 from __future__ import annotations
 
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,8 @@ from pytorch_kaldi_snn.kaldi_ports import kaldifst
 FST_MAGIC = 2125659606  # OpenFst's kFstMagicNumber
 _HAS_ISYMBOLS, _HAS_OSYMBOLS, _IS_ALIGNED = 0x1, 0x2, 0x4
 _ALIGNMENT = 16  # OpenFst's kArchAlignment for aligned const FSTs
+_MUTABLE = 0x2  # OpenFst's kMutable property bit
+_VECTOR_VERSION = 2  # VectorFst's file version
 _CONST_STATE = np.dtype(
     [("final", "<f4"), ("pos", "<u4"), ("narcs", "<u4"), ("niepsilons", "<u4"), ("noepsilons", "<u4")]
 )
@@ -77,7 +83,7 @@ def read_fst_header(data: bytes, file: str, offset: int = 0) -> FstHeader:
     return FstHeader(fst_type, arc_type, version, flags, properties, start, num_states, num_arcs, cur.pos - offset)
 
 
-def _const_arrays(data: bytes, header: FstHeader, file: str) -> tuple[np.ndarray, np.ndarray]:
+def const_arrays(data: bytes, header: FstHeader, file: str) -> tuple[np.ndarray, np.ndarray]:
     """The ConstState and arc arrays that follow a const FST header."""
     pos = header.size
 
@@ -95,20 +101,55 @@ def _const_arrays(data: bytes, header: FstHeader, file: str) -> tuple[np.ndarray
     return states, arcs
 
 
-def _const_to_vector(data: bytes, header: FstHeader, file: str) -> "kaldifst.StdVectorFst":
-    states, arcs = _const_arrays(data, header, file)
-    fst = kaldifst.StdVectorFst()
-    fst.reserve_states(header.num_states)
-    for _ in range(header.num_states):
-        fst.add_state()
-    if header.start >= 0:
-        fst.start = header.start
-    for state, (final, pos, narcs, _, _) in enumerate(states.tolist()):
-        if final != float("inf"):
-            fst.set_final(state, final)
-        for ilabel, olabel, weight, nextstate in arcs[pos : pos + narcs].tolist():
-            fst.add_arc(state, kaldifst.StdArc(ilabel, olabel, weight, nextstate))
+def _vector_header(header: FstHeader) -> bytes:
+    """OpenFst's header of a ``vector`` FST with the const FST's start, states and properties."""
+    def string(text: str) -> bytes:
+        return struct.pack("<i", len(text)) + text.encode("ascii")
+
+    properties = header.properties | _MUTABLE  # a vector FST is mutable; the rest stays true
+    return (
+        struct.pack("<i", FST_MAGIC) + string("vector") + string(header.arc_type)
+        + struct.pack("<iiQqqq", _VECTOR_VERSION, 0, properties, header.start, header.num_states, 0)
+    )
+
+
+def const_to_vector_bytes(data: bytes, header: FstHeader, file: str) -> bytes:
+    """The same FST in OpenFst's *vector* binary layout, built with numpy in one pass.
+
+    A vector FST stores, per state, ``float final, int64 narcs`` then its ``StdArc``s; all
+    fields are 4-byte words, so state ``s`` starts at word ``3 s + 4 pos[s]`` when the const
+    FST's arcs are stored in state order (``pos`` = running sum of ``narcs``, as OpenFst writes).
+    """
+    states, arcs = const_arrays(data, header, file)
+    narcs = states["narcs"].astype(np.int64)
+    pos = np.concatenate(([0], np.cumsum(narcs)[:-1])) if len(narcs) else narcs
+    if not np.array_equal(states["pos"], pos) or int(narcs.sum()) != header.num_arcs:
+        raise DataError("const FST arcs are not stored in state order", file=file)
+    words = np.zeros(3 * header.num_states + 4 * header.num_arcs, np.uint32)
+    state_word = 3 * np.arange(header.num_states, dtype=np.int64) + 4 * pos
+    words[state_word] = states["final"].view(np.uint32)
+    words[state_word + 1] = (narcs & 0xFFFFFFFF).astype(np.uint32)
+    words[state_word + 2] = (narcs >> 32).astype(np.uint32)
+    owner = np.repeat(np.arange(header.num_states, dtype=np.int64), narcs)
+    arc_word = 3 * (owner + 1) + 4 * np.arange(header.num_arcs, dtype=np.int64)
+    for field, column in enumerate(("ilabel", "olabel", "weight", "nextstate")):
+        words[arc_word + field] = arcs[column].view(np.uint32)
+    return _vector_header(header) + words.astype("<u4", copy=False).tobytes()
+
+
+def _read_vector(path: str, file: str) -> "kaldifst.StdVectorFst":
+    fst = kaldifst.StdVectorFst.read(path)
+    if fst is None:
+        raise DataError("kaldifst could not read the vector FST", file=file)
     return fst
+
+
+def _const_to_vector(data: bytes, header: FstHeader, file: str) -> "kaldifst.StdVectorFst":
+    """Rebuild a const FST as a StdVectorFst: numpy writes the vector layout, kaldifst parses it."""
+    with tempfile.TemporaryDirectory(prefix="hclg-") as tmp:
+        vector = Path(tmp) / "HCLG.vector.fst"
+        vector.write_bytes(const_to_vector_bytes(data, header, file))
+        return _read_vector(str(vector), file)
 
 
 def load_graph(path: Path | str) -> "kaldifst.StdVectorFst":
@@ -128,8 +169,29 @@ def load_graph(path: Path | str) -> "kaldifst.StdVectorFst":
     if header.fst_type == "const":
         return _const_to_vector(data, header, str(path))
     if header.fst_type == "vector":
-        fst = kaldifst.StdVectorFst.read(str(path))
-        if fst is None:
-            raise DataError("kaldifst could not read the vector FST", file=str(path))
-        return fst
+        return _read_vector(str(path), str(path))
     raise DataError(f"unsupported FST type {header.fst_type!r} (expected const or vector)", file=str(path))
+
+
+def load_const_per_arc(path: Path | str) -> "kaldifst.StdVectorFst":
+    """The former const reader: one kaldifst call per state and per arc.
+
+    Kept as the reference that the tests check :func:`load_graph` against (same states, arcs,
+    weights) and that ``benchmarks/bench_decode.py`` times it against; nothing else uses it.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    header = read_fst_header(data, str(path))
+    states, arcs = const_arrays(data, header, str(path))
+    fst = kaldifst.StdVectorFst()
+    fst.reserve_states(header.num_states)
+    for _ in range(header.num_states):
+        fst.add_state()
+    if header.start >= 0:
+        fst.start = header.start
+    for state, (final, pos, narcs, _, _) in enumerate(states.tolist()):
+        if final != float("inf"):
+            fst.set_final(state, final)
+        for ilabel, olabel, weight, nextstate in arcs[pos : pos + narcs].tolist():
+            fst.add_arc(state, kaldifst.StdArc(ilabel, olabel, weight, nextstate))
+    return fst

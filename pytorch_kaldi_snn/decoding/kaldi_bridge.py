@@ -1,6 +1,7 @@
 """Decode with Kaldi's ``latgen-faster-mapped`` when it is installed, else with the built-in decoder.
 
-The Kaldi path runs what PyTorch-Kaldi's ``decode_dnn.sh`` runs for one job::
+The Kaldi path runs what PyTorch-Kaldi's ``decode_dnn.sh`` runs for each job (options from
+:mod:`pytorch_kaldi_snn.decoding.latgen_opts`, which decode_dnn.sh also asks)::
 
     latgen-faster-mapped --min-active=200 --max-active=7000 --max-mem=50000000 --beam=13 --lattice-beam=8 \\
       --acoustic-scale=0.1 --allow-partial=true --word-symbol-table=GRAPH/words.txt \\
@@ -8,7 +9,9 @@ The Kaldi path runs what PyTorch-Kaldi's ``decode_dnn.sh`` runs for one job::
       ark,t:OUT/best_words.txt ark,t:OUT/best_ali.txt
 
 (the two optional 1-best wspecifiers replace decode_dnn.sh's recipe-specific
-``local/score.sh``). Both paths leave the same files in ``out_dir`` (``lat.1.gz``,
+``local/score.sh``). With ``nj`` > 1 the forward ark is split into ``nj`` contiguous parts,
+one latgen per part runs at once, each writes ``lat.J.gz`` and its 1-best is merged in order.
+Both paths leave the same files in ``out_dir`` (``lat.1.gz`` .. ``lat.<nj>.gz``, ``num_jobs``,
 ``best_words.txt``, ``best_ali.txt``, ``hyp.txt``, and ``score.txt`` when a reference is
 given, scored by :mod:`pytorch_kaldi_snn.scoring`), and log ``decoder: kaldi`` or
 ``decoder: builtin``. Kaldi is found on ``PATH`` or under ``$KALDI_ROOT/src/{bin,latbin}``.
@@ -20,11 +23,16 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
 from pytorch_kaldi_snn.decoding.decoder import DecodeOptions, decode_ark, write_hyp_text
+from pytorch_kaldi_snn.decoding.jobs import (
+    clear_lattices, lattice_archives, lattice_name, merge_int_vectors, split_loglikes,
+)
+from pytorch_kaldi_snn.decoding.latgen_opts import latgen_options
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io import as_rspecifier, atomic_outputs, read_int_vectors
 from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, score_files
@@ -36,11 +44,13 @@ PathLike = Union[str, os.PathLike]
 
 @dataclass(frozen=True)
 class DecodeRun:
-    """Which decoder ran (``"kaldi"`` or ``"builtin"``), where its outputs are, and the score."""
+    """Which decoder ran (``"kaldi"`` or ``"builtin"``), where its outputs are, the score and
+    the lattice archives."""
 
     decoder: str
     out_dir: Path
     counts: Optional[ErrorCounts]
+    lattices: tuple[Path, ...] = ()  # lat.1.gz .. lat.<nj>.gz; none when save_lattices was False
 
 
 def kaldi_search_path(environ: Mapping[str, str] = os.environ) -> str:
@@ -53,41 +63,83 @@ def kaldi_search_path(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def latgen_command(
-    latgen: str, loglikes: str, graph_dir: Path, model_path: Path, out_dir: Path, opts: DecodeOptions
+    latgen: str, loglikes: str, graph_dir: Path, model_path: Path, out_dir: Path, opts: DecodeOptions,
+    job: int = 1, save_lattices: bool = True, one_best_dir: Optional[Path] = None,
 ) -> list[str]:
-    """The ``latgen-faster-mapped`` argv (decode_dnn.sh's options plus the 1-best outputs)."""
+    """The ``latgen-faster-mapped`` argv of job ``job`` (decode_dnn.sh's options, from
+    :func:`~pytorch_kaldi_snn.decoding.latgen_opts.latgen_options`, plus the 1-best outputs).
+
+    Lattices go to ``out_dir/lat.<job>.gz``, or to ``/dev/null`` without ``save_lattices``
+    (latgen always writes some); the 1-best to ``one_best_dir`` (default ``out_dir``).
+    """
+    best = one_best_dir or out_dir
+    lattices = f"ark:|gzip -c > {shlex.quote(str(out_dir / lattice_name(job)))}" if save_lattices else "ark:/dev/null"
     return [
         latgen,
-        f"--min-active={opts.min_active}",
-        f"--max-active={opts.max_active}",
-        f"--max-mem={opts.max_mem}",
-        f"--beam={opts.beam:g}",
-        f"--lattice-beam={opts.lattice_beam:g}",
-        f"--acoustic-scale={opts.acoustic_scale:g}",
-        f"--allow-partial={'true' if opts.allow_partial else 'false'}",
-        f"--word-symbol-table={graph_dir / 'words.txt'}",
+        *latgen_options(opts, str(graph_dir / "words.txt")),
         str(model_path),
         str(graph_dir / "HCLG.fst"),
         as_rspecifier(loglikes),
-        f"ark:|gzip -c > {shlex.quote(str(out_dir / 'lat.1.gz'))}",
-        f"ark,t:{out_dir / 'best_words.txt'}",
-        f"ark,t:{out_dir / 'best_ali.txt'}",
+        lattices,
+        f"ark,t:{best / 'best_words.txt'}",
+        f"ark,t:{best / 'best_ali.txt'}",
     ]
 
 
-def _run_kaldi(
-    latgen: str, loglikes: str, graph_dir: Path, model_path: Path, out: Path, opts: DecodeOptions, path: str
-) -> None:
-    (out / "log").mkdir(parents=True, exist_ok=True)
-    log_file = out / "log" / "decode.1.log"
-    argv = latgen_command(latgen, loglikes, graph_dir, model_path, out, opts)
+def _start_job(argv: list[str], log_file: Path, path: str) -> subprocess.Popen:
     with open(log_file, "w", encoding="utf-8") as stderr:
         stderr.write(" ".join(shlex.quote(a) for a in argv) + "\n")
         stderr.flush()
-        done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "PATH": path})
-    if done.returncode != 0:
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "PATH": path})
+
+
+def _wait_job(job: subprocess.Popen, log_file: Path) -> None:
+    if job.wait() != 0:
         last = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-        raise DataError(f"{LATGEN} failed with exit status {done.returncode}: {' '.join(last)}", file=str(log_file))
+        raise DataError(f"{LATGEN} failed with exit status {job.returncode}: {' '.join(last)}", file=str(log_file))
+
+
+def _run_latgen_jobs(
+    latgen: str, parts: list[str], graph_dir: Path, model_path: Path, out: Path, opts: DecodeOptions,
+    path: str, save_lattices: bool, one_best_dirs: list[Path],
+) -> None:
+    """One latgen-faster-mapped per part, all at once (decode_dnn.sh's ``--nj 0``), logs in
+    ``out/log/decode.J.log``; the first failure raises after every job has ended."""
+    (out / "log").mkdir(parents=True, exist_ok=True)
+    logs = [out / "log" / f"decode.{j}.log" for j in range(1, len(parts) + 1)]
+    running = [
+        _start_job(latgen_command(latgen, part, graph_dir, model_path, out, opts, j, save_lattices, best), log_file, path)
+        for j, (part, best, log_file) in enumerate(zip(parts, one_best_dirs, logs), start=1)
+    ]
+    errors = []
+    for job, log_file in zip(running, logs):
+        try:
+            _wait_job(job, log_file)
+        except DataError as err:
+            errors.append(err)
+    if errors:
+        raise errors[0]
+
+
+def _run_kaldi(
+    latgen: str, loglikes: str, graph_dir: Path, model_path: Path, out: Path, opts: DecodeOptions, path: str,
+    save_lattices: bool = True, nj: int = 1,
+) -> None:
+    clear_lattices(out)  # decode_ark does the same for the built-in path
+    if nj == 1:
+        _run_latgen_jobs(latgen, [loglikes], graph_dir, model_path, out, opts, path, save_lattices, [out])
+    else:
+        with tempfile.TemporaryDirectory(prefix="split.", dir=out) as tmp:
+            parts = split_loglikes(loglikes, nj, Path(tmp))
+            best_dirs = [Path(tmp) / str(j) for j in range(1, nj + 1)]
+            for d in best_dirs:
+                d.mkdir()
+            _run_latgen_jobs(latgen, [str(p) for p in parts], graph_dir, model_path, out, opts, path,
+                             save_lattices, best_dirs)
+            merge_int_vectors(out / "best_words.txt", [d / "best_words.txt" for d in best_dirs])
+            merge_int_vectors(out / "best_ali.txt", [d / "best_ali.txt" for d in best_dirs])
+    with atomic_outputs(out / "num_jobs") as (temp,):
+        Path(temp).write_text(f"{nj}\n", encoding="utf-8")
     words = dict(read_int_vectors(out / "best_words.txt"))
     write_hyp_text(out / "hyp.txt", words, graph_dir / "words.txt")
 
@@ -119,26 +171,33 @@ def decode_and_score(
     use_kaldi: Optional[bool] = None,
     mode: str = "sclite",
     phone_map: Optional[Mapping[str, Optional[str]]] = None,
+    save_lattices: bool = True,
+    nj: int = 1,
 ) -> DecodeRun:
     """Decode ``loglikes`` (pdf log-likelihood ark/scp/rspecifier) and score against ``ref_text``.
 
     ``use_kaldi``: None picks Kaldi when ``latgen-faster-mapped`` is found, True requires it
     (ConfigError if missing), False forces the built-in decoder. ``mode``/``phone_map`` are
     passed to :func:`pytorch_kaldi_snn.scoring.score_files`; the Kaldi-format report goes to
-    ``out_dir/score.txt``.
+    ``out_dir/score.txt``. ``save_lattices`` False writes no ``lat.*.gz`` (1-best only);
+    ``nj`` splits ``loglikes`` into that many parallel jobs, one ``lat.J.gz`` each. Lattice
+    archives of an earlier decode in ``out_dir`` are removed first.
     """
     graph_dir, model_path, out = Path(graph_dir), Path(model_path), Path(out_dir)
     path = kaldi_search_path()
     latgen = shutil.which(LATGEN, path=path) if use_kaldi is not False else None
     if use_kaldi and latgen is None:
         raise ConfigError(f"{LATGEN} not found on PATH or under $KALDI_ROOT/src/latbin")
+    if nj < 1:
+        raise ConfigError(f"nj must be at least 1, got {nj}")
     out.mkdir(parents=True, exist_ok=True)
+    jobs = f"{nj} job{'s' if nj > 1 else ''}, " + ("lattices" if save_lattices else "1-best only, no lattices")
     if latgen:
-        log.info("decoder: kaldi (%s)", latgen)
-        _run_kaldi(latgen, os.fspath(loglikes), graph_dir, model_path, out, opts, path)
+        log.info("decoder: kaldi (%s; %s)", latgen, jobs)
+        _run_kaldi(latgen, os.fspath(loglikes), graph_dir, model_path, out, opts, path, save_lattices, nj)
     else:
-        log.info("decoder: builtin")
-        decode_ark(loglikes, graph_dir, model_path, out, opts)
+        log.info("decoder: builtin (%s)", jobs)
+        decode_ark(loglikes, graph_dir, model_path, out, opts, save_lattices, nj)
     counts = None
     if ref_text is not None:
         if phone_map is None:
@@ -147,4 +206,4 @@ def decode_and_score(
         with atomic_outputs(out / "score.txt") as (temp,):
             Path(temp).write_text(counts.kaldi_report(), encoding="utf-8")
         log.info("%s", counts.kaldi_report().splitlines()[0])
-    return DecodeRun("kaldi" if latgen else "builtin", out, counts)
+    return DecodeRun("kaldi" if latgen else "builtin", out, counts, tuple(lattice_archives(out)))

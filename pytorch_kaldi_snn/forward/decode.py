@@ -5,19 +5,21 @@ the decoding package's bridge), at the cfg's ``acwt``. Scoring: the 1-best at th
 kept for reference, and the reported figure is the best over the ``scoring_opts`` sweep of LM
 weights (and word insertion penalties) on the lattices (:mod:`pytorch_kaldi_snn.scoring.lm_sweep`),
 rescored by Kaldi's lattice binaries when they are installed and by the built-in best path
-otherwise. The figure is named PER when the graph's words are phones, else WER.
+otherwise. The figure is named PER when the graph's words are phones, else WER. With
+``[decoding] save_lattices = False`` no lattices are written and the 1-best at ``acwt`` is the
+reported figure (logged, and named in ``scored_on``). ``[decoding] nj`` decodes in parallel jobs.
 """
 from __future__ import annotations
 
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from pytorch_kaldi_snn.config.experiment import DecodingSettings, Experiment, LabelSpec
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
-from pytorch_kaldi_snn.decoding.kaldi_bridge import kaldi_search_path
-from pytorch_kaldi_snn.scoring import read_transcripts, timit_fold_map
+from pytorch_kaldi_snn.decoding.kaldi_bridge import DecodeRun, kaldi_search_path
+from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, timit_fold_map
 from pytorch_kaldi_snn.scoring.lm_sweep import (
     builtin_hypotheses, kaldi_hypotheses, read_symbols, sweep, write_hypotheses,
 )
@@ -42,7 +44,7 @@ def metric_name(graph: Path) -> str:
     return "PER" if words and words <= phones else "WER"
 
 
-def _rescorer(lattices: Path, words_txt: Path):
+def _rescorer(lattices: List[Path], words_txt: Path):
     path = kaldi_search_path()
     if all(shutil.which(b, path=path) for b in RESCORE_BINARIES):
         return "kaldi", kaldi_hypotheses(lattices, words_txt, path)
@@ -56,6 +58,21 @@ def decode_options(settings: DecodingSettings) -> DecodeOptions:
                          lattice_beam=settings.latbeam, max_mem=settings.max_mem)
 
 
+def _one_best_only(settings: DecodingSettings, metric: str, one_best: ErrorCounts, run: DecodeRun,
+                   out: Path, log: logging.Logger) -> Dict[str, Any]:
+    """With ``save_lattices = False`` there is nothing to sweep: the 1-best at ``acwt`` is the
+    reported figure, and the log and the results say so (``scored_on``)."""
+    log.info(f"scoring: save_lattices = False: no lattices, so no LM-weight sweep over "
+             f"{settings.scoring.as_opts()}; the reported {metric} is the 1-best at acwt {settings.acwt:g}")
+    return {"metric": metric, "error_rate": one_best.error_rate, "decoder": run.decoder,
+            "scored_on": f"1-best at acwt {settings.acwt:g} (save_lattices = False: no LM-weight sweep)",
+            "rescoring": None, "best_lmwt": None, "best_wip": None,
+            "ins": one_best.ins, "del": one_best.dels, "sub": one_best.subs,
+            "ref_tokens": one_best.ref_words, "sweep": [],
+            "one_best_acwt": settings.acwt, "one_best_error_rate": one_best.error_rate,
+            "hyp": str(run.out_dir / "hyp.txt"), "decode_dir": str(out / DECODE_DIR)}
+
+
 def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> Dict[str, Any]:
     """Decode, then the Kaldi-style sweep; returns what ``decode.json`` keeps."""
     lab = test_labels(exp)
@@ -64,7 +81,7 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
     ref = None if settings.skip_scoring else lab.data_folder / "text"
     run = decode_and_score(ark, lab.graph, lab.folder / "final.mdl", out / DECODE_DIR,
                            decode_options(settings), ref_text=ref, mode=settings.scoring_mode,
-                           phone_map=fold)
+                           phone_map=fold, save_lattices=settings.save_lattices, nj=settings.nj)
     which = "latgen-faster-mapped" if run.decoder == "kaldi" else "no Kaldi binaries found"
     log.info(f"decoding: {run.decoder} decoder ({which}), graph {lab.graph}")
     if run.counts is None:
@@ -74,13 +91,16 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
     one_best = run.counts
     log.info(f"scoring: 1-best at acwt {settings.acwt:g}: "
              + one_best.kaldi_report().splitlines()[0].replace("%WER", metric))
-    rescorer, hyps = _rescorer(run.out_dir / "lat.1.gz", lab.graph / "words.txt")
+    if not run.lattices:
+        return _one_best_only(settings, metric, one_best, run, out, log)
+    rescorer, hyps = _rescorer(list(run.lattices), lab.graph / "words.txt")
     result = sweep(read_transcripts(ref), hyps, settings.scoring, settings.scoring_mode, fold)
     best = result.best
     write_hypotheses(run.out_dir / BEST_HYP, best.hypotheses)
     log.info(f"scoring: best over {settings.scoring.as_opts()} ({rescorer} rescoring): "
              f"{metric} {best.counts.error_rate:.2f} at LMWT {best.lmwt}, WIP {best.wip:g}")
     return {"metric": metric, "error_rate": best.counts.error_rate, "decoder": run.decoder,
+            "scored_on": f"best of the LM-weight sweep {settings.scoring.as_opts()}",
             "rescoring": rescorer, "best_lmwt": best.lmwt, "best_wip": best.wip,
             "ins": best.counts.ins, "del": best.counts.dels, "sub": best.counts.subs,
             "ref_tokens": best.counts.ref_words, "sweep": result.table(),

@@ -10,7 +10,7 @@ every word insertion penalty (LibriSpeech: 0.0, 0.5, 1.0), and reports the best.
 
 gives: the path minimising ``graph + WIP * words + acoustic / LMWT`` (score_basic.sh's
 1-best; TIMIT's score.sh uses MBR on the same lattices, not done here). Two ways run it on the
-same ``lat.1.gz``: :func:`builtin_hypotheses` (this module's best path) and
+same ``lat.*.gz``: :func:`builtin_hypotheses` (this module's best path) and
 :func:`kaldi_hypotheses` (Kaldi's three binaries), so both report the same figure.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pytorch_kaldi_snn.decoding.lattice import CompactArc, CompactLattice, CompactWeight, best_path, read_lattices
 from pytorch_kaldi_snn.errors import ConfigError, DataError
@@ -117,9 +117,16 @@ def read_symbols(words_txt: Path) -> Dict[int, str]:
     return {int(i): w for w, i in read_kaldi_map(words_txt).items()}
 
 
-def builtin_hypotheses(lattices: Path, words_txt: Path) -> Callable[[int, float], Hypotheses]:
+Archives = Union[Path, Sequence[Path]]  # one lat.N.gz, or all of a decode dir (lat.1.gz .. lat.<nj>.gz)
+
+
+def _archives(lattices: Archives) -> List[Path]:
+    return [Path(lattices)] if isinstance(lattices, (str, os.PathLike)) else [Path(p) for p in lattices]
+
+
+def builtin_hypotheses(lattices: Archives, words_txt: Path) -> Callable[[int, float], Hypotheses]:
     """Hypotheses per ``(LMWT, WIP)`` by this module's best path on ``lattices``."""
-    lats = dict(read_lattices(lattices))
+    lats = {utt: lat for archive in _archives(lattices) for utt, lat in read_lattices(archive)}
     symbols = read_symbols(words_txt)
 
     def hyps(lmwt: int, wip: float) -> Hypotheses:
@@ -128,14 +135,14 @@ def builtin_hypotheses(lattices: Path, words_txt: Path) -> Callable[[int, float]
     return hyps
 
 
-def kaldi_hypotheses(lattices: Path, words_txt: Path, path: Optional[str] = None) -> Callable[[int, float], Hypotheses]:
+def kaldi_hypotheses(lattices: Archives, words_txt: Path, path: Optional[str] = None) -> Callable[[int, float], Hypotheses]:
     """Hypotheses per ``(LMWT, WIP)`` by Kaldi's lattice-scale | lattice-add-penalty |
     lattice-best-path on ``lattices`` (binaries found on ``path``)."""
     symbols = read_symbols(words_txt)
     env = {**os.environ, "PATH": path} if path else None
 
     def hyps(lmwt: int, wip: float) -> Hypotheses:
-        lat = shlex.quote(f"ark:gunzip -c {lattices}|")
+        lat = shlex.quote(f"ark:gunzip -c {' '.join(shlex.quote(str(p)) for p in _archives(lattices))}|")
         pipe = (f"lattice-scale --inv-acoustic-scale={lmwt} {lat} ark:- | "
                 f"lattice-add-penalty --word-ins-penalty={wip:g} ark:- ark:- | "
                 f"lattice-best-path ark:- ark,t:-")
@@ -143,7 +150,7 @@ def kaldi_hypotheses(lattices: Path, words_txt: Path, path: Optional[str] = None
                               text=True, env=env)
         if done.returncode != 0:
             last = done.stderr.strip().splitlines()[-1:]
-            raise DataError(f"Kaldi rescoring failed: {' '.join(last)}", file=str(lattices))
+            raise DataError(f"Kaldi rescoring failed: {' '.join(last)}", file=str(_archives(lattices)[0]))
         out: Hypotheses = {}
         for line in done.stdout.splitlines():
             utt, *ids = line.split()

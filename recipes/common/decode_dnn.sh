@@ -10,6 +10,9 @@
 # A forward ark holds, per utterance, a matrix of scaled log-likelihoods (log-posteriors minus
 # log-priors), one row per frame and one column per pdf: what this project's forward step and
 # PyTorch-Kaldi's write. The built-in decoder reads and writes the same files.
+#
+# latgen's options (and their defaults) come from pytorch_kaldi_snn/decoding/latgen_opts.py, the
+# list the runner's Kaldi path passes too; it needs only a python3 (standard library), $PYTHON.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -23,12 +26,13 @@ common_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Begin configuration section.
 corpus=timit           # timit|librispeech: scoring runs in $KALDI_ROOT/egs/<corpus>/s5
-acwt=0.1               # acoustic scale (latgen-faster-mapped --acoustic-scale); Kaldi's and DecodeOptions' default
-beam=13.0
-lattice_beam=8.0
-max_active=7000
-min_active=200
-max_mem=50000000
+# latgen options: empty takes the default of DecodeOptions (pytorch_kaldi_snn/decoding/latgen_opts.py)
+acwt=                  # acoustic scale (latgen-faster-mapped --acoustic-scale)
+beam=
+lattice_beam=
+max_active=
+min_active=
+max_mem=
 nj=0                   # latgen jobs running at once; 0: all (one per forward ark)
 num_threads=1          # > 1: latgen-faster-mapped-parallel with that many threads per job
 scoring_script=local/score.sh   # relative to the egs dir, or absolute; called as <script> [opts] <data> <graph> <decode-dir>
@@ -48,11 +52,12 @@ e.g.: $0 --config recipes/timit/conf/decode.conf recipes/timit/exp/tri3/graph \\
 Options (default):
   --config FILE          options as --name=value lines (recipes/<corpus>/conf/decode.conf)
   --corpus NAME          timit or librispeech: egs dir of the scoring ($corpus)
-  --acwt X               acoustic scale ($acwt)
-  --beam X               decoding beam ($beam)
-  --lattice-beam X       lattice beam ($lattice_beam)
-  --max-active N         ($max_active)      --min-active N   ($min_active)
-  --max-mem N            ($max_mem)
+  --acwt X               acoustic scale
+  --beam X               decoding beam
+  --lattice-beam X       lattice beam
+  --max-active N         --min-active N
+  --max-mem N            (these six, when not given: DecodeOptions' defaults, which
+                         python3 pytorch_kaldi_snn/decoding/latgen_opts.py --help lists)
   --nj N                 latgen jobs at once, 0 = all ($nj)
   --num-threads N        threads per job, > 1 uses latgen-faster-mapped-parallel ($num_threads)
   --scoring-script PATH  ($scoring_script)
@@ -68,7 +73,7 @@ cmdline="$0 $*"
 [ $# -ge 5 ] || die "expected <graph-dir> <data-dir> <ali-dir> <decode-dir> <forward-ark>..., got $# argument(s) (see --help)"
 check_bool dry_run "$dry_run"
 check_bool skip_scoring "$skip_scoring"
-for opt in nj num_threads stage max_active min_active max_mem; do check_int "$opt" "${!opt}"; done
+for opt in nj num_threads stage; do check_int "$opt" "${!opt}"; done
 case "$corpus" in timit|librispeech) ;; *) die "--corpus must be timit or librispeech, got '$corpus'" ;; esac
 
 # Paths are made absolute: the steps run in the Kaldi egs dir.
@@ -101,6 +106,18 @@ if [ "$skip_scoring" = false ] && [ ! -x "$scorer" ]; then
   die "scoring script $scorer not found or not executable (set --scoring-script, or --skip-scoring true)"
 fi
 
+# latgen's options, one per line, from the list the runner uses (one source of truth).
+given=()
+give() { [ -z "$2" ] || given+=("$1" "$2"); }
+give --acwt "$acwt"; give --beam "$beam"; give --lattice-beam "$lattice_beam"
+give --max-active "$max_active"; give --min-active "$min_active"; give --max-mem "$max_mem"
+latgen_opts_py=$common_dir/../../pytorch_kaldi_snn/decoding/latgen_opts.py
+if ! opts_text=$("${PYTHON:-python3}" "$latgen_opts_py" ${given[@]+"${given[@]}"} \
+                 --word-symbol-table "$graph/words.txt" 2>&1); then
+  die "${opts_text##*$'\n'}"
+fi
+mapfile -t latgen_opts <<< "$opts_text"
+
 latgen="latgen-faster-mapped"
 thread_opts=()
 if [ "$num_threads" -gt 1 ]; then
@@ -127,10 +144,7 @@ if [ "$stage" -le 0 ]; then
   write_text "$dir/num_jobs" "$njobs"
   running=0
   for job in $(seq 1 "$njobs"); do
-    step_bg "$dir/log/decode.$job.log" "$latgen" ${thread_opts[@]+"${thread_opts[@]}"} \
-      "--min-active=$min_active" "--max-active=$max_active" "--max-mem=$max_mem" \
-      "--beam=$beam" "--lattice-beam=$lattice_beam" "--acoustic-scale=$acwt" \
-      --allow-partial=true "--word-symbol-table=$graph/words.txt" \
+    step_bg "$dir/log/decode.$job.log" "$latgen" ${thread_opts[@]+"${thread_opts[@]}"} "${latgen_opts[@]}" \
       "$ali/final.mdl" "$graph/HCLG.fst" "${feats[$((job - 1))]}" "ark:|gzip -c > $dir/lat.$job.gz"
     running=$((running + 1))
     if [ "$nj" -gt 0 ] && [ "$running" -ge "$nj" ]; then wait_bg; running=0; fi
