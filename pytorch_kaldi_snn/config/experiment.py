@@ -88,6 +88,7 @@ class ExpSettings:
     n_epochs_tr: int
     prepare: Optional[str]  # shell command that creates missing data (built-in corpus recipe)
     on_nonfinite: str  # "stop" the run or "skip" the batch when training meets NaN/Inf
+    data_workers: int  # background processes reading chunks (0: read in the training process)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class DatasetSpec:
     section: str
     features: Tuple[FeatureSpec, ...]
     labels: Tuple[LabelSpec, ...]
+    n_chunks: int  # parts read and trained one at a time per epoch (data/streamed.py)
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,7 @@ def _parse_exp(sec: Section) -> ExpSettings:
         n_epochs_tr=get_int(sec, "n_epochs_tr", min=1),
         prepare=get_str(sec, "prepare", default=None),
         on_nonfinite=get_str(sec, "on_nonfinite", choices=ON_NONFINITE, default="stop"),
+        data_workers=get_int(sec, "data_workers", min=0, default=0),
     )
 
 
@@ -360,7 +363,7 @@ def _parse_dataset(sec: Section, rec: Recorder) -> DatasetSpec:
     features = tuple(_parse_feature(b) for b in _blocks(sec, "fea", "fea_name", rec))
     labels = tuple(_parse_label(b) for b in _blocks(sec, "lab", "lab_name", rec))
     return DatasetSpec(name=get_str(sec, "data_name"), section=sec.name, features=features,
-                       labels=labels)
+                       labels=labels, n_chunks=get_int(sec, "n_chunks", min=1, default=1))
 
 
 def _parse_data_use(sec: Section, datasets: Mapping[str, DatasetSpec]) -> DataUse:

@@ -55,7 +55,6 @@ def _keys(*keys: Key) -> Dict[str, Key]:
     return {k.name: k for k in keys}
 
 
-_CHUNKS = "upstream splits a dataset into chunks to bound memory; this runner loads it whole"
 _SCRIPTS = "names upstream's Kaldi scripts; this runner decodes and scores itself"
 _PROTO = "upstream's type-checking proto; this runner checks values itself"
 
@@ -74,18 +73,21 @@ SECTION_KEYS: Dict[str, Dict[str, Key]] = {
         Key("multi_gpu", HONOURED, "one device", only=("False",),
             reason="one device only (multi_gpu is not implemented)"),
         Key("save_gpumem", UPSTREAM_ONLY, "upstream frees GPU memory between chunks",
-            reason="no chunks here"),
+            reason="chunks are read on the CPU here; the GPU holds one batch"),
         Key("n_epochs_tr", HONOURED, "training epochs"),
         Key("pretrain_file", HONOURED, "upstream's whole-model pretraining", only=("none",),
             reason="use arch_pretrain_file per architecture"),
         Key("prepare", OURS, "shell command that builds missing data (built-in corpus)"),
         Key("on_nonfinite", OURS, "stop, or skip (counted), a training batch with NaN/Inf"),
+        Key("data_workers", OURS, "background processes reading the next chunks (0: none); "
+            "the batches are the same for any value"),
     ),
     "dataset": _keys(
         Key("data_name", HONOURED, "dataset name used by [data_use]"),
         Key("fea", HONOURED, "feature streams (fea_name= blocks)"),
         Key("lab", HONOURED, "label sets (lab_name= blocks)"),
-        Key("n_chunks", UPSTREAM_ONLY, "chunks per epoch", reason=_CHUNKS),
+        Key("n_chunks", HONOURED, "parts of the utterance list read and trained one at a time "
+            "per epoch: memory O(set / n_chunks); 1 gives one global shuffle"),
     ),
     "fea": _keys(
         Key("fea_name", HONOURED, "stream name used by the model"),

@@ -18,8 +18,9 @@ BLOCK_KEYS = ("fea", "lab")
 # Sections and keys that only change forward, decoding and scoring.
 NOT_TRAINING_SECTIONS = ("cfg_proto", "forward", "decoding")
 # [exp] out_folder and use_cuda: a run (or its checkpoint) moved to another folder or machine is
-# the same training.
-NOT_TRAINING_KEYS = {"data_use": ("forward_with",), "exp": ("prepare", "out_folder", "use_cuda")}
+# the same training; data_workers reads the same batches with more or fewer processes.
+NOT_TRAINING_KEYS = {"data_use": ("forward_with",),
+                     "exp": ("prepare", "out_folder", "use_cuda", "data_workers")}
 
 
 def format_value(value: Any) -> str:

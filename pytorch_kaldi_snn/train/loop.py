@@ -1,7 +1,7 @@
 """Training with validation each epoch, one atomic checkpoint per epoch, and exact resume.
 
 The unit of work is the epoch. Everything random in epoch ``e`` is seeded from ``(seed, e)``:
-the data order (:func:`~pytorch_kaldi_snn.data.batching.train_order`) and torch's generator
+the data order (:func:`~pytorch_kaldi_snn.data.streamed.train_plan`) and torch's generator
 (dropout). A checkpoint holds the model, the optimisers, the schedulers and the history, so
 rerunning after a crash repeats the interrupted epoch from the same state and ends with the
 same weights as an uninterrupted run.
@@ -20,8 +20,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from pytorch_kaldi_snn.config.experiment import Experiment
-from pytorch_kaldi_snn.data.batching import Batch, eval_batches, train_batches
-from pytorch_kaldi_snn.data.loading import LoadedSet
+from pytorch_kaldi_snn.data.batching import Batch
+from pytorch_kaldi_snn.data.streamed import DataSource, epoch_batches, eval_stream
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, real_frames, reset_counters
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, real_frame_mask, valid_frames
@@ -46,7 +46,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: AcousticModel, data: LoadedSet, exp: Experiment, device: torch.device,
+def evaluate(model: AcousticModel, data: DataSource, exp: Experiment, device: torch.device,
              desc: str, max_len: Optional[int] = None,
              collect: Optional[Callable[[Batch, Dict[str, Tensor]], None]] = None) -> EvalResult:
     """Loss and frame error over ``data`` in eval mode, with the activity counters refilled.
@@ -57,8 +57,8 @@ def evaluate(model: AcousticModel, data: LoadedSet, exp: Experiment, device: tor
     model.eval()
     reset_counters(model)
     loss = err = frames = 0.0
-    batches = eval_batches(data, max_len or exp.batches.max_seq_length_valid,
-                           exp.batches.batch_size_valid)
+    batches = eval_stream(data, max_len or exp.batches.max_seq_length_valid,
+                          exp.batches.batch_size_valid, exp.exp.data_workers)
     bar = tqdm(batches, desc=desc, leave=False, disable=None)
     for batch in bar:
         batch = batch.to(device)
@@ -170,7 +170,7 @@ class Trainer:
             raise guards.divergence(where, bad, self._kept(epoch))
         return values
 
-    def _train_epoch(self, data: LoadedSet, epoch: int) -> Dict[str, float]:
+    def _train_epoch(self, data: DataSource, epoch: int) -> Dict[str, float]:
         exp = self.exp
         torch.manual_seed(epoch_seed(exp.exp.seed, epoch))
         self._set_lr()
@@ -178,7 +178,9 @@ class Trainer:
         max_len = exp.batches.train_seq_len(epoch)
         loss = err = frames = 0.0
         self.skipped = 0
-        batches = train_batches(data, max_len, exp.batches.batch_size_train, exp.exp.seed, epoch)
+        batches = epoch_batches(data, epoch, seed=exp.exp.seed, max_len=max_len,
+                                batch_size=exp.batches.batch_size_train,
+                                workers=exp.exp.data_workers)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{exp.exp.n_epochs_tr} train", leave=False,
                    disable=None)
         for index, batch in enumerate(bar):
@@ -196,7 +198,7 @@ class Trainer:
         return {"train_loss": loss / frames, "train_err": err / frames, "seq_len": max_len,
                 "skipped_batches": self.skipped}
 
-    def fit(self, train: LoadedSet, dev: LoadedSet) -> List[Dict[str, float]]:
+    def fit(self, train: DataSource, dev: DataSource) -> List[Dict[str, float]]:
         """Train the remaining epochs; returns the per-epoch history."""
         for epoch in range(self.resume(), self.exp.exp.n_epochs_tr):
             start = time.monotonic()
