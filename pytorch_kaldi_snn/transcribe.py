@@ -120,7 +120,8 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
         work = Path(tmp)
         data = input_dir(work, wavs, wav_scp, utt2spk)
         make_pytorch_kaldi_feats(data, kind, conf, work / "ark")
-        write_mat_ark(work / "loglikes.ark", None, sorted(posteriors(trained, data).items()))
+        # in the forward stage's order (evaluation order), so that the lattices are its own
+        write_mat_ark(work / "loglikes.ark", None, posteriors(trained, data).items())
         decoded = work / "decode"
         decode_and_score(work / "loglikes.ark", lab.graph, lab.folder / "final.mdl", decoded,
                          decode_options(trained.exp.decoding))

@@ -33,9 +33,11 @@ the one that holds it (resuming mid-epoch). Data-parallel ranks can take their s
 :func:`train_plan` (of each chunk's batches, or of the chunks) and pass it to
 :func:`plan_batches`.
 
-Errors: an utterance whose feature frames differ from its labels' (``frame counts differ``), or
-that the pipe drops, is a :class:`~pytorch_kaldi_snn.errors.DataError` naming it, raised when
-its chunk is read (with several chunks, possibly after some training).
+Errors: an utterance whose feature frames differ from its labels' (``frame counts differ``) is
+a :class:`~pytorch_kaldi_snn.errors.DataError` naming it, raised when its chunk is read (with
+several chunks, possibly after some training). An utterance the pipe gives no features for
+(Kaldi's ``apply-cmvn`` skips one without speaker stats, with a warning) is logged and left
+out of its batches, as loading the whole set leaves it out.
 """
 from __future__ import annotations
 
@@ -44,7 +46,9 @@ import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union,
+)
 
 import numpy as np
 import torch
@@ -113,6 +117,7 @@ class DataSource:
     chatter: Optional[Callable[[str], None]] = None  # where Kaldi's stderr goes (None: stderr)
     _dims: Optional[Dict[str, int]] = field(default=None, repr=False)
     _announced: bool = field(default=False, repr=False)
+    _dropped: Set[str] = field(default_factory=set, repr=False)
 
     @property
     def name(self) -> str:
@@ -132,44 +137,58 @@ class DataSource:
         return self._dims
 
     def read_chunk(self, utts: Sequence[str]) -> Chunk:
-        """Features and labels of ``utts`` (checked against each other)."""
+        """Features and labels of ``utts`` (checked against each other); an utterance the
+        pipe gives no features for is left out, and logged."""
         spans: Dict[str, Tuple[int, int]] = {}
         rows = 0
         for utt in utts:
             spans[utt] = (rows, self.frames[utt])
             rows += self.frames[utt]
-        features = {name: torch.from_numpy(self._read_stream(name, utts, spans, rows))
-                    for name in self.streams}
+        features, present = {}, set(utts)
+        for name in self.streams:
+            array, seen = self._read_stream(name, utts, spans, rows)
+            features[name] = torch.from_numpy(array)
+            present &= seen
         self._announced = True
+        self._note_dropped([u for u in utts if u not in present])
         labels = {name: torch.from_numpy(np.concatenate([table[u] for u in utts]))
                   for name, table in self.labels.items()}
         contexts = {name: (s.cw_left, s.cw_right) for name, s in self.streams.items()}
-        return Chunk(spans, features, contexts, labels)
+        return Chunk({u: spans[u] for u in utts if u in present}, features, contexts, labels)
+
+    def _note_dropped(self, dropped: List[str]) -> None:
+        """Kaldi's apply-cmvn skips (with a warning) an utterance without speaker stats; the
+        built-in pipe refuses it. Logged once per utterance, as loading a whole set logs it."""
+        new = [u for u in dropped if u not in self._dropped]
+        if new:
+            self._dropped.update(new)
+            self.log.info(f"{self.name}: {len(new)} utterances lack features or labels and are "
+                          f"skipped, e.g. {new[0]}")
 
     def _captured(self) -> ContextManager[None]:
         return nullcontext() if self.chatter is None else captured_stderr(self.chatter)
 
     def _read_stream(self, name: str, utts: Sequence[str], spans: Dict[str, Tuple[int, int]],
-                     rows: int) -> np.ndarray:
-        """The pipe's output for ``utts`` in one (rows, F) array, filled as it streams."""
+                     rows: int) -> Tuple[np.ndarray, Set[str]]:
+        """The pipe's output for ``utts`` in one (rows, F) array, and the utterances it holds."""
         spec = self.streams[name]
         with tempfile.TemporaryDirectory(prefix="chunk.") as tmp, self._captured():
             sub_scp = Path(tmp) / "feats.scp"
             sub_scp.write_text("".join(f"{u} {self.scp_lines[name][u]}\n" for u in utts),
                                encoding="utf-8")
+            log = _QUIET if self._announced else self.log
             try:
-                return self._fill(name, read_features(str(sub_scp), spec.opts,
-                                                      _QUIET if self._announced else self.log),
-                                  utts, spans, rows)
+                return self._fill(name, read_features(str(sub_scp), spec.opts, log), spans, rows)
             except UserInputError as err:  # name the cfg's scp, not the temporary one
-                raise type(err)(err.message.replace(str(sub_scp), str(spec.scp)),
-                                file=str(spec.scp) if err.file == str(sub_scp) else err.file,
+                def named(text: Optional[str]) -> Optional[str]:
+                    return text.replace(str(sub_scp), str(spec.scp)) if text else text
+                raise type(err)(named(err.message) or "", file=named(err.file),
                                 section=err.section, key=err.key, utt=err.utt) from None
 
-    def _fill(self, name: str, matrices: Iterator[Tuple[str, np.ndarray]], utts: Sequence[str],
-              spans: Dict[str, Tuple[int, int]], rows: int) -> np.ndarray:
+    def _fill(self, name: str, matrices: Iterator[Tuple[str, np.ndarray]],
+              spans: Dict[str, Tuple[int, int]], rows: int) -> Tuple[np.ndarray, Set[str]]:
         array: Optional[np.ndarray] = None
-        seen = set()
+        seen: Set[str] = set()
         for utt, feats in matrices:
             first, n = spans[utt]
             if len(feats) != n:
@@ -181,12 +200,10 @@ class DataSource:
                                 f"{array.shape[1]} in {next(iter(seen))}", utt=utt)
             array[first:first + n] = feats
             seen.add(utt)
-        missing = [u for u in utts if u not in seen]
-        if missing or array is None:
-            raise DataError(f"dataset {self.name}: the fea_opts pipe gave no features for "
-                            f"{len(missing)} utterances", file=str(self.streams[name].scp),
-                            utt=missing[0])
-        return array
+        if array is None:
+            raise DataError(f"dataset {self.name}: the fea_opts pipe gave no features",
+                            file=str(self.streams[name].scp), utt=next(iter(spans)))
+        return array, seen
 
     def _length_error(self, name: str, utt: str, frames: int) -> DataError:
         shown = ", ".join([f"fea {name} {frames}"] +
@@ -297,7 +314,9 @@ def plan_batches(source: DataSource, plans: Sequence[ChunkPlan], workers: int = 
         if isinstance(chunk, UserInputError):
             raise chunk
         for pieces in plan.batches[start_batch if i == 0 else 0:]:
-            yield make_batch(chunk, pieces)
+            kept_pieces = [p for p in pieces if p.utt in chunk.spans]  # less what the pipe dropped
+            if kept_pieces:
+                yield make_batch(chunk, kept_pieces)
         del chunk  # before the next chunk is read: one chunk alive without workers
 
 
