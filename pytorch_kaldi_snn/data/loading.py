@@ -119,7 +119,7 @@ def label_sizes(spec: DatasetSpec) -> Dict[str, int]:
     return sizes
 
 
-def common_utts(name: str, tables: Mapping[str, Mapping[str, np.ndarray]], log: Log) -> List[str]:
+def common_utts(name: str, tables: Mapping[str, Mapping[str, object]], log: Log) -> List[str]:
     """Utterances present everywhere; the ones missing somewhere are logged and skipped."""
     keys = [set(t) for t in tables.values()]
     common = set.intersection(*keys)
