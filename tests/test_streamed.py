@@ -19,7 +19,7 @@ from pytorch_kaldi_snn.config.experiment import DatasetSpec, load_experiment
 from pytorch_kaldi_snn.data.batching import Batch, cut, eval_batches, make_batch, train_order
 from pytorch_kaldi_snn.data.loading import LoadedSet, load_dataset
 from pytorch_kaldi_snn.data.streamed import (
-    DataSource, epoch_batches, eval_stream, open_source, train_plan,
+    DataSource, epoch_batches, eval_plan, eval_stream, open_source, train_plan,
 )
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io import (
@@ -88,6 +88,27 @@ def test_chunks_read_the_frames_of_the_set_loaded_whole(spec, eager, workers) ->
     reference = [make_batch(eager, pieces) for p in plans for pieces in p.batches]
     _same(_train(lazy, 1, workers=workers), reference)
     assert sorted(piece for b in reference for piece in b.pieces) == sorted(cut(eager, MAX_LEN))
+    evals = eval_plan(lazy, MAX_LEN, BATCH)  # contiguous parts, longest first within each
+    assert [u for p in evals for u in p.utts] == eager.utts
+    _same(eval_stream(lazy, MAX_LEN, BATCH, workers),
+          [make_batch(eager, pieces) for p in evals for pieces in p.batches])
+
+
+def test_kaldi_pipe_on_chunk_sub_scps_gives_the_frames_of_the_whole_scp(
+        spec, kaldi_env, monkeypatch, caplog) -> None:
+    """Kaldi's apply-cmvn (per-speaker stats) and add-deltas on each chunk's sub-scp: the same
+    frames as the pipe on the whole scp."""
+    for key in ("PATH", "LD_LIBRARY_PATH", "KALDI_ROOT"):
+        if key in kaldi_env:
+            monkeypatch.setenv(key, kaldi_env[key])
+    with caplog.at_level(logging.INFO, logger=LOG.name):
+        eager = load_dataset(spec, *_names(spec), LOG)
+        lazy = _source(spec, 4)
+        lazy.feature_dims()
+    assert caplog.text.count("features: Kaldi binaries") == 2  # eager, then the source's first read
+    reference = [make_batch(eager, pieces)
+                 for p in train_plan(lazy, 0, SEED, MAX_LEN, BATCH) for pieces in p.batches]
+    assert _same(_train(lazy, 0), reference) > 4
 
 
 def test_plan_is_a_function_of_seed_epoch_and_chunk(spec) -> None:
