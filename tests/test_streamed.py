@@ -16,6 +16,7 @@ import torch
 
 from experiment_cfgs import TINY, synth_cfg
 from pytorch_kaldi_snn.config.experiment import DatasetSpec, load_experiment
+from pytorch_kaldi_snn.config.resolved import training_differences
 from pytorch_kaldi_snn.data.batching import Batch, cut, eval_batches, make_batch, train_order
 from pytorch_kaldi_snn.data.loading import LoadedSet, load_dataset
 from pytorch_kaldi_snn.data.streamed import (
@@ -197,6 +198,20 @@ def test_too_many_chunks_and_zero_chunks_are_refused(spec, tiny_corpus, tmp_path
     with pytest.raises(ConfigError, match=r"\[dataset1\] n_chunks: .*below the minimum 1"):
         load_experiment(cfg, ["dataset1.n_chunks=0"])
     assert load_experiment(cfg, ["dataset1.n_chunks=3"]).train_set.n_chunks == 3
+
+
+def test_workers_are_not_training_settings_but_chunks_are(tiny_corpus, tmp_path) -> None:
+    """A run resumed with other data_workers is the same training (the same batches); other
+    n_chunks is not, and the resume is refused naming the key (config/resolved.py)."""
+    cfg = synth_cfg(tmp_path, tiny_corpus)
+
+    def text(*overrides: str) -> str:
+        return load_experiment(cfg, list(overrides)).cfg_text
+
+    assert "data_workers = 0" in text() and "n_chunks = 1" in text()
+    assert training_differences(text(), text("exp.data_workers=2")) == []
+    assert training_differences(text(), text("dataset1.n_chunks=2")) == [
+        ("dataset1", "n_chunks", "1", "2")]
 
 
 def test_forward_ark_appears_only_when_complete(tmp_path) -> None:
