@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from pytorch_kaldi_snn.cli import run_reporting_errors
-from pytorch_kaldi_snn.data.loading import load_dataset
+from pytorch_kaldi_snn.data.streamed import open_source
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.forward import forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
@@ -45,7 +45,7 @@ def evaluate_set(folder: Path, data_dir: Path, ali_dir: Path, name: Optional[str
     spec = dataset_at(trained, Path(data_dir), Path(ali_dir), name)
     exp = trained.with_test_set(spec)
     labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
-    data = load_dataset(spec, exp.features_used(), labels, log)
+    data = open_source(spec, exp.features_used(), labels, log)
     forwarded = forward_test(exp, trained.model, data, trained.offsets, trained.device, out)
     decoded = (dict(NOT_DECODED) if not exp.forward.require_decoding
                else decode_test(exp, forwarded.ark, out, log))

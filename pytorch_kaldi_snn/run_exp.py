@@ -35,7 +35,8 @@ from pytorch_kaldi_snn.config.experiment import (
 )
 from pytorch_kaldi_snn.config.resolved import changed_keys, same_results, training_view
 from pytorch_kaldi_snn.io.atomic import atomic_write
-from pytorch_kaldi_snn.data.loading import LoadedSet, label_sizes, load_dataset
+from pytorch_kaldi_snn.data.loading import label_sizes
+from pytorch_kaldi_snn.data.streamed import DataSource, open_source
 from pytorch_kaldi_snn.cli import run_reporting_errors
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.forward import ForwardResult, forward_test
@@ -120,15 +121,19 @@ def to_log_file(log: logging.Logger) -> Callable[[str], None]:
     return write
 
 
-def load_sets(exp: Experiment, log: logging.Logger, with_test: bool = True) -> List[LoadedSet]:
+def load_sets(exp: Experiment, log: logging.Logger,
+              with_test: bool = True) -> List[DataSource]:
     """Train, dev and (unless ``with_test`` is False) test sets with the features and labels the
-    model reads."""
+    model reads, streamed (labels read now, features chunk by chunk as they are used; Kaldi's
+    chatter goes to the log)."""
     features = exp.features_used()
     labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
     use = exp.data_use
     names = (use.train_with, use.valid_with) + ((use.forward_with,) if with_test else ())
-    with captured_stderr(to_log_file(log)):
-        return [load_dataset(exp.datasets[name], features, labels, log) for name in names]
+    chatter = to_log_file(log)
+    with captured_stderr(chatter):
+        return [open_source(exp.datasets[name], features, labels, log, chatter)
+                for name in names]
 
 
 def main_arch(exp: Experiment) -> str:

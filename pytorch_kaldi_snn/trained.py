@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from pytorch_kaldi_snn.config.experiment import DatasetSpec, Experiment, FeatureSpec, load_experiment
-from pytorch_kaldi_snn.data.loading import label_sizes, load_dataset
+from pytorch_kaldi_snn.data.loading import label_sizes
+from pytorch_kaldi_snn.data.streamed import open_source
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.forward.posteriors import prior_offsets
 from pytorch_kaldi_snn.run_exp import RESOLVED_CFG, pick_device
@@ -58,7 +59,7 @@ def load_trained(folder: Path, log: logging.Logger) -> TrainedExperiment:
     exp = load_experiment(folder / RESOLVED_CFG)
     counts_from = exp.forward.normalize_with_counts_from
     n_out = label_sizes(exp.train_set)
-    train = load_dataset(exp.train_set, exp.features_used(), [counts_from], log)
+    train = open_source(exp.train_set, exp.features_used(), [counts_from], log)
     device = pick_device(exp, log)
     model = AcousticModel(exp, n_out, train.feature_dims())
     model.load_state_dict(load_torch(folder / CHECKPOINT)["model"])

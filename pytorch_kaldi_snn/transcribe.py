@@ -120,8 +120,9 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
         work = Path(tmp)
         data = input_dir(work, wavs, wav_scp, utt2spk)
         make_pytorch_kaldi_feats(data, kind, conf, work / "ark")
+        # in the forward stage's order (evaluation order), so that the lattices are its own
         scores = posteriors(trained, data)
-        write_mat_ark(work / "loglikes.ark", None, sorted(scores.items()))
+        write_mat_ark(work / "loglikes.ark", None, scores.items())
         decoded = work / "decode"
         run = decode_and_score(work / "loglikes.ark", lab.graph, lab.folder / "final.mdl", decoded,
                                decode_options(trained.exp.decoding), save_lattices=lattices is not None,

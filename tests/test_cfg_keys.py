@@ -55,7 +55,7 @@ def test_unknown_section_and_block_key(tmp_path, corpus):
 
 
 def test_upstream_only_keys_are_accepted(tmp_path, corpus):
-    extra = ["decoding.decoding_script=decode_dnn.sh", "dataset1.n_chunks=5",
+    extra = ["decoding.decoding_script=decode_dnn.sh",
              "architecture1.arch_library=neural_networks", "forward.save_out_file=False",
              "decoding.max_arcs=-1", "decoding.norm_vars=False"]
     load_experiment(synth_cfg(tmp_path, corpus), extra)

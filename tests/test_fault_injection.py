@@ -163,12 +163,12 @@ BUILTIN = {
 _PIPE_FAILED = "{tmp}/feats.scp: utterance {utt}: read failed at {tmp}/{ark}:{offset} (pipe exit status or corrupt archive)"
 KALDI = {
     **BUILTIN,
-    # Kaldi's apply-cmvn / copy-feats fail inside the pipe: the line names the same entry.
+    # Kaldi's apply-cmvn / copy-feats fail inside the pipe: the line names the same entry (an
+    # empty scp is refused before any pipe runs, as on the built-in path).
     **{case: _PIPE_FAILED for case in ("matrix_0x0", "matrix_0x40", "wrong_dimension",
                                        "truncated_ark", "corrupt_header_byte",
                                        "wrong_scp_offset")},
     "scp_names_missing_ark": _PIPE_FAILED.replace("{ark}", "nosuch.ark"),
-    "empty_scp": "{tmp}/feats.scp: read failed before the first item (pipe exit status or corrupt archive)",
     "alignments_not_gzip": "{tmp}/ali/ali.*.gz: `ali-to-pdf` failed after 0 utterances (Kaldi's messages are in the log)",
     "alignments_truncated": "{tmp}/ali/ali.*.gz: `ali-to-pdf` failed after 4 utterances (Kaldi's messages are in the log)",
     "transition_id_out_of_range": "{tmp}/ali/ali.*.gz: utterance {utt}: `ali-to-pdf` failed (Kaldi's messages are in the log)",

@@ -92,6 +92,7 @@ class ExpSettings:
     checkpoint_every_minutes: float  # mid-epoch checkpoint after M minutes (0: off)
     multi_gpu: bool  # data-parallel over the processes torchrun starts (train/distributed.py)
     sync_batchnorm: bool  # batch-norm statistics over all processes' frames (multi_gpu only)
+    data_workers: int  # background processes reading chunks (0: read in the training process)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class DatasetSpec:
     section: str
     features: Tuple[FeatureSpec, ...]
     labels: Tuple[LabelSpec, ...]
+    n_chunks: int  # parts read and trained one at a time per epoch (data/streamed.py)
 
 
 @dataclass(frozen=True)
@@ -309,6 +311,7 @@ def _parse_exp(sec: Section) -> ExpSettings:
         checkpoint_every_minutes=get_float(sec, "checkpoint_every_minutes", min=0.0, default=0.0),
         multi_gpu=get_bool(sec, "multi_gpu", default=False),
         sync_batchnorm=get_bool(sec, "sync_batchnorm", default=True),
+        data_workers=get_int(sec, "data_workers", min=0, default=0),
     )
 
 
@@ -370,7 +373,7 @@ def _parse_dataset(sec: Section, rec: Recorder) -> DatasetSpec:
     features = tuple(_parse_feature(b) for b in _blocks(sec, "fea", "fea_name", rec))
     labels = tuple(_parse_label(b) for b in _blocks(sec, "lab", "lab_name", rec))
     return DatasetSpec(name=get_str(sec, "data_name"), section=sec.name, features=features,
-                       labels=labels)
+                       labels=labels, n_chunks=get_int(sec, "n_chunks", min=1, default=1))
 
 
 def _parse_data_use(sec: Section, datasets: Mapping[str, DatasetSpec]) -> DataUse:

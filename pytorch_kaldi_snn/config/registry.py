@@ -55,7 +55,6 @@ def _keys(*keys: Key) -> Dict[str, Key]:
     return {k.name: k for k in keys}
 
 
-_CHUNKS = "upstream splits a dataset into chunks to bound memory; this runner loads it whole"
 _SCRIPTS = "names upstream's Kaldi scripts; this runner decodes and scores itself"
 _PROTO = "upstream's type-checking proto; this runner checks values itself"
 
@@ -76,7 +75,7 @@ SECTION_KEYS: Dict[str, Dict[str, Key]] = {
         Key("sync_batchnorm", OURS, "with multi_gpu: batch-norm statistics over all processes' "
             "frames (True) or per process"),
         Key("save_gpumem", UPSTREAM_ONLY, "upstream frees GPU memory between chunks",
-            reason="no chunks here"),
+            reason="chunks are read on the CPU here; the GPU holds one batch"),
         Key("n_epochs_tr", HONOURED, "training epochs"),
         Key("pretrain_file", HONOURED, "upstream's whole-model pretraining", only=("none",),
             reason="use arch_pretrain_file per architecture"),
@@ -86,12 +85,15 @@ SECTION_KEYS: Dict[str, Dict[str, Key]] = {
             "of an epoch (0: only at its end; not training-relevant)"),
         Key("checkpoint_every_minutes", OURS, "also write the checkpoint when M minutes passed "
             "since the last one (0: off; not training-relevant)"),
+        Key("data_workers", OURS, "background processes reading the next chunks (0: none); "
+            "the batches are the same for any value"),
     ),
     "dataset": _keys(
         Key("data_name", HONOURED, "dataset name used by [data_use]"),
         Key("fea", HONOURED, "feature streams (fea_name= blocks)"),
         Key("lab", HONOURED, "label sets (lab_name= blocks)"),
-        Key("n_chunks", UPSTREAM_ONLY, "chunks per epoch", reason=_CHUNKS),
+        Key("n_chunks", HONOURED, "parts of the utterance list read and trained one at a time "
+            "per epoch: memory O(set / n_chunks); 1 gives one global shuffle"),
     ),
     "fea": _keys(
         Key("fea_name", HONOURED, "stream name used by the model"),

@@ -22,10 +22,11 @@ NOT_TRAINING_SECTIONS = ("cfg_proto", "forward", "decoding")
 CHECKPOINT_KEYS = ("checkpoint_every_batches", "checkpoint_every_minutes")
 # [exp] out_folder and use_cuda: a run (or its checkpoint) moved to another folder or machine is
 # the same training; so is one continued on another number of processes (multi_gpu,
-# sync_batchnorm: with synchronised batch norm the processes compute the single-process batch).
+# sync_batchnorm: with synchronised batch norm the processes compute the single-process batch);
+# data_workers reads the same batches with more or fewer processes.
 NOT_TRAINING_KEYS = {"data_use": ("forward_with",),
                      "exp": ("prepare", "out_folder", "use_cuda", "multi_gpu", "sync_batchnorm",
-                             *CHECKPOINT_KEYS)}
+                             "data_workers", *CHECKPOINT_KEYS)}
 
 
 def format_value(value: Any) -> str:

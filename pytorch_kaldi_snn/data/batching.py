@@ -4,17 +4,22 @@ Training sequences are at most the curriculum's length for the epoch (long utter
 into consecutive pieces, as PyTorch-Kaldi does); their order depends only on ``(seed, epoch)``,
 so a resumed run sees exactly the batches an uninterrupted run sees. Evaluation keeps whole
 utterances (split only beyond ``max_seq_length_valid``), sorted by length to limit padding.
+
+The functions here plan and pad; they read frames through the small :class:`Frames` protocol,
+so the same code batches a set held in memory (:class:`~pytorch_kaldi_snn.data.loading.LoadedSet`)
+and one chunk of a streamed set (:class:`~pytorch_kaldi_snn.data.streamed.Chunk`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, NamedTuple, Optional
+from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from pytorch_kaldi_snn.data.loading import LoadedSet
+if TYPE_CHECKING:
+    from pytorch_kaldi_snn.data.loading import LoadedSet
 
 IGNORE = -100  # label of padded frames (torch's default ignore_index)
 
@@ -23,6 +28,38 @@ class Piece(NamedTuple):
     utt: str
     start: int
     end: int
+
+
+class Index(Protocol):
+    """Utterance ids and their frame counts: all that planning batches needs."""
+
+    utts: List[str]
+
+    def num_frames(self, utt: str) -> int: ...
+
+
+class Frames(Protocol):
+    """Frames of some utterances: what padding a batch reads."""
+
+    def feature_dims(self) -> Dict[str, int]: ...
+
+    def label_names(self) -> List[str]: ...
+
+    def feature_rows(self, name: str, piece: Piece) -> np.ndarray: ...
+
+    def label_rows(self, name: str, piece: Piece) -> np.ndarray: ...
+
+    def holds(self, utt: str) -> bool: ...
+
+
+class Source(Index, Protocol):
+    """A dataset read chunk by chunk: a streamed :class:`~.streamed.DataSource`, or a
+    :class:`~.loading.LoadedSet` in memory (one chunk, itself)."""
+
+    @property
+    def n_chunks(self) -> int: ...
+
+    def read_chunk(self, utts: Sequence[str]) -> Frames: ...
 
 
 @dataclass
@@ -38,47 +75,59 @@ class Batch:
                      {k: v.to(device) for k, v in self.labels.items()})
 
 
-def cut(data: LoadedSet, max_len: int) -> List[Piece]:
-    """Every utterance as consecutive pieces of at most ``max_len`` frames."""
+def cut(data: Index, max_len: int, utts: Optional[Sequence[str]] = None) -> List[Piece]:
+    """Every utterance (of ``utts``, default all) as consecutive pieces of at most ``max_len``."""
     pieces = []
-    for utt in data.utts:
+    for utt in data.utts if utts is None else utts:
         n = data.num_frames(utt)
         pieces.extend(Piece(utt, s, min(s + max_len, n)) for s in range(0, n, max_len))
     return pieces
 
 
-def make_batch(data: LoadedSet, pieces: List[Piece], length: Optional[int] = None) -> Batch:
+def make_batch(data: Frames, pieces: List[Piece], length: Optional[int] = None) -> Batch:
     """Pad ``pieces`` to ``length`` frames, by default to the longest one (features keep the
-    set's dtype: float32 as loaded, float64 in tests that compare runs to the last bits)."""
+    set's dtype: float32 as read, float64 in tests that compare runs to the last bits)."""
     if length is None:
         length = max(p.end - p.start for p in pieces)
     features = {}
-    for name, table in data.features.items():
-        first = next(iter(table.values()))
-        array = np.zeros((length, len(pieces), first.shape[1]), dtype=first.dtype)
+    for name, dim in data.feature_dims().items():
+        array = None
         for b, p in enumerate(pieces):
-            array[: p.end - p.start, b] = table[p.utt][p.start:p.end]
+            rows = data.feature_rows(name, p)
+            if array is None:
+                array = np.zeros((length, len(pieces), dim), dtype=rows.dtype)
+            array[: p.end - p.start, b] = rows
         features[name] = torch.from_numpy(array)
     labels = {}
-    for name, table in data.labels.items():
+    for name in data.label_names():
         array = np.full((length, len(pieces)), IGNORE, dtype=np.int64)
         for b, p in enumerate(pieces):
-            array[: p.end - p.start, b] = table[p.utt][p.start:p.end]
+            array[: p.end - p.start, b] = data.label_rows(name, p)
         labels[name] = torch.from_numpy(array)
     return Batch(pieces, features, labels)
 
 
-def train_order(data: LoadedSet, max_len: int, batch_size: int, seed: int,
+def shuffled(pieces: List[Piece], batch_size: int, key: Sequence[int]) -> List[List[Piece]]:
+    """``pieces`` in the order of a generator seeded with ``key``, in groups of ``batch_size``."""
+    order = np.random.default_rng(list(key)).permutation(len(pieces))
+    mixed = [pieces[i] for i in order]
+    return [mixed[i:i + batch_size] for i in range(0, len(mixed), batch_size)]
+
+
+def train_order(data: Index, max_len: int, batch_size: int, seed: int,
                 epoch: int) -> List[List[Piece]]:
-    """The epoch's batches of pieces, shuffled by a generator seeded with ``(seed, epoch)``."""
-    pieces = cut(data, max_len)
-    order = np.random.default_rng([seed, epoch]).permutation(len(pieces))
-    shuffled = [pieces[i] for i in order]
-    return [shuffled[i:i + batch_size] for i in range(0, len(shuffled), batch_size)]
+    """The epoch's batches of pieces of the whole set, shuffled with ``(seed, epoch)``."""
+    return shuffled(cut(data, max_len), batch_size, (seed, epoch))
 
 
-def eval_batches(data: LoadedSet, max_len: int, batch_size: int) -> Iterator[Batch]:
+def eval_order(data: Index, max_len: int, batch_size: int,
+               utts: Optional[Sequence[str]] = None) -> List[List[Piece]]:
     """Deterministic batches of whole utterances (pieces of ``max_len``), longest first."""
-    pieces = sorted(cut(data, max_len), key=lambda p: (p.start - p.end, p.utt, p.start))
-    for i in range(0, len(pieces), batch_size):
-        yield make_batch(data, pieces[i:i + batch_size])
+    pieces = sorted(cut(data, max_len, utts), key=lambda p: (p.start - p.end, p.utt, p.start))
+    return [pieces[i:i + batch_size] for i in range(0, len(pieces), batch_size)]
+
+
+def eval_batches(data: "LoadedSet", max_len: int, batch_size: int) -> Iterator[Batch]:
+    """:func:`eval_order` of a set in memory, padded."""
+    for pieces in eval_order(data, max_len, batch_size):
+        yield make_batch(data, pieces)

@@ -1,6 +1,10 @@
 """Load one cfg dataset into memory: feature streams (after ``fea_opts`` and the context window)
 and frame labels (``lab_opts`` applied to the alignments in ``lab_folder``).
 
+Training and evaluation stream their sets (:mod:`pytorch_kaldi_snn.data.streamed`, which reuses
+the label reading and checks here); loading a whole set is for small inputs (``transcribe``)
+and is the reference the streamed batches are tested against.
+
 Labels come from Kaldi's ``ali-to-pdf`` / ``ali-to-phones --per-frame=true`` when those binaries
 are on PATH (as PyTorch-Kaldi runs them), else from the native readers; the log says which.
 """
@@ -11,11 +15,12 @@ import shlex
 import shutil
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from pytorch_kaldi_snn.config.experiment import DatasetSpec, FeatureSpec, LabelSpec
+from pytorch_kaldi_snn.data.batching import Piece
 from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.features.pipes import read_features
@@ -41,6 +46,24 @@ class LoadedSet:
     def feature_dims(self) -> Dict[str, int]:
         return {name: next(iter(m.values())).shape[1] for name, m in self.features.items()}
 
+    def label_names(self) -> List[str]:
+        return list(self.labels)
+
+    def feature_rows(self, name: str, piece: Piece) -> np.ndarray:
+        return self.features[name][piece.utt][piece.start:piece.end]
+
+    def label_rows(self, name: str, piece: Piece) -> np.ndarray:
+        return self.labels[name][piece.utt][piece.start:piece.end]
+
+    def holds(self, utt: str) -> bool:
+        return utt in next(iter(self.features.values()))
+
+    # As a source of chunks (data/streamed.py): one chunk, the set itself.
+    n_chunks = 1
+
+    def read_chunk(self, utts: Sequence[str]) -> "LoadedSet":
+        return self
+
 
 def _load_features(spec: FeatureSpec, log: Log) -> Dict[str, np.ndarray]:
     feats = dict(read_features(str(spec.scp), spec.opts, log))
@@ -51,7 +74,7 @@ def _load_features(spec: FeatureSpec, log: Log) -> Dict[str, np.ndarray]:
     return {u: np.asarray(m, dtype=np.float32) for u, m in feats.items()}
 
 
-def _load_labels(spec: LabelSpec, log: Log) -> Dict[str, np.ndarray]:
+def load_labels(spec: LabelSpec, log: Log, dtype: type = np.int64) -> Dict[str, np.ndarray]:
     binary = spec.opts.split()[0]
     alignments = sorted(spec.folder.glob("ali.*.gz"))
     if not alignments:
@@ -65,7 +88,7 @@ def _load_labels(spec: LabelSpec, log: Log) -> Dict[str, np.ndarray]:
         labels = read_lab_folder(spec.folder, spec.opts)
     if not labels:
         raise DataError("the alignments hold no utterances", file=str(spec.folder))
-    return {utt: np.asarray(lab, dtype=np.int64) for utt, lab in labels.items()}
+    return {utt: np.asarray(lab, dtype=dtype) for utt, lab in labels.items()}
 
 
 def _kaldi_labels(spec: LabelSpec, alignments: List[Path]) -> Dict[str, np.ndarray]:
@@ -105,7 +128,7 @@ def label_sizes(spec: DatasetSpec) -> Dict[str, int]:
     return sizes
 
 
-def _common_utts(name: str, tables: Mapping[str, Mapping[str, np.ndarray]], log: Log) -> List[str]:
+def common_utts(name: str, tables: Mapping[str, Mapping[str, object]], log: Log) -> List[str]:
     """Utterances present everywhere; the ones missing somewhere are logged and skipped."""
     keys = [set(t) for t in tables.values()]
     common = set.intersection(*keys)
@@ -118,7 +141,7 @@ def _common_utts(name: str, tables: Mapping[str, Mapping[str, np.ndarray]], log:
     return sorted(common)
 
 
-def _check_lengths(name: str, utts: List[str],
+def check_lengths(name: str, utts: List[str],
                    tables: Mapping[str, Mapping[str, np.ndarray]]) -> None:
     for utt in utts:
         lengths = {key: len(table[utt]) for key, table in tables.items()}
@@ -131,11 +154,11 @@ def load_dataset(spec: DatasetSpec, feature_names: List[str], label_names: List[
                  log: Log) -> LoadedSet:
     """Features named ``feature_names`` and labels named ``label_names`` of one dataset."""
     features = {f.name: _load_features(f, log) for f in spec.features if f.name in feature_names}
-    labels = {lab.name: _load_labels(lab, log) for lab in spec.labels if lab.name in label_names}
+    labels = {lab.name: load_labels(lab, log) for lab in spec.labels if lab.name in label_names}
     tables = {**{f"fea {k}": v for k, v in features.items()},
               **{f"lab {k}": v for k, v in labels.items()}}
-    utts = _common_utts(spec.name, tables, log)
-    _check_lengths(spec.name, utts, tables)
+    utts = common_utts(spec.name, tables, log)
+    check_lengths(spec.name, utts, tables)
     frames = sum(len(features[feature_names[0]][u]) for u in utts)
     log.info(f"{spec.name}: {len(utts)} utterances, {frames} frames")
     return LoadedSet(spec.name, utts, features, labels)

@@ -7,6 +7,7 @@ from pytorch_kaldi_snn.io.tables import (
     read_kaldi_map,
     read_matrices,
     read_tokens,
+    mat_ark_writer,
     read_waves,
     write_double_matrices,
     write_int_vectors,
@@ -17,6 +18,7 @@ from pytorch_kaldi_snn.io.tables import (
 __all__ = [
     "as_rspecifier",
     "atomic_outputs",
+    "mat_ark_writer",
     "read_double_matrices",
     "read_int_vectors",
     "read_kaldi_map",

@@ -15,8 +15,11 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Tuple, Type, Union
+from typing import (
+    Any, Callable, ContextManager, Iterable, Iterator, Mapping, Optional, Tuple, Type, Union,
+)
 
 import kaldi_native_io as kio
 import numpy as np
@@ -197,20 +200,40 @@ def _write_ark(
     write: Callable[[Any, str, Any], None],
 ) -> int:
     """Write a table to ``path_ark`` (+ ``path_scp``) atomically with ``write(writer, key, value)``."""
+    count = 0
+    with _table_writer(path_ark, path_scp, text, writer_type, write) as put:
+        for key, value in items:
+            put(key, value)
+            count += 1
+    return count
+
+
+@contextmanager
+def _table_writer(
+    path_ark: PathLike,
+    path_scp: Optional[PathLike],
+    text: bool,
+    writer_type: Type[Any],
+    write: Callable[[Any, str, Any], None],
+) -> Iterator[Callable[[str, Any], None]]:
+    """Yield ``put(key, value)``; the table appears at its paths only if the block succeeds."""
     targets = [path_ark] if path_scp is None else [path_ark, path_scp]
     with atomic_outputs(*targets) as temps:
         spec = ("ark,t" if text else "ark") + (",scp:" if path_scp else ":") + ",".join(temps)
         writer = writer_type(spec)
-        count = 0
         try:
-            for key, value in items:
-                write(writer, key, value)
-                count += 1
+            yield lambda key, value: write(writer, key, value)
         finally:
             writer.close()
         if path_scp is not None:
             _rename_ark_in_scp(temps[1], temps[0], os.fspath(path_ark))
-    return count
+
+
+def mat_ark_writer(path_ark: PathLike) -> ContextManager[Callable[[str, np.ndarray], None]]:
+    """``with mat_ark_writer(p) as put: put(key, matrix)``: float matrices written to the ark as
+    they are produced (nothing is held), which appears at ``p`` only when the block succeeds."""
+    return _table_writer(path_ark, None, False, kio.FloatMatrixWriter,
+                         lambda w, key, m: w.write(key, _float_matrix(m)))
 
 
 def _rename_ark_in_scp(scp: str, temp_ark: str, ark: str) -> None:

@@ -46,8 +46,7 @@ import torch.distributed as dist
 from torch import nn
 
 from pytorch_kaldi_snn.config.experiment import Experiment
-from pytorch_kaldi_snn.data.batching import Batch, Piece, make_batch
-from pytorch_kaldi_snn.data.loading import LoadedSet
+from pytorch_kaldi_snn.data.batching import Batch, Frames, Piece, make_batch
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers.cost import COUNTERS, counted_layers
 from pytorch_kaldi_snn.train.sync_batchnorm import SyncedBatchNorm1d, synchronise_batchnorm
@@ -88,12 +87,15 @@ def rank_share(pieces: List[Piece], rank: int, size: int) -> Share:
     return Share(mine, length, _frames(mine) / total, _frames(mine), 1)
 
 
-def rank_batches(data: LoadedSet, order: Iterable[List[Piece]], rank: int,
+def rank_batches(batches: Iterable[Tuple[Frames, List[Piece]]], rank: int,
                  size: int) -> Iterator[Tuple[Batch, Share]]:
-    """This process's batch of every global batch of ``order`` (the epoch's data sharding)."""
-    for pieces in order:
+    """This process's batch of every global batch (its chunk and pieces, as
+    :func:`~pytorch_kaldi_snn.data.streamed.plan_pieces` gives them): the epoch's sharding."""
+    for frames, pieces in batches:
         share = rank_share(pieces, rank, size)
-        yield make_batch(data, share.pieces, share.length), share
+        batch = make_batch(frames, share.pieces, share.length)
+        del frames  # not held while the next chunk is read
+        yield batch, share
 
 
 class World:
@@ -111,8 +113,8 @@ class World:
     def describe(self) -> str:
         return "distributed: no (one process)"
 
-    def batches(self, data: LoadedSet, order: Iterable[List[Piece]]) -> Iterator[Tuple[Batch, Share]]:
-        return rank_batches(data, order, self.rank, self.size)
+    def batches(self, batches: Iterable[Tuple[Frames, List[Piece]]]) -> Iterator[Tuple[Batch, Share]]:
+        return rank_batches(batches, self.rank, self.size)
 
     def eval_share(self, batches: Iterable[T]) -> Iterator[T]:
         """The evaluation batches this process computes."""
@@ -167,8 +169,8 @@ class ProcessGroup(World):
                 f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}, batch norm "
                 f"{'synchronised' if self.sync_batchnorm else 'per process'}")
 
-    def batches(self, data: LoadedSet, order: Iterable[List[Piece]]) -> Iterator[Tuple[Batch, Share]]:
-        for batch, share in rank_batches(data, order, self.rank, self.size):
+    def batches(self, batches: Iterable[Tuple[Frames, List[Piece]]]) -> Iterator[Tuple[Batch, Share]]:
+        for batch, share in rank_batches(batches, self.rank, self.size):
             for layer in self.synced:
                 layer.replicas = share.replicas
             yield batch, share

@@ -2,7 +2,7 @@
 epochs), and exact resume.
 
 Everything random in epoch ``e`` is seeded from ``(seed, e)``: the data order
-(:func:`~pytorch_kaldi_snn.data.batching.train_order`) and torch's generator (dropout). A
+(:func:`~pytorch_kaldi_snn.data.streamed.train_plan`) and torch's generator (dropout). A
 checkpoint holds the model, the optimisers, the schedulers and the history, so rerunning after a
 crash repeats the interrupted epoch from the same state and ends with the same weights as an
 uninterrupted run. A mid-epoch checkpoint (``[exp] checkpoint_every_batches`` /
@@ -28,8 +28,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from pytorch_kaldi_snn.config.experiment import Experiment
-from pytorch_kaldi_snn.data.batching import Batch, eval_batches, train_order
-from pytorch_kaldi_snn.data.loading import LoadedSet
+from pytorch_kaldi_snn.data.batching import Batch, Source
+from pytorch_kaldi_snn.data.streamed import eval_stream, plan_pieces, train_plan
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, real_frames, reset_counters
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, real_frame_mask, valid_frames
@@ -56,7 +56,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: AcousticModel, data: LoadedSet, exp: Experiment, device: torch.device,
+def evaluate(model: AcousticModel, data: Source, exp: Experiment, device: torch.device,
              desc: str, max_len: Optional[int] = None,
              collect: Optional[Callable[[Batch, Dict[str, Tensor]], None]] = None,
              world: World = World()) -> EvalResult:
@@ -69,8 +69,8 @@ def evaluate(model: AcousticModel, data: LoadedSet, exp: Experiment, device: tor
     model.eval()
     reset_counters(model)
     loss = err = frames = 0.0
-    batches = world.eval_share(eval_batches(data, max_len or exp.batches.max_seq_length_valid,
-                                            exp.batches.batch_size_valid))
+    batches = world.eval_share(eval_stream(data, max_len or exp.batches.max_seq_length_valid,
+                                           exp.batches.batch_size_valid, exp.exp.data_workers))
     bar = tqdm(batches, desc=desc, leave=False, disable=None)
     for batch in bar:
         batch = batch.to(device)
@@ -227,7 +227,7 @@ class Trainer:
         self.log.info(f"checkpoint: epoch {saved.epoch + 1}, batch {saved.batch} "
                       f"-> {self.out / CHECKPOINT}")
 
-    def _train_epoch(self, data: LoadedSet, progress: EpochProgress,
+    def _train_epoch(self, data: Source, progress: EpochProgress,
                      start: float) -> Dict[str, float]:
         """Train epoch ``progress.epoch`` from batch ``progress.batch`` on (0 or a resumed
         position; ``start`` is the epoch's start on time.monotonic, earlier runs included)."""
@@ -237,11 +237,13 @@ class Trainer:
         self._set_lr()
         self.model.train()
         max_len = exp.batches.train_seq_len(epoch)
-        order = train_order(data, max_len, exp.batches.batch_size_train, exp.exp.seed, epoch)
-        # a run resumed inside the epoch skips the batches it trained on without building them
-        batches = self.world.batches(data, order[progress.batch:])
+        plans = train_plan(data, epoch, exp.exp.seed, max_len, exp.batches.batch_size_train)
+        # a run resumed inside the epoch skips the batches it trained on without reading them
+        batches = self.world.batches(plan_pieces(data, plans, exp.exp.data_workers,
+                                                 start_batch=progress.batch))
+        total = sum(len(plan.batches) for plan in plans)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{exp.exp.n_epochs_tr} train", leave=False,
-                   disable=None, initial=progress.batch, total=len(order))
+                   disable=None, initial=progress.batch, total=total)
         for index, (batch, share) in enumerate(bar, start=progress.batch):
             values = self._train_step(batch.to(self.device), share.weight, epoch, index)
             progress.batch = index + 1
@@ -265,7 +267,7 @@ class Trainer:
         return {"train_loss": loss / frames, "train_err": err / frames, "seq_len": max_len,
                 "skipped_batches": progress.skipped}
 
-    def fit(self, train: LoadedSet, dev: LoadedSet) -> List[Dict[str, float]]:
+    def fit(self, train: Source, dev: Source) -> List[Dict[str, float]]:
         """Train the remaining epochs; returns the per-epoch history."""
         progress = self.resume()
         self.world.broadcast_model(self.model)  # every process starts from rank 0's weights
