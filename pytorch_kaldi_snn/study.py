@@ -157,7 +157,8 @@ def _pm(row: Dict, key: str, digits: int = 2) -> str:
 def table1_markdown(rows: List[Dict]) -> str:
     """Table 1's columns (ours: mean ± std over seeds) beside the paper's TIMIT column."""
     metric = "/".join(sorted({row["metric"] for row in rows}))
-    lines = [f"| architecture | precision | threshold | 100 - {metric} % | frame acc % | zero outputs % "
+    lines = [f"| architecture | precision | threshold | 100 - {metric} % | frame acc % "
+             "| zero outputs % "
              "| ops/inf vs LSTM | params | paper: acc % | paper: zeros % | paper: ops vs LSTM |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -165,7 +166,8 @@ def table1_markdown(rows: List[Dict]) -> str:
         paper = PAPER_TIMIT[row["arch"]]
         precision = f"{row['n_bits']}-bit" if spiking else "full"
         threshold = f"b/{2 ** row['n_bits'] // row['k']}" if spiking else "-"
-        acc = "-" if row["accuracy"] is None else f"{row['accuracy']:.2f} ± {row['error_rate_std']:.2f}"
+        acc = ("-" if row["accuracy"] is None
+               else f"{row['accuracy']:.2f} ± {row['error_rate_std']:.2f}")
         lines.append(
             f"| {row['arch']} | {precision} | {threshold} | {acc} | {_pm(row, 'frame_acc')} "
             f"| {_pm(row, 'zero_outputs_pct')} | {_pm(row, 'mults_vs_lstm', 3)} "

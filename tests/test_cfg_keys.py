@@ -225,4 +225,5 @@ def test_unset_variable_in_an_honoured_key_is_refused(tmp_path, corpus, monkeypa
     assert _error(cfg, ["exp.out_folder=${NO_SUCH_ROOT}/exp"]) == (
         "[exp] out_folder: ${NO_SUCH_ROOT} is not set (export it, or pass --var NO_SUCH_ROOT=...)")
     monkeypatch.setenv("NO_SUCH_ROOT", str(tmp_path))
-    assert load_experiment(cfg, ["exp.out_folder=${NO_SUCH_ROOT}/exp"]).exp.out_folder == tmp_path / "exp"
+    exp = load_experiment(cfg, ["exp.out_folder=${NO_SUCH_ROOT}/exp"])
+    assert exp.exp.out_folder == tmp_path / "exp"

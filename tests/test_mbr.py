@@ -81,7 +81,8 @@ def _kaldi_mbr(lat: Path, path: str, scale: float) -> dict:
     done = subprocess.run(
         ["lattice-mbr-decode", f"--acoustic-scale={scale}", f"ark:gunzip -cf {lat}|", "ark,t:-",
          "ark,t:/dev/stderr"], capture_output=True, text=True, check=True, env={"PATH": path})
-    words = {line.split()[0]: [int(w) for w in line.split()[1:]] for line in done.stdout.splitlines()}
+    words = {line.split()[0]: [int(w) for w in line.split()[1:]]
+             for line in done.stdout.splitlines()}
     risks = {line.split()[0]: float(line.split()[1]) for line in done.stderr.splitlines()
              if len(line.split()) == 2 and not line.startswith(("lattice-mbr-decode", "LOG"))}
     return {utt: (words[utt], risks[utt]) for utt in words}

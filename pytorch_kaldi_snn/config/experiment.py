@@ -10,8 +10,9 @@ holds the model language, one operation per line (``out=compute(arch_name,input)
 Everything is checked here before any work starts, and every problem is a
 :class:`~pytorch_kaldi_snn.errors.ConfigError` naming the file, section and key. Relative paths
 are relative to the current directory, as in PyTorch-Kaldi; ``$VAR`` in any value is expanded
-from the environment (``${KALDI_ROOT}/egs/timit/s5/...``; config/resolved.py says how). Paths are checked after
-:func:`prepare_missing_data` had a chance to run ``[exp] prepare`` (the built-in corpus recipe).
+from the environment (``${KALDI_ROOT}/egs/timit/s5/...``; config/resolved.py says how). Paths
+are checked after :func:`prepare_missing_data` had a chance to run ``[exp] prepare`` (the
+built-in corpus recipe).
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ LMWT, rounded to float32 as Kaldi's binaries store them):
 5. **Update (Fig. 6).** Every position of ``R`` becomes its most probable entry of ``gamma``
    (ties: the larger word id, as Kaldi's ``GammaCompare`` sorts float32 posteriors); the
    epsilons are re-normalised and steps 3-5 repeat until no position gains probability
-   (``sum(old - new) == 0``) or 101 rounds have run. The answer is ``R`` without epsilons.
+   (``sum(old - new) == 0``) or 102 rounds have run. The answer is ``R`` without epsilons.
 
 The recursions run in the same order and double precision as Kaldi's, arc by arc, with the
 per-arc work over all ``q`` vectorised where the order of floating-point operations does not
@@ -81,7 +81,7 @@ def scaled(lat: CompactLattice, acoustic_scale: float, wip: float = 0.0) -> Comp
     scale = float(np.float32(acoustic_scale))
 
     def weight(w: CompactWeight, word: int) -> CompactWeight:
-        graph = _f32(w.graph + wip) if word and wip else w.graph
+        graph = _f32(w.graph + _f32(wip)) if word and wip else w.graph  # float + float
         return CompactWeight(graph, _f32(scale * w.acoustic), w.tids)
 
     arcs = tuple(CompactArc(a.src, a.dst, a.word, weight(a.weight, a.word)) for a in lat.arcs)
@@ -183,7 +183,8 @@ def _forward(g: _Graph, r: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarr
     return alpha, alpha_dash, choice, float(alpha_dash[g.num_states, n_pos])
 
 
-def _backward(g: _Graph, r: np.ndarray, alpha: np.ndarray, choice: np.ndarray) -> Dict[int, np.ndarray]:
+def _backward(g: _Graph, r: np.ndarray, alpha: np.ndarray,
+              choice: np.ndarray) -> Dict[int, np.ndarray]:
     """Step 4: ``gamma[word][q]`` (q = 1..Q at index q) from the choices of step 3."""
     n_pos = len(r)
     beta_dash = np.zeros((g.num_states + 1, n_pos + 1))
@@ -233,7 +234,7 @@ def mbr_words(lat: CompactLattice) -> Tuple[List[int], float]:
     g = _graph(lat)
     r = _normalize_eps(best_path(lat, 1.0)[0])
     risk = 0.0
-    for _ in range(MAX_ROUNDS + 1):
+    for _ in range(MAX_ROUNDS):
         alpha, _, choice, risk = _forward(g, r)
         r, delta_q = _update(r, _backward(g, r, alpha, choice))
         if delta_q == 0:
