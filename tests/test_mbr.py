@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytorch_kaldi_snn.decoding import DecodeOptions, decode_ark
 from pytorch_kaldi_snn.decoding.lattice import (
     CompactArc, CompactLattice, CompactWeight, best_path, read_lattices, write_lattices,
 )
@@ -119,3 +120,24 @@ def test_kaldi_and_builtin_mbr_sweeps_agree_and_differ_from_one_best(kaldi_env):
     assert [r.hypotheses for r in ours.rows] == [r.hypotheses for r in theirs.rows]
     one_best = sweep(refs, builtin_hypotheses(lat, words), opts, "kaldi")
     assert [r.hypotheses for r in one_best.rows] != [r.hypotheses for r in ours.rows]
+
+
+@pytest.fixture(scope="module")
+def our_lattices(tmp_path_factory) -> Path:
+    """Lattices our built-in decoder writes for the golden loglikes: not determinized, with
+    epsilon arcs (what Kaldi's MBR treats differently from word arcs)."""
+    out = tmp_path_factory.mktemp("our_decode")
+    opts = DecodeOptions(acoustic_scale=0.1, lattice_beam=3.0)
+    return decode_ark(GOLDEN / "decode" / "loglikes.ark", GOLDEN / "graph",
+                      GOLDEN / "model" / "final.mdl", out, opts) / "lat.1.gz"
+
+
+def test_same_words_and_risk_as_kaldi_on_our_decoders_lattices(our_lattices, kaldi_env):
+    lats = dict(read_lattices(our_lattices))
+    assert sum(a.word == 0 for lat in lats.values() for a in lat.arcs) > 0
+    for lmwt in (1, 10):
+        theirs = _kaldi_mbr(our_lattices, kaldi_env["PATH"], 1.0 / lmwt)
+        for utt, lat in lats.items():
+            words, risk = mbr_words(scaled(lat, 1.0 / lmwt))
+            assert words == theirs[utt][0], (utt, lmwt)
+            assert risk == pytest.approx(theirs[utt][1], rel=1e-5, abs=1e-5), (utt, lmwt)

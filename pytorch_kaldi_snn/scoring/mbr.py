@@ -25,7 +25,8 @@ LMWT, rounded to float32 as Kaldi's binaries store them):
    edit distance is the least of a substitution or match ``alpha'(s, q-1) + l(w, r_q)``, a
    lattice-side insertion ``alpha'(s, q) + l(w, 0) + delta`` and a hypothesis-side deletion
    ``alpha'_arc(q-1) + l(0, r_q)``, with ``l(a, b) = [a != b]`` and ``delta = 1e-5`` (it breaks
-   ties against insertions); ``alpha'(n, q)`` is the average over the incoming arcs weighted by
+   ties against insertions; as in Kaldi since its "conceptual bug-fix" to the paper, delta is
+   added only where ``l(w, 0) = 1``, so an epsilon arc's insertion costs 0); ``alpha'(n, q)`` is the average over the incoming arcs weighted by
    their share ``exp(alpha(s) + loglike - alpha(n))`` of the probability of ``n``. The choice
    made (1, 2 or 3) is kept per arc and position. ``alpha'(N, Q)`` is the Bayes risk.
 4. **Backward pass (Fig. 5).** ``beta'(n, q)`` sends each path's probability back along the
@@ -57,6 +58,7 @@ from pytorch_kaldi_snn.decoding.lattice import (
 from pytorch_kaldi_snn.errors import DataError
 
 DELTA = float(np.float32(1.0e-5))  # Kaldi's delta() is a float constant promoted to double
+INSERTION = 1.0 + DELTA  # l(w, 0, penalize=true) for a word w; 0 for an epsilon arc
 MAX_ROUNDS = 102  # Kaldi's loop stops once its counter (from 0) passes 100
 
 
@@ -174,10 +176,10 @@ def _forward(g: _Graph, r: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarr
             total = _log_add(total, alpha[g.src[i]] + g.loglike[i])
         alpha[n] = total
         src, word = g.src[arcs], g.word[arcs]
-        ins = (word != 0).astype(np.float64)[:, None]  # l(w, 0)
+        ins = np.where(word != 0, INSERTION, 0.0)[:, None]  # l(w, 0, penalize=true)
         a1 = alpha_dash[src, :-1] + (r[None, :] != word[:, None])  # q = 1..Q
-        a2 = alpha_dash[src, 1:] + ins + DELTA
-        rows, choice[arcs] = _choices(alpha_dash[src, 0] + ins[:, 0] + DELTA, a1, a2, step)
+        a2 = alpha_dash[src, 1:] + ins
+        rows, choice[arcs] = _choices(alpha_dash[src, 0] + ins[:, 0], a1, a2, step)
         for i, row in zip(arcs, rows):  # Kaldi's order of additions; libm's exp
             alpha_dash[n] += math.exp(alpha[g.src[i]] + g.loglike[i] - alpha[n]) * row
     return alpha, alpha_dash, choice, float(alpha_dash[g.num_states, n_pos])
