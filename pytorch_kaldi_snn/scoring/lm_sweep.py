@@ -23,7 +23,7 @@ import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pytorch_kaldi_snn.decoding.lattice import CompactArc, CompactLattice, CompactWeight, best_path, read_lattices
 from pytorch_kaldi_snn.errors import ConfigError, DataError
@@ -33,6 +33,11 @@ from pytorch_kaldi_snn.scoring.mbr import mbr_decode
 from pytorch_kaldi_snn.scoring.per import ErrorCounts, score
 
 Hypotheses = Dict[str, List[str]]
+Lattices = Union[Path, Sequence[Path]]  # one archive, or the lat.1.gz ... lat.N.gz of N jobs
+
+
+def _archives(lattices: Lattices) -> List[Path]:
+    return [Path(lattices)] if isinstance(lattices, (str, Path)) else [Path(p) for p in lattices]
 
 
 @dataclass(frozen=True)
@@ -133,11 +138,11 @@ def read_symbols(words_txt: Path) -> Dict[int, str]:
     return {int(i): w for w, i in read_kaldi_map(words_txt).items()}
 
 
-def builtin_hypotheses(lattices: Path, words_txt: Path,
+def builtin_hypotheses(lattices: Lattices, words_txt: Path,
                        decode_mbr: bool = False) -> Callable[[int, float], Hypotheses]:
     """Hypotheses per ``(LMWT, WIP)`` on ``lattices``: this package's best path, or its MBR
     decoding (:func:`pytorch_kaldi_snn.scoring.mbr.mbr_decode`) when ``decode_mbr``."""
-    lats = dict(read_lattices(lattices))
+    lats = {utt: lat for path in _archives(lattices) for utt, lat in read_lattices(path)}
     symbols = read_symbols(words_txt)
 
     def words(lat: CompactLattice, lmwt: int, wip: float) -> List[int]:
@@ -156,7 +161,7 @@ def rescoring_binaries(decode_mbr: bool) -> Tuple[str, ...]:
             "lattice-mbr-decode" if decode_mbr else "lattice-best-path")
 
 
-def kaldi_hypotheses(lattices: Path, words_txt: Path, path: Optional[str] = None,
+def kaldi_hypotheses(lattices: Lattices, words_txt: Path, path: Optional[str] = None,
                      decode_mbr: bool = False) -> Callable[[int, float], Hypotheses]:
     """Hypotheses per ``(LMWT, WIP)`` by Kaldi's lattice-scale | lattice-add-penalty |
     lattice-best-path (or lattice-mbr-decode) on ``lattices`` (binaries found on ``path``)."""
@@ -165,7 +170,8 @@ def kaldi_hypotheses(lattices: Path, words_txt: Path, path: Optional[str] = None
     decoder = rescoring_binaries(decode_mbr)[-1]
 
     def hyps(lmwt: int, wip: float) -> Hypotheses:
-        lat = shlex.quote(f"ark:gunzip -cf {lattices}|")
+        files = " ".join(shlex.quote(str(p)) for p in _archives(lattices))
+        lat = shlex.quote(f"ark:gunzip -cf {files}|")
         pipe = (f"lattice-scale --inv-acoustic-scale={lmwt} {lat} ark:- | "
                 f"lattice-add-penalty --word-ins-penalty={wip:g} ark:- ark:- | "
                 f"{decoder} ark:- ark,t:-")
@@ -173,7 +179,8 @@ def kaldi_hypotheses(lattices: Path, words_txt: Path, path: Optional[str] = None
                               text=True, env=env)
         if done.returncode != 0:
             last = done.stderr.strip().splitlines()[-1:]
-            raise DataError(f"Kaldi rescoring failed: {' '.join(last)}", file=str(lattices))
+            raise DataError(f"Kaldi rescoring failed: {' '.join(last)}",
+                            file=" ".join(map(str, _archives(lattices))))
         out: Hypotheses = {}
         for line in done.stdout.splitlines():
             utt, *ids = line.split()
