@@ -38,7 +38,7 @@ def expand_cfg_vars(parser: configparser.ConfigParser, env: Mapping[str, str],
     for name in parser.sections():
         for key, value in parser[name].items():
             if key in BLOCK_KEYS:
-                continue  # fea/lab blocks: expanded per block key, whose name errors give
+                continue  # fea/lab blocks: expanded per block key, so that an error names it
             missing = unset_vars(value, env)
             if missing and upstream_only(name, key):
                 left[(name, key)] = missing
