@@ -26,8 +26,9 @@ LMWT, rounded to float32 as Kaldi's binaries store them):
    lattice-side insertion ``alpha'(s, q) + l(w, 0) + delta`` and a hypothesis-side deletion
    ``alpha'_arc(q-1) + l(0, r_q)``, with ``l(a, b) = [a != b]`` and ``delta = 1e-5`` (it breaks
    ties against insertions; as in Kaldi since its "conceptual bug-fix" to the paper, delta is
-   added only where ``l(w, 0) = 1``, so an epsilon arc's insertion costs 0); ``alpha'(n, q)`` is the average over the incoming arcs weighted by
-   their share ``exp(alpha(s) + loglike - alpha(n))`` of the probability of ``n``. The choice
+   added only where ``l(w, 0) = 1``, so an epsilon arc's insertion costs 0). ``alpha'(n, q)``
+   is the average over the incoming arcs weighted by their share
+   ``exp(alpha(s) + loglike - alpha(n))`` of the probability of ``n``. The choice
    made (1, 2 or 3) is kept per arc and position. ``alpha'(N, Q)`` is the Bayes risk.
 4. **Backward pass (Fig. 5).** ``beta'(n, q)`` sends each path's probability back along the
    choices of step 3; whenever a choice aligns the arc's word (or an epsilon) with position ``q``,
@@ -38,10 +39,10 @@ LMWT, rounded to float32 as Kaldi's binaries store them):
    epsilons are re-normalised and steps 3-5 repeat until no position gains probability
    (``sum(old - new) == 0``) or 102 rounds have run. The answer is ``R`` without epsilons.
 
-The recursions run in the same order and double precision as Kaldi's, arc by arc, with the
-per-arc work over all ``q`` vectorised where the order of floating-point operations does not
-change (step 3's deletion chain is a sequential scan and stays a Python loop), so that ties are
-broken as Kaldi breaks them.
+The recursions run in the same order and double precision as Kaldi's, with the work over all
+``q`` (and over the arcs into one state) vectorised where the order of floating-point operations
+does not change; step 3's deletion chain and the sums over several arcs stay sequential loops,
+so that ties are broken as Kaldi breaks them. The price is speed: see docs/decoding.md.
 """
 from __future__ import annotations
 
