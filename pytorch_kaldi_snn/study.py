@@ -36,6 +36,7 @@ from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
 from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
 from pytorch_kaldi_snn.report.paper_ops import PAPER_TIMIT  # noqa: E402
+from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402
 from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
 from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
 
@@ -52,7 +53,7 @@ FIG5A_BITS = (1, 2, 3, 4, 6)
 FIG5B_BITS, FIG5B_SCALES = (1, 3, 6), (1.0, 1.5, 2.0, 3.0)
 # Fig. 5(a)'s values quoted in the text (TIMIT, 100 - PER %); the others are only plotted.
 PAPER_FIG5A = {1: 8.8, 3: 70.0}
-METRICS = ("per", "frame_acc", "zero_outputs_pct", "mults_vs_lstm", "params")
+METRICS = ("frame_acc", "zero_outputs_pct", "mults_vs_lstm", "params")
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,10 @@ def summarise(point: Point, results: List[Dict]) -> Dict:
                  "hidden": point.hidden, "seeds": len(results)}
     for key in METRICS:
         row[key], row[f"{key}_std"] = mean_std([r[key] for r in results])
-    row["accuracy"] = None if row["per"] is None else 100.0 - row["per"]
+    rates = [scored_rate(r) for r in results]
+    row["metric"] = "/".join(sorted({metric for metric, _ in rates}))  # PER, or WER on words
+    row["error_rate"], row["error_rate_std"] = mean_std([rate for _, rate in rates])
+    row["accuracy"] = None if row["error_rate"] is None else 100.0 - row["error_rate"]
     return row
 
 
@@ -152,7 +156,9 @@ def _pm(row: Dict, key: str, digits: int = 2) -> str:
 
 def table1_markdown(rows: List[Dict]) -> str:
     """Table 1's columns (ours: mean ± std over seeds) beside the paper's TIMIT column."""
-    lines = ["| architecture | precision | threshold | 100 - PER % | frame acc % | zero outputs % "
+    metric = "/".join(sorted({row["metric"] for row in rows}))
+    lines = [f"| architecture | precision | threshold | 100 - {metric} % | frame acc % "
+             "| zero outputs % "
              "| ops/inf vs LSTM | params | paper: acc % | paper: zeros % | paper: ops vs LSTM |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -160,7 +166,8 @@ def table1_markdown(rows: List[Dict]) -> str:
         paper = PAPER_TIMIT[row["arch"]]
         precision = f"{row['n_bits']}-bit" if spiking else "full"
         threshold = f"b/{2 ** row['n_bits'] // row['k']}" if spiking else "-"
-        acc = "-" if row["per"] is None else f"{100 - row['per']:.2f} ± {row['per_std']:.2f}"
+        acc = ("-" if row["accuracy"] is None
+               else f"{row['accuracy']:.2f} ± {row['error_rate_std']:.2f}")
         lines.append(
             f"| {row['arch']} | {precision} | {threshold} | {acc} | {_pm(row, 'frame_acc')} "
             f"| {_pm(row, 'zero_outputs_pct')} | {_pm(row, 'mults_vs_lstm', 3)} "
@@ -175,15 +182,17 @@ def plot_fig5(rows: List[Dict], path: Path) -> None:
     for hidden in sorted({row["hidden"] for row in rows}):
         group = [row for row in rows if row["hidden"] == hidden]
         bits = [row["n_bits"] for row in group]
-        if all(row["per"] is not None for row in group):
-            ax_per.errorbar(bits, [100 - row["per"] for row in group],
-                            [row["per_std"] for row in group], marker="o", label=f"{hidden} units")
+        if all(row["accuracy"] is not None for row in group):
+            ax_per.errorbar(bits, [row["accuracy"] for row in group],
+                            [row["error_rate_std"] for row in group], marker="o",
+                            label=f"{hidden} units")
         ax_frame.errorbar(bits, [row["frame_acc"] for row in group],
                           [row["frame_acc_std"] for row in group], marker="s",
                           label=f"{hidden} units")
     ax_per.plot(list(PAPER_FIG5A), list(PAPER_FIG5A.values()), "kx", ms=9,
                 label="paper (TIMIT, text)")
-    ax_per.set(xlabel="output bits N (threshold b/2^N)", ylabel="100 - PER (%)")
+    metric = "/".join(sorted({row["metric"] for row in rows}))
+    ax_per.set(xlabel="output bits N (threshold b/2^N)", ylabel=f"100 - {metric} (%)")
     ax_frame.set(xlabel="output bits N (threshold b/2^N)", ylabel="frame accuracy (%)")
     for ax in (ax_per, ax_frame):
         ax.grid(alpha=0.3)

@@ -7,9 +7,9 @@ Each ``--grid section.key=v1:v2:...`` adds a grid axis (values are separated by 
 value may hold commas, e.g. ``architecture1.snn_lay=256,256:550,550``); every point runs in
 ``OUT/<key>=<value>...`` and is skipped when its ``results.json`` exists, so rerunning the same
 command resumes the sweep. All points are validated before the first one runs. The figure
-follows the paper's Fig. 5: accuracy (100 - PER and frame accuracy) against the first grid
-axis, one line per value of the other axes; the threshold ``b/2^N`` of Fig. 5 is
-``snn_threshold = 1``.
+follows the paper's Fig. 5: accuracy (100 - the error rate and frame accuracy) against the
+first grid axis, one line per value of the other axes; the error rate is each run's own, PER on a
+phone graph and WER on a word graph. The threshold ``b/2^N`` of Fig. 5 is ``snn_threshold = 1``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import itertools
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -30,6 +30,7 @@ from pytorch_kaldi_snn.cli import run_reporting_errors  # noqa: E402
 from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
 from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
+from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402
 from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
 
 Axis = Tuple[str, List[str]]
@@ -60,20 +61,46 @@ def point_overrides(cfg_sets: Sequence[str], out: Path, point: Point) -> List[st
     return [*cfg_sets, *(f"{k}={v}" for k, v in point), f"exp.out_folder={point_dir(out, point)}"]
 
 
-def plot_accuracy(rows: List[Dict], axes: List[Axis], path: Path) -> None:
-    """Fig. 5 style: accuracy against the first axis, one line per other-axes combination."""
-    x_key = axes[0][0]
-    fig, (ax_per, ax_frame) = plt.subplots(1, 2, figsize=(9, 3.5))
+ROW_KEYS = ("frame_acc", "zero_outputs_pct", "mults_vs_gru", "params")
+
+
+def sweep_row(point: Point, results: Mapping[str, Any]) -> Dict[str, Any]:
+    """One ``sweep.json`` row: the point, its error rate under its own name, the other figures."""
+    metric, rate = scored_rate(results)
+    return {"point": dict(point), "metric": metric, "error_rate": rate,
+            **{k: results[k] for k in ROW_KEYS}}
+
+
+def _groups(rows: List[Dict], axes: List[Axis]) -> Dict[str, List[Dict]]:
+    """The rows per combination of the other axes (one plotted line each)."""
     groups: Dict[str, List[Dict]] = {}
     for row in rows:
         label = ", ".join(f"{k.split('.')[-1]}={row['point'][k]}" for k, _ in axes[1:])
         groups.setdefault(label, []).append(row)
+    return groups
+
+
+def accuracy_lines(rows: List[Dict], axes: List[Axis]) -> Dict[str, List[Tuple[str, float]]]:
+    """Per line, ``(first-axis value, 100 - error rate)`` of its scored points (an unscored
+    point has no error rate to draw)."""
+    return {label: [(row["point"][axes[0][0]], 100 - row["error_rate"]) for row in group
+                    if row["error_rate"] is not None]
+            for label, group in _groups(rows, axes).items()}
+
+
+def plot_accuracy(rows: List[Dict], axes: List[Axis], path: Path) -> None:
+    """Fig. 5 style: accuracy against the first axis, one line per other-axes combination."""
+    x_key = axes[0][0]
+    fig, (ax_per, ax_frame) = plt.subplots(1, 2, figsize=(9, 3.5))
+    groups = _groups(rows, axes)
+    for label, points in accuracy_lines(rows, axes).items():
+        if points:
+            ax_per.plot(*zip(*points), "o-", label=label or None)
     for label, group in groups.items():
         xs = [row["point"][x_key] for row in group]
-        if any(row["per"] is not None for row in group):
-            ax_per.plot(xs, [100 - row["per"] for row in group], "o-", label=label or None)
         ax_frame.plot(xs, [row["frame_acc"] for row in group], "s-", label=label or None)
-    ax_per.set(xlabel=x_key.split(".")[-1], ylabel="accuracy = 100 - PER (%)")
+    metric = "/".join(sorted({row["metric"] for row in rows}))
+    ax_per.set(xlabel=x_key.split(".")[-1], ylabel=f"accuracy = 100 - {metric} (%)")
     ax_frame.set(xlabel=x_key.split(".")[-1], ylabel="frame accuracy (%)")
     for ax in (ax_per, ax_frame):
         ax.grid(alpha=0.3)
@@ -91,9 +118,7 @@ def run_sweep(cfg: Path, axes: List[Axis], out: Path, cfg_sets: Sequence[str]) -
     rows = []
     for i, point in enumerate(grid, 1):
         print(f"sweep point {i}/{len(grid)}: {dict(point)}", flush=True)
-        results = run_experiment(cfg, point_overrides(cfg_sets, out, point))
-        rows.append({"point": dict(point), **{k: results[k] for k in
-                     ("per", "frame_acc", "zero_outputs_pct", "mults_vs_gru", "params")}})
+        rows.append(sweep_row(point, run_experiment(cfg, point_overrides(cfg_sets, out, point))))
     save_json(out / "sweep.json", rows)
     plot_accuracy(rows, axes, out / "accuracy_vs_precision.png")
     return rows

@@ -41,7 +41,7 @@ def _error(cfg: Path, overrides=()) -> str:
      "[architecture1] opt_alpha: an option of rmsprop, but arch_opt = adam"),
     ("decoding.scoring_opts=--min-lmwt 1 --max-lmwt 10 --mbr",
      "[decoding] scoring_opts: scoring_opts = --min-lmwt 1 --max-lmwt 10 --mbr: unknown option "
-     "--mbr (known: --min-lmwt, --max-lmwt, --word-ins-penalty)"),
+     "--mbr (known: --min-lmwt, --max-lmwt, --word-ins-penalty, --decode-mbr)"),
 ])
 def test_typos_and_unhonoured_values_are_refused_by_name(tmp_path, corpus, override, expected):
     assert _error(synth_cfg(tmp_path, corpus), [override]) == expected
@@ -194,3 +194,34 @@ def test_resolved_cfg_of_the_upstream_schedule_reloads(tmp_path, corpus):
     resolved = tmp_path / "resolved.cfg"
     resolved.write_text(exp.cfg_text)
     assert load_experiment(resolved).cfg_text == exp.cfg_text
+
+
+def test_resolved_cfg_expands_upstream_only_keys(tmp_path, corpus, monkeypatch):
+    """``scoring_script = ${KALDI_ROOT}/...`` (upstream only) is expanded in resolved.cfg as in
+    every other value; where KALDI_ROOT is unset (the built-in path) it stays as written with a
+    comment saying so, and the resolved cfg still reloads to the same text."""
+    script = "decoding.scoring_script=${KALDI_ROOT}/egs/timit/s5/local/score.sh"
+    monkeypatch.setenv("KALDI_ROOT", "/opt/kaldi")
+    exp = load_experiment(synth_cfg(tmp_path, corpus), [script])
+    assert "scoring_script = /opt/kaldi/egs/timit/s5/local/score.sh" in exp.cfg_text
+    assert "${" not in exp.cfg_text and "$KALDI_ROOT" not in exp.cfg_text
+    monkeypatch.delenv("KALDI_ROOT")
+    exp = load_experiment(synth_cfg(tmp_path, corpus), [script])
+    lines = exp.cfg_text.splitlines()
+    at = lines.index("scoring_script = ${KALDI_ROOT}/egs/timit/s5/local/score.sh")
+    assert lines[at - 1] == ("# ${KALDI_ROOT} is not set: scoring_script is left as written "
+                             "(an upstream-only key, not used by this runner)")
+    assert [line for line in lines if "${" in line] == lines[at - 1:at + 1]
+    resolved = tmp_path / "resolved.cfg"
+    resolved.write_text(exp.cfg_text)
+    assert load_experiment(resolved).cfg_text == exp.cfg_text
+
+
+def test_unset_variable_in_an_honoured_key_is_refused(tmp_path, corpus, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_ROOT", raising=False)
+    cfg = synth_cfg(tmp_path, corpus)
+    assert _error(cfg, ["exp.out_folder=${NO_SUCH_ROOT}/exp"]) == (
+        "[exp] out_folder: ${NO_SUCH_ROOT} is not set (export it, or pass --var NO_SUCH_ROOT=...)")
+    monkeypatch.setenv("NO_SUCH_ROOT", str(tmp_path))
+    exp = load_experiment(cfg, ["exp.out_folder=${NO_SUCH_ROOT}/exp"])
+    assert exp.exp.out_folder == tmp_path / "exp"

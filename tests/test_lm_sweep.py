@@ -65,3 +65,23 @@ def test_kaldi_rescoring_gives_the_same_sweep_on_the_same_lattices(lattices, kal
     ours = sweep(refs, builtin_hypotheses(*lattices), opts, "kaldi")
     theirs = sweep(refs, kaldi_hypotheses(*lattices, path=kaldi_env["PATH"]), opts, "kaldi")
     assert ours.table() == theirs.table()
+
+
+def test_several_lattice_archives_are_one_set(tmp_path, kaldi_env):
+    """lat.1.gz ... lat.N.gz of N decoding jobs: both paths read them all. (Both paths of the
+    lattice span two frames here: Kaldi's MBR asserts that every path into a state has the
+    same length.)"""
+    words = tmp_path / "words.txt"
+    words.write_text(WORDS)
+    lat = _lattice()
+    first = lat.arcs[0]
+    timed = CompactArc(first.src, first.dst, first.word,
+                       CompactWeight(first.weight.graph, first.weight.acoustic, (1, 1)))
+    lat = CompactLattice(lat.start, lat.num_states, (timed, *lat.arcs[1:]), lat.finals)
+    paths = [tmp_path / "lat.1.gz", tmp_path / "lat.2.gz"]
+    write_lattices(paths[0], [("u1", lat)])
+    write_lattices(paths[1], [("u2", lat)])
+    for mbr in (False, True):
+        ours = builtin_hypotheses(paths, words, mbr)(1, 0.0)
+        theirs = kaldi_hypotheses(paths, words, kaldi_env["PATH"], mbr)(1, 0.0)
+        assert ours == theirs == {"u1": ["b", "c"], "u2": ["b", "c"]}

@@ -9,9 +9,10 @@ holds the model language, one operation per line (``out=compute(arch_name,input)
 
 Everything is checked here before any work starts, and every problem is a
 :class:`~pytorch_kaldi_snn.errors.ConfigError` naming the file, section and key. Relative paths
-are relative to the current directory, as in PyTorch-Kaldi; ``$VAR`` in ``fea``/``lab`` values is
-expanded from the environment (``${KALDI_ROOT}/egs/timit/s5/...``). Paths are checked after
-:func:`prepare_missing_data` had a chance to run ``[exp] prepare`` (the built-in corpus recipe).
+are relative to the current directory, as in PyTorch-Kaldi; ``$VAR`` in any value is expanded
+from the environment (``${KALDI_ROOT}/egs/timit/s5/...``; config/resolved.py says how). Paths
+are checked after :func:`prepare_missing_data` had a chance to run ``[exp] prepare`` (the
+built-in corpus recipe).
 """
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ from pytorch_kaldi_snn.config.options import (
 from pytorch_kaldi_snn.config.localize import expand_vars
 from pytorch_kaldi_snn.config.registry import (
     OPTIMIZER_KEYS, SECTION_KEYS, UPSTREAM_CLASSES, architecture_extra_keys, check_keys,
+    is_upstream_only,
 )
-from pytorch_kaldi_snn.config.resolved import Recorder
+from pytorch_kaldi_snn.config.resolved import Recorder, expand_cfg_vars
 from pytorch_kaldi_snn.decoding.decoder import DecodeOptions
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.gmm.labels import LAB_OPTS
@@ -701,6 +703,7 @@ def _check_sections(parser: configparser.ConfigParser, sections: Mapping[str, Se
 def _load(path: Path, overrides: Sequence[str]) -> Experiment:
     parser = read_cfg(path, overrides)
     rec = Recorder()
+    rec.unexpanded = expand_cfg_vars(parser, os.environ, is_upstream_only)
     sections = {name: _section(parser, name, rec) for name in SECTIONS}
     _check_sections(parser, sections)
     datasets: Dict[str, DatasetSpec] = {}

@@ -54,6 +54,12 @@ def expand_vars(value: str, env: Mapping[str, str], *, section: str, key: str) -
     return _VAR_RE.sub(lookup, value)
 
 
+def unset_vars(value: str, env: Mapping[str, str]) -> List[str]:
+    """The ``$VAR`` names of ``value`` that ``env`` does not set."""
+    return [m.group(1) or m.group(2) for m in _VAR_RE.finditer(value)
+            if (m.group(1) or m.group(2)) not in env]
+
+
 def _rewrite_paths(value: str, maps: Sequence[Tuple[str, str]], base: Path) -> str:
     def one(match: re.Match) -> str:
         path = match.group("path")

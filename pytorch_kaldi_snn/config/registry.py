@@ -169,7 +169,8 @@ SECTION_KEYS: Dict[str, Dict[str, Key]] = {
         Key("max_arcs", HONOURED, "decode_dnn.sh's lattice arc limit", only=("-1",),
             reason="lattice arc limits are not implemented; use -1"),
         Key("skip_scoring", HONOURED, "decode only"),
-        Key("scoring_opts", HONOURED, "--min-lmwt/--max-lmwt/--word-ins-penalty sweep"),
+        Key("scoring_opts", HONOURED,
+            "--min-lmwt/--max-lmwt/--word-ins-penalty sweep, --decode-mbr true for MBR"),
         Key("norm_vars", HONOURED, "decode_dnn.sh's variance normalisation", only=("False",),
             reason="the forward ark is used as it is; use False"),
         Key("scoring_mode", OURS, "sclite (NIST alignment) or kaldi (compute-wer)"),
@@ -198,6 +199,12 @@ UPSTREAM_CLASSES: Dict[str, str] = {
     "QLSTM": "not implemented here (quaternion)", "PASE": "not implemented here",
     "channel_averaging": "not implemented here", "logMelFb": "not implemented here",
 }
+
+
+def is_upstream_only(section: str, key: str) -> bool:
+    """Whether ``[section] key`` (``dataset2`` as ``dataset``) is a key this runner ignores."""
+    known = SECTION_KEYS.get(section.rstrip("0123456789"), {}).get(key)
+    return known is not None and known.status == UPSTREAM_ONLY
 
 
 def proto_keys(arch_class: str) -> Tuple[str, ...]:

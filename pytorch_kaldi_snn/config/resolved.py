@@ -1,9 +1,14 @@
 """``resolved.cfg``: the cfg as the runner understood it, itself a runnable cfg.
 
 Every key a parser read is written with its value; every default it handed out is added (so the
-file says what ran, not what was typed), and ``fea``/``lab`` blocks are written with ``$VAR``
-expanded and their continuation lines indented, so :func:`load_experiment` reads the file back
-to the same experiment.
+file says what ran, not what was typed), and ``fea``/``lab`` blocks are written with their
+continuation lines indented, so :func:`load_experiment` reads the file back to the same
+experiment. ``$VAR`` / ``${VAR}`` are expanded in every value (:func:`expand_cfg_vars`, before
+any parser reads the cfg), upstream-only keys included (``scoring_script =
+${KALDI_ROOT}/egs/...``), as upstream's shell would expand them. The one exception: a variable
+that is not set in an upstream-only key, which this runner never uses and so does not refuse
+(the built-in path runs a TIMIT cfg without ``KALDI_ROOT``); that value stays as written and a
+comment line above it says which variable was not set.
 
 :func:`training_view` is the part of a resolved cfg that decides the trained weights: resume
 compares it, so a finished run may change ``[forward]``, ``[decoding]``, ``forward_with`` or the
@@ -12,7 +17,9 @@ test set's entries and re-decode without retraining.
 from __future__ import annotations
 
 import configparser
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from pytorch_kaldi_snn.config.localize import expand_vars, unset_vars
 
 BLOCK_KEYS = ("fea", "lab")
 # Sections and keys that only change forward, decoding and scoring.
@@ -27,6 +34,24 @@ CHECKPOINT_KEYS = ("checkpoint_every_batches", "checkpoint_every_minutes")
 NOT_TRAINING_KEYS = {"data_use": ("forward_with",),
                      "exp": ("prepare", "out_folder", "use_cuda", "multi_gpu", "sync_batchnorm",
                              "data_workers", *CHECKPOINT_KEYS)}
+
+
+def expand_cfg_vars(parser: configparser.ConfigParser, env: Mapping[str, str],
+                    upstream_only: Callable[[str, str], bool]) -> Dict[Tuple[str, str], List[str]]:
+    """Expand ``$VAR`` in every value of ``parser`` in place; an unset variable is a ConfigError
+    naming section and key, except in a key ``upstream_only(section, key)``, left as written.
+    Returns ``{(section, key): unset variables}`` of those left."""
+    left: Dict[Tuple[str, str], List[str]] = {}
+    for name in parser.sections():
+        for key, value in parser[name].items():
+            if key in BLOCK_KEYS:
+                continue  # fea/lab blocks: expanded per block key, so that an error names it
+            missing = unset_vars(value, env)
+            if missing and upstream_only(name, key):
+                left[(name, key)] = missing
+            elif "$" in value:
+                parser.set(name, key, expand_vars(value, env, section=name, key=key))
+    return left
 
 
 def format_value(value: Any) -> str:
@@ -44,6 +69,7 @@ class Recorder:
     def __init__(self) -> None:
         self.defaults: Dict[str, Dict[str, Any]] = {}
         self.blocks: Dict[Tuple[str, str], List[Tuple[Mapping[str, str], Dict[str, Any]]]] = {}
+        self.unexpanded: Dict[Tuple[str, str], List[str]] = {}  # from expand_cfg_vars
 
     def section_defaults(self, name: str) -> Dict[str, Any]:
         return self.defaults.setdefault(name, {})
@@ -69,6 +95,9 @@ class Recorder:
             for key, value in parser[name].items():
                 if (name, key) in self.blocks:
                     value = self._block_value(name, key)
+                for var in self.unexpanded.get((name, key), ()):
+                    lines.append(f"# ${{{var}}} is not set: {key} is left as written "
+                                 "(an upstream-only key, not used by this runner)")
                 lines.append(f"{key} = " + "\n\t".join(value.splitlines()))
             for key, value in self.defaults.get(name, {}).items():
                 if key not in parser[name] and value is not None:

@@ -4,10 +4,11 @@ Decoding: Kaldi's latgen-faster-mapped when installed, else the built-in decoder
 the decoding package's bridge), at the cfg's ``acwt``. Scoring: the 1-best at that ``acwt`` is
 kept for reference, and the reported figure is the best over the ``scoring_opts`` sweep of LM
 weights (and word insertion penalties) on the lattices (:mod:`pytorch_kaldi_snn.scoring.lm_sweep`),
-rescored by Kaldi's lattice binaries when they are installed and by the built-in best path
-otherwise. The figure is named PER when the graph's words are phones, else WER. With
-``[decoding] save_lattices = False`` no lattices are written and the 1-best at ``acwt`` is the
-reported figure (logged, and named in ``scored_on``). ``[decoding] nj`` decodes in parallel jobs.
+of the best path or, with ``--decode-mbr true``, of MBR decoding, rescored by Kaldi's lattice
+binaries when they are installed and built in otherwise. The figure is named PER when the
+graph's words are phones, else WER. With ``[decoding] save_lattices = False`` no lattices are
+written and the 1-best at ``acwt`` is the reported figure (logged, and named in ``scored_on``).
+``[decoding] nj`` decodes in parallel jobs.
 """
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
 from pytorch_kaldi_snn.decoding.kaldi_bridge import DecodeRun, kaldi_search_path
 from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, timit_fold_map
 from pytorch_kaldi_snn.scoring.lm_sweep import (
-    builtin_hypotheses, kaldi_hypotheses, read_symbols, sweep, write_hypotheses,
+    ScoringOptions, builtin_hypotheses, kaldi_hypotheses, read_symbols, rescoring_binaries, sweep,
+    write_hypotheses,
 )
 
 DECODE_DIR = "decode_test"
 BEST_HYP = "hyp_best.txt"  # the hypotheses of the reported (best) sweep row
-RESCORE_BINARIES = ("lattice-scale", "lattice-add-penalty", "lattice-best-path")
 
 
 def test_labels(exp: Experiment) -> LabelSpec:
@@ -44,11 +45,11 @@ def metric_name(graph: Path) -> str:
     return "PER" if words and words <= phones else "WER"
 
 
-def _rescorer(lattices: List[Path], words_txt: Path):
+def _rescorer(lattices: List[Path], words_txt: Path, opts: ScoringOptions):
     path = kaldi_search_path()
-    if all(shutil.which(b, path=path) for b in RESCORE_BINARIES):
-        return "kaldi", kaldi_hypotheses(lattices, words_txt, path)
-    return "builtin", builtin_hypotheses(lattices, words_txt)
+    if all(shutil.which(b, path=path) for b in rescoring_binaries(opts.decode_mbr)):
+        return "kaldi", kaldi_hypotheses(lattices, words_txt, path, opts.decode_mbr)
+    return "builtin", builtin_hypotheses(lattices, words_txt, opts.decode_mbr)
 
 
 def decode_options(settings: DecodingSettings) -> DecodeOptions:
@@ -93,7 +94,7 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
              + one_best.kaldi_report().splitlines()[0].replace("%WER", metric))
     if not run.lattices:
         return _one_best_only(settings, metric, one_best, run, out, log)
-    rescorer, hyps = _rescorer(list(run.lattices), lab.graph / "words.txt")
+    rescorer, hyps = _rescorer(list(run.lattices), lab.graph / "words.txt", settings.scoring)
     result = sweep(read_transcripts(ref), hyps, settings.scoring, settings.scoring_mode, fold)
     best = result.best
     write_hypotheses(run.out_dir / BEST_HYP, best.hypotheses)
@@ -101,7 +102,8 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
              f"{metric} {best.counts.error_rate:.2f} at LMWT {best.lmwt}, WIP {best.wip:g}")
     return {"metric": metric, "error_rate": best.counts.error_rate, "decoder": run.decoder,
             "scored_on": f"best of the LM-weight sweep {settings.scoring.as_opts()}",
-            "rescoring": rescorer, "best_lmwt": best.lmwt, "best_wip": best.wip,
+            "rescoring": rescorer, "decode_mbr": settings.scoring.decode_mbr,
+            "best_lmwt": best.lmwt, "best_wip": best.wip,
             "ins": best.counts.ins, "del": best.counts.dels, "sub": best.counts.subs,
             "ref_tokens": best.counts.ref_words, "sweep": result.table(),
             "one_best_acwt": settings.acwt, "one_best_error_rate": one_best.error_rate,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from pytorch_kaldi_snn.layers.cost import ModelReport
 from pytorch_kaldi_snn.io.atomic import atomic_write
@@ -47,6 +47,14 @@ def scored_fields(decoded: Dict[str, Any]) -> Dict[str, Any]:
                          if k not in ("error_rate", "decoder", "metric", "cfg")}}
 
 
+def scored_rate(results: Mapping[str, Any]) -> Tuple[str, Optional[float]]:
+    """A results file's error rate under its own name: ``("PER", per)`` on a phone graph,
+    ``("WER", wer)`` on a word graph (files written before ``metric`` existed are PER), so that
+    tables and plots show what the run scored rather than an empty ``per``."""
+    metric = results.get("metric") or "PER"
+    return metric, results.get("wer") if metric == "WER" else results.get("per")
+
+
 def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: ModelReport,
                  decoder: str, history: List[Dict[str, float]], wall_s: float,
                  extra: Dict[str, Any]) -> Dict[str, Any]:
@@ -61,10 +69,9 @@ def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: M
 
 
 def _markdown(results: Dict[str, Any]) -> str:
-    metric = results.get("metric") or "PER"  # WER when the test graph's words are words
+    metric, rate = scored_rate(results)
     header = (f"| arch | {metric} % | frame acc % | zeros % | mults/frame | vs LSTM | vs GRU "
               "| params | decoder | epochs | wall s |")
-    rate = results["wer"] if metric == "WER" else results["per"]
     per = "-" if rate is None else f"{rate:.2f}"
     row = (f"| {results['arch']} | {per} | {results['frame_acc']:.2f} "
            f"| {results['zero_outputs_pct']:.2f} | {results['mults_per_frame']:.0f} "

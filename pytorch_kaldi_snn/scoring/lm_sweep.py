@@ -9,9 +9,12 @@ every word insertion penalty (LibriSpeech: 0.0, 0.5, 1.0), and reports the best.
       lattice-add-penalty --word-ins-penalty=WIP ark:- ark:- | lattice-best-path ark:- ark,t:-
 
 gives: the path minimising ``graph + WIP * words + acoustic / LMWT`` (score_basic.sh's
-1-best; TIMIT's score.sh uses MBR on the same lattices, not done here). Two ways run it on the
-same ``lat.*.gz``: :func:`builtin_hypotheses` (this module's best path) and
-:func:`kaldi_hypotheses` (Kaldi's three binaries), so both report the same figure.
+1-best). With ``--decode-mbr true`` (the option name of Kaldi's score.sh scripts and of
+``lattice-to-ctm-conf``) the last binary is ``lattice-mbr-decode`` instead: the minimum Bayes
+risk word sequence, which is what TIMIT's ``local/score.sh`` scores
+(:mod:`pytorch_kaldi_snn.scoring.mbr`). Two ways run either on the same lattice archives (``lat.*.gz``):
+:func:`builtin_hypotheses` (this package's best path or MBR) and :func:`kaldi_hypotheses`
+(Kaldi's binaries), so both report the same figure.
 """
 from __future__ import annotations
 
@@ -26,34 +29,47 @@ from pytorch_kaldi_snn.decoding.lattice import CompactArc, CompactLattice, Compa
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io import read_kaldi_map
 from pytorch_kaldi_snn.io.atomic import atomic_write
+from pytorch_kaldi_snn.scoring.mbr import mbr_decode
 from pytorch_kaldi_snn.scoring.per import ErrorCounts, score
 
 Hypotheses = Dict[str, List[str]]
+Lattices = Union[Path, Sequence[Path]]  # one archive, or the lat.1.gz ... lat.N.gz of N jobs
+
+
+def _archives(lattices: Lattices) -> List[Path]:
+    return [Path(lattices)] if isinstance(lattices, (str, Path)) else [Path(p) for p in lattices]
 
 
 @dataclass(frozen=True)
 class ScoringOptions:
-    """``scoring_opts``; the defaults are Kaldi TIMIT ``local/score.sh``'s."""
+    """``scoring_opts``; the LM weights are Kaldi TIMIT ``local/score.sh``'s. ``decode_mbr`` is
+    off by default (score_basic.sh's 1-best, what this package reported before MBR existed),
+    although TIMIT's score.sh decodes MBR: a cfg says ``--decode-mbr true`` to get it."""
 
     min_lmwt: int = 1
     max_lmwt: int = 10
     word_ins_penalties: Tuple[float, ...] = (0.0,)
+    decode_mbr: bool = False
 
     def as_opts(self) -> str:
         """The ``scoring_opts`` value that parses back to these options."""
         wips = ",".join(f"{w:g}" for w in self.word_ins_penalties)
-        return f"--min-lmwt {self.min_lmwt} --max-lmwt {self.max_lmwt} --word-ins-penalty {wips}"
+        return (f"--min-lmwt {self.min_lmwt} --max-lmwt {self.max_lmwt} --word-ins-penalty {wips}"
+                f" --decode-mbr {str(self.decode_mbr).lower()}")
 
     def grid(self) -> List[Tuple[int, float]]:
         return [(lmwt, wip) for wip in self.word_ins_penalties
                 for lmwt in range(self.min_lmwt, self.max_lmwt + 1)]
 
 
-_FLAGS = {"min-lmwt": "min_lmwt", "max-lmwt": "max_lmwt", "word-ins-penalty": "word_ins_penalties"}
+_FLAGS = {"min-lmwt": "min_lmwt", "max-lmwt": "max_lmwt", "word-ins-penalty": "word_ins_penalties",
+          "decode-mbr": "decode_mbr"}
+_BOOLS = {"true": True, "false": False}  # Kaldi's parse_options.sh booleans
 
 
 def parse_scoring_opts(text: str, section: str = "decoding") -> ScoringOptions:
-    """``"--min-lmwt 1 --max-lmwt 10 [--word-ins-penalty 0.0,0.5,1.0]"`` (quotes optional)."""
+    """``"--min-lmwt 1 --max-lmwt 10 [--word-ins-penalty 0.0,0.5,1.0] [--decode-mbr true]"``
+    (quotes optional)."""
     def fail(message: str) -> ConfigError:
         return ConfigError(f"scoring_opts = {text.strip()}: {message}", section=section,
                            key="scoring_opts")
@@ -67,6 +83,11 @@ def parse_scoring_opts(text: str, section: str = "decoding") -> ScoringOptions:
         if name is None:
             raise fail(f"unknown option {flag} (known: --{', --'.join(_FLAGS)})")
         value = words.pop(0) if words else ""
+        if name == "decode_mbr":
+            if value not in _BOOLS:
+                raise fail(f"{flag} needs true or false, got {value!r}")
+            values[name] = _BOOLS[value]
+            continue
         try:
             values[name] = (tuple(float(v) for v in value.split(",")) if name == "word_ins_penalties"
                             else int(value))
@@ -117,40 +138,49 @@ def read_symbols(words_txt: Path) -> Dict[int, str]:
     return {int(i): w for w, i in read_kaldi_map(words_txt).items()}
 
 
-Archives = Union[Path, Sequence[Path]]  # one lat.N.gz, or all of a decode dir (lat.1.gz .. lat.<nj>.gz)
-
-
-def _archives(lattices: Archives) -> List[Path]:
-    return [Path(lattices)] if isinstance(lattices, (str, os.PathLike)) else [Path(p) for p in lattices]
-
-
-def builtin_hypotheses(lattices: Archives, words_txt: Path) -> Callable[[int, float], Hypotheses]:
-    """Hypotheses per ``(LMWT, WIP)`` by this module's best path on ``lattices``."""
-    lats = {utt: lat for archive in _archives(lattices) for utt, lat in read_lattices(archive)}
+def builtin_hypotheses(lattices: Lattices, words_txt: Path,
+                       decode_mbr: bool = False) -> Callable[[int, float], Hypotheses]:
+    """Hypotheses per ``(LMWT, WIP)`` on ``lattices``: this package's best path, or its MBR
+    decoding (:func:`pytorch_kaldi_snn.scoring.mbr.mbr_decode`) when ``decode_mbr``."""
+    lats = {utt: lat for path in _archives(lattices) for utt, lat in read_lattices(path)}
     symbols = read_symbols(words_txt)
 
+    def words(lat: CompactLattice, lmwt: int, wip: float) -> List[int]:
+        if decode_mbr:
+            return mbr_decode(lat, 1.0 / lmwt, wip)
+        return best_path(_penalised(lat, wip), 1.0 / lmwt)[0]
+
     def hyps(lmwt: int, wip: float) -> Hypotheses:
-        return {utt: [symbols[w] for w in best_path(_penalised(lat, wip), 1.0 / lmwt)[0]]
-                for utt, lat in lats.items()}
+        return {utt: [symbols[w] for w in words(lat, lmwt, wip)] for utt, lat in lats.items()}
     return hyps
 
 
-def kaldi_hypotheses(lattices: Archives, words_txt: Path, path: Optional[str] = None) -> Callable[[int, float], Hypotheses]:
+def rescoring_binaries(decode_mbr: bool) -> Tuple[str, ...]:
+    """The Kaldi binaries :func:`kaldi_hypotheses` runs."""
+    return ("lattice-scale", "lattice-add-penalty",
+            "lattice-mbr-decode" if decode_mbr else "lattice-best-path")
+
+
+def kaldi_hypotheses(lattices: Lattices, words_txt: Path, path: Optional[str] = None,
+                     decode_mbr: bool = False) -> Callable[[int, float], Hypotheses]:
     """Hypotheses per ``(LMWT, WIP)`` by Kaldi's lattice-scale | lattice-add-penalty |
-    lattice-best-path on ``lattices`` (binaries found on ``path``)."""
+    lattice-best-path (or lattice-mbr-decode) on ``lattices`` (binaries found on ``path``)."""
     symbols = read_symbols(words_txt)
     env = {**os.environ, "PATH": path} if path else None
+    decoder = rescoring_binaries(decode_mbr)[-1]
 
     def hyps(lmwt: int, wip: float) -> Hypotheses:
-        lat = shlex.quote(f"ark:gunzip -c {' '.join(shlex.quote(str(p)) for p in _archives(lattices))}|")
+        files = " ".join(shlex.quote(str(p)) for p in _archives(lattices))
+        lat = shlex.quote(f"ark:gunzip -cf {files}|")
         pipe = (f"lattice-scale --inv-acoustic-scale={lmwt} {lat} ark:- | "
                 f"lattice-add-penalty --word-ins-penalty={wip:g} ark:- ark:- | "
-                f"lattice-best-path ark:- ark,t:-")
+                f"{decoder} ark:- ark,t:-")
         done = subprocess.run(["bash", "-o", "pipefail", "-c", pipe], capture_output=True,
                               text=True, env=env)
         if done.returncode != 0:
             last = done.stderr.strip().splitlines()[-1:]
-            raise DataError(f"Kaldi rescoring failed: {' '.join(last)}", file=str(_archives(lattices)[0]))
+            raise DataError(f"Kaldi rescoring failed: {' '.join(last)}",
+                            file=" ".join(map(str, _archives(lattices))))
         out: Hypotheses = {}
         for line in done.stdout.splitlines():
             utt, *ids = line.split()

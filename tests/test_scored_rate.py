@@ -1,0 +1,51 @@
+"""Tables and plots read each run's own error rate: PER on a phone graph, WER on a word graph."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytorch_kaldi_snn.report.results import _markdown, scored_fields, scored_rate
+from pytorch_kaldi_snn.study import Point, summarise, table1_markdown
+from pytorch_kaldi_snn.sweep import accuracy_lines, plot_accuracy, sweep_row
+
+
+def _results(metric: str, rate: float, frame_acc: float = 50.0) -> dict:
+    """A results.json as run_exp writes it after decoding over a ``metric`` graph."""
+    decoded = {"metric": metric, "error_rate": rate, "decoder": "builtin"}
+    return {"arch": "ImprovedSNNv2", "frame_acc": frame_acc, "zero_outputs_pct": 70.0,
+            "zero_outputs_pct_per_layer": {"snn_layers.0": 70.0}, "mults_per_frame": 1e5,
+            "mults_vs_lstm": 0.2, "mults_vs_gru": 0.25, "params": 1000, "decoder": "builtin",
+            "epochs": 1, "wall_s": 1.0, **scored_fields(decoded)}
+
+
+def test_scored_rate_names_the_metric():
+    assert scored_rate(_results("WER", 31.5)) == ("WER", 31.5)
+    assert scored_rate(_results("PER", 18.0)) == ("PER", 18.0)
+    assert scored_rate({"per": 20.0, "wer": None}) == ("PER", 20.0)  # written before `metric`
+    assert "| WER % |" in _markdown(_results("WER", 31.5)).splitlines()[0]
+
+
+def test_sweep_of_a_word_graph_plots_its_wer(tmp_path: Path):
+    axes = [("architecture1.snn_n_bits", ["1", "3"])]
+    rows = [sweep_row((("architecture1.snn_n_bits", "1"),), _results("WER", 60.0)),
+            sweep_row((("architecture1.snn_n_bits", "3"),), _results("WER", 40.0))]
+    assert [(r["metric"], r["error_rate"]) for r in rows] == [("WER", 60.0), ("WER", 40.0)]
+    assert accuracy_lines(rows, axes) == {"": [("1", 40.0), ("3", 60.0)]}
+    plot_accuracy(rows, axes, tmp_path / "accuracy.png")
+    assert (tmp_path / "accuracy.png").stat().st_size > 0
+
+
+def test_unscored_points_are_left_out_of_the_accuracy_line():
+    axes = [("architecture1.snn_n_bits", ["1", "3"])]
+    rows = [sweep_row((("architecture1.snn_n_bits", "1"),), _results("WER", 60.0)),
+            sweep_row((("architecture1.snn_n_bits", "3"),),
+                      {**_results("WER", 0.0), "metric": None, "per": None, "wer": None})]
+    assert accuracy_lines(rows, axes) == {"": [("1", 40.0)]}
+
+
+def test_study_table_of_word_graph_runs_reports_wer():
+    point = Point("v2", 6, 4, 16)
+    row = summarise(point, [_results("WER", 30.0), _results("WER", 34.0)])
+    assert (row["metric"], row["error_rate"], row["accuracy"]) == ("WER", 32.0, 68.0)
+    table = table1_markdown([row]).splitlines()
+    assert "| 100 - WER % |" in table[0]
+    assert table[2].startswith("| v2 | 6-bit | b/16 | 68.00 ± 2.83 |")
