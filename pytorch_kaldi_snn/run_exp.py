@@ -13,6 +13,10 @@ exits with code 2.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # before `import torch` loads OpenMP, which reads its wait policy once
+    from pytorch_kaldi_snn.threads import bootstrap
+    bootstrap()
+
 import argparse
 import logging
 import os
@@ -38,6 +42,7 @@ from pytorch_kaldi_snn.forward.posteriors import prior_offsets
 from pytorch_kaldi_snn.io.atomic import atomic_write, remove_stale_temps
 from pytorch_kaldi_snn.io.chatter import captured_stderr
 from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
+from pytorch_kaldi_snn.threads import apply_threads
 from pytorch_kaldi_snn.report import (
     NOT_DECODED, plot_layer_sparsity, plot_learning_curves, results_dict, scored_fields,
     write_results,
@@ -148,6 +153,7 @@ def run(exp: Experiment, log: logging.Logger) -> dict:
     start = time.monotonic()
     n_out = label_sizes(exp.train_set)
     train, dev, test = load_sets(exp, log)
+    log.info(f"threads: {apply_threads()}")
     device = pick_device(exp, log)
     torch.manual_seed(exp.exp.seed)
     model = AcousticModel(exp, n_out, train.feature_dims())

@@ -25,7 +25,7 @@ from pytorch_kaldi_snn.data.loading import LoadedSet
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, real_frames, reset_counters
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, real_frame_mask, valid_frames
-from pytorch_kaldi_snn.train import guards
+from pytorch_kaldi_snn.train import guards, thread_governor
 from pytorch_kaldi_snn.config.resolved import training_differences
 from pytorch_kaldi_snn.train.checkpoint import load_torch, save_torch
 from pytorch_kaldi_snn.train.optimizers import make_optimizer
@@ -89,6 +89,7 @@ class Trainer:
         self.wall_s = 0.0  # training time of all completed epochs, over interrupted runs too
         self.wall_s_before = 0.0  # the part spent by earlier (interrupted) runs
         self.skipped = 0  # batches skipped for NaN/Inf in the current epoch
+        self.governor = thread_governor.for_device(device, log)  # CPU threads under load
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -182,10 +183,11 @@ class Trainer:
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{exp.exp.n_epochs_tr} train", leave=False,
                    disable=None)
         for index, batch in enumerate(bar):
-            values = self._train_step(batch.to(self.device), epoch, index)
+            n = valid_frames(batch.labels)
+            with self.governor.timing(n):
+                values = self._train_step(batch.to(self.device), epoch, index)
             if values is None:
                 continue
-            n = valid_frames(batch.labels)
             loss += float(values["loss_final"].detach()) * n
             err += float(values["err_final"]) * n
             frames += n
