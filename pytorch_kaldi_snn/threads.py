@@ -81,4 +81,5 @@ def apply_threads(environ: Optional[Mapping[str, str]] = None) -> str:
         source = (f"the CPUs available to this process, load average {os.getloadavg()[0]:.1f}; "
                   f"training may use fewer when that measures faster")
     spin = f", GOMP_SPINCOUNT={env['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in env else ""
-    return f"{torch.get_num_threads()} threads ({source}), OMP_WAIT_POLICY={policy}{spin}"
+    count = torch.get_num_threads()
+    return f"{count} thread{'s' * (count != 1)} ({source}), OMP_WAIT_POLICY={policy}{spin}"

@@ -7,10 +7,12 @@ several times per time step and wait for the descheduled partner, and one thread
 the load changes during a run, so the governor keeps the count that measures fastest: every
 ``probe_every`` batches it times ``probe_batches`` batches at each other candidate count and
 moves to one that is at least ``margin`` faster than the current count's recent rate. The
-choice changes only the speed, never the results (intra-op threads split the same operations).
+thread count changes the order of parallel sums, so results can differ in the last bits between
+two runs whose governors chose differently, as between two machines.
 
-It runs only where the runner chose the count itself; a count the user set (``OMP_NUM_THREADS``)
-is kept as it is (:func:`pytorch_kaldi_snn.threads.user_threads`).
+It runs only where the runner chose the count itself; a count the user set (``OMP_NUM_THREADS``,
+also the way to bit-identical reruns) is kept as it is
+(:func:`pytorch_kaldi_snn.threads.user_threads`).
 """
 from __future__ import annotations
 
