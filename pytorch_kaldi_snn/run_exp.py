@@ -19,6 +19,10 @@ shares, and stop after training.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # before `import torch` loads OpenMP, which reads its wait policy once
+    from pytorch_kaldi_snn.threads import bootstrap
+    bootstrap()
+
 import argparse
 import logging
 import os
@@ -45,6 +49,7 @@ from pytorch_kaldi_snn.forward.posteriors import prior_offsets
 from pytorch_kaldi_snn.io.atomic import atomic_write, remove_stale_temps
 from pytorch_kaldi_snn.io.chatter import captured_stderr
 from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
+from pytorch_kaldi_snn.threads import apply_threads
 from pytorch_kaldi_snn.report import (
     NOT_DECODED, plot_layer_sparsity, plot_learning_curves, results_dict, scored_fields,
     write_results,
@@ -157,10 +162,11 @@ def decode_stage(exp: Experiment, forwarded: ForwardResult, log: logging.Logger)
     return decoded
 
 
-def make_trainer(exp: Experiment, train: LoadedSet, n_out: Dict[str, int],
+def make_trainer(exp: Experiment, train: DataSource, n_out: Dict[str, int],
                  log: logging.Logger, world: World) -> Trainer:
     """The model (seeded, pretrained and frozen as the cfg says) on its device, with its
     optimisers: the same in every process of a world."""
+    log.info(f"threads: {apply_threads()}")
     device = world.device or pick_device(exp, log)
     torch.manual_seed(exp.exp.seed)
     model = AcousticModel(exp, n_out, train.feature_dims())
