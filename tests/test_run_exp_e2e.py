@@ -66,7 +66,7 @@ def test_run_exp_sh_end_to_end(tiny_corpus: Path, tmp_path: Path, builtin_env: d
     log = (out / "log.log").read_text()
     assert "features: built-in pipe" in log and "native `ali-to-pdf`" in log
     assert "decoding: builtin decoder" in log
-    assert "threads: 1 thread (OMP_NUM_THREADS, kept fixed), OMP_WAIT_POLICY=PASSIVE (set by " \
+    assert "threads: 1 thread (OMP_NUM_THREADS), OMP_WAIT_POLICY=PASSIVE (set by " \
            "the runner)" in log  # the entry point's bootstrap ran before torch was imported
     # the ark holds log-likelihoods of every test utterance, one row per frame
     scores = dict(read_matrices(out / "forward_test.ark"))
