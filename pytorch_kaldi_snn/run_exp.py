@@ -46,7 +46,7 @@ from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.forward import ForwardResult, forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
 from pytorch_kaldi_snn.forward.posteriors import prior_offsets
-from pytorch_kaldi_snn.io.atomic import atomic_write, remove_stale_temps
+from pytorch_kaldi_snn.io.atomic import remove_stale_temps
 from pytorch_kaldi_snn.io.chatter import captured_stderr
 from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
 from pytorch_kaldi_snn.threads import apply_threads

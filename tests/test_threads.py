@@ -1,7 +1,6 @@
 """CPU threading: the entry point's OpenMP bootstrap and the thread count."""
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys

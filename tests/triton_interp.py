@@ -127,7 +127,6 @@ def _results(fn, case: Case, args) -> list:
 
 
 def compare(case: Case, seed: int) -> Dict[str, object]:
-    import torch
 
     from pytorch_kaldi_snn.kernels import backend, fused
     from pytorch_kaldi_snn.layers import recurrence
