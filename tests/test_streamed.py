@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 from typing import Iterable, List, Tuple
@@ -20,7 +23,7 @@ from pytorch_kaldi_snn.config.resolved import training_differences
 from pytorch_kaldi_snn.data.batching import Batch, cut, eval_batches, make_batch, train_order
 from pytorch_kaldi_snn.data.loading import LoadedSet, load_dataset
 from pytorch_kaldi_snn.data.streamed import (
-    DataSource, epoch_batches, eval_plan, eval_stream, open_source, train_plan,
+    DataSource, WORKER_NICENESS, epoch_batches, eval_plan, eval_stream, open_source, train_plan,
 )
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io import (
@@ -29,6 +32,7 @@ from pytorch_kaldi_snn.io import (
 
 LOG = logging.getLogger("test_streamed")
 SEED, MAX_LEN, BATCH = 7, 60, 3
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +229,13 @@ def test_forward_ark_appears_only_when_complete(tmp_path) -> None:
         put("u2", np.ones((2, 3), np.float32))
         put("u1", np.zeros((1, 3), np.float32))
     assert [(u, m.shape) for u, m in read_matrices(ark)] == [("u2", (2, 3)), ("u1", (1, 3))]
+
+
+def test_data_workers_run_one_thread_at_lower_priority() -> None:
+    """What a worker's init does, in a child process (niceness cannot be undone)."""
+    code = ("import os, torch; from pytorch_kaldi_snn.data.streamed import background_worker; "
+            "before = os.nice(0); torch.set_num_threads(2); background_worker(0); "
+            "print(os.nice(0) - before, torch.get_num_threads())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.split() == [str(WORKER_NICENESS), "1"]

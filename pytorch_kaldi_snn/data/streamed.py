@@ -42,6 +42,7 @@ out of its batches, as loading the whole set leaves it out.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -302,6 +303,18 @@ def _as_is(item: object) -> object:
     return item
 
 
+WORKER_NICENESS = 5  # added to a data worker's niceness: the training process has priority
+
+
+def background_worker(_: int = 0) -> None:
+    """How a data worker starts (the DataLoader's ``worker_init_fn``): one torch thread and a
+    lower priority. Reading chunks needs neither OpenMP threads (which would compete with the
+    training process's for the cores) nor the training process's priority (loading runs far
+    ahead of training; docs/performance.md, "Throughput under contention")."""
+    torch.set_num_threads(1)
+    os.nice(WORKER_NICENESS)
+
+
 def plan_pieces(source: Source, plans: Sequence[ChunkPlan], workers: int = 0,
                 start_batch: int = 0) -> Iterator[Tuple[Frames, List[Piece]]]:
     """Each batch of ``plans`` as (its chunk, its pieces), in order, from batch ``start_batch``
@@ -315,7 +328,8 @@ def plan_pieces(source: Source, plans: Sequence[ChunkPlan], workers: int = 0,
     # given, or else from torch's global one, which dropout (and a resumed epoch) depends on.
     loader = DataLoader(_ChunkReader(source, kept), batch_size=None, num_workers=workers,
                         collate_fn=_as_is, prefetch_factor=1 if workers else None,
-                        generator=torch.Generator().manual_seed(0))
+                        generator=torch.Generator().manual_seed(0),
+                        worker_init_fn=background_worker if workers else None)
     chunks = iter(loader)
     for i, plan in enumerate(kept):
         chunk = next(chunks)
