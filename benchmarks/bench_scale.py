@@ -56,7 +56,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Tuple
+from typing import TYPE_CHECKING, Dict, List, NamedTuple
+
+if TYPE_CHECKING:  # imported in the children, after the thread bootstrap
+    import numpy as np
+    from pytorch_kaldi_snn.config.experiment import Experiment
+    from pytorch_kaldi_snn.data.streamed import DataSource
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = ROOT / "cfg" / "Librispeech_snn_v2.cfg"
@@ -82,7 +87,7 @@ class Corpus(NamedTuple):
         return self.folder / "feats.scp"
 
 
-def utterance_lengths(hours: float, seed: int) -> "object":
+def utterance_lengths(hours: float, seed: int) -> "np.ndarray":
     """Frame counts of the utterances of ``hours`` of speech (the last one cut to fit)."""
     import numpy as np
     rng = np.random.default_rng(seed)
@@ -100,7 +105,7 @@ def utt_ids(count: int) -> List[str]:
     return [f"spk{i // 100:04d}-utt{i:06d}" for i in range(count)]
 
 
-def _write_ark(folder: Path, lengths: "object", seed: int) -> None:
+def _write_ark(folder: Path, lengths: "np.ndarray", seed: int) -> None:
     """``feats.ark`` (binary ``BFM`` records) and ``feats.scp`` with byte offsets, in 64 MB
     writes; each utterance is a slice of one random pool at a random row."""
     import numpy as np
@@ -149,7 +154,7 @@ def generate(folder: Path, hours: float, seed: int = 0) -> Corpus:
 
 # -- the runner's pieces on the generated set ----------------------------------------------------
 
-def experiment(args: argparse.Namespace, out: Path, multi: bool = False) -> "object":
+def experiment(args: argparse.Namespace, out: Path, multi: bool = False) -> "Experiment":
     """``cfg/Librispeech_snn_v2.cfg`` on CPU with the benchmark's batches (its ``${KALDI_ROOT}``
     paths are never read: the train set is replaced by :func:`data_source`'s)."""
     from pytorch_kaldi_snn.config.experiment import load_experiment
@@ -164,7 +169,8 @@ def n_chunks(args: argparse.Namespace) -> int:
     return max(1, math.ceil(args.hours / args.chunk_hours))
 
 
-def data_source(corpus: Corpus, exp: "object", chunks: int, log: logging.Logger) -> "object":
+def data_source(corpus: Corpus, exp: "Experiment", chunks: int,
+                log: logging.Logger) -> "DataSource":
     """The train set as :func:`open_source` builds it, its labels taken from the ``.npy``
     files (views of one int32 array per label set) instead of ``ali.*.gz``."""
     import numpy as np
