@@ -11,6 +11,10 @@ architectures; ``fig5a`` runs v2 with N = 1, 2, 3, 4, 6 bits at threshold b/2^N 
 ``fig5b`` adds layer sizes 1x, 1.5x, 2x, 3x (the authors' cfgs) for N = 1, 3, 6. Each run lives
 in ``OUT/<study>/<point>/seed<i>`` and is skipped when its ``results.json`` exists (an
 interrupted one resumes from its last epoch), so rerunning the command resumes the study.
+A run that fails with a one-line error (a diverged 1-bit network: ``training diverged at ...``)
+does not stop the grid: its point is recorded as failed with that line in the JSON, the table
+and the plot, the other points run, and the command exits with status 1; it wrote no
+``results.json``, so a rerun retries it (and only the unfinished runs).
 ``--hidden``, ``--epochs`` and ``--set`` scale it down. A GPU is used when one is present.
 
 ``--corpus``: ``synth-default`` / ``synth-timit`` (the built-in corpus, prepared in
@@ -33,7 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from pytorch_kaldi_snn.cli import run_reporting_errors  # noqa: E402
 from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
-from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
+from pytorch_kaldi_snn.errors import ConfigError, UserInputError  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
 from pytorch_kaldi_snn.report.paper_ops import PAPER_TIMIT  # noqa: E402
 from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402
@@ -54,6 +58,7 @@ FIG5B_BITS, FIG5B_SCALES = (1, 3, 6), (1.0, 1.5, 2.0, 3.0)
 # Fig. 5(a)'s values quoted in the text (TIMIT, 100 - PER %); the others are only plotted.
 PAPER_FIG5A = {1: 8.8, 3: 70.0}
 METRICS = ("frame_acc", "zero_outputs_pct", "mults_vs_lstm", "params")
+FAILED_EXIT = 1  # some point failed (bad input, before any run, stays 2)
 
 
 @dataclass(frozen=True)
@@ -119,14 +124,20 @@ def point_overrides(point: Point, epochs: int, seed: int, out: Path) -> List[str
 
 
 def run_point(point: Point, cfg: Path, out: Path, seeds: int, epochs: int,
-              extra: Sequence[str]) -> List[Dict]:
-    results = []
+              extra: Sequence[str]) -> Tuple[List[Dict], List[str]]:
+    """The results of the seeds that finished and ``seed<i>: <one-line error>`` of the others."""
+    results, failures = [], []
     for seed in range(seeds):
         sets = [*point_overrides(point, epochs, 1234 + seed, out / point.name / f"seed{seed}"),
                 *extra]
         print(f"study: {point.name} seed {seed}", flush=True)
-        results.append(run_experiment(cfg, sets))
-    return results
+        try:
+            results.append(run_experiment(cfg, sets))
+        except UserInputError as err:  # divergence or bad data of this run: the grid goes on
+            reason = " ".join(str(err).split())
+            print(f"study: {point.name} seed {seed} failed: {reason}", file=sys.stderr, flush=True)
+            failures.append(f"seed{seed}: {reason}")
+    return results, failures
 
 
 def mean_std(values: Sequence[Optional[float]]) -> Tuple[Optional[float], Optional[float]]:
@@ -136,13 +147,14 @@ def mean_std(values: Sequence[Optional[float]]) -> Tuple[Optional[float], Option
     return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0
 
 
-def summarise(point: Point, results: List[Dict]) -> Dict:
+def summarise(point: Point, results: List[Dict], failures: Sequence[str] = ()) -> Dict:
+    """Mean ± std over the finished seeds; ``failed`` lists the others' one-line errors."""
     row: Dict = {"point": point.name, "arch": point.arch, "n_bits": point.n_bits, "k": point.k,
-                 "hidden": point.hidden, "seeds": len(results)}
+                 "hidden": point.hidden, "seeds": len(results), "failed": list(failures)}
     for key in METRICS:
         row[key], row[f"{key}_std"] = mean_std([r[key] for r in results])
     rates = [scored_rate(r) for r in results]
-    row["metric"] = "/".join(sorted({metric for metric, _ in rates}))  # PER, or WER on words
+    row["metric"] = "/".join(sorted({metric for metric, _ in rates})) or "PER"  # or WER on words
     row["error_rate"], row["error_rate_std"] = mean_std([rate for _, rate in rates])
     row["accuracy"] = None if row["error_rate"] is None else 100.0 - row["error_rate"]
     return row
@@ -150,8 +162,20 @@ def summarise(point: Point, results: List[Dict]) -> Dict:
 
 def _pm(row: Dict, key: str, digits: int = 2) -> str:
     if row[key] is None:
-        return "-"
+        return "failed" if row["failed"] else "-"
     return f"{row[key]:.{digits}f} ± {row[f'{key}_std']:.{digits}f}"
+
+
+def _accuracy(row: Dict) -> str:
+    if row["accuracy"] is None:
+        return "failed" if row["failed"] else "-"
+    return f"{row['accuracy']:.2f} ± {row['error_rate_std']:.2f}"
+
+
+def failure_notes(rows: List[Dict]) -> str:
+    """The lines under a table naming each failed run and its one-line error ('' if none)."""
+    notes = [f"- {row['point']} {reason}" for row in rows for reason in row["failed"]]
+    return "\nfailed runs:\n\n" + "\n".join(notes) + "\n" if notes else ""
 
 
 def table1_markdown(rows: List[Dict]) -> str:
@@ -166,14 +190,27 @@ def table1_markdown(rows: List[Dict]) -> str:
         paper = PAPER_TIMIT[row["arch"]]
         precision = f"{row['n_bits']}-bit" if spiking else "full"
         threshold = f"b/{2 ** row['n_bits'] // row['k']}" if spiking else "-"
-        acc = ("-" if row["accuracy"] is None
-               else f"{row['accuracy']:.2f} ± {row['error_rate_std']:.2f}")
+        params = "-" if row["params"] is None else f"{row['params']:.0f}"
         lines.append(
-            f"| {row['arch']} | {precision} | {threshold} | {acc} | {_pm(row, 'frame_acc')} "
-            f"| {_pm(row, 'zero_outputs_pct')} | {_pm(row, 'mults_vs_lstm', 3)} "
-            f"| {row['params']:.0f} | {paper.accuracy:.2f} | {paper.zeros_pct:.2f} "
-            f"| {paper.ops_vs_lstm:.2f} |")
-    return "\n".join(lines) + "\n"
+            f"| {row['arch']} | {precision} | {threshold} | {_accuracy(row)} "
+            f"| {_pm(row, 'frame_acc')} | {_pm(row, 'zero_outputs_pct')} "
+            f"| {_pm(row, 'mults_vs_lstm', 3)} | {params} | {paper.accuracy:.2f} "
+            f"| {paper.zeros_pct:.2f} | {paper.ops_vs_lstm:.2f} |")
+    return "\n".join(lines) + "\n" + failure_notes(rows)
+
+
+def fig5_markdown(rows: List[Dict]) -> str:
+    """Fig. 5's points as a table: bits, layer size, 100 − PER, frame accuracy, zero outputs."""
+    metric = "/".join(sorted({row["metric"] for row in rows}))
+    lines = [f"| N bits | threshold | units | 100 - {metric} % | frame acc % | zero outputs % "
+             "| paper (TIMIT, text) |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        paper = PAPER_FIG5A.get(row["n_bits"])
+        lines.append(
+            f"| {row['n_bits']} | b/{2 ** row['n_bits'] // row['k']} | {row['hidden']} "
+            f"| {_accuracy(row)} | {_pm(row, 'frame_acc')} | {_pm(row, 'zero_outputs_pct')} "
+            f"| {'-' if paper is None else paper} |")
+    return "\n".join(lines) + "\n" + failure_notes(rows)
 
 
 def plot_fig5(rows: List[Dict], path: Path) -> None:
@@ -181,14 +218,20 @@ def plot_fig5(rows: List[Dict], path: Path) -> None:
     fig, (ax_per, ax_frame) = plt.subplots(1, 2, figsize=(9, 3.5))
     for hidden in sorted({row["hidden"] for row in rows}):
         group = [row for row in rows if row["hidden"] == hidden]
-        bits = [row["n_bits"] for row in group]
-        if all(row["accuracy"] is not None for row in group):
-            ax_per.errorbar(bits, [row["accuracy"] for row in group],
-                            [row["error_rate_std"] for row in group], marker="o",
+        scored = [row for row in group if row["accuracy"] is not None]
+        if scored:
+            ax_per.errorbar([row["n_bits"] for row in scored], [row["accuracy"] for row in scored],
+                            [row["error_rate_std"] for row in scored], marker="o",
                             label=f"{hidden} units")
-        ax_frame.errorbar(bits, [row["frame_acc"] for row in group],
-                          [row["frame_acc_std"] for row in group], marker="s",
+        done = [row for row in group if row["frame_acc"] is not None]
+        ax_frame.errorbar([row["n_bits"] for row in done], [row["frame_acc"] for row in done],
+                          [row["frame_acc_std"] for row in done], marker="s",
                           label=f"{hidden} units")
+    failed = sorted({row["n_bits"] for row in rows if row["frame_acc"] is None})
+    for ax in (ax_per, ax_frame):  # a point with no finished seed: a red cross on the axis
+        if failed:
+            ax.plot(failed, [0.0] * len(failed), "rx", ms=9, clip_on=False,
+                    label="failed (see the .md)")
     ax_per.plot(list(PAPER_FIG5A), list(PAPER_FIG5A.values()), "kx", ms=9,
                 label="paper (TIMIT, text)")
     metric = "/".join(sorted({row["metric"] for row in rows}))
@@ -209,15 +252,14 @@ def run_study(study: str, corpus: str, out: Path, seeds: int, hidden: int, epoch
     for point in points:  # fail on a bad override before the first run
         load_experiment(cfgs[point.arch], [*point_overrides(point, epochs, 0, out / "check"),
                                             *extra])
-    rows = [summarise(point, run_point(point, cfgs[point.arch], out / study, seeds, epochs,
-                                       extra))
+    rows = [summarise(point, *run_point(point, cfgs[point.arch], out / study, seeds, epochs,
+                                        extra))
             for point in points]
     save_json(out / f"{study}.json", rows)
-    if study == "table1":
-        text = table1_markdown(rows)
-        atomic_write(out / "table1.md", lambda tmp: Path(tmp).write_text(text))
-        print(text, end="")
-    else:
+    text = table1_markdown(rows) if study == "table1" else fig5_markdown(rows)
+    atomic_write(out / f"{study}.md", lambda tmp: Path(tmp).write_text(text))
+    print(text, end="")
+    if study != "table1":
         plot_fig5(rows, out / f"{study}.png")
     return rows
 
@@ -237,8 +279,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.hidden < 1 or args.epochs < 1:
         parser.error("--seeds, --hidden and --epochs must be positive")
-    return run_reporting_errors("error", lambda: run_study(
-        args.study, args.corpus, args.out, args.seeds, args.hidden, args.epochs, args.overrides))
+    rows: List[Dict] = []
+    status = run_reporting_errors("error", lambda: rows.extend(run_study(
+        args.study, args.corpus, args.out, args.seeds, args.hidden, args.epochs, args.overrides)))
+    failed = [row["point"] for row in rows if row["failed"]]
+    if status == 0 and failed:
+        print(f"error: {len(failed)} of {len(rows)} points failed ({', '.join(failed)}); "
+              "rerun the command to retry them", file=sys.stderr)
+        return FAILED_EXIT
+    return status
 
 
 if __name__ == "__main__":

@@ -1,20 +1,24 @@
-"""``study table1`` end to end at tiny scale: five architectures, Table 1's columns, resume."""
+"""``study`` end to end at tiny scale (Table 1's columns, resume, a failed point that does not
+stop the grid) and the grids of Fig. 5."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import pytest
+from torch import nn
 
+from pytorch_kaldi_snn import study
 from pytorch_kaldi_snn.study import ARCHS, main, study_points
-
-pytestmark = pytest.mark.slow
+from pytorch_kaldi_snn.train import guards
 
 TINY = ["--seeds", "1", "--hidden", "16", "--epochs", "1",
         "--set", "batches.max_seq_length_train=100", "--set", "batches.start_seq_len_train=50",
         "--set", "batches.batch_size_train=8", "--set", "forward.require_decoding=False"]
 
 
+@pytest.mark.slow
 def test_table1_runs_every_architecture_writes_the_table_and_resumes(
         tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "study"
@@ -47,3 +51,58 @@ def test_fig5_grids_follow_the_paper() -> None:
 def test_bad_corpus_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["table1", "--corpus", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: --corpus ")
+
+
+@pytest.mark.slow
+def test_a_diverging_point_is_recorded_the_grid_goes_on_and_a_rerun_retries_only_it(
+        tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """The 1-bit point "diverges" (its gradients read as NaN, as at N = 1 on the default corpus
+    at 128 units); the four others finish, the JSON/table/plot name the failure, exit 1."""
+    real = guards.after_backward
+
+    def nan_at_one_bit(model: nn.Module) -> Optional[str]:
+        if any(getattr(m, "n_bits", None) == 1 for m in model.modules()):
+            return "gradient of nets.snn_layers.net.0.w_rec"
+        return real(model)
+
+    monkeypatch.setattr(guards, "after_backward", nan_at_one_bit)
+    out = tmp_path / "study"
+    args = ["fig5a", "--corpus", str(tiny_corpus), "--out", str(out), *TINY]
+    assert main(args) == study.FAILED_EXIT
+    captured = capsys.readouterr()
+    assert "error: 1 of 5 points failed (v2_N1_k1_h16)" in captured.err
+    rows = {row["n_bits"]: row for row in json.loads((out / "fig5a.json").read_text())}
+    assert rows[1]["seeds"] == 0 and rows[1]["frame_acc"] is None
+    assert rows[1]["failed"] == [
+        "seed0: training diverged at epoch 1, batch 1: gradient of nets.snn_layers.net.0.w_rec "
+        "is not finite (NaN/Inf); no checkpoint was written, no results written. Lower arch_lr, "
+        "check the features, or set [exp] on_nonfinite = skip to skip such batches"]
+    assert all(rows[n]["seeds"] == 1 and not rows[n]["failed"] for n in (2, 3, 4, 6))
+    table = (out / "fig5a.md").read_text()
+    assert "| 1 | b/2 | 16 | failed | failed | failed | 8.8 |" in table
+    assert "- v2_N1_k1_h16 seed0: training diverged at epoch 1, batch 1" in table
+    assert (out / "fig5a.png").stat().st_size > 0
+
+    monkeypatch.setattr(guards, "after_backward", real)
+    assert main(args) == 0  # the rerun trains the failed point only
+    rerun = capsys.readouterr()
+    assert (rerun.out + rerun.err).count("epoch 1/1:") == 1
+    rows = {row["n_bits"]: row for row in json.loads((out / "fig5a.json").read_text())}
+    assert all(row["seeds"] == 1 and not row["failed"] for row in rows.values())
+
+
+def test_failed_points_summarise_the_finished_seeds_and_list_the_others() -> None:
+    point = study.Point("v2", 1, 1, 8)
+    done = {"frame_acc": 40.0, "zero_outputs_pct": 90.0, "mults_vs_lstm": 0.1, "params": 100,
+            "per": 70.0}
+    row = study.summarise(point, [done], ["seed1: training diverged at epoch 3, batch 1: x"])
+    assert (row["seeds"], row["frame_acc"], row["accuracy"]) == (1, 40.0, 30.0)
+    assert row["failed"] == ["seed1: training diverged at epoch 3, batch 1: x"]
+    none = study.summarise(point, [], ["seed0: y"])
+    assert none["frame_acc"] is None and none["metric"] == "PER"
+    table = study.fig5_markdown([row, none])
+    assert "| 1 | b/2 | 8 | failed | failed | failed | 8.8 |" in table
+    assert table.endswith("failed runs:\n\n- v2_N1_k1_h8 seed1: training diverged at epoch 3, "
+                          "batch 1: x\n- v2_N1_k1_h8 seed0: y\n")
+    assert "failed runs" not in study.fig5_markdown([study.summarise(point, [done])])
