@@ -42,12 +42,16 @@ import time
 from typing import Callable, Dict, List, Tuple
 from unittest import mock
 
-import torch
-from torch import nn
+from pytorch_kaldi_snn.threads import bootstrap
 
-from pytorch_kaldi_snn.kernels import backend, native
-from pytorch_kaldi_snn.kernels.streaming import StreamingSNN
-from pytorch_kaldi_snn.layers import spiking_stack
+bootstrap()  # the runner's OpenMP wait policy, set before torch loads (docs/performance.md)
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from pytorch_kaldi_snn.kernels import backend, native  # noqa: E402
+from pytorch_kaldi_snn.kernels.streaming import StreamingSNN  # noqa: E402
+from pytorch_kaldi_snn.layers import spiking_stack  # noqa: E402
 
 T, B, M, N, LAYERS = 200, 64, 40, 550, 2
 VARIANTS = {"snn": "traditional", "v1": "v1", "v2": "v2"}
