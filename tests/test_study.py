@@ -3,14 +3,16 @@ stop the grid) and the grids of Fig. 5."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import pytest
 from torch import nn
 
 from pytorch_kaldi_snn import study
 from pytorch_kaldi_snn.study import ARCHS, main, study_points
+from pytorch_kaldi_snn.threads import available_cpus, user_threads
 from pytorch_kaldi_snn.train import guards
 
 TINY = ["--seeds", "1", "--hidden", "16", "--epochs", "1",
@@ -18,12 +20,29 @@ TINY = ["--seeds", "1", "--hidden", "16", "--epochs", "1",
         "--set", "batches.batch_size_train=8", "--set", "forward.require_decoding=False"]
 
 
+def log_span(log: Path) -> Tuple[datetime, datetime]:
+    """The first and last timestamps of a run's ``log.log``."""
+    stamps = [datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
+              for line in log.read_text().splitlines() if line[:4].isdigit()]
+    return stamps[0], stamps[-1]
+
+
 @pytest.mark.slow
-def test_table1_runs_every_architecture_writes_the_table_and_resumes(
+def test_table1_runs_every_architecture_two_at_once_writes_the_table_and_resumes(
         tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "study"
     args = ["table1", "--corpus", str(tiny_corpus), "--out", str(out), *TINY]
-    assert main(args) == 0
+    assert main([*args, "--jobs", "2"]) == 0
+    threads = user_threads() or max(1, available_cpus() // 2)
+    assert f"study: 2 runs at once, {threads} thread(s) each" in capsys.readouterr().out
+    runs = {arch: out / "table1" / point.name / "seed0"
+            for arch, point in zip(ARCHS, study_points("table1", 16))}
+    for run in runs.values():  # each in its own process at its share of the cores
+        assert f"threads: {threads} thread" in (run / "log.log").read_text()
+        assert "done: " in run.with_name("seed0.console.log").read_text()
+    (lstm_start, lstm_end), (gru_start, gru_end) = (log_span(runs[a] / "log.log")
+                                                    for a in ("lstm", "gru"))
+    assert lstm_start < gru_end and gru_start < lstm_end  # the first two ran at the same time
     rows = json.loads((out / "table1.json").read_text())
     assert [row["arch"] for row in rows] == list(ARCHS)
     by_arch = {row["arch"]: row for row in rows}
@@ -35,8 +54,7 @@ def test_table1_runs_every_architecture_writes_the_table_and_resumes(
     assert table[2].startswith("| lstm | full | - | - |")
     assert table[-1].startswith("| v2 | 6-bit | b/16")
     assert (out / "table1" / "v2_N6_k4_h16" / "seed0" / "results.json").is_file()
-    capsys.readouterr()
-    assert main(args) == 0  # rerun: every run is complete, nothing retrains
+    assert main(args) == 0  # rerun, in this process: every run is complete, nothing retrains
     rerun = capsys.readouterr()
     assert "epoch 1/1" not in rerun.out + rerun.err
     assert json.loads((out / "table1.json").read_text()) == rows
