@@ -25,7 +25,7 @@ own, so its peak RSS (``VmHWM``) is its own; every child calls the runner's thre
 * ``data_loading``: frames/s of epoch 0's padded batches (:func:`plan_batches` of
   :func:`train_plan`) over the first ``--loading-chunks`` chunks (0: all), reading included;
 * ``training``: frames/s of ``--batches`` steps of the runner's :class:`Trainer`
-  (``_train_step``: forward, backward, guards, the cfg's optimisers) after one warm-up step,
+  (``train_step``: forward, backward, guards, the cfg's optimisers) after one warm-up step,
   on the streamed batches, with the 100h set open (its labels and index in memory), and the
   process's peak RSS;
 * ``contention``: the training section alone, beside one ``nice -n 19`` CPU-bound process, and
@@ -248,7 +248,7 @@ def train_slice(corpus: Corpus, args: argparse.Namespace, log: logging.Logger,
     seconds, cpu, frames, done = 0.0, 0.0, 0, -1
     for index, (batch, share) in enumerate(batches):
         start, start_cpu = time.perf_counter(), time.process_time()
-        trainer._train_step(batch.to(trainer.device), share.weight, 0, index)
+        trainer.train_step(batch.to(trainer.device), share.weight, 0, index)
         if done >= 0:  # the first step warms up
             seconds += time.perf_counter() - start
             cpu += time.process_time() - start_cpu
@@ -261,7 +261,7 @@ def train_slice(corpus: Corpus, args: argparse.Namespace, log: logging.Logger,
               "cpu_seconds": cpu, "frames_per_s": global_frames / seconds,
               "peak_rss_bytes": peak_rss_bytes(), "n_chunks": source.n_chunks,
               "threads": torch.get_num_threads(), "world": world.describe(),
-              "step": "train.loop.Trainer._train_step, cfg/Librispeech_snn_v2.cfg"}
+              "step": "train.loop.Trainer.train_step, cfg/Librispeech_snn_v2.cfg"}
     world.close()
     return result
 

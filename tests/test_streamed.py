@@ -23,7 +23,8 @@ from pytorch_kaldi_snn.config.resolved import training_differences
 from pytorch_kaldi_snn.data.batching import Batch, cut, eval_batches, make_batch, train_order
 from pytorch_kaldi_snn.data.loading import LoadedSet, load_dataset
 from pytorch_kaldi_snn.data.streamed import (
-    DataSource, WORKER_NICENESS, epoch_batches, eval_plan, eval_stream, open_source, train_plan,
+    DataSource, WORKER_NICENESS, epoch_batches, eval_plan, eval_stream, open_source, plan_batches,
+    share_plans, train_plan,
 )
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io import (
@@ -97,6 +98,25 @@ def test_chunks_read_the_frames_of_the_set_loaded_whole(spec, eager, workers) ->
     assert [u for p in evals for u in p.utts] == eager.utts
     _same(eval_stream(lazy, MAX_LEN, BATCH, workers),
           [make_batch(eager, pieces) for p in evals for pieces in p.batches])
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_shared_eval_plans_deal_the_batches_round_robin_and_read_only_their_utterances(
+        spec, eager, size: int) -> None:
+    """Each process's share (DDP evaluation) is every size-th batch counted across chunks; its
+    chunks name only the utterances of its batches, and together the shares are the whole."""
+    lazy = _source(spec, 3)
+    plans = eval_plan(lazy, 10 ** 6, 2)  # whole utterances, as the dev set is evaluated
+    every = [b for p in plans for b in p.batches]
+    shares = [share_plans(plans, rank, size) for rank in range(size)]
+    for rank, share in enumerate(shares):
+        assert [b for p in share for b in p.batches] == every[rank::size]
+        for plan in share:
+            assert plan.batches and plan.utts == sorted({x.utt for b in plan.batches for x in b})
+        reference = [make_batch(eager, pieces) for p in share for pieces in p.batches]
+        _same(plan_batches(lazy, share), reference)
+    assert sorted(u for share in shares for p in share for u in p.utts) == eager.utts  # once
+    assert share_plans(plans, 0, 1) == plans
 
 
 def test_kaldi_pipe_on_chunk_sub_scps_gives_the_frames_of_the_whole_scp(

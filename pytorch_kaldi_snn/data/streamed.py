@@ -278,6 +278,20 @@ def eval_plan(source: Source, max_len: int, batch_size: int) -> List[ChunkPlan]:
             for c, part in enumerate(parts)]
 
 
+def share_plans(plans: Sequence[ChunkPlan], rank: int, size: int) -> List[ChunkPlan]:
+    """Process ``rank``'s share of ``size``: every ``size``-th batch counted across the chunks,
+    each chunk kept with only the utterances of its kept batches (so no process reads what it
+    does not compute) and left out when none of its batches is kept."""
+    shared, seen = [], 0
+    for plan in plans:
+        batches = [b for i, b in enumerate(plan.batches, seen) if i % size == rank]
+        seen += len(plan.batches)
+        if batches:
+            utts = sorted({piece.utt for batch in batches for piece in batch})
+            shared.append(ChunkPlan(plan.index, utts, batches))
+    return shared
+
+
 # -------------------------------------------------------------------------------------------
 # Iterating
 

@@ -20,8 +20,10 @@ What the processes share (see ``docs/distributed.md``):
   (:func:`~pytorch_kaldi_snn.neurons.ema.max_over_ranks`); batch norm sums its statistics over
   processes with ``[exp] sync_batchnorm = True`` (:mod:`.sync_batchnorm`); otherwise each
   process normalises its share and the running statistics are averaged after every epoch.
-* **evaluation** — dev batches are dealt round robin; loss, frame errors, frame counts and the
-  activity counters of :mod:`pytorch_kaldi_snn.layers.cost` are summed over processes.
+* **evaluation** — dev batches are dealt round robin at the plan level
+  (:func:`~pytorch_kaldi_snn.data.streamed.share_plans`), so that a process reads only the
+  utterances of its own batches; loss, frame errors, frame counts and the activity counters of
+  :mod:`pytorch_kaldi_snn.layers.cost` are summed over processes.
 * **files** — rank 0 alone writes the checkpoint, the log and the results, and it alone
   forwards, decodes and scores the test set; a resumed checkpoint is read by rank 0 and
   broadcast. The other processes log warnings to stderr only.
@@ -38,7 +40,7 @@ import logging
 import os
 import sys
 from datetime import timedelta
-from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -47,11 +49,11 @@ from torch import nn
 
 from pytorch_kaldi_snn.config.experiment import Experiment
 from pytorch_kaldi_snn.data.batching import Batch, Frames, Piece, make_batch
+from pytorch_kaldi_snn.data.streamed import ChunkPlan, share_plans
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers.cost import COUNTERS, counted_layers
 from pytorch_kaldi_snn.train.sync_batchnorm import SyncedBatchNorm1d, synchronise_batchnorm
 
-T = TypeVar("T")
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 # Rank 0 may prepare the built-in corpus (minutes) while the others wait for it.
 TIMEOUT = timedelta(minutes=60)
@@ -116,9 +118,9 @@ class World:
     def batches(self, batches: Iterable[Tuple[Frames, List[Piece]]]) -> Iterator[Tuple[Batch, Share]]:
         return rank_batches(batches, self.rank, self.size)
 
-    def eval_share(self, batches: Iterable[T]) -> Iterator[T]:
-        """The evaluation batches this process computes."""
-        return iter(batches)
+    def eval_share(self, plans: List[ChunkPlan]) -> List[ChunkPlan]:
+        """The evaluation plans (chunks and batches) this process reads and computes."""
+        return plans
 
     def dropout_seed(self, seed: int) -> int:
         """Seed of torch's generator for an epoch (recurrent-dropout masks)."""
@@ -175,8 +177,8 @@ class ProcessGroup(World):
                 layer.replicas = share.replicas
             yield batch, share
 
-    def eval_share(self, batches: Iterable[T]) -> Iterator[T]:
-        return (b for i, b in enumerate(batches) if i % self.size == self.rank)
+    def eval_share(self, plans: List[ChunkPlan]) -> List[ChunkPlan]:
+        return share_plans(plans, self.rank, self.size)
 
     def dropout_seed(self, seed: int) -> int:
         # Independent masks per process; rank 0 keeps the single-process seed.

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from pytorch_kaldi_snn.config.experiment import Experiment
 from pytorch_kaldi_snn.data.batching import Batch, Source
-from pytorch_kaldi_snn.data.streamed import eval_stream, plan_pieces, train_plan
+from pytorch_kaldi_snn.data.streamed import eval_plan, plan_batches, plan_pieces, train_plan
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers.cost import ModelReport, model_report, real_frames, reset_counters
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, real_frame_mask, valid_frames
@@ -69,8 +69,9 @@ def evaluate(model: AcousticModel, data: Source, exp: Experiment, device: torch.
     model.eval()
     reset_counters(model)
     loss = err = frames = 0.0
-    batches = world.eval_share(eval_stream(data, max_len or exp.batches.max_seq_length_valid,
-                                           exp.batches.batch_size_valid, exp.exp.data_workers))
+    plans = world.eval_share(eval_plan(data, max_len or exp.batches.max_seq_length_valid,
+                                       exp.batches.batch_size_valid))
+    batches = plan_batches(data, plans, exp.exp.data_workers)
     bar = tqdm(batches, desc=desc, leave=False, disable=None)
     for batch in bar:
         batch = batch.to(device)
@@ -185,7 +186,7 @@ class Trainer:
             return "no checkpoint was written"
         return f"{self.out / CHECKPOINT} of epoch {len(self.history)} is kept"
 
-    def _train_step(self, batch: Batch, weight: float, epoch: int,
+    def train_step(self, batch: Batch, weight: float, epoch: int,
                     index: int) -> Optional[Dict[str, Tensor]]:
         """Forward, backward and step with the non-finite guards; None when the batch is skipped.
 
@@ -245,7 +246,7 @@ class Trainer:
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{exp.exp.n_epochs_tr} train", leave=False,
                    disable=None, initial=progress.batch, total=total)
         for index, (batch, share) in enumerate(bar, start=progress.batch):
-            values = self._train_step(batch.to(self.device), share.weight, epoch, index)
+            values = self.train_step(batch.to(self.device), share.weight, epoch, index)
             progress.batch = index + 1
             if values is None:
                 progress.skipped += 1
