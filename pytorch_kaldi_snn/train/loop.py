@@ -187,7 +187,7 @@ class Trainer:
         return f"{self.out / CHECKPOINT} of epoch {len(self.history)} is kept"
 
     def train_step(self, batch: Batch, weight: float, epoch: int,
-                    index: int) -> Optional[Dict[str, Tensor]]:
+                   index: int) -> Optional[Dict[str, Tensor]]:
         """Forward, backward and step with the non-finite guards; None when the batch is skipped.
 
         ``weight`` is this process's share of the global batch (1 for one process): the summed
