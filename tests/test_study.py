@@ -34,7 +34,11 @@ def test_table1_runs_every_architecture_two_at_once_writes_the_table_and_resumes
     args = ["table1", "--corpus", str(tiny_corpus), "--out", str(out), *TINY]
     assert main([*args, "--jobs", "2"]) == 0
     threads = user_threads() or max(1, available_cpus() // 2)
-    assert f"study: 2 runs at once, {threads} thread(s) each" in capsys.readouterr().out
+    console = capsys.readouterr().out
+    assert f"study: 2 runs at once, {threads} thread(s) each" in console
+    started = [line.split()[1] for line in console.splitlines() if line.endswith(".console.log)")]
+    assert started == ["lstm_h16", "gru_h16", "v2_N6_k4_h16", "v1_N6_k4_h16",
+                       "traditional_N6_k4_h16"]  # the costliest first
     runs = {arch: out / "table1" / point.name / "seed0"
             for arch, point in zip(ARCHS, study_points("table1", 16))}
     for run in runs.values():  # each in its own process at its share of the cores
@@ -64,6 +68,8 @@ def test_fig5_grids_follow_the_paper() -> None:
     fig5a = study_points("fig5a", 550)
     assert [(p.n_bits, p.k) for p in fig5a] == [(1, 1), (2, 1), (3, 1), (4, 1), (6, 1)]
     assert {p.hidden for p in study_points("fig5b", 550)} == {550, 825, 1100, 1650}
+    widest_first = sorted(study_points("fig5b", 550), key=study.training_cost, reverse=True)
+    assert [p.hidden for p in widest_first] == [1650] * 3 + [1100] * 3 + [825] * 3 + [550] * 3
 
 
 def test_bad_corpus_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
