@@ -243,10 +243,12 @@ def collect(futures: Sequence[Future]) -> Tuple[List[Dict], List[str]]:
 
 
 def mean_std(values: Sequence[Optional[float]]) -> Tuple[Optional[float], Optional[float]]:
+    """Mean and sample standard deviation of the values present; the deviation is None below
+    two values (one seed has no spread to report, and 0.00 would claim one)."""
     present = [v for v in values if v is not None]
     if not present:
         return None, None
-    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0
+    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else None
 
 
 def summarise(point: Point, results: List[Dict], failures: Sequence[str] = ()) -> Dict:
@@ -262,16 +264,19 @@ def summarise(point: Point, results: List[Dict], failures: Sequence[str] = ()) -
     return row
 
 
+def _cell(mean: Optional[float], std: Optional[float], failed: bool, digits: int) -> str:
+    """``mean ± std``; the mean alone from one seed; ``failed`` / ``-`` when no seed finished."""
+    if mean is None:
+        return "failed" if failed else "-"
+    return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+
 def _pm(row: Dict, key: str, digits: int = 2) -> str:
-    if row[key] is None:
-        return "failed" if row["failed"] else "-"
-    return f"{row[key]:.{digits}f} ± {row[f'{key}_std']:.{digits}f}"
+    return _cell(row[key], row[f"{key}_std"], bool(row["failed"]), digits)
 
 
 def _accuracy(row: Dict) -> str:
-    if row["accuracy"] is None:
-        return "failed" if row["failed"] else "-"
-    return f"{row['accuracy']:.2f} ± {row['error_rate_std']:.2f}"
+    return _cell(row["accuracy"], row["error_rate_std"], bool(row["failed"]), 2)
 
 
 def failure_notes(rows: List[Dict]) -> str:
@@ -315,6 +320,12 @@ def fig5_markdown(rows: List[Dict]) -> str:
     return "\n".join(lines) + "\n" + failure_notes(rows)
 
 
+def _yerr(rows: List[Dict], key: str) -> Optional[List[float]]:
+    """Error bars of ``key``: none where a point has one seed (no spread measured)."""
+    spreads = [row[key] for row in rows]
+    return None if all(s is None for s in spreads) else [s or 0.0 for s in spreads]
+
+
 def plot_fig5(rows: List[Dict], path: Path) -> None:
     """Accuracy against output bits, one line per layer size, the paper's quoted points."""
     fig, (ax_per, ax_frame) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -323,11 +334,11 @@ def plot_fig5(rows: List[Dict], path: Path) -> None:
         scored = [row for row in group if row["accuracy"] is not None]
         if scored:
             ax_per.errorbar([row["n_bits"] for row in scored], [row["accuracy"] for row in scored],
-                            [row["error_rate_std"] for row in scored], marker="o",
+                            _yerr(scored, "error_rate_std"), marker="o",
                             label=f"{hidden} units")
         done = [row for row in group if row["frame_acc"] is not None]
         ax_frame.errorbar([row["n_bits"] for row in done], [row["frame_acc"] for row in done],
-                          [row["frame_acc_std"] for row in done], marker="s",
+                          _yerr(done, "frame_acc_std"), marker="s",
                           label=f"{hidden} units")
     failed = sorted({row["n_bits"] for row in rows if row["frame_acc"] is None})
     for ax in (ax_per, ax_frame):  # a point with no finished seed: a red cross on the axis

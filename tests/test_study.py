@@ -57,6 +57,7 @@ def test_table1_runs_every_architecture_two_at_once_writes_the_table_and_resumes
     table = (out / "table1.md").read_text().splitlines()
     assert table[2].startswith("| lstm | full | - | - |")
     assert table[-1].startswith("| v2 | 6-bit | b/16")
+    assert "±" not in "\n".join(table) and by_arch["v2"]["frame_acc_std"] is None  # one seed
     assert (out / "table1" / "v2_N6_k4_h16" / "seed0" / "results.json").is_file()
     assert main(args) == 0  # rerun, in this process: every run is complete, nothing retrains
     rerun = capsys.readouterr()
@@ -130,3 +131,18 @@ def test_failed_points_summarise_the_finished_seeds_and_list_the_others() -> Non
     assert table.endswith("failed runs:\n\n- v2_N1_k1_h8 seed1: training diverged at epoch 3, "
                           "batch 1: x\n- v2_N1_k1_h8 seed0: y\n")
     assert "failed runs" not in study.fig5_markdown([study.summarise(point, [done])])
+
+
+def test_one_seed_reports_no_spread_and_two_seeds_do(tmp_path: Path) -> None:
+    point = study.Point("v2", 3, 1, 8)
+    runs = [{"frame_acc": acc, "zero_outputs_pct": 80.0, "mults_vs_lstm": 0.1, "params": 100,
+             "per": per} for acc, per in ((40.0, 70.0), (44.0, 66.0))]
+    one, two = study.summarise(point, runs[:1]), study.summarise(point, runs)
+    assert (one["frame_acc_std"], one["error_rate_std"]) == (None, None)
+    assert two["frame_acc_std"] == pytest.approx(2.828, abs=1e-3)
+    table = study.fig5_markdown([one, two]).splitlines()
+    assert table[2] == "| 3 | b/8 | 8 | 30.00 | 40.00 | 80.00 | 70.0 |"
+    assert table[3] == "| 3 | b/8 | 8 | 32.00 ± 2.83 | 42.00 ± 2.83 | 80.00 ± 0.00 | 70.0 |"
+    wide = study.summarise(study.Point("v2", 3, 1, 16), runs[:1])
+    study.plot_fig5([one, two, wide], tmp_path / "fig5.png")  # one-seed points: no error bar
+    assert (tmp_path / "fig5.png").stat().st_size > 0
