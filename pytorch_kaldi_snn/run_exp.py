@@ -41,14 +41,15 @@ from pytorch_kaldi_snn.config.resolved import changed_keys, same_results, traini
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.data.loading import label_sizes
 from pytorch_kaldi_snn.data.streamed import DataSource, open_source
-from pytorch_kaldi_snn.cli import run_reporting_errors
-from pytorch_kaldi_snn.errors import ConfigError
+from pytorch_kaldi_snn.cli import one_line, run_reporting_errors
+from pytorch_kaldi_snn.errors import ConfigError, UserInputError
 from pytorch_kaldi_snn.forward import ForwardResult, forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
 from pytorch_kaldi_snn.forward.posteriors import prior_offsets
 from pytorch_kaldi_snn.io.atomic import remove_stale_temps
 from pytorch_kaldi_snn.io.chatter import captured_stderr
 from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
+from pytorch_kaldi_snn.io.ownership import NotOurFolder, check_may_take, take
 from pytorch_kaldi_snn.threads import apply_threads
 from pytorch_kaldi_snn.report import (
     NOT_DECODED, plot_layer_sparsity, plot_learning_curves, results_dict, scored_fields,
@@ -115,12 +116,13 @@ def pick_device(exp: Experiment, log: logging.Logger) -> torch.device:
     return torch.device("cpu")
 
 
-def to_log_file(log: logging.Logger) -> Callable[[str], None]:
-    """Write a line to the log file only (not stdout): for the chatter of Kaldi's readers."""
+def to_log_file(log: logging.Logger, prefix: str = "kaldi: ") -> Callable[[str], None]:
+    """Write a line to the log file only (not stdout): for the chatter of Kaldi's readers, and
+    for the error that ends a run (the console gets it from the command line)."""
     files = [h for h in log.handlers if isinstance(h, logging.FileHandler)]
 
     def write(line: str) -> None:
-        record = log.makeRecord(log.name, logging.INFO, __file__, 0, f"kaldi: {line}", None, None)
+        record = log.makeRecord(log.name, logging.INFO, __file__, 0, f"{prefix}{line}", None, None)
         for handler in files:
             handler.handle(record)
     return write
@@ -170,7 +172,10 @@ def make_trainer(exp: Experiment, train: DataSource, n_out: Dict[str, int],
     device = world.device or pick_device(exp, log)
     torch.manual_seed(exp.exp.seed)
     model = AcousticModel(exp, n_out, train.feature_dims())
-    apply_pretrain_and_freeze(model.nets, exp.architectures, log)
+    try:
+        apply_pretrain_and_freeze(model.nets, exp.architectures, log)
+    except ConfigError as err:
+        raise err.with_file(str(exp.cfg_path)) from None
     model = model.to(device)
     check_readout_sizes(exp, model, n_out)
     world.prepare_model(model, log)
@@ -212,15 +217,19 @@ def run(exp: Experiment, log: logging.Logger, world: World = World()) -> dict:
 
 
 def check_out_folder(exp: Experiment) -> None:
-    out = exp.exp.out_folder
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out} exists and is not a folder", file=str(exp.cfg_path),
-                          section="exp", key="out_folder")
+    """Refuse an out_folder that holds files this project did not make (io/ownership.py)."""
+    try:
+        check_may_take(exp.exp.out_folder, legacy=(RESOLVED_CFG,))
+    except NotOurFolder as refused:
+        raise ConfigError(refused.message, file=str(exp.cfg_path), section="exp",
+                          key="out_folder") from None
 
 
 @contextmanager
 def exclusive_out_folder(exp: Experiment) -> Iterator[None]:
-    """Hold the out_folder lock (a second run is refused, naming the holder)."""
+    """Take the out_folder as the project's and hold its lock (a second run is refused,
+    naming the holder)."""
+    take(exp.exp.out_folder, "an experiment of run_exp", legacy=(RESOLVED_CFG,))
     try:
         with folder_lock(exp.exp.out_folder):
             yield
@@ -260,9 +269,18 @@ def _follow(exp: Experiment, world: World) -> None:
 
 
 def _run_locked(exp: Experiment, cfg: Path, overrides: Sequence[str], world: World) -> dict:
+    log = open_log(exp.exp.out_folder)
+    try:
+        return _run_logged(exp, cfg, overrides, world, log)
+    except (UserInputError, OSError) as err:
+        to_log_file(log, prefix="error: ")(one_line(err))  # the console gets it from the caller
+        raise
+
+
+def _run_logged(exp: Experiment, cfg: Path, overrides: Sequence[str], world: World,
+                log: logging.Logger) -> dict:
     out = exp.exp.out_folder
     done = load_json(out / "results.json")
-    log = open_log(out)
     for stale in remove_stale_temps(out):
         log.info(f"removed {stale}, left by an interrupted write")
     if done is not None and check_same_experiment(exp, out):

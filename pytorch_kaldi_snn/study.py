@@ -54,12 +54,15 @@ from pytorch_kaldi_snn.config.experiment import (  # noqa: E402
 )
 from pytorch_kaldi_snn.errors import ConfigError, UserInputError  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
+from pytorch_kaldi_snn.io.ownership import take  # noqa: E402
 from pytorch_kaldi_snn.layers.cost import layer_mults  # noqa: E402
 from pytorch_kaldi_snn.report.paper_ops import KINDS, PAPER_TIMIT  # noqa: E402
 from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402
 from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
 from pytorch_kaldi_snn.threads import available_cpus, user_threads  # noqa: E402
 from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
+
+STUDIES = ("table1", "fig5a", "fig5b")
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH_DIR = "recipes/synth"  # the corpus folder the shipped synth cfgs name
@@ -361,6 +364,7 @@ def plot_fig5(rows: List[Dict], path: Path) -> None:
 def run_study(study: str, corpus: str, out: Path, seeds: int, hidden: int, epochs: int,
               extra: Sequence[str], jobs: int = 1) -> List[Dict]:
     points = study_points(study, hidden)
+    take(out, "a study of pytorch_kaldi_snn.study", legacy=tuple(f"{s}.json" for s in STUDIES))
     cfgs = {arch: corpus_cfg(arch, corpus, out / "cfg") for arch in {p.arch for p in points}}
     checked = [load_experiment(cfgs[point.arch], [*point_overrides(point, epochs, 0,
                                                                    out / "check"), *extra])
@@ -379,7 +383,7 @@ def run_study(study: str, corpus: str, out: Path, seeds: int, hidden: int, epoch
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytorch_kaldi_snn.study",
                                      description="Table 1 / Fig. 5 of the paper (resumable).")
-    parser.add_argument("study", choices=("table1", "fig5a", "fig5b"))
+    parser.add_argument("study", choices=STUDIES)
     parser.add_argument("--corpus", default="synth-default",
                         help="synth-default, synth-timit or a prepared corpus folder")
     parser.add_argument("--seeds", type=int, default=3)

@@ -30,6 +30,7 @@ from pytorch_kaldi_snn.cli import run_reporting_errors  # noqa: E402
 from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
 from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
+from pytorch_kaldi_snn.io.ownership import take  # noqa: E402
 from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402
 from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
 
@@ -115,6 +116,7 @@ def run_sweep(cfg: Path, axes: List[Axis], out: Path, cfg_sets: Sequence[str]) -
     grid = points(axes)
     for point in grid:  # fail on any bad point before spending time on the others
         load_experiment(cfg, point_overrides(cfg_sets, out, point))
+    take(out, "a sweep of pytorch_kaldi_snn.sweep", legacy=("sweep.json",))
     rows = []
     for i, point in enumerate(grid, 1):
         print(f"sweep point {i}/{len(grid)}: {dict(point)}", flush=True)

@@ -116,7 +116,8 @@ def triton_env() -> Dict[str, str]:
     import importlib.util
 
     if importlib.util.find_spec("triton") is None:
-        _missing("needs the triton package (installed with this package on Linux)")
+        _missing("needs the triton package: pip install -e \".[gpu]\" (Linux; PyTorch's CUDA "
+                 "wheels bring it)")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])

@@ -25,6 +25,7 @@ from experiment_cfgs import ROOT, TINY, synth_cfg
 from fault_cases import CFG_CASES, DATA_CASES, broken_utt
 from pytorch_kaldi_snn import run_exp
 from pytorch_kaldi_snn.io.lock import folder_lock
+from pytorch_kaldi_snn.io.ownership import take
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel
 from pytorch_kaldi_snn.train.loop import CHECKPOINT
 
@@ -100,7 +101,7 @@ def test_checkpoint_of_another_architecture_is_refused_by_name(tiny_corpus: Path
                                                                tmp_path: Path, capsys) -> None:
     cfg = synth_cfg(tmp_path, tiny_corpus)
     out = tmp_path / "out"
-    out.mkdir()
+    take(out, "a test")
     other = run_exp.load_experiment(cfg, [f"{o}" for o in QUICK] + ["architecture1.snn_lay=550,550"])
     torch.save({"cfg_text": other.cfg_text, "model": {}}, out / CHECKPOINT)
     rc, err = _main(cfg, out, [], capsys)
@@ -115,6 +116,7 @@ def test_second_run_on_a_locked_out_folder_is_refused(tiny_corpus: Path, tmp_pat
                                                       capsys) -> None:
     cfg = synth_cfg(tmp_path, tiny_corpus)
     out = tmp_path / "out"
+    take(out, "a test")
     with folder_lock(out):
         holder = (out / ".lock").read_text().strip()
         rc, err = _main(cfg, out, [], capsys)
@@ -302,12 +304,18 @@ def test_temporaries_of_interrupted_writes_are_removed(tiny_corpus: Path, tmp_pa
                                                        capsys) -> None:
     cfg = synth_cfg(tmp_path, tiny_corpus)
     out = tmp_path / "out"
-    out.mkdir()
-    stale = out / ".learning_curves.png.k3j_9x2q"
-    stale.write_bytes(b"half a png")
+    take(out, "a test")
+    stale = out / "decode_test" / ".lat.1.gz.k3j_9x2q.pks-partial"
+    stale.parent.mkdir()
+    stale.write_bytes(b"half a lattice")
+    # files of the user's that look like temporaries of other programs are not the project's
+    kept = [out / ".htaccess.disabled", out / ".learning_curves.png.k3j_9x2q"]
+    for path in kept:
+        path.write_text("mine\n")
     rc, _ = _main(cfg, out, ["exp.n_epochs_tr=1"], capsys)
     assert rc == 0
     assert not stale.exists()
+    assert all(path.read_text() == "mine\n" for path in kept)
     assert f"removed {stale}, left by an interrupted write" in (out / "log.log").read_text()
 
 

@@ -301,9 +301,17 @@ def _numbered(parser: configparser.ConfigParser, prefix: str, rec: Recorder) -> 
     return [Section(n, dict(parser[n].items()), rec.section_defaults(n)) for n in names]
 
 
+def _out_folder(sec: Section) -> Path:
+    value = get_str(sec, "out_folder")
+    if not value.strip():
+        raise ConfigError("is empty: name a folder for the experiment's outputs (e.g. "
+                          "exp/my_run)", section=sec.name, key="out_folder")
+    return Path(value)
+
+
 def _parse_exp(sec: Section) -> ExpSettings:
     return ExpSettings(
-        out_folder=Path(get_str(sec, "out_folder")),
+        out_folder=_out_folder(sec),
         seed=get_int(sec, "seed", min=0),
         use_cuda=get_bool(sec, "use_cuda", default=False),
         n_epochs_tr=get_int(sec, "n_epochs_tr", min=1),

@@ -15,14 +15,19 @@ import torch
 from torch import nn
 
 from pytorch_kaldi_snn.config.experiment import Architecture
-from pytorch_kaldi_snn.errors import ConfigError
+from pytorch_kaldi_snn.errors import ConfigError, DataError
+from pytorch_kaldi_snn.train.checkpoint import read_weights
 
 
 def _load_state(arch: Architecture) -> Mapping[str, torch.Tensor]:
     path = arch.pretrain_file
     if path is None or not path.is_file():
         raise ConfigError(f"{path} does not exist", section=arch.section, key="arch_pretrain_file")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = read_weights(path, remedy="give a file saved by PyTorch-Kaldi or this project")
+    except DataError as err:
+        raise ConfigError(f"{path} {err.message}", section=arch.section,
+                          key="arch_pretrain_file") from None
     return state.get("model_par", state) if isinstance(state, dict) else state
 
 
