@@ -11,7 +11,7 @@ import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 from pytorch_kaldi_snn.errors import OutputError
 
@@ -67,7 +67,7 @@ def atomic_outputs(*paths: PathLike) -> Iterator[list[str]]:
                 os.remove(temp)
 
 
-def _target_of(err: OSError, temps: Sequence[str], paths: Sequence[PathLike]) -> PathLike | None:
+def _target_of(err: OSError, temps: Sequence[str], paths: Sequence[PathLike]) -> Optional[PathLike]:
     """The target whose write failed with ``err``, or None when ``err`` is not about writing one."""
     if err.filename in temps:
         return paths[temps.index(err.filename)]
