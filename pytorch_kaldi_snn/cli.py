@@ -1,14 +1,17 @@
 """The one way command-line entry points report bad input: one line on stderr, exit code 2."""
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable
 
 from pytorch_kaldi_snn.errors import UserInputError
 
+INTERRUPTED = 130  # the shell's status of a command ended by SIGINT
+
 
 def one_line(err: BaseException) -> str:
-    """The error's message on one line (a message may carry a file's line breaks)."""
+    """The message of ``err`` on one line, as the command line prints it."""
     return " ".join(str(err).split())
 
 
@@ -21,3 +24,17 @@ def run_reporting_errors(prefix: str, action: Callable[[], None]) -> int:
         print(f"{prefix}: {one_line(err)}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_interruptible(prefix: str, action: Callable[[], None]) -> int:
+    """:func:`run_reporting_errors` for a command that holds an out_folder lock and starts child
+    jobs: SIGTERM is handled as Ctrl-C, so both unwind (child jobs end, then the lock is
+    released) and print one line, exit code 130."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return run_reporting_errors(prefix, action)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -51,3 +51,15 @@ class ConfigError(UserInputError):
 
 class DataError(UserInputError):
     """Malformed data: a missing utterance, a feature/label length mismatch, a broken ark."""
+
+
+class OutputError(UserInputError):
+    """A file the project writes could not be written (disk full, quota, read-only folder): the
+    user's machine, not the code. Names the file the user knows, never a temporary."""
+
+
+def kaldi_error_line(stderr: str) -> str:
+    """The line of a failed Kaldi binary's stderr that says why: its ``ERROR (...)`` line (the
+    last lines are a stack trace or a later ``Done 0 lattices``), else its last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return next((line for line in lines if "ERROR" in line), lines[-1] if lines else "")

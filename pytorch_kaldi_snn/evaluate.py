@@ -13,20 +13,22 @@ that set only (no training history or wall time, which belong to the training ru
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import run_interruptible
 from pytorch_kaldi_snn.data.streamed import open_source
-from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.errors import DataError, UserInputError
 from pytorch_kaldi_snn.forward import forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
+from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
 from pytorch_kaldi_snn.report.results import NOT_DECODED, scored_fields, test_metrics
-from pytorch_kaldi_snn.run_exp import main_arch, open_log
+from pytorch_kaldi_snn.run_exp import errors_logged, main_arch, open_log
 from pytorch_kaldi_snn.train.checkpoint import save_json
-from pytorch_kaldi_snn.trained import dataset_at, load_trained
+from pytorch_kaldi_snn.trained import check_finished, dataset_at, load_trained
 
 
 def results_path(folder: Path, name: str) -> Path:
@@ -34,15 +36,29 @@ def results_path(folder: Path, name: str) -> Path:
 
 
 def evaluate_set(folder: Path, data_dir: Path, ali_dir: Path, name: Optional[str] = None) -> Dict[str, Any]:
-    """Forward, decode and score the set in ``data_dir``; returns what results_<name>.json holds."""
+    """Forward, decode and score the set in ``data_dir``; returns what results_<name>.json holds.
+
+    Holds the experiment folder's lock (run_exp's): a second evaluate, or a run, on the same
+    folder is refused while this one writes there."""
     name = name or Path(data_dir).resolve().name
     if not re.fullmatch(r"\w[\w.-]*", name):
         raise DataError(f"set name {name!r} is not a plain file name; pass --name", file=str(data_dir))
-    out = Path(folder) / f"eval_{name}"
-    log = open_log(out)
+    check_finished(Path(folder))
+    try:
+        with folder_lock(Path(folder)):
+            log = open_log(Path(folder) / f"eval_{name}")
+            with errors_logged(log):
+                return _evaluate_locked(Path(folder), Path(data_dir), Path(ali_dir), name, log)
+    except FolderInUse as busy:
+        raise UserInputError(f"{busy}; wait for it to finish") from None
+
+
+def _evaluate_locked(folder: Path, data_dir: Path, ali_dir: Path, name: str,
+                     log: logging.Logger) -> Dict[str, Any]:
+    out = folder / f"eval_{name}"
     log.info(f"evaluate {folder} on {data_dir} (alignments {ali_dir})")
-    trained = load_trained(Path(folder), log)
-    spec = dataset_at(trained, Path(data_dir), Path(ali_dir), name)
+    trained = load_trained(folder, log)
+    spec = dataset_at(trained, data_dir, ali_dir, name)
     exp = trained.with_test_set(spec)
     labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
     data = open_source(spec, exp.features_used(), labels, log)
@@ -76,7 +92,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--ali", type=Path, required=True, help="its alignment dir")
     parser.add_argument("--name", help="set name for results_<name>.json (default: the data dir's name)")
     args = parser.parse_args(argv)
-    return run_reporting_errors("evaluate", lambda: evaluate_set(args.exp, args.data, args.ali, args.name))
+    return run_interruptible("evaluate", lambda: evaluate_set(args.exp, args.data, args.ali, args.name))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from pytorch_kaldi_snn.config.resolved import changed_keys, same_results, traini
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.data.loading import label_sizes
 from pytorch_kaldi_snn.data.streamed import DataSource, open_source
-from pytorch_kaldi_snn.cli import one_line, run_reporting_errors
+from pytorch_kaldi_snn.cli import one_line, run_interruptible
 from pytorch_kaldi_snn.errors import ConfigError, UserInputError
 from pytorch_kaldi_snn.forward import ForwardResult, forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
@@ -118,7 +118,7 @@ def pick_device(exp: Experiment, log: logging.Logger) -> torch.device:
 
 def to_log_file(log: logging.Logger, prefix: str = "kaldi: ") -> Callable[[str], None]:
     """Write a line to the log file only (not stdout): for the chatter of Kaldi's readers, and
-    for the error that ends a run (the console gets it from the command line)."""
+    for the error line the terminal already gets on stderr."""
     files = [h for h in log.handlers if isinstance(h, logging.FileHandler)]
 
     def write(line: str) -> None:
@@ -126,6 +126,16 @@ def to_log_file(log: logging.Logger, prefix: str = "kaldi: ") -> Callable[[str],
         for handler in files:
             handler.handle(record)
     return write
+
+
+@contextmanager
+def errors_logged(log: logging.Logger) -> Iterator[None]:
+    """Put the one line of a run that fails on bad input or a failed write in log.log too."""
+    try:
+        yield
+    except (UserInputError, OSError) as err:
+        to_log_file(log, "error: ")(one_line(err))
+        raise
 
 
 def load_sets(exp: Experiment, log: logging.Logger,
@@ -269,18 +279,16 @@ def _follow(exp: Experiment, world: World) -> None:
 
 
 def _run_locked(exp: Experiment, cfg: Path, overrides: Sequence[str], world: World) -> dict:
-    log = open_log(exp.exp.out_folder)
-    try:
-        return _run_logged(exp, cfg, overrides, world, log)
-    except (UserInputError, OSError) as err:
-        to_log_file(log, prefix="error: ")(one_line(err))  # the console gets it from the caller
-        raise
-
-
-def _run_logged(exp: Experiment, cfg: Path, overrides: Sequence[str], world: World,
-                log: logging.Logger) -> dict:
     out = exp.exp.out_folder
     done = load_json(out / "results.json")
+    log = open_log(out)
+    with errors_logged(log):
+        return _start_or_resume(exp, cfg, overrides, world, log, done)
+
+
+def _start_or_resume(exp: Experiment, cfg: Path, overrides: Sequence[str], world: World,
+                     log: logging.Logger, done: Optional[dict]) -> dict:
+    out = exp.exp.out_folder
     for stale in remove_stale_temps(out):
         log.info(f"removed {stale}, left by an interrupted write")
     if done is not None and check_same_experiment(exp, out):
@@ -305,11 +313,7 @@ def _run_logged(exp: Experiment, cfg: Path, overrides: Sequence[str], world: Wor
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    try:
-        return run_reporting_errors("error", lambda: run_experiment(args.cfg, args.overrides))
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume", file=sys.stderr)
-        return 130
+    return run_interruptible("error", lambda: run_experiment(args.cfg, args.overrides))
 
 
 if __name__ == "__main__":

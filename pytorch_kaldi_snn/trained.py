@@ -49,13 +49,18 @@ class TrainedExperiment:
             exp=dataclasses.replace(exp.exp, out_folder=self.folder))
 
 
-def load_trained(folder: Path, log: logging.Logger) -> TrainedExperiment:
-    """The model and priors of the finished experiment in ``folder``."""
-    folder = Path(folder)
+def check_finished(folder: Path) -> None:
+    """DataError unless ``folder`` holds a finished experiment (results, cfg, checkpoint)."""
     for name in ("results.json", RESOLVED_CFG, CHECKPOINT):
         if not (folder / name).is_file():
             raise DataError("missing: not a finished experiment folder (run ./run_exp.sh first)",
                             file=str(folder / name))
+
+
+def load_trained(folder: Path, log: logging.Logger) -> TrainedExperiment:
+    """The model and priors of the finished experiment in ``folder``."""
+    folder = Path(folder)
+    check_finished(folder)
     exp = load_experiment(folder / RESOLVED_CFG)
     counts_from = exp.forward.normalize_with_counts_from
     n_out = label_sizes(exp.train_set)

@@ -231,8 +231,8 @@ def test_a_full_disk_while_writing_the_checkpoint_is_one_line_and_loses_nothing(
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     failed = subprocess.run([sys.executable, "-c", FULL_DISK.format(limit=16384), *_args(cfg, out)],
                             env=env, capture_output=True, text=True, timeout=300)
-    expected = (f"{out / CHECKPOINT}: could not be written (File too large); the file as it was "
-                f"before is kept")
+    expected = (f"{out / CHECKPOINT}: cannot write: File too large; nothing was replaced (free "
+                f"space or fix the folder, then rerun)")
     assert (failed.returncode, failed.stderr) == (2, f"error: {expected}\n")
     assert f"error: {expected}\n" in (out / "log.log").read_text()
     assert not (out / CHECKPOINT).exists()

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Union
@@ -33,13 +36,16 @@ from pytorch_kaldi_snn.decoding.jobs import (
     clear_lattices, lattice_archives, lattice_name, merge_int_vectors, split_loglikes,
 )
 from pytorch_kaldi_snn.decoding.latgen_opts import latgen_options
-from pytorch_kaldi_snn.errors import ConfigError, DataError
+from pytorch_kaldi_snn.errors import ConfigError, DataError, OutputError, UserInputError, kaldi_error_line
 from pytorch_kaldi_snn.io import as_rspecifier, atomic_outputs, read_int_vectors
 from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, score_files
 
 log = logging.getLogger(__name__)
 LATGEN = "latgen-faster-mapped"
 PathLike = Union[str, os.PathLike]
+# Kaldi's Output::Close when the ``|gzip -c > lat.J.gz`` of a job fails (disk full)
+_LATTICE_PIPE_FAILED = re.compile(r"WARNING \(.*Pipe \|gzip .* had nonzero return status.*")
+_GRACE_S = 5.0  # from SIGTERM to SIGKILL for a job's processes
 
 
 @dataclass(frozen=True)
@@ -87,16 +93,52 @@ def latgen_command(
 
 
 def _start_job(argv: list[str], log_file: Path, path: str) -> subprocess.Popen:
+    """Start one latgen in a process group of its own, which its lattice pipe (``sh``, ``gzip``)
+    joins, so that :func:`_end_jobs` can end them all."""
     with open(log_file, "w", encoding="utf-8") as stderr:
         stderr.write(" ".join(shlex.quote(a) for a in argv) + "\n")
         stderr.flush()
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "PATH": path})
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+                                env={**os.environ, "PATH": path})
 
 
-def _wait_job(job: subprocess.Popen, log_file: Path) -> None:
-    if job.wait() != 0:
-        last = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-        raise DataError(f"{LATGEN} failed with exit status {job.returncode}: {' '.join(last)}", file=str(log_file))
+def _wait_job(job: subprocess.Popen, log_file: Path, lattices: Optional[Path]) -> None:
+    """Wait for a job; DataError with Kaldi's ERROR line when it failed, OutputError when its
+    lattice pipe failed (latgen only warns about that and exits 0: disk full loses lattices)."""
+    status = job.wait()
+    text = log_file.read_text(encoding="utf-8", errors="replace")
+    if status != 0:
+        raise DataError(f"{LATGEN} failed with exit status {status}: {kaldi_error_line(text)}", file=str(log_file))
+    warning = _LATTICE_PIPE_FAILED.search(text)
+    if lattices is not None and warning:
+        said = [line for line in text.splitlines() if line.startswith("gzip:")] or [warning[0]]
+        raise OutputError(f"cannot write: {said[-1]} (see {log_file})", file=str(lattices))
+
+
+def _end_jobs(jobs: list[subprocess.Popen]) -> None:
+    """End the process group of every job still running (latgen and its lattice pipe) and wait
+    until none of its processes is left: on an interrupt or a failed start, no job outlives the
+    run and writes into the decode dir after the out_folder lock is released. (A job that has
+    ended closed its pipe first: its group is empty.)"""
+    running = [job for job in jobs if job.poll() is None]
+    for job in running:
+        _signal_group(job.pid, signal.SIGTERM)
+    deadline = time.monotonic() + _GRACE_S
+    for job in running:
+        while _signal_group(job.pid, 0) and time.monotonic() < deadline:
+            job.poll()  # reaps latgen; the processes of its pipe are reaped by init
+            time.sleep(0.01)
+        if _signal_group(job.pid, signal.SIGKILL):
+            job.wait()
+
+
+def _signal_group(group: int, sig: int) -> bool:
+    """Send ``sig`` to process group ``group``; whether any process of it was there."""
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _run_latgen_jobs(
@@ -107,16 +149,19 @@ def _run_latgen_jobs(
     ``out/log/decode.J.log``; the first failure raises after every job has ended."""
     (out / "log").mkdir(parents=True, exist_ok=True)
     logs = [out / "log" / f"decode.{j}.log" for j in range(1, len(parts) + 1)]
-    running = [
-        _start_job(latgen_command(latgen, part, graph_dir, model_path, out, opts, j, save_lattices, best), log_file, path)
-        for j, (part, best, log_file) in enumerate(zip(parts, one_best_dirs, logs), start=1)
-    ]
-    errors = []
-    for job, log_file in zip(running, logs):
-        try:
-            _wait_job(job, log_file)
-        except DataError as err:
-            errors.append(err)
+    running: list[subprocess.Popen] = []
+    errors: list[UserInputError] = []
+    try:
+        for j, (part, best, log_file) in enumerate(zip(parts, one_best_dirs, logs), start=1):
+            argv = latgen_command(latgen, part, graph_dir, model_path, out, opts, j, save_lattices, best)
+            running.append(_start_job(argv, log_file, path))
+        for j, (job, log_file) in enumerate(zip(running, logs), start=1):
+            try:
+                _wait_job(job, log_file, out / lattice_name(j) if save_lattices else None)
+            except (DataError, OutputError) as err:
+                errors.append(err)
+    finally:
+        _end_jobs(running)
     if errors:
         raise errors[0]
 

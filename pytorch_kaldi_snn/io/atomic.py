@@ -5,12 +5,15 @@ lost when a write fails.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
+
+from pytorch_kaldi_snn.errors import OutputError
 
 PathLike = Union[str, Path]
 # Temporaries are ".<target name>.<8 random characters>.pks-partial": the suffix is this
@@ -18,17 +21,8 @@ PathLike = Union[str, Path]
 _TEMP_PREFIX = "."
 _TEMP_SUFFIX = ".pks-partial"
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.pks-partial$")
-
-
-class WriteFailed(OSError):
-    """Writing ``filename`` failed (disk full, quota, I/O error); the old file, if any, is kept.
-
-    Raised instead of the OSError of the temporary, whose name means nothing to the user.
-    """
-
-    def __str__(self) -> str:
-        return (f"{self.filename}: could not be written ({self.strerror}); the file as it was "
-                "before is kept")
+# Failures that only writing gives: whatever file the block was writing, it was a target's temporary.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 def _umask() -> int:
@@ -44,42 +38,49 @@ def atomic_outputs(*paths: PathLike) -> Iterator[list[str]]:
 
     On an exception the temporaries are removed and the targets are left untouched. The files
     get the permissions a plain ``open(path, "w")`` would give (mkstemp alone creates 0600).
+    A failed write (disk full, quota, a read-only or unwritable folder) raises
+    :class:`~pytorch_kaldi_snn.errors.OutputError` naming the target, not its temporary.
     """
     temps: list[str] = []
     mode = 0o666 & ~_umask()
     try:
         for path in paths:
-            fd, temp = tempfile.mkstemp(dir=Path(path).parent, prefix=f"{_TEMP_PREFIX}{Path(path).name}.",
-                                        suffix=_TEMP_SUFFIX)
+            try:
+                fd, temp = tempfile.mkstemp(dir=Path(path).parent, prefix=f"{_TEMP_PREFIX}{Path(path).name}.",
+                                            suffix=_TEMP_SUFFIX)
+            except OSError as err:
+                raise _not_written(err, path) from None
             os.close(fd)
             temps.append(temp)
         try:
             yield temps
             for temp, path in zip(temps, paths):
                 os.chmod(temp, mode)
-                with open(temp, "rb") as handle:  # on disk before the rename: a crash keeps old or new
+                with open(temp, "rb") as handle:  # on disk before the rename, so a crash keeps old or new
                     os.fsync(handle.fileno())
                 os.replace(temp, path)
         except OSError as err:
             target = _target_of(err, temps, paths)
             if target is None:
-                raise
-            raise WriteFailed(err.errno, err.strerror, target) from None
+                raise  # a file the block reads: its own error names it
+            raise _not_written(err, target) from None
     finally:
         for temp in temps:
             if os.path.exists(temp):
                 os.remove(temp)
 
 
-def _target_of(err: OSError, temps: list[str], paths: tuple[PathLike, ...]) -> str | None:
-    """The target whose write failed: the one of the temporary the error names, or the only
-    target when the error names no file (a failed write through a handle); None when the
-    error is about another file (an input read while writing)."""
+def _target_of(err: OSError, temps: Sequence[str], paths: Sequence[PathLike]) -> Optional[PathLike]:
+    """The target whose write failed with ``err``, or None when ``err`` is not about writing one."""
     if err.filename in temps:
-        return str(paths[temps.index(err.filename)])
-    if err.filename is None and len(paths) == 1:
-        return str(paths[0])
-    return None
+        return paths[temps.index(err.filename)]
+    # write() errors name no file; with several targets the first (an ark before its scp) is named
+    return paths[0] if err.filename is None and err.errno in _WRITE_ERRNOS else None
+
+
+def _not_written(err: OSError, target: PathLike) -> OutputError:
+    return OutputError(f"cannot write: {err.strerror or err}; nothing was replaced (free space or fix the "
+                       "folder, then rerun)", file=os.fspath(target))
 
 
 def atomic_write(path: PathLike, write: Callable[[Path], None]) -> None:

@@ -12,9 +12,11 @@ Any Kaldi rspecifier works (``ark:``, ``scp:`` with ``file.ark:offset[rows]`` en
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import (
@@ -26,6 +28,7 @@ import numpy as np
 
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.io.atomic import atomic_outputs
+from pytorch_kaldi_snn.io.chatter import captured_stderr
 
 PathLike = Union[str, os.PathLike]
 _TABLE_PREFIX = re.compile(r"^(ark|scp)(,[a-z]+)*:")
@@ -222,11 +225,47 @@ def _table_writer(
         spec = ("ark,t" if text else "ark") + (",scp:" if path_scp else ":") + ",".join(temps)
         writer = writer_type(spec)
         try:
-            yield lambda key, value: write(writer, key, value)
-        finally:
-            writer.close()
+            yield lambda key, value: _checked(lambda: write(writer, key, value), temps[0])
+        except BaseException:
+            with captured_stderr(lambda _line: None):  # its warnings name the temporary
+                writer.close()
+            raise
+        _checked(writer.close, temps[0])
         if path_scp is not None:
             _rename_ark_in_scp(temps[1], temps[0], os.fspath(path_ark))
+
+
+def _checked(call: Callable[[], None], temp: str) -> None:
+    """One write (or the close) of a kaldi-native-io table writer. Its failures are a
+    RuntimeError, or at close only a warning on fd 2, both naming the temporary: raise the
+    OSError behind them (disk full...) instead, which ``atomic_outputs`` reports naming the
+    target. The writer's own lines are dropped then, and kept on stderr otherwise."""
+    chatter: list[str] = []
+    with captured_stderr(chatter.append):
+        try:
+            call()
+        except RuntimeError:
+            cause = _write_error(temp)
+            if cause is None:
+                raise  # not a failed write (a bad key...): Kaldi's message says what
+            raise cause from None
+    if any("Error closing stream" in line for line in chatter):  # its buffer did not reach the disk
+        raise _write_error(temp) or OSError(errno.EIO, "Kaldi's table writer could not close it", temp)
+    for line in chatter:
+        print(line, file=sys.stderr)
+
+
+def _write_error(temp: str) -> Optional[OSError]:
+    """Why writing to ``temp`` fails (Kaldi's writer does not say): write 64 KiB to it (more than
+    its last block holds) and return the error, naming ``temp``, or None when that works."""
+    try:
+        with open(temp, "ab") as probe:
+            probe.write(bytes(1 << 16))
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as err:
+        return OSError(err.errno, err.strerror, temp)
+    return None
 
 
 def mat_ark_writer(path_ark: PathLike) -> ContextManager[Callable[[str, np.ndarray], None]]:

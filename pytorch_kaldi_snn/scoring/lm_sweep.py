@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pytorch_kaldi_snn.decoding.lattice import CompactArc, CompactLattice, CompactWeight, best_path, read_lattices
-from pytorch_kaldi_snn.errors import ConfigError, DataError
+from pytorch_kaldi_snn.errors import ConfigError, DataError, kaldi_error_line
 from pytorch_kaldi_snn.io import read_kaldi_map
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.scoring.mbr import mbr_decode
@@ -178,8 +178,7 @@ def kaldi_hypotheses(lattices: Lattices, words_txt: Path, path: Optional[str] = 
         done = subprocess.run(["bash", "-o", "pipefail", "-c", pipe], capture_output=True,
                               text=True, env=env)
         if done.returncode != 0:
-            last = done.stderr.strip().splitlines()[-1:]
-            raise DataError(f"Kaldi rescoring failed: {' '.join(last)}",
+            raise DataError(f"Kaldi rescoring failed: {kaldi_error_line(done.stderr)}",
                             file=" ".join(map(str, _archives(lattices))))
         out: Hypotheses = {}
         for line in done.stdout.splitlines():
