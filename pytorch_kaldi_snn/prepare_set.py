@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
-import soundfile
 
 from pytorch_kaldi_snn.cli import run_reporting_errors
-from pytorch_kaldi_snn.corpus.alignment import num_frames, read_phone_alignment
+from pytorch_kaldi_snn.corpus.alignment import read_phone_alignment
 from pytorch_kaldi_snn.corpus.phones import PHONES
 from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.features.audio import check_wav_table
 from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_feats
 from pytorch_kaldi_snn.gmm.align import align_set
 from pytorch_kaldi_snn.graph.lang import read_inventory
@@ -80,20 +80,6 @@ def _source_dir(src: Path) -> DataDir:
     return DataDir.load(src)
 
 
-def _check_audio(data: DataDir, rate: int) -> None:
-    """Sample rate and length of every plain-file wav (pipes are checked while extracting)."""
-    for utt, wav in (data.wav or {}).items():
-        if wav.endswith("|"):
-            continue
-        info = soundfile.info(wav)
-        if info.samplerate != rate:
-            raise DataError(f"sample rate {info.samplerate} Hz, the recipe's features need {rate} Hz",
-                            file=str(data.root / "wav.scp"), utt=utt)
-        if num_frames(info.frames, rate) == 0:
-            raise DataError(f"empty utterance: {info.frames} samples, shorter than one frame",
-                            file=str(data.root / "wav.scp"), utt=utt)
-
-
 def _runs(ids: np.ndarray) -> List[str]:
     """A frame labelling as its phone sequence (runs collapsed, ``sil`` kept, as text.phn)."""
     keep = np.concatenate([[True], ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, bool)
@@ -135,8 +121,8 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False)
     recipe = RecipeDir(Path(recipe_dir))
     recipe.check()
     data = _source_dir(Path(src))
-    rate = int(float(FeatureConf.from_file("fbank", recipe.fbank_conf()).options.get("sample-frequency", 16000)))
-    _check_audio(data, rate)
+    rate = FeatureConf.from_file("fbank", recipe.fbank_conf()).sample_rate
+    check_wav_table(data.wav or {}, str(data.root / "wav.scp"), rate)  # pipes: while extracting
     text = phone_reference(data, read_inventory(recipe.data / "lang" / "phones.txt"))
     existing = [p for p in recipe.outputs(name) if p.exists()]
     if existing and not overwrite:

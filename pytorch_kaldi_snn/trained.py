@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +75,14 @@ def load_trained(folder: Path, log: logging.Logger) -> TrainedExperiment:
 
 def moved_feature(spec: FeatureSpec, data_dir: Path) -> FeatureSpec:
     """The feature stream read from ``data_dir``: its feats.scp, and every path of the test
-    set's data folder in ``fea_opts`` (utt2spk, cmvn_speaker.ark) pointing into ``data_dir``."""
+    set's data folder in ``fea_opts`` (utt2spk, cmvn_speaker.ark) pointing into ``data_dir``.
+
+    ``fea_opts`` is a shell pipe, so ``data_dir`` goes in shell-quoted (``ark:'/my data'/utt2spk``
+    is one word to the shell and to the built-in parser alike): a folder name never runs as a
+    command. The cfg's own folder must appear there unquoted, as PyTorch-Kaldi's cfgs write it."""
     old = str(spec.scp.parent)
     return dataclasses.replace(spec, scp=Path(data_dir) / "feats.scp",
-                               opts=spec.opts.replace(old, str(data_dir)))
+                               opts=spec.opts.replace(old, shlex.quote(str(data_dir))))
 
 
 def dataset_at(trained: TrainedExperiment, data_dir: Path, ali_dir: Path, name: str) -> DatasetSpec:

@@ -5,7 +5,9 @@
         --ctm out.ctm --lattices lat.1.gz
 
 Prints ``utt phone phone ...`` per utterance (utterance id = the wav's file name without
-extension, or the ``wav.scp`` key). Everything is the experiment's: features with the training
+extension, or the ``wav.scp`` key). Wav files given on the command line are always files, read
+with soundfile and converted to 16-bit PCM (24-bit, float, FLAC); lines of a ``wav.scp`` that end
+in ``|`` are commands run by the shell, as in Kaldi. Everything is the experiment's: features with the training
 set's Kaldi conf (``conf/<kind>.conf`` that make_feats left in its data dir), CMVN per speaker
 (``--utt2spk``; without it every utterance is its own speaker), the test set's ``fea_opts``
 pipe, the checkpoint, the priors, the graph and the ``[decoding]`` settings; the decoder is
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import soundfile
 import torch
 
 from pytorch_kaldi_snn.cli import run_reporting_errors
@@ -32,6 +35,7 @@ from pytorch_kaldi_snn.data.loading import load_dataset
 from pytorch_kaldi_snn.decoding import decode_and_score, read_transition_model
 from pytorch_kaldi_snn.decoding.jobs import concatenate_archives
 from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.features.audio import check_wav_table, pcm16_samples
 from pytorch_kaldi_snn.features.extract import KINDS, FeatureConf, make_pytorch_kaldi_feats
 from pytorch_kaldi_snn.forward.decode import decode_options
 from pytorch_kaldi_snn.forward.posteriors import batch_scores
@@ -43,16 +47,37 @@ from pytorch_kaldi_snn.trained import TrainedExperiment, load_trained, moved_fea
 log = logging.getLogger("transcribe")
 
 
-def input_dir(work: Path, wavs: Sequence[Path], wav_scp: Optional[Path], utt2spk: Optional[Path]) -> Path:
+def converted_wavs(wavs: Sequence[Path], folder: Path, rate: int) -> Dict[str, str]:
+    """Utterance id (file name without extension) -> a 16-bit PCM copy of the wav in ``folder``.
+
+    The user's file name never reaches a ``wav.scp``, where Kaldi would run a name ending in
+    ``|`` as a command and read ``name:123`` as an offset: each wav is read here (naming it in
+    any error) and written under a number.
+    """
+    folder.mkdir()
+    table: Dict[str, str] = {}
+    for number, wav in enumerate(wavs):
+        utt = Path(wav).stem
+        if any(c.isspace() or not c.isprintable() for c in utt):
+            raise DataError("the file name (without extension) is the utterance id, and Kaldi's "
+                            "tables cannot hold spaces or control characters in it; rename the "
+                            "file or give --wav-scp", file=str(wav))
+        if utt in table:
+            raise DataError("two wavs with this utterance id (file name)", file=str(wav))
+        copy = folder / f"{number}.wav"
+        soundfile.write(copy, pcm16_samples(str(wav), rate), rate, subtype="PCM_16")
+        table[utt] = str(copy)
+    return table
+
+
+def input_dir(work: Path, wavs: Sequence[Path], wav_scp: Optional[Path], utt2spk: Optional[Path],
+              rate: int) -> Path:
     """A Kaldi data dir (wav.scp, utt2spk, spk2utt) for the audio to transcribe."""
     if wav_scp is not None:
         table = read_kaldi_map(wav_scp)
+        check_wav_table(table, str(wav_scp), rate)
     else:
-        table = {}
-        for wav in wavs:
-            if Path(wav).stem in table:
-                raise DataError("two wavs with this utterance id (file name)", file=str(wav))
-            table[Path(wav).stem] = str(Path(wav).resolve())
+        table = converted_wavs(wavs, work / "wav", rate)
     if not table:
         raise DataError("no audio given (wav files or --wav-scp)")
     speakers = read_kaldi_map(utt2spk) if utt2spk is not None else {u: u for u in table}
@@ -116,9 +141,10 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
     lab = next(lab for lab in trained.test_set.labels
                if lab.name == trained.exp.forward.normalize_with_counts_from)
     kind, conf = feature_conf(trained)
+    options = FeatureConf.from_file(kind, conf)
     with tempfile.TemporaryDirectory(prefix="transcribe.") as tmp:
         work = Path(tmp)
-        data = input_dir(work, wavs, wav_scp, utt2spk)
+        data = input_dir(work, wavs, wav_scp, utt2spk, options.sample_rate)
         make_pytorch_kaldi_feats(data, kind, conf, work / "ark")
         # in the forward stage's order (evaluation order), so that the lattices are its own
         scores = posteriors(trained, data)
@@ -129,7 +155,7 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
                                nj=min(trained.exp.decoding.nj, len(scores)))
         hyps = {u: line.split() for u, line in read_kaldi_map(decoded / "hyp.txt", allow_empty=True).items()}
         if ctm is not None:
-            shift = float(FeatureConf.from_file(kind, conf).options.get("frame-shift", "10")) / 1000
+            shift = float(options.options.get("frame-shift", "10")) / 1000
             text = ctm_text(decoded / "best_ali.txt", lab.folder / "final.mdl", lab.graph / "phones.txt", shift)
             atomic_write(Path(ctm), lambda t: t.write_text(text, encoding="utf-8"))
         if lattices is not None:

@@ -155,8 +155,8 @@ BUILTIN = {
     "empty_scp": "{tmp}/feats.scp: holds no utterances",
     "no_alignments": "{tmp}/ali: no ali.*.gz alignments (align a new set with the recipe's GMM: "
                      "python -m pytorch_kaldi_snn.prepare_set)",
-    "alignments_not_gzip": "ark:gunzip -c {tmp}/ali/ali.1.gz |: read failed before the first item (pipe exit status or corrupt archive)",
-    "alignments_truncated": "ark:gunzip -c {tmp}/ali/ali.1.gz |: read failed after {before_half} (pipe exit status or corrupt archive)",
+    "alignments_not_gzip": "ark:gunzip -c -- {tmp}/ali/ali.1.gz |: read failed before the first item (pipe exit status or corrupt archive)",
+    "alignments_truncated": "ark:gunzip -c -- {tmp}/ali/ali.1.gz |: read failed after {before_half} (pipe exit status or corrupt archive)",
     "transition_id_out_of_range": "{tmp}/ali/ali.*.gz: utterance {utt}: transition-id 100000 at frame 3 is out of range 1..234 of the model",
     "missing_final_mdl": "{tmp}/ali/final.mdl: cannot read Kaldi object: No such file or directory",
     "corrupt_final_mdl": "{tmp}/ali/final.mdl: expected <Topology>, got garbage (at byte 28)",

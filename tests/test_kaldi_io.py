@@ -152,7 +152,7 @@ def test_as_rspecifier_forms(tmp_path: Path) -> None:
         (tmp_path / name).touch()
     assert as_rspecifier(tmp_path / "a.ark") == f"ark:{tmp_path / 'a.ark'}"
     assert as_rspecifier(tmp_path / "a.scp") == f"scp:{tmp_path / 'a.scp'}"
-    assert as_rspecifier(tmp_path / "a.gz") == f"ark:gunzip -c {tmp_path / 'a.gz'} |"
+    assert as_rspecifier(tmp_path / "a.gz") == f"ark:gunzip -c -- {tmp_path / 'a.gz'} |"
     assert as_rspecifier("ark,s,cs:x.ark") == "ark,s,cs:x.ark"
     assert as_rspecifier("cat x.ark |") == "ark:cat x.ark |"
 

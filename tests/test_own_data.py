@@ -20,6 +20,7 @@ import soundfile
 from experiment_cfgs import ROOT, synth_cfg
 from pytorch_kaldi_snn import evaluate as evaluate_cli
 from pytorch_kaldi_snn import prepare_set as prepare_cli
+from pytorch_kaldi_snn import transcribe as transcribe_cli
 from pytorch_kaldi_snn.decoding.kaldi_bridge import check_phone_reference
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.evaluate import evaluate_set
@@ -145,6 +146,10 @@ def _bad_dir(root: Path, case: str) -> tuple[Path, str]:
     if case == "short":
         samples = 100
     wav = _wav(src / "u1.wav", samples, rate)
+    if case == "24-bit":
+        soundfile.write(wav, np.zeros(samples, np.int32) + 3, rate, subtype="PCM_24")
+    if case == "missing":
+        os.remove(wav)
     (src / "wav.scp").write_text(f"u1 {wav}\n")
     (src / "utt2spk").write_text("u1 spk1\n" if case != "speaker" else "")
     (src / "spk2utt").write_text(f"{spk} u1\n" if case != "speaker" else "")
@@ -162,17 +167,21 @@ def _bad_dir(root: Path, case: str) -> tuple[Path, str]:
         "phone": f"{src}/ali.txt: utterance u1: phone 'xx' is not in the 39-phone set",
         "words": f"{src}/text: utterance u1: 'the' is not a phone of the recipe (a word "
                  "transcript? give phones, a phones.ctm or an ali.txt)",
-        "rate": f"{src}/wav.scp: utterance u1: sample rate 8000 Hz, the recipe's features need "
-                "16000 Hz",
+        "rate": f"{src}/wav.scp: utterance u1: {wav}: sample rate 8000 Hz, the features need "
+                f"16000 Hz; convert it, e.g. sox {wav} -r 16000 -c 1 -b 16 out.wav",
+        "24-bit": f"{src}/wav.scp: utterance u1: {wav}: WAV PCM_24 audio, Kaldi's wave reader "
+                  f"takes only 16-bit PCM wav; convert it, e.g. sox {wav} -r 16000 -c 1 -b 16 out.wav",
+        "missing": f"{src}/wav.scp: utterance u1: {wav}: no such file",
         "speaker": f"{src}/wav.scp: utterance u1: not in utt2spk",
         "empty": f"{src}/text: utterance u1: empty utterance: no phones in the reference",
-        "short": f"{src}/wav.scp: utterance u1: empty utterance: 100 samples, shorter than one "
-                 "frame",
+        "short": f"{src}/wav.scp: utterance u1: {wav}: empty utterance: 100 samples, shorter "
+                 "than one frame",
     }[case]
     return src, expected
 
 
-@pytest.mark.parametrize("case", ["phone", "words", "rate", "speaker", "empty", "short"])
+@pytest.mark.parametrize("case", ["phone", "words", "rate", "speaker", "empty", "short", "24-bit",
+                                  "missing"])
 def test_prepare_set_bad_input_is_one_line(case: str, work: Path, tmp_path: Path, capsys) -> None:
     recipe = work / "recipes/synth"
     src, expected = _bad_dir(tmp_path, case)
@@ -210,6 +219,35 @@ def test_transcribe_gives_the_runners_decode(work: Path, tmp_path: Path) -> None
         from_ctm.setdefault(utt, []).append(phone)
     assert from_ctm == runner
     assert lattices.read_bytes() == (exp / "decode_test/lat.1.gz").read_bytes()
+
+
+def test_transcribe_reads_wav_names_as_files_and_refuses_bad_audio_in_one_line(
+        work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Wavs named as a command, as a Kaldi offset and in a 24-bit copy give the phones of the
+    same audio under a plain name; nothing they name runs. A stereo wav and a name with spaces
+    are one line naming the file."""
+    monkeypatch.chdir(tmp_path)
+    exp = str(work / "exp/synth_snn_v2")
+    plain = next(iter(read_kaldi_map(work / "recipes/synth/data/test/wav.scp").values()))
+    samples, rate = soundfile.read(plain, dtype="int16")
+    names = {"plain": "plain.wav", "x;touch${IFS}M;#|": "x;touch${IFS}M;#|", "clip": "clip.wav:44"}
+    for name in names.values():
+        soundfile.write(tmp_path / name, samples, rate, format="WAV", subtype="PCM_16")
+    soundfile.write(tmp_path / "deep.wav", samples, rate, subtype="PCM_24")
+    assert transcribe_cli.main([exp, *names.values(), "deep.wav"]) == 0
+    lines = dict(line.split(" ", 1) for line in capsys.readouterr().out.splitlines())
+    assert sorted(lines) == sorted([*names, "deep"]) and len(set(lines.values())) == 1
+    assert not (tmp_path / "M").exists()
+    soundfile.write(tmp_path / "two.wav", np.stack([samples, samples], 1), rate, subtype="PCM_16")
+    assert transcribe_cli.main([exp, "two.wav"]) == 2
+    assert capsys.readouterr().err == ("transcribe: two.wav: 2 channels, the features need mono; "
+                                       "convert it, e.g. sox two.wav -r 16000 -c 1 -b 16 out.wav\n")
+    os.rename("plain.wav", "my take.wav")
+    assert transcribe_cli.main([exp, "my take.wav"]) == 2
+    assert capsys.readouterr().err == (
+        "transcribe: my take.wav: the file name (without extension) is the utterance id, and "
+        "Kaldi's tables cannot hold spaces or control characters in it; rename the file or give "
+        "--wav-scp\n")
 
 
 def test_score_refuses_strings() -> None:

@@ -97,7 +97,7 @@ def _kaldi_labels(spec: LabelSpec, alignments: List[Path]) -> Dict[str, np.ndarr
     The reader knows only the last good utterance; the failing one is the next in the
     alignment archives, which the native reader can list.
     """
-    script = (f"gunzip -c {' '.join(shlex.quote(str(a)) for a in alignments)} | "
+    script = (f"gunzip -c -- {' '.join(shlex.quote(str(a)) for a in alignments)} | "
               f"{spec.opts} {shlex.quote(str(spec.folder / 'final.mdl'))} ark:- ark:-")
     labels: Dict[str, np.ndarray] = {}
     try:

@@ -124,6 +124,11 @@ class FeatureConf:
             options[name] = value
         return cls(kind, options, source)
 
+    @property
+    def sample_rate(self) -> int:
+        """``--sample-frequency`` (Kaldi's default 16000): the only rate the features take."""
+        return int(self.knf_options().frame_opts.samp_freq)
+
     def knf_options(self) -> Any:
         """Build ``knf.FbankOptions`` / ``knf.MfccOptions`` with Kaldi's defaults and these options."""
         opts = knf.FbankOptions() if self.kind == "fbank" else knf.MfccOptions()

@@ -72,7 +72,9 @@ def _check_each(fea_scp: str, items: Iterator[Tuple[str, np.ndarray]]) -> Iterat
 
 def kaldi_rspecifier(fea_scp: str, fea_opts: str, featbin: str) -> str:
     """PyTorch-Kaldi's rspecifier, run by bash with pipefail and ``featbin`` first on PATH."""
-    pipeline = f"copy-feats scp:{fea_scp} ark:- |{fea_opts}".strip().rstrip("|").strip()
+    # fea_scp is a path (the cfg's fea_lst, or a data dir given to evaluate): quoted, so that
+    # the shell reads it as one word and runs nothing in it; fea_opts is the cfg's own pipe.
+    pipeline = f"copy-feats scp:{shlex.quote(fea_scp)} ark:- |{fea_opts}".strip().rstrip("|").strip()
     script = f"PATH={shlex.quote(featbin)}:\"$PATH\"; {pipeline}"
     return f"ark:bash -o pipefail -c {shlex.quote(script)} |"
 

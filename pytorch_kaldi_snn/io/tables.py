@@ -40,7 +40,7 @@ COMPRESSION = kio.CompressionMethod.kAutomaticMethod
 def as_rspecifier(source: PathLike) -> str:
     """Turn a path into a Kaldi rspecifier; rspecifiers pass through unchanged.
 
-    ``x.scp`` -> ``scp:x.scp``; ``x.gz`` -> ``ark:gunzip -c x.gz |``; ``cmd |`` -> ``ark:cmd |``;
+    ``x.scp`` -> ``scp:x.scp``; ``x.gz`` -> ``ark:gunzip -c -- x.gz |``; ``cmd |`` -> ``ark:cmd |``;
     anything else -> ``ark:x``. Kaldi detects binary versus text per object, so text arks
     (``copy-int-vector ... ark,t:``) need no ``,t``. A missing file raises :class:`DataError`.
     """
@@ -52,7 +52,7 @@ def as_rspecifier(source: PathLike) -> str:
     if not Path(text).is_file():
         raise DataError("no such file", file=text)
     if text.endswith(".gz"):
-        return f"ark:gunzip -c {shlex.quote(text)} |"
+        return f"ark:gunzip -c -- {shlex.quote(text)} |"  # --: a path may start with '-'
     if text.endswith(".scp"):
         return f"scp:{text}"
     return f"ark:{text}"

@@ -171,7 +171,7 @@ def kaldi_hypotheses(lattices: Lattices, words_txt: Path, path: Optional[str] = 
 
     def hyps(lmwt: int, wip: float) -> Hypotheses:
         files = " ".join(shlex.quote(str(p)) for p in _archives(lattices))
-        lat = shlex.quote(f"ark:gunzip -cf {files}|")
+        lat = shlex.quote(f"ark:gunzip -cf -- {files}|")  # --: an out_folder may start with '-'
         pipe = (f"lattice-scale --inv-acoustic-scale={lmwt} {lat} ark:- | "
                 f"lattice-add-penalty --word-ins-penalty={wip:g} ark:- ark:- | "
                 f"{decoder} ark:- ark,t:-")
