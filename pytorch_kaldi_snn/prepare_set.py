@@ -16,11 +16,17 @@ These are the paths a cfg dataset names (``fea_lst``, ``lab_folder``, ``lab_data
 the recipe's own sets. Bad input (an unknown phone, a word transcript, another sample rate, an
 utterance without speaker, an empty utterance) stops before anything is written, with one line
 naming the file and the utterance.
+
+``--name`` is one folder name (letters, digits, ``_``, ``-``, ``.``; not a path). Each of the three
+folders gets a ``.prepare_set`` marker when it is made; a folder without it (the recipe's own
+``train``, ``dev``, ``test``, ``lang``, ``mfcc``...) is never replaced, and ``--overwrite``
+removes only folders that carry it.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -43,6 +49,8 @@ from pytorch_kaldi_snn.io.tables import write_kaldi_map
 log = logging.getLogger("prepare_set")
 TRAIN_SET = "train"  # the recipe set whose feature confs and GMM a new set reuses
 COPIED = ("wav.scp", "utt2spk", "spk2utt", "spk2gender")
+MARKER = ".prepare_set"  # in every folder prepare_set makes; --overwrite removes only those
+_SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,15 @@ class RecipeDir:
     def outputs(self, name: str) -> List[Path]:
         return [self.data / name, self.data / "mfcc" / name, self.root / "exp" / f"mono_ali_{name}"]
 
+    def made_outputs(self, name: str) -> List[Path]:
+        """The outputs of ``name`` that exist; any not made by prepare_set is refused by name."""
+        existing = [p for p in self.outputs(name) if p.exists() or p.is_symlink()]
+        for path in existing:
+            if not _made_here(path):
+                raise DataError(f"exists and was not made by prepare_set (no {MARKER} in it); "
+                                "choose another --name", file=str(path))
+        return existing
+
     def check(self) -> None:
         needed = [self.fbank_conf(), self.mfcc_conf(), self.data / "lang" / "topo",
                   self.root / "exp" / "mono" / "final.mdl"]
@@ -71,6 +88,23 @@ class RecipeDir:
             if not path.is_file():
                 raise DataError("missing: run the recipe first (its train set, lang and GMM)",
                                 file=str(path))
+
+
+def check_set_name(name: str) -> None:
+    """A set name is one folder name: it becomes ``data/<name>`` and ``exp/mono_ali_<name>``."""
+    if not _SET_NAME.fullmatch(name):
+        raise DataError(f"{name!r} is not a set name: use one folder name of letters, digits, "
+                        "'_', '-' and '.' that starts with a letter or digit", key="--name")
+
+
+def _made_here(path: Path) -> bool:
+    """Whether prepare_set made ``path`` (it never makes links, and marks every folder it makes)."""
+    return not path.is_symlink() and path.is_dir() and (path / MARKER).is_file()
+
+
+def _make_folder(path: Path, src: Path) -> None:
+    path.mkdir(parents=True)
+    (path / MARKER).write_text(f"made by prepare_set from {src}\n", encoding="utf-8")
 
 
 def _source_dir(src: Path) -> DataDir:
@@ -123,7 +157,7 @@ def phone_reference(data: DataDir, phones: Sequence[str]) -> Dict[str, str]:
 
 
 def _write_set(data: DataDir, text: Dict[str, str], dest: Path) -> None:
-    dest.mkdir(parents=True)
+    _make_folder(dest, data.root)
     for name in COPIED:
         if (data.root / name).is_file():
             shutil.copyfile(data.root / name, dest / name)
@@ -132,22 +166,24 @@ def _write_set(data: DataDir, text: Dict[str, str], dest: Path) -> None:
 
 def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False) -> int:
     """Import ``src`` as set ``name`` of the recipe run in ``recipe_dir``; returns utterances aligned."""
+    check_set_name(name)
     recipe = RecipeDir(Path(recipe_dir))
     recipe.check()
+    existing = recipe.made_outputs(name)
+    if existing and not overwrite:
+        raise DataError("exists; choose another --name or pass --overwrite", file=str(existing[0]))
     data = _source_dir(Path(src))
     rate = int(float(FeatureConf.from_file("fbank", recipe.fbank_conf()).options.get("sample-frequency", 16000)))
     _check_audio(data, rate)
     text = phone_reference(data, read_inventory(recipe.data / "lang" / "phones.txt"))
-    existing = [p for p in recipe.outputs(name) if p.exists()]
-    if existing and not overwrite:
-        raise DataError("exists; choose another --name or pass --overwrite", file=str(existing[0]))
     for path in existing:
         shutil.rmtree(path)
     try:
         return _build(recipe, data, text, name)
     except BaseException:
         for path in recipe.outputs(name):  # no half-made set that a cfg could name
-            shutil.rmtree(path, ignore_errors=True)
+            if _made_here(path):
+                shutil.rmtree(path, ignore_errors=True)
         raise
 
 
@@ -159,6 +195,7 @@ def _build(recipe: RecipeDir, data: DataDir, text: Dict[str, str], name: str) ->
              len(data.spk2utt))
     make_pytorch_kaldi_feats(fbank_dir, "fbank", recipe.fbank_conf(), recipe.data / "ark" / "fbank")
     make_pytorch_kaldi_feats(mfcc_dir, "mfcc", recipe.mfcc_conf(), recipe.data / "ark" / "mfcc")
+    _make_folder(ali_dir, data.root)
     aligned = align_set(recipe.data / "lang", recipe.root / "exp" / "mono", mfcc_dir,
                         fbank_dir / "text", ali_dir)
     if aligned < len(data.utts):
@@ -173,8 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("src", type=Path, help="Kaldi data dir: wav.scp, utt2spk, a phone reference")
     parser.add_argument("--dir", type=Path, required=True, help="the recipe run (holds data/ and exp/)")
-    parser.add_argument("--name", required=True, help="name of the new set (data/<name>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing set of that name")
+    parser.add_argument("--name", required=True, help="name of the new set (data/<name>): one folder name")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a set of that name that prepare_set made before")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     return run_reporting_errors("prepare_set", lambda: prepare_set(
