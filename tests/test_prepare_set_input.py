@@ -14,6 +14,7 @@ import pytest
 from pytorch_kaldi_snn import prepare_set as prepare_cli
 from pytorch_kaldi_snn.prepare_set import MARKER
 
+KALDI_FILES = ("wav.scp", "utt2spk", "spk2utt")
 NAME_RULE = ("is not a set name: use one folder name of letters, digits, '_', '-' and '.' that "
              "starts with a letter or digit")
 
@@ -38,7 +39,7 @@ def recipe(tiny_corpus: Path, tmp_path: Path) -> Path:
 def _source(recipe: Path, dest: Path, *extra: str) -> Path:
     """A user's data dir: the recipe's test set (4 utterances) as plain Kaldi files."""
     dest.mkdir()
-    for name in ("wav.scp", "utt2spk", "spk2utt", *extra):
+    for name in (*KALDI_FILES, *extra):
         shutil.copyfile(recipe / "data/test" / name, dest / name)
     return dest
 
@@ -130,3 +131,39 @@ def test_overwrite_replaces_only_what_prepare_set_made(recipe: Path, tmp_path: P
     assert not (recipe / "data/mine/stale.txt").exists()
     assert all((folder / MARKER).is_file() for folder in made)
     assert {k: v for k, v in _tree(tmp_path).items() if "mine" not in k} == others
+
+
+@pytest.mark.parametrize("table", ["wav.scp", "utt2spk", "spk2utt", "text", "ali.txt",
+                                   "phones.ctm"])
+def test_a_byte_order_mark_is_refused_by_name(table: str, recipe: Path, tmp_path: Path,
+                                              capsys) -> None:
+    """Saved by a Windows editor: the first key would hold an invisible U+FEFF."""
+    src = _source(recipe, tmp_path / "src", table if table not in KALDI_FILES else "text")
+    (src / table).write_bytes(b"\xef\xbb\xbf" + (src / table).read_bytes())
+    before = _tree(tmp_path)
+    _refused([str(src), "--dir", str(recipe), "--name", "mine"],
+             f"{src}/{table}: starts with a UTF-8 byte-order mark (BOM); save it without one",
+             capsys)
+    assert _tree(tmp_path) == before
+
+
+def test_a_byte_order_mark_inside_a_table_is_refused_by_line(recipe: Path, tmp_path: Path,
+                                                             capsys) -> None:
+    """Two files joined with cat, the second saved with a BOM."""
+    src = _source(recipe, tmp_path / "src", "text")
+    lines = (src / "utt2spk").read_text().splitlines(keepends=True)
+    (src / "utt2spk").write_text("".join(lines[:2]) + "\ufeff" + "".join(lines[2:]))
+    _refused([str(src), "--dir", str(recipe), "--name", "mine"],
+             f"{src}/utt2spk: line 3: holds a UTF-8 byte-order mark (BOM, invisible; files joined "
+             "with cat?); remove it", capsys)
+
+
+def test_a_table_that_is_not_utf8_is_refused_by_line(recipe: Path, tmp_path: Path,
+                                                     capsys) -> None:
+    src = _source(recipe, tmp_path / "src", "text")
+    data = (src / "text").read_bytes()
+    at = data.index(b"\n") + 1
+    (src / "text").write_bytes(data[:at] + b"caf\xe9 " + data[at:])
+    _refused([str(src), "--dir", str(recipe), "--name", "mine"],
+             f"{src}/text: line 2: byte 0xe9 at offset {at + 3} is not UTF-8; save it as UTF-8",
+             capsys)
