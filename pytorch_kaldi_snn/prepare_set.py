@@ -4,8 +4,11 @@
 
 The source dir needs ``wav.scp``, ``utt2spk``, ``spk2utt`` and one phone
 reference, read in this order: a frame-level ``ali.txt``, a ``phones.ctm`` (both in the 39-class
-phones, see docs/corpus.md), or a ``text`` whose tokens are the recipe's phones. Nothing is
-retrained; everything reuses what the recipe made for its ``train`` set:
+phones, see docs/corpus.md), or a ``text`` whose tokens are the recipe's phones. With a
+``segments`` file (``utt recording start end``, seconds) ``wav.scp`` is keyed by recording and the
+features are those of each segment, as Kaldi's ``extract-segments`` cuts it. An ``ali.txt`` must
+have its audio's frame count, give or take ``FRAME_SLACK`` frames. Nothing is retrained;
+everything reuses what the recipe made for its ``train`` set:
 
 * ``<dir>/data/<name>/``: the phone transcript ``text``, fbank features with the training set's
   ``conf/fbank.conf``, per-speaker CMVN (``cmvn.scp``, ``cmvn_speaker.ark``);
@@ -31,7 +34,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import soundfile
@@ -44,11 +47,12 @@ from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_f
 from pytorch_kaldi_snn.gmm.align import align_set
 from pytorch_kaldi_snn.graph.lang import read_inventory
 from pytorch_kaldi_snn.io.data_dir import DataDir
-from pytorch_kaldi_snn.io.tables import write_kaldi_map
+from pytorch_kaldi_snn.io.tables import read_kaldi_map, write_kaldi_map
 
 log = logging.getLogger("prepare_set")
 TRAIN_SET = "train"  # the recipe set whose feature confs and GMM a new set reuses
-COPIED = ("wav.scp", "utt2spk", "spk2utt", "spk2gender")
+COPIED = ("wav.scp", "segments", "utt2spk", "spk2utt", "spk2gender")
+FRAME_SLACK = 2  # frames an ali.txt may differ from its audio (framing conventions of other tools)
 MARKER = ".prepare_set"  # in every folder prepare_set makes; --overwrite removes only those
 _SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -114,18 +118,46 @@ def _source_dir(src: Path) -> DataDir:
     return DataDir.load(src)
 
 
-def _check_audio(data: DataDir, rate: int) -> None:
-    """Sample rate and length of every plain-file wav (pipes are checked while extracting)."""
-    for utt, wav in (data.wav or {}).items():
+def _check_audio(data: DataDir, rate: int) -> Dict[str, int]:
+    """Sample rate and length of every plain-file wav (pipes are checked while extracting);
+    returns the frame count of each utterance whose audio was measured."""
+    wav_scp, frames = str(data.root / "wav.scp"), {}
+    for key, wav in (data.wav or {}).items():
         if wav.endswith("|"):
             continue
         info = soundfile.info(wav)
         if info.samplerate != rate:
             raise DataError(f"sample rate {info.samplerate} Hz, the recipe's features need {rate} Hz",
-                            file=str(data.root / "wav.scp"), utt=utt)
-        if num_frames(info.frames, rate) == 0:
-            raise DataError(f"empty utterance: {info.frames} samples, shorter than one frame",
-                            file=str(data.root / "wav.scp"), utt=utt)
+                            file=wav_scp, utt=key)
+        for utt, (first, end) in _utterances(data, key, info.frames, rate):
+            frames[utt] = num_frames(end - first, rate)
+            if frames[utt] == 0:
+                where = wav_scp if data.segments is None else str(data.root / "segments")
+                raise DataError(f"empty utterance: {end - first} samples, shorter than one frame",
+                                file=where, utt=utt)
+    return frames
+
+
+def _utterances(data: DataDir, key: str, n_samples: int, rate: int) -> List[Tuple[str, Tuple[int, int]]]:
+    """The utterances in wav.scp entry ``key`` with their sample ranges (segments of a recording)."""
+    if data.segments is None:
+        return [(key, (0, n_samples))]
+    where = str(data.root / "segments")
+    return [(utt, seg.samples(rate, n_samples, where, utt))
+            for utt, seg in data.segments.items() if seg.recording == key]
+
+
+def check_alignment_frames(data: DataDir, frames: Mapping[str, int]) -> None:
+    """An ``ali.txt`` labels its audio's frames: further off than FRAME_SLACK it belongs to other
+    audio (or framing), and its phone runs would be cut or invented. Utterances absent from
+    ``frames`` are not checked."""
+    ali = data.root / "ali.txt"
+    if not ali.is_file():
+        return
+    for utt, ids in read_phone_alignment(data.root).items():
+        if utt in frames and abs(len(ids) - frames[utt]) > FRAME_SLACK:
+            raise DataError(f"{len(ids)} frames, but its audio has {frames[utt]} (25 ms frames every "
+                            f"10 ms; up to {FRAME_SLACK} apart is accepted)", file=str(ali), utt=utt)
 
 
 def _runs(ids: np.ndarray) -> List[str]:
@@ -174,8 +206,9 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False)
         raise DataError("exists; choose another --name or pass --overwrite", file=str(existing[0]))
     data = _source_dir(Path(src))
     rate = int(float(FeatureConf.from_file("fbank", recipe.fbank_conf()).options.get("sample-frequency", 16000)))
-    _check_audio(data, rate)
+    frames = _check_audio(data, rate)
     text = phone_reference(data, read_inventory(recipe.data / "lang" / "phones.txt"))
+    check_alignment_frames(data, frames)
     for path in existing:
         shutil.rmtree(path)
     try:
@@ -194,6 +227,8 @@ def _build(recipe: RecipeDir, data: DataDir, text: Dict[str, str], name: str) ->
     log.info("%s: %d utterances, %d speakers; fbank and MFCC features", name, len(data.utts),
              len(data.spk2utt))
     make_pytorch_kaldi_feats(fbank_dir, "fbank", recipe.fbank_conf(), recipe.data / "ark" / "fbank")
+    # Audio from pipes is measured only now, by its features.
+    check_alignment_frames(data, {utt: int(n) for utt, n in read_kaldi_map(fbank_dir / "utt2num_frames").items()})
     make_pytorch_kaldi_feats(mfcc_dir, "mfcc", recipe.mfcc_conf(), recipe.data / "ark" / "mfcc")
     _make_folder(ali_dir, data.root)
     aligned = align_set(recipe.data / "lang", recipe.root / "exp" / "mono", mfcc_dir,
