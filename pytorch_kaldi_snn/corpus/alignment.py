@@ -18,6 +18,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 import numpy as np
 
 from ..errors import DataError
+from ..io.tables import read_table_lines
 from .phones import PHONE_ID, SIL
 from .segments import Segment
 
@@ -101,7 +102,7 @@ def _ids(labels: Sequence[str], where: str, utt: str) -> np.ndarray:
 def _table(path: Path) -> Dict[str, str]:
     """A Kaldi ``key value...`` table; duplicate keys are an error."""
     table: Dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_table_lines(path):
         key, _, rest = line.strip().partition(" ")
         if not key:
             continue
@@ -133,7 +134,7 @@ def _frame_counts(data_dir: Path) -> Dict[str, int]:
 
 def _read_ctm(path: Path, n_frames: Dict[str, int]) -> Dict[str, np.ndarray]:
     spans: Dict[str, List[Tuple[int, int, str]]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_table_lines(path), 1):
         fields = line.split()
         if not fields:
             continue

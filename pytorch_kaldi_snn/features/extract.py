@@ -15,7 +15,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Tuple, Union
+from typing import Any, Callable, Iterator, Optional, Tuple, Union
 
 import kaldi_native_fbank as knf
 import numpy as np
@@ -23,6 +23,7 @@ import numpy as np
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.features.transforms import speaker_cmvn_stats
 from pytorch_kaldi_snn.io.data_dir import DataDir
+from pytorch_kaldi_snn.io.segments import read_segment_waves, read_segments
 from pytorch_kaldi_snn.io.tables import (
     atomic_outputs,
     read_kaldi_map,
@@ -157,14 +158,19 @@ def _computer(kind: str, opts: Any) -> Any:
     return knf.OnlineFbank(opts) if kind == "fbank" else knf.OnlineMfcc(opts)
 
 
-def compute_features(wav_scp: Union[str, os.PathLike], conf: FeatureConf) -> Iterator[Tuple[str, np.ndarray]]:
-    """Yield ``(utt, (T, D) float32)`` for every entry of ``wav_scp`` (paths or ``cmd |``).
+def compute_features(
+    wav_scp: Union[str, os.PathLike], conf: FeatureConf, segments: Optional[Path] = None,
+) -> Iterator[Tuple[str, np.ndarray]]:
+    """Yield ``(utt, (T, D) float32)`` for every entry of ``wav_scp`` (paths or ``cmd |``), or
+    with a ``segments`` file for every segment of its recordings (as ``extract-segments``).
 
     Relative wav paths are resolved against the current directory, as Kaldi does.
     """
     opts = conf.knf_options()
     wav_rspecifier = f"scp:{os.fspath(wav_scp)}"
-    for utt, (sample_rate, samples) in read_waves(wav_rspecifier):
+    waves = read_waves(wav_rspecifier) if segments is None else \
+        read_segment_waves(wav_scp, read_segments(segments), segments)
+    for utt, (sample_rate, samples) in waves:
         _check_audio(sample_rate, samples, opts.frame_opts.samp_freq, wav_rspecifier, utt)
         yield utt, _extract(conf.kind, opts, samples[0])
 
@@ -224,7 +230,9 @@ def make_feats(
         cmvn_ark=out / f"cmvn_{name}.ark",
         cmvn_scp=out / f"cmvn_{name}.scp",
     )
-    write_mat_ark(layout.feats_ark, layout.feats_scp, compute_features(data.root / "wav.scp", conf), compress)
+    segments = data.root / "segments" if data.segments is not None else None
+    write_mat_ark(layout.feats_ark, layout.feats_scp, compute_features(data.root / "wav.scp", conf, segments),
+                  compress)
     feats = dict(read_matrices(layout.feats_scp))
     write_kaldi_map(layout.utt2num_frames, {utt: len(mat) for utt, mat in feats.items()})
     stats = speaker_cmvn_stats(feats, data.spk2utt)

@@ -3,7 +3,8 @@
 Checks: every file's keys are sorted in C-locale (byte) order and unique, ``utt2spk`` and
 ``spk2utt`` describe the same mapping, and ``wav.scp`` / ``text`` / ``feats.scp`` cover
 exactly the utterances of ``utt2spk`` (``cmvn.scp`` exactly its speakers). ``wav.scp`` is
-keyed by recording when a ``segments`` file exists, as in Kaldi.
+keyed by recording when a ``segments`` file exists, as in Kaldi: ``segments`` then covers the
+utterances and names only recordings of ``wav.scp``.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.io.segments import UttSegment, read_segments
 from pytorch_kaldi_snn.io.tables import read_kaldi_map
 
 
@@ -26,6 +28,7 @@ class DataDir:
     text: Optional[dict[str, str]] = None
     feats: Optional[dict[str, str]] = None
     cmvn: Optional[dict[str, str]] = None
+    segments: Optional[dict[str, UttSegment]] = None
 
     @property
     def utts(self) -> list[str]:
@@ -47,13 +50,17 @@ class DataDir:
             text=_optional_map(root / "text", allow_empty=True),
             feats=_optional_map(root / "feats.scp"),
             cmvn=_optional_map(root / "cmvn.scp"),
+            segments=_optional_segments(root / "segments"),
         )
         loaded._check_coverage()
         return loaded
 
     def _check_coverage(self) -> None:
         utts = list(self.utt2spk)
-        if self.wav is not None and not (self.root / "segments").exists():
+        if self.segments is not None:
+            _same_keys(self.root / "segments", self.segments, utts, self.root / "utt2spk")
+            _check_recordings(self.root / "segments", self.segments, self.wav)
+        elif self.wav is not None:
             _same_keys(self.root / "wav.scp", self.wav, utts, self.root / "utt2spk")
         if self.text is not None:
             _same_keys(self.root / "text", self.text, utts, self.root / "utt2spk")
@@ -72,16 +79,33 @@ def _sorted_map(path: Path, allow_empty: bool = False) -> dict[str, str]:
     if not path.is_file():
         raise DataError("missing (required in a Kaldi data directory)", file=str(path))
     table = read_kaldi_map(path, allow_empty=allow_empty)
-    keys = list(table)
+    _check_sorted(path, list(table))
+    return table
+
+
+def _check_sorted(path: Path, keys: list[str]) -> None:
     for before, after in zip(keys, keys[1:]):
         if _c_order(before) > _c_order(after):
             message = f"not sorted (LC_ALL=C sort): {after} comes after {before}"
             raise DataError(message, file=str(path), utt=after)
-    return table
 
 
 def _optional_map(path: Path, allow_empty: bool = False) -> Optional[dict[str, str]]:
     return _sorted_map(path, allow_empty) if path.is_file() else None
+
+
+def _optional_segments(path: Path) -> Optional[dict[str, UttSegment]]:
+    if not path.is_file():
+        return None
+    segments = read_segments(path)
+    _check_sorted(path, list(segments))
+    return segments
+
+
+def _check_recordings(path: Path, segments: dict[str, UttSegment], wav: Optional[dict[str, str]]) -> None:
+    for utt, segment in segments.items():
+        if wav is None or segment.recording not in wav:
+            raise DataError(f"recording {segment.recording} is not in wav.scp", file=str(path), utt=utt)
 
 
 def _check_spk2utt(path: Path, utt2spk: dict[str, str], spk2utt: dict[str, list[str]]) -> None:

@@ -51,11 +51,16 @@ def check_may_take(folder: Path, legacy: Sequence[str] = ()) -> None:
                                    f"(e.g. {first}); name a new or empty folder")
 
 
+def mark(folder: Path, what: str) -> None:
+    """Mark the existing ``folder`` as made by the project (for ``what``, said in the marker)."""
+    if not (folder / MARKER).is_file():
+        atomic_write(folder / MARKER, lambda t: t.write_text(_MARKER_TEXT.format(what=what)))
+
+
 def take(folder: Path, what: str, legacy: Sequence[str] = ()) -> None:
     """Create ``folder`` (and its parents) if needed and mark it as the project's; refused
     (:class:`NotOurFolder`) for a folder that holds files of someone else's."""
     folder = Path(folder)
     check_may_take(folder, legacy)
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / MARKER).is_file():
-        atomic_write(folder / MARKER, lambda t: t.write_text(_MARKER_TEXT.format(what=what)))
+    mark(folder, what)

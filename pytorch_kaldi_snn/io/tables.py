@@ -12,6 +12,7 @@ Any Kaldi rspecifier works (``ark:``, ``scp:`` with ``file.ark:offset[rows]`` en
 """
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import re
@@ -162,18 +163,43 @@ def read_tokens(source: PathLike) -> Iterator[Tuple[str, str]]:
     return _read_table(kio.SequentialTokenReader, source, str)
 
 
+def read_table_lines(path: PathLike) -> list[str]:
+    """The lines of a text table a user may have written (a data-dir file, ali.txt, a ctm).
+
+    Kaldi reads keys as bytes, so a byte-order mark would become an invisible part of a key
+    (``\ufeffu1``): instead of stripping it here and leaving Kaldi's binaries to misread the
+    same file later, a table holding one is refused by name, as is one that is not UTF-8.
+    """
+    name = os.fspath(path)
+    try:
+        data = Path(name).read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read ({err.strerror})", file=name) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise DataError(f"line {line}: byte 0x{data[err.start]:02x} at offset {err.start} is not "
+                        "UTF-8; save it as UTF-8", file=name) from None
+    if data.startswith(codecs.BOM_UTF8):
+        raise DataError("starts with a UTF-8 byte-order mark (BOM); save it without one", file=name)
+    if "\ufeff" in text:
+        line = text[:text.index("\ufeff")].count("\n") + 1
+        raise DataError(f"line {line}: holds a UTF-8 byte-order mark (BOM, invisible; files joined "
+                        "with cat?); remove it", file=name)
+    return text.splitlines()
+
+
 def read_kaldi_map(path: PathLike, allow_empty: bool = False) -> dict[str, str]:
     """Read a ``key rest-of-line`` file (utt2spk, spk2utt, wav.scp, text, utt2num_frames).
 
     Values keep their inner spaces (``wav.scp`` pipes, ``text`` transcripts); split them
     yourself for ``spk2utt``. Duplicate keys or a key without a value (unless
-    ``allow_empty``, e.g. for an empty transcript) raise :class:`DataError`.
+    ``allow_empty``, e.g. for an empty transcript) raise :class:`DataError`, and so does a
+    byte-order mark (:func:`read_table_lines`).
     """
     name = os.fspath(path)
-    try:
-        lines = Path(name).read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise DataError(f"cannot read ({err.strerror})", file=name) from None
+    lines = read_table_lines(name)
     table: dict[str, str] = {}
     for number, line in enumerate(lines, 1):
         fields = line.strip().split(maxsplit=1)
