@@ -26,6 +26,7 @@ from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
 from pytorch_kaldi_snn.errors import OutputError, kaldi_error_line
 from pytorch_kaldi_snn.io import atomic, mat_ark_writer, read_matrices, write_int_vectors, write_mat_ark
 from pytorch_kaldi_snn.io.lock import folder_lock
+from pytorch_kaldi_snn.io.ownership import MARKER
 from pytorch_kaldi_snn.train.loop import CHECKPOINT
 
 GOLDEN = Path(__file__).parent / "data" / "kaldi_golden_decode"
@@ -62,7 +63,7 @@ def four(tmp_path_factory) -> Path:
 
 
 def _no_temporaries(folder: Path) -> bool:
-    return not [p for p in folder.rglob(".*") if p.name != ".lock"]
+    return not [p for p in folder.rglob(".*") if p.name not in (".lock", MARKER)]
 
 
 # -- a full disk ---------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ def test_kaldi_rescoring_of_lattices_removed_under_it_reports_the_error(kaldi_en
         kaldi_hypotheses([lat], GRAPH / "words.txt", kaldi_env["PATH"])(10, 0.0)
     message = str(caught.value)
     assert message.startswith(f"{lat}: Kaldi rescoring failed: ERROR (lattice-scale"), message
-    assert message.endswith(f"error detected closing archive 'gunzip -cf {lat}|'"), message
+    assert message.endswith(f"error detected closing archive 'gunzip -cf -- {lat}|'"), message
 
 
 # -- child jobs end before the lock is released ----------------------------------------------------
