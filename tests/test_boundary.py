@@ -258,3 +258,22 @@ def test_a_sweep_or_study_into_a_folder_of_the_users_is_refused_and_untouched(
     rc = study.main(["table1", "--corpus", str(tiny_corpus), "--out", str(home)])
     _one_line(capsys, rc, refused)
     assert _tree(home) == before
+
+
+def test_a_data_dir_named_as_a_command_runs_nothing_on_the_kaldi_path(
+        finished: Path, tiny_corpus: Path, tmp_path: Path, kaldi_env: dict, monkeypatch,
+        capsys) -> None:
+    """``evaluate --data '/data/d$(touch M)'`` with Kaldi's binaries reading the features:
+    the folder name reaches Kaldi's pipe quoted, so it is a name, and the set is scored."""
+    monkeypatch.setenv("PATH", kaldi_env["PATH"])
+    exp = _copy(finished, tmp_path)
+    marker = tmp_path / "M"
+    data = tmp_path / f"d$(touch {marker})"
+    ali = tmp_path / f"a;touch {marker};#"
+    shutil.copytree(tiny_corpus / "data/test", data)
+    shutil.copytree(tiny_corpus / "exp/mono_ali_test", ali)
+    capsys.readouterr()
+    rc = evaluate_cli.main([str(exp), "--data", str(data), "--ali", str(ali), "--name", "mine"])
+    assert (rc, capsys.readouterr().err) == (0, "")
+    assert not marker.exists()
+    assert (exp / "results_mine.json").is_file()
