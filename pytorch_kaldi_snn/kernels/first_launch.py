@@ -28,29 +28,32 @@ from pytorch_kaldi_snn.layers.recurrence import SpikingState
 
 STEPS, BATCH, NEURONS = 5, 3, 4  # below one tile, so the bounds masks are exercised too
 N_BITS, K, B = 2, 1, 2.0  # levels Δ = 0.5 from γ = 0.5: a mix of zero and non-zero outputs
+LEVEL = B / 2 ** N_BITS
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-3}
 MAX_FLIP_FRACTION = 0.05
 
 
-def _inputs(kind: str, device: torch.device, dtype: torch.dtype) -> List[Tensor]:
+def inputs(kind: str, device: torch.device, dtype: torch.dtype, steps: int = STEPS,
+           batch: int = BATCH, neurons: int = NEURONS) -> List[Tensor]:
     """Leaves of one recurrence: input, [W_r], α, [β] and an initial state (I, V, Ŷ)."""
     gen = torch.Generator().manual_seed(0)
-    width = NEURONS if kind == "lif" else 2 * NEURONS
+    width = neurons if kind == "lif" else 2 * neurons
 
     def rand(*shape: int, scale: float = 1.0, low: float = 0.0) -> Tensor:
         return low + scale * torch.rand(*shape, generator=gen, dtype=torch.float64)
 
-    leaves = [rand(STEPS, BATCH, width, scale=3.0, low=-1.0)]
+    leaves = [rand(steps, batch, width, scale=3.0, low=-1.0)]
     if kind == "v2":
-        leaves.append(rand(NEURONS, 2 * NEURONS, scale=0.6, low=-0.3))
-    leaves.append(rand(NEURONS, scale=0.5, low=0.5))
+        scale = 0.6 / max(1.0, neurons ** 0.5 / 2)  # keeps v2's recurrent drive O(1)
+        leaves.append(rand(neurons, 2 * neurons, scale=scale, low=-scale / 2))
+    leaves.append(rand(neurons, scale=0.5, low=0.5))
     if kind == "lif":
-        leaves.append(rand(NEURONS, scale=0.5, low=0.5))
-    leaves += [rand(BATCH, NEURONS), rand(BATCH, NEURONS), rand(BATCH, NEURONS)]
+        leaves.append(rand(neurons, scale=0.5, low=0.5))
+    leaves += [rand(batch, neurons), rand(batch, neurons), rand(batch, neurons)]
     return [t.to(device=device, dtype=dtype).requires_grad_() for t in leaves]
 
 
-def _run(kind: str, leaves: List[Tensor]) -> List[Tensor]:
+def run(kind: str, leaves: List[Tensor]) -> List[Tensor]:
     """Ŷ, v_max, the final state and the gradients of a loss that touches all of them."""
     fn: Callable = {"lif": fused.lif_fused, "v1": fused.v1_fused, "v2": fused.v2_fused}[kind]
     *lead, i0, v0, y0 = leaves
@@ -66,7 +69,7 @@ def disagreement(ref: List[Tensor], got: List[Tensor], dtype: torch.dtype) -> Op
     allows, or None (see the module's note on agreement)."""
     if not all(bool(torch.isfinite(t).all()) for t in got):
         return "non-finite results"
-    level = B / 2 ** N_BITS
+    level = LEVEL
     flips = (ref[0] - got[0]).abs()
     flipped = int((flips > level / 2).sum())
     if flipped and dtype == torch.float32:
@@ -92,12 +95,12 @@ def triton_failure(device: torch.device, dtype: torch.dtype) -> Optional[str]:
     with torch.inference_mode(False), torch.enable_grad(), \
             torch.autocast(device.type, enabled=False):
         for kind in ("lif", "v1", "v2"):
-            leaves = _inputs(kind, device, dtype)
+            leaves = inputs(kind, device, dtype)
             try:
                 with backend.forcing("torch"):
-                    ref = _run(kind, leaves)
+                    ref = run(kind, leaves)
                 with backend.forcing("triton"):
-                    got = _run(kind, leaves)
+                    got = run(kind, leaves)
             except Exception as err:  # any failure of a first launch means: not here
                 return _one_line(err)
             reason = disagreement(ref, got, dtype)
