@@ -163,7 +163,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def describe(what: str, choice: Choice, x: torch.Tensor) -> str:
-    """``kernels: native C (cpu, float32; auto: why)`` or ``...; PYTORCH_KALDI_SNN_KERNEL=torch)``."""
+    """``kernels: native C (cpu, float32; auto: why)``, or ``...; KERNEL_ENV=torch)`` forced."""
     setting = f"auto: {choice.reason}" if choice.want == "auto" else f"{KERNEL_ENV}={choice.want}"
     return (f"{what}: {LABELS[choice.name]} ({x.device.type}, {_dtype_name(x.dtype)}; "
             f"{setting})")
