@@ -50,6 +50,8 @@ from pytorch_kaldi_snn.io.atomic import remove_stale_temps
 from pytorch_kaldi_snn.io.chatter import captured_stderr
 from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
 from pytorch_kaldi_snn.io.ownership import NotOurFolder, check_may_take, take
+from pytorch_kaldi_snn.kernels import backend
+from pytorch_kaldi_snn.layers.spiking import SpikingLayer
 from pytorch_kaldi_snn.threads import apply_threads
 from pytorch_kaldi_snn.report import (
     NOT_DECODED, plot_layer_sparsity, plot_learning_curves, results_dict, scored_fields,
@@ -59,6 +61,7 @@ from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, check_readout_
 from pytorch_kaldi_snn.train.checkpoint import load_json, save_json
 from pytorch_kaldi_snn.train.distributed import World, follower_log, start_world
 from pytorch_kaldi_snn.train.loop import Trainer
+from pytorch_kaldi_snn.train.precision import check_precision
 from pytorch_kaldi_snn.train.pretrain import apply_pretrain_and_freeze
 
 RESOLVED_CFG = "resolved.cfg"
@@ -129,6 +132,31 @@ def to_log_file(log: logging.Logger, prefix: str = "kaldi: ") -> Callable[[str],
 
 
 @contextmanager
+def kernel_lines_to(log: logging.Logger) -> Iterator[None]:
+    """Put the kernel choice and its fallbacks (logger ``pytorch_kaldi_snn.kernels``, INFO and
+    above) in this run's log.log and on its console."""
+    kernels = logging.getLogger(backend.__name__.rpartition(".")[0])
+    level = kernels.level
+    kernels.setLevel(logging.INFO)
+    for handler in log.handlers:
+        kernels.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in log.handlers:
+            kernels.removeHandler(handler)
+        kernels.setLevel(level)
+
+
+def announce_kernels(model: torch.nn.Module, device: torch.device) -> None:
+    """Choose (and log) the kernel of the fused spiking layers before the first batch, so that
+    a Triton launch that fails on this machine is found, and replaced, before training."""
+    fused = [m for m in model.modules() if isinstance(m, SpikingLayer) and m.impl == "fused"]
+    if fused:
+        backend.announce(device, fused[0].alpha.dtype)
+
+
+@contextmanager
 def errors_logged(log: logging.Logger) -> Iterator[None]:
     """Put the one line of a run that fails on bad input or a failed write in log.log too."""
     try:
@@ -180,6 +208,7 @@ def make_trainer(exp: Experiment, train: DataSource, n_out: Dict[str, int],
     optimisers: the same in every process of a world."""
     log.info(f"threads: {apply_threads()}")
     device = world.device or pick_device(exp, log)
+    check_precision(exp.exp.precision, device, str(exp.cfg_path))
     torch.manual_seed(exp.exp.seed)
     model = AcousticModel(exp, n_out, train.feature_dims())
     try:
@@ -188,6 +217,7 @@ def make_trainer(exp: Experiment, train: DataSource, n_out: Dict[str, int],
         raise err.with_file(str(exp.cfg_path)) from None
     model = model.to(device)
     check_readout_sizes(exp, model, n_out)
+    announce_kernels(model, device)
     world.prepare_model(model, log)
     return Trainer(exp, model, device, exp.exp.out_folder, log, world)
 
@@ -282,7 +312,7 @@ def _run_locked(exp: Experiment, cfg: Path, overrides: Sequence[str], world: Wor
     out = exp.exp.out_folder
     done = load_json(out / "results.json")
     log = open_log(out)
-    with errors_logged(log):
+    with errors_logged(log), kernel_lines_to(log):
         return _start_or_resume(exp, cfg, overrides, world, log, done)
 
 

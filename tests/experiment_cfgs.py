@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
+from pytorch_kaldi_snn.gpu_check import synth_cfg_text
+
 ROOT = Path(__file__).resolve().parents[1]
-SYNTH_DIR = "recipes/synth"
 
 # Small and fast: a tiny network and two short epochs (the cfg's other settings are kept).
 TINY = ["exp.n_epochs_tr=2", "batches.batch_size_train=8", "batches.max_seq_length_train=100",
@@ -15,9 +16,7 @@ TINY = ["exp.n_epochs_tr=2", "batches.batch_size_train=8", "batches.max_seq_leng
 
 def synth_cfg(tmp: Path, corpus: Path, name: str = "synth_snn_v2", text_edit=None) -> Path:
     """Write cfg/<name>.cfg with its corpus paths moved to ``corpus`` and no ``prepare``."""
-    text = (ROOT / "cfg" / f"{name}.cfg").read_text().replace(SYNTH_DIR, str(corpus))
-    lines = [line for line in text.splitlines() if not line.startswith("prepare =")]
-    text = "\n".join(lines) + "\n"
+    text = synth_cfg_text(corpus, name)
     if text_edit is not None:
         text = text_edit(text)
     path = tmp / f"{name}.cfg"

@@ -39,8 +39,10 @@ def report(triton_env: Dict[str, str], tmp_path_factory: pytest.TempPathFactory)
 
 
 # triton 3.7.1's ptxas spilled 16 bytes in one float32 backward (traditional, learned β,
-# ste_clip); 3.9.0 spills none in float32 (docs/performance.md)
-SPILL_BYTES_FP32 = 16
+# ste_clip); 3.9.0 spilled none in float32 until the time offsets became int64 (T·B·2n may pass
+# 2^31): v1's float32 backward now spills 40 bytes (docs/performance.md). A limit, not a target:
+# a kernel that starts spilling far more fails here.
+SPILL_BYTES_FP32 = 40
 
 
 def test_triton_kernels_compile_for_sm90_without_spilling(triton_env, tmp_path):
@@ -75,13 +77,9 @@ def test_triton_layer_training_pass_equals_loop(report):
 
 
 def test_triton_log_says_which_kernel_ran(report):
-    assert [line for line in report["log"] if line.startswith("fused")] == [
-        "fused spiking recurrence: triton kernels (cpu, torch.float64; "
-        "PYTORCH_KALDI_SNN_KERNEL=triton)",
-        "fused spiking recurrence: triton kernels (cpu, torch.float32; "
-        "PYTORCH_KALDI_SNN_KERNEL=triton)",
-        "fused spiking recurrence: triton kernels (cpu, torch.bfloat16; "
-        "PYTORCH_KALDI_SNN_KERNEL=triton)"]
+    assert [line for line in report["log"] if line.startswith("kernels")] == [
+        f"kernels: Triton (cpu, {dtype}; PYTORCH_KALDI_SNN_KERNEL=triton)"
+        for dtype in ("float64", "float32", "bfloat16")]
 
 
 @pytest.mark.parametrize("case", STREAM_CASES, ids=[case.name for case in STREAM_CASES])
@@ -108,7 +106,7 @@ def test_triton_streaming_readout_equals_dense(report):
 def test_triton_streaming_log_says_which_kernel_ran(report):
     lines = [line for line in report["log"] if line.startswith("streaming")]
     assert lines == [
-        f"streaming inference: {kernel} kernels (cpu, torch.{dtype}; "
+        f"streaming kernels: {backend.LABELS[kernel]} (cpu, {dtype}; "
         f"PYTORCH_KALDI_SNN_KERNEL={kernel})"
         for dtype in ("float64", "float32") for kernel in ("torch", "triton")]
 
@@ -138,7 +136,8 @@ def test_backend_forced_cpu_kernels_give_same_result(monkeypatch, caplog, kernel
     gates, alpha, b = _gates(), torch.full((4,), 0.9), torch.tensor(2.0)
     with caplog.at_level(logging.INFO, logger="pytorch_kaldi_snn.kernels.backend"):
         y, _, _ = fused.v1_fused(gates, alpha, b, 3, 1, "ste", "output", None)
-    assert f"{kernel} kernels (cpu, torch.float32" in caplog.text
+    assert (f"kernels: {backend.LABELS[kernel]} (cpu, float32; PYTORCH_KALDI_SNN_KERNEL={kernel})"
+            in caplog.messages)
     ref, _, _ = recurrence.v1_loop(gates, alpha, b, 3, 1, "ste", "output", None)
     torch.testing.assert_close(y, ref)
 

@@ -43,6 +43,7 @@ from pytorch_kaldi_snn.gmm.labels import LAB_OPTS
 from pytorch_kaldi_snn.scoring import timit_fold_map
 from pytorch_kaldi_snn.scoring.lm_sweep import ScoringOptions, parse_scoring_opts
 from pytorch_kaldi_snn.train.optimizers import optimizer_kwargs
+from pytorch_kaldi_snn.train.precision import PRECISIONS
 from pytorch_kaldi_snn.train.scheduler import SCHEDULES
 
 ARCH_LIBRARY = "pytorch_kaldi_snn.neural_networks"
@@ -95,6 +96,7 @@ class ExpSettings:
     multi_gpu: bool  # data-parallel over the processes torchrun starts (train/distributed.py)
     sync_batchnorm: bool  # batch-norm statistics over all processes' frames (multi_gpu only)
     data_workers: int  # background processes reading chunks (0: read in the training process)
+    precision: str  # "float32" or "bf16": autocast for projections and readout (train/precision.py)
 
 
 @dataclass(frozen=True)
@@ -322,6 +324,7 @@ def _parse_exp(sec: Section) -> ExpSettings:
         multi_gpu=get_bool(sec, "multi_gpu", default=False),
         sync_batchnorm=get_bool(sec, "sync_batchnorm", default=True),
         data_workers=get_int(sec, "data_workers", min=0, default=0),
+        precision=get_str(sec, "precision", choices=PRECISIONS, default="float32"),
     )
 
 

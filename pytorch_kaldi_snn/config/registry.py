@@ -87,6 +87,9 @@ SECTION_KEYS: Dict[str, Dict[str, Key]] = {
             "since the last one (0: off; not training-relevant)"),
         Key("data_workers", OURS, "background processes reading the next chunks (0: none); "
             "the batches are the same for any value"),
+        Key("precision", OURS, "float32 (default), or bf16: autocast for the projections and "
+            "the readout, the neuron state and quantiser in float32 (train/precision.py); "
+            "refused where bfloat16 cannot run"),
     ),
     "dataset": _keys(
         Key("data_name", HONOURED, "dataset name used by [data_use]"),

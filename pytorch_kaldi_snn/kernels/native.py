@@ -257,7 +257,7 @@ def load(dtype: torch.dtype) -> Optional[ctypes.CDLL]:
                 fn = getattr(lib, name)
                 fn.argtypes = [c_real if a == "r" else a for a in argtypes]
                 fn.restype = ctypes.c_long if name == "stream_step" else None
-            log.info("fused spiking recurrence: native C kernels (%s)", real)
+            log.debug("native C kernels built (%s)", real)
         except (OSError, RuntimeError, subprocess.SubprocessError) as err:
             log.warning("fused spiking recurrence: native kernels unavailable (%s); "
                         "using the PyTorch-operator path", err)

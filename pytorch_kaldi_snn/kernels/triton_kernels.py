@@ -25,6 +25,13 @@ import triton.language as tl
 
 
 @triton.jit
+def _wide(count):
+    """``count`` (a row's elements, B·n or B·2n < 2^31) as int64: offsets t·count reach
+    T·B·2n, which wraps in int32 for long whole-utterance passes (B = 64, n = 4096, T = 4096)."""
+    return tl.full([], count, tl.int64)
+
+
+@triton.jit
 def _divide(x, y):
     """x / y rounded to nearest (float32 ``/`` on a GPU is an approximate division)."""
     # One return per function: the compiler does not treat an early return as an else branch.
@@ -119,10 +126,11 @@ def pointwise_fwd(inp, mask, alpha, beta, scal, i_buf, v_buf, y_buf, f_buf, c_bu
     i, v, y = tl.load(i_buf + x, mask=ok), tl.load(v_buf + x, mask=ok), tl.load(y_buf + x, mask=ok)
     if not GATED:
         bt = tl.load(beta + cols, mask=cols < n, other=0.0)[None, :]
-    step = B * n
+    step = _wide(B * n)
+    g_step = _wide(B * width)
     for t in range(T):
         if GATED:
-            at = inp + t * B * width + g
+            at = inp + t * g_step + g
             f, cand, i = _gated_current(tl.load(at, mask=ok, other=0.0),
                                         tl.load(at + n, mask=ok, other=0.0), m, i)
             tl.store(f_buf + t * step + x, f, mask=ok)
@@ -151,7 +159,8 @@ def pointwise_bwd(gy, i_buf, v_buf, f_buf, c_buf, mask, alpha, beta, scal, dv_c,
     dic = tl.load(di_c + x, mask=ok, other=0.0)
     acc_a = tl.zeros([BB, BN], dtype=dvc.dtype)
     acc_b = tl.zeros([BB, BN], dtype=dvc.dtype)
-    step = B * n
+    step = _wide(B * n)
+    g_step = _wide(B * width)
     for s in range(T):
         t = T - 1 - s
         dy = tl.load(gy + t * step + x, mask=ok, other=0.0) + dyc
@@ -165,8 +174,8 @@ def pointwise_bwd(gy, i_buf, v_buf, f_buf, c_buf, mask, alpha, beta, scal, dv_c,
             f = tl.load(f_buf + t * step + x, mask=ok, other=0.0)
             d_f, d_c = _gated_grads(di, f, tl.load(c_buf + t * step + x, mask=ok, other=0.0),
                                     tl.load(i_buf + t * step + x, mask=ok, other=0.0), m)
-            tl.store(d_inp + t * B * width + g, d_f, mask=ok)
-            tl.store(d_inp + t * B * width + g + n, d_c, mask=ok)
+            tl.store(d_inp + t * g_step + g, d_f, mask=ok)
+            tl.store(d_inp + t * g_step + g + n, d_c, mask=ok)
             dic = f * di
         else:
             if LEARN_BETA:
@@ -188,7 +197,7 @@ def v2_fwd(inp, w_rec, mask, alpha, scal, i_buf, v_buf, y_buf, f_buf, c_buf, T, 
     rows = tl.program_id(0) * BB + tl.arange(0, BB)
     rok = rows < B
     c, delta, gamma, qmax = tl.load(scal), tl.load(scal + 1), tl.load(scal + 2), tl.load(scal + 3)
-    step = B * n
+    step = _wide(B * n)
     for t in range(T):
         for j0 in range(0, n, BN):
             cols = j0 + tl.arange(0, BN)
@@ -230,7 +239,7 @@ def v2_bwd(gy, i_buf, v_buf, f_buf, c_buf, w_rec, mask, alpha, scal, dv_c, dy_c,
     rows = tl.program_id(0) * BB + tl.arange(0, BB)
     rok = rows < B
     c, gamma, b = tl.load(scal), tl.load(scal + 2), tl.load(scal + 4)
-    step = B * n
+    step = _wide(B * n)
     for s in range(T):
         t = T - 1 - s
         for j0 in range(0, n, BN):

@@ -39,6 +39,7 @@ from pytorch_kaldi_snn.neurons.symmetric import SymmetricQuantiser
 
 IMPLS = ("loop", "fused")
 READINGS = ("paper", "authors")
+HALF_DTYPES = (torch.float16, torch.bfloat16)  # autocast outputs; the dynamics run in float32
 
 
 def check_reading(reading: str, impl: str) -> None:
@@ -125,9 +126,20 @@ class SpikingLayer(CountedLayer):
         raise NotImplementedError
 
     def forward(self, x: Tensor, state: Optional[recurrence.SpikingState] = None) -> Tensor:
-        """(T, B, m) → Ŷ (T, B, n); updates b (or the authors' range) in training, counts in eval."""
+        """(T, B, m) → Ŷ (T, B, n); updates b (or the authors' range) in training, counts in eval.
+
+        Under autocast (``[exp] precision = bf16``) only the projection runs in half precision:
+        the neuron state, the quantiser and v2's recurrent product run in float32.
+        """
         proj = self.projection(x)
-        mask = recurrent_dropout_mask(x, self.hidden_size, self.dropout, self.training)
+        if proj.dtype in HALF_DTYPES:
+            proj = proj.float()
+        with torch.autocast(x.device.type, enabled=False):
+            return self._dynamics(x, proj, state)
+
+    def _dynamics(self, x: Tensor, proj: Tensor,
+                  state: Optional[recurrence.SpikingState]) -> Tensor:
+        mask = recurrent_dropout_mask(proj, self.hidden_size, self.dropout, self.training)
         if self.reading == "authors":
             y, _ = authors_loop(proj, self.step_current(mask), self.alpha, self.quantiser, state)
             self.count(x, y)

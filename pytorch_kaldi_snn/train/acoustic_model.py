@@ -7,6 +7,7 @@ False``) see the frames flattened to ``(T*B, F)`` and their output is reshaped b
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Dict, Mapping
 
 import torch
@@ -18,6 +19,7 @@ from pytorch_kaldi_snn.config.experiment import (
 )
 from pytorch_kaldi_snn.data.batching import IGNORE
 from pytorch_kaldi_snn.errors import ConfigError
+from pytorch_kaldi_snn.train.precision import autocast
 
 
 class AcousticModel(nn.Module):
@@ -27,6 +29,7 @@ class AcousticModel(nn.Module):
                  feature_dims: Mapping[str, int]) -> None:
         super().__init__()
         self.operations = exp.model.operations
+        self.precision = exp.exp.precision
         self.nets = nn.ModuleDict()
         self.seq_model: Dict[str, bool] = {}
         dims = dict(feature_dims)
@@ -72,19 +75,25 @@ class AcousticModel(nn.Module):
                 labels: Mapping[str, Tensor]) -> Dict[str, Tensor]:
         """Every value the model language defines (``loss_final``, ``err_final``, outputs)."""
         values: Dict[str, Tensor] = dict(features)
-        for op in self.operations:
-            values[op.out] = self._run_op(op, values, labels)
+        with self._autocast(features):
+            for op in self.operations:
+                values[op.out] = self._run_op(op, values, labels)
         return values
+
+    def _autocast(self, features: Mapping[str, Tensor]) -> AbstractContextManager:
+        """The ``[exp] precision`` region of a forward pass, on the features' device."""
+        return autocast(self.precision, next(iter(features.values())).device)
 
     def output(self, features: Mapping[str, Tensor], name: str) -> Tensor:
         """The value ``name`` (e.g. ``forward_out``) from features alone, for audio without
         labels: the operations that produce it, without the costs."""
         values: Dict[str, Tensor] = dict(features)
-        for op in self.operations:
-            if not op.op.startswith("cost_"):
-                values[op.out] = self._run_op(op, values, {})
-            if op.out == name:
-                return values[name]
+        with self._autocast(features):
+            for op in self.operations:
+                if not op.op.startswith("cost_"):
+                    values[op.out] = self._run_op(op, values, {})
+                if op.out == name:
+                    return values[name]
         raise KeyError(name)
 
 
