@@ -137,9 +137,9 @@ def test_backend_forced_cpu_kernels_give_same_result(monkeypatch, caplog, kernel
     monkeypatch.setattr(backend, "_logged", set())
     gates, alpha, b = _gates(), torch.full((4,), 0.9), torch.tensor(2.0)
     with caplog.at_level(logging.INFO, logger="pytorch_kaldi_snn.kernels.backend"):
-        y, _, _ = fused.v1_fused(gates, alpha, b, 3, 1, "ste", "output", None)
+        y, _, _ = fused.v1_fused(gates, alpha, b, 3, 1, "ste", None)
     assert f"{kernel} kernels (cpu, torch.float32" in caplog.text
-    ref, _, _ = recurrence.v1_loop(gates, alpha, b, 3, 1, "ste", "output", None)
+    ref, _, _ = recurrence.v1_loop(gates, alpha, b, 3, 1, "ste", None)
     torch.testing.assert_close(y, ref)
 
 
@@ -147,7 +147,7 @@ def test_backend_forced_triton_without_gpu_or_interpreter_is_one_clear_error(mon
     monkeypatch.setenv(backend.KERNEL_ENV, "triton")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(ConfigError, match="PYTORCH_KALDI_SNN_KERNEL=triton: .*CUDA tensor"):
-        fused.v1_fused(_gates(), torch.ones(4), torch.tensor(1.0), 2, 1, "ste", "output", None)
+        fused.v1_fused(_gates(), torch.ones(4), torch.tensor(1.0), 2, 1, "ste", None)
 
 
 def test_streaming_on_cpu_picks_native_or_torch_and_forced_triton_is_one_clear_error(
