@@ -52,14 +52,14 @@ from pytorch_kaldi_snn.kernels.bptt_buffers import (
 )
 from pytorch_kaldi_snn.neurons.dynamics import RESET_SCALE, SpikingState
 from pytorch_kaldi_snn.neurons.quantizer import check_bits_threshold
-from pytorch_kaldi_snn.neurons.surrogate import SURROGATE_NAMES, check_surrogate, surrogate_code
+from pytorch_kaldi_snn.neurons.surrogate import SURROGATES, check_surrogate, surrogate_code
 from pytorch_kaldi_snn.neurons.variants import TRADITIONAL, V1, V2, Neuron, require
 
 Output = Tuple[Tensor, Tensor, SpikingState]
 Params = Sequence[Tensor]
 
 TORCH_NEURONS = kernel_args.NEURONS  # _TorchSteps: the traditional layer, v1, v2
-TORCH_SURROGATES = SURROGATE_NAMES  # _TorchSteps calls the surrogate's PyTorch function
+TORCH_SURROGATES = SURROGATES  # every registered one: _TorchSteps calls its PyTorch function
 _HALF = (torch.float16, torch.bfloat16)
 
 

@@ -259,7 +259,8 @@ def source() -> str:
 def check_status(status: int, what: str) -> None:
     """Raise by name when a kernel refused a code (see :data:`UNKNOWN_CODE`)."""
     if status == UNKNOWN_CODE:
-        raise NotImplementedByBackend(f"the native C kernels do not implement {what!r}")
+        raise NotImplementedByBackend(f"{what!r} is not implemented by the native C kernels "
+                                      f"(they returned UNKNOWN_CODE)")
 
 
 def _build(real: str) -> Path:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from pytorch_kaldi_snn.neurons.dynamics import SpikingState, membrane_step, zero_state
+from pytorch_kaldi_snn.neurons.surrogate import check_surrogate
 from pytorch_kaldi_snn.neurons.variants import TRADITIONAL, V1, V2, Neuron
 
 __all__ = ["SpikingState", "lif_loop", "step_loop", "v1_loop", "v2_loop", "zero_state"]
@@ -42,6 +43,7 @@ def step_loop(neuron: Neuron, inputs: Tensor, alpha: Tensor, params: Sequence[Te
     Returns:
         (Ŷ of shape (T, B, n), detached 0-dim maximum of V over all steps, final state).
     """
+    check_surrogate(surrogate)  # the quantiser would only meet it in the backward pass
     state = zero_state(inputs, inputs.shape[-1] // neuron.n_gates) if state is None else state
     v_max = inputs.new_tensor(float("-inf"))
     outputs = []

@@ -188,11 +188,19 @@ _PER_LAYER = {"n_bits": "n_bits", "thresholds": "threshold", "surrogates": "surr
               "betas": "beta", "readings": "reading"}
 
 
+def layer_class(variant: str) -> type:
+    """The layer class of neuron ``variant``; raises by name for one without a layer."""
+    if variant not in SPIKING_LAYERS:
+        raise ValueError(f"no spiking layer for neuron {variant!r}; layers: "
+                         f"{', '.join(SPIKING_LAYERS)}")
+    return SPIKING_LAYERS[variant]
+
+
 def stack_of(variant: str, input_size: int, sizes: Sequence[int],
              options: Sequence[NeuronOptions]) -> nn.Sequential:
     """A stack of ``variant`` layers, one ``options`` per size; with reading ``authors`` in the
     first layer the stack starts with the authors' :class:`~.authors.ResidualEncoder`."""
-    cls = SPIKING_LAYERS[variant]
+    cls = layer_class(variant)
     layers: List[nn.Module] = []
     if options and options[0].reading == "authors":
         first = options[0]
@@ -213,7 +221,7 @@ def spiking_stack(variant: str, input_size: int, sizes: Sequence[int],
     keyword argument (learn_decay, ema_momentum, b_init, impl, bias, orthinit for v2,
     forget_bias for v1/v2) goes to every layer. An option left out takes its default.
     """
-    neuron = SPIKING_LAYERS[variant].neuron
+    neuron = layer_class(variant).neuron
     shared = {key: value for key, value in kwargs.items() if key not in _PER_LAYER}
     options = []
     for index in range(len(sizes)):

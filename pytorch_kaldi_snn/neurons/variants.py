@@ -107,11 +107,11 @@ def require(backend: str, neurons: Collection[str], surrogates: Collection[str],
     ``variant`` (and ``surrogate``, when given)."""
     if variant.name not in neurons:
         raise NotImplementedByBackend(
-            f"{backend} does not implement neuron {variant.name!r} (it implements "
+            f"neuron {variant.name!r} is not implemented by {backend} (implemented: "
             f"{', '.join(neurons)})")
     if surrogate is not None and surrogate not in surrogates:
         check_surrogate(surrogate)
         raise NotImplementedByBackend(
-            f"{backend} does not implement surrogate {surrogate!r} (it implements "
+            f"surrogate {surrogate!r} is not implemented by {backend} (implemented: "
             f"{', '.join(surrogates)})")
 
