@@ -102,13 +102,15 @@ def test_toy_neuron_runs_in_the_authors_reading(toy):
 
 def test_fused_kernels_refuse_the_toy_neuron_by_name(toy, backend):
     layer = ToyLayer(4, 6, impl="fused")
-    with pytest.raises(NotImplementedByBackend, match="neuron 'toy' is not implemented by the fused kernels"):
+    with pytest.raises(NotImplementedByBackend,
+                       match="neuron 'toy' is not implemented by the fused kernels"):
         layer(torch.randn(5, 2, 4))
 
 
 def test_streaming_refuses_the_toy_neuron_by_name(toy, backend):
     layer = ToyLayer(4, 6, impl="loop").eval()
-    with pytest.raises(NotImplementedByBackend, match="neuron 'toy' is not implemented by streaming"):
+    with pytest.raises(NotImplementedByBackend,
+                       match="neuron 'toy' is not implemented by streaming"):
         StreamingSNN([layer])
 
 
@@ -129,7 +131,8 @@ def test_native_kernels_refuse_a_surrogate_they_lack_by_name(toy_surrogate, monk
     if native.load(torch.float64) is None:
         pytest.skip("no C compiler")
     monkeypatch.setenv("PYTORCH_KALDI_SNN_KERNEL", "native")
-    with pytest.raises(NotImplementedByBackend, match="surrogate 'toy_sg' is not implemented by the native C kernels"):
+    with pytest.raises(NotImplementedByBackend,
+                       match="surrogate 'toy_sg' is not implemented by the native C kernels"):
         _v1_call(toy_surrogate)
 
 
@@ -138,12 +141,14 @@ def test_triton_kernels_refuse_a_neuron_and_a_surrogate_they_lack_by_name(
     pytest.importorskip("triton")
     monkeypatch.setenv("PYTORCH_KALDI_SNN_KERNEL", "triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")  # lets the back end pick Triton on CPU
-    with pytest.raises(NotImplementedByBackend, match="surrogate 'toy_sg' is not implemented by the Triton kernels"):
+    with pytest.raises(NotImplementedByBackend,
+                       match="surrogate 'toy_sg' is not implemented by the Triton kernels"):
         _v1_call(toy_surrogate)
     from pytorch_kaldi_snn.kernels import triton_kernels, triton_streaming
 
     for declared in (triton_kernels.NEURONS, triton_streaming.NEURONS):
-        with pytest.raises(NotImplementedByBackend, match="neuron 'toy' is not implemented by Triton"):
+        with pytest.raises(NotImplementedByBackend,
+                           match="neuron 'toy' is not implemented by Triton"):
             variants.require("Triton", declared, (), TOY)
 
 
@@ -182,7 +187,8 @@ def test_c_source_takes_its_codes_from_the_registry_and_rejects_unknown_ones():
     assert lib.stream_step(99, *frame) == native.UNKNOWN_CODE  # no neuron code 99
     assert state[1].abs().sum() == 0
     assert lib.stream_step(variants.V1.code, *frame) >= 0 and state[1].abs().sum() > 0
-    with pytest.raises(NotImplementedByBackend, match="'toy' is not implemented by the native C kernels"):
+    with pytest.raises(NotImplementedByBackend,
+                       match="'toy' is not implemented by the native C kernels"):
         native.check_status(native.UNKNOWN_CODE, "toy")
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional, Tuple
 
-import torch
 from torch import Tensor
 
 from pytorch_kaldi_snn.neurons.quantizer import delivered, kernel_scalars, threshold, top_level
