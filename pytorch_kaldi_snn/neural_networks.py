@@ -95,8 +95,13 @@ def _spiking_options(options: Options, family: Type[NeuronOptions],
                 for index in range(n_layers)]
     except OptionError as err:
         key = SNN_KEYS[err.option][0]
-        raise ConfigError(err.render(lambda name, value: f"{SNN_KEYS[name][0]} = {value}"),
+        raise ConfigError(err.render(lambda name, value: f"{SNN_KEYS[name][0]} = {_text(value)}"),
                           section=section_name(options), key=key) from None
+
+
+def _text(value: Any) -> str:
+    """A value as a cfg would write it (``0``, not ``0.0``)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 class _SpikingArchitecture(nn.Module):
