@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from pytorch_kaldi_snn.kernels import backend, first_launch
+from pytorch_kaldi_snn.kernels import backend, first_launch, fused
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH_DIR = "recipes/synth"
@@ -77,9 +77,9 @@ def equality(device: torch.device, kernel: str, shape: Sequence[int]) -> Dict[st
         for kind in ("lif", "v1", "v2"):
             leaves = first_launch.inputs(kind, device, dtype, *shape)
             with backend.forcing("torch"):
-                ref = first_launch.run(kind, leaves)
+                ref = first_launch.run(kind, leaves, fused.RECURRENCES)
             with backend.forcing(kernel):
-                got = first_launch.run(kind, leaves)
+                got = first_launch.run(kind, leaves, fused.RECURRENCES)
             errors = [float((a - b).abs().max()) / max(1.0, float(a.abs().max()))
                       for a, b in zip(ref, got) if a.numel()]
             flips = (ref[0] - got[0]).abs() > first_launch.LEVEL / 2
@@ -176,7 +176,7 @@ def check(tiny: bool, corpus: Optional[Path], work: Path) -> Dict[str, object]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sizes = TINY if tiny else FULL
     report: Dict[str, object] = {"environment": environment(device)}
-    kernel = backend.announce(device, torch.float32)
+    kernel = backend.announce(device, torch.float32, fused.triton_check)
     report["kernel"] = kernel
     report["equality"] = equality(device, kernel, sizes["equal"])
     report["frames_per_s"] = speed(device, sizes)

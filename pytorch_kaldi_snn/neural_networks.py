@@ -14,7 +14,7 @@ recurrent stacks and (T·B, out_dim) for :class:`MLP`. Bad values raise
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Tuple, Type
 
 from torch import Tensor, nn
 
@@ -23,6 +23,7 @@ from pytorch_kaldi_snn.config.options import (
     get_bool_list,
     get_float,
     get_float_list,
+    get_int,
     get_int_list,
     get_str,
     get_str_list,
@@ -31,82 +32,89 @@ from pytorch_kaldi_snn.config.options import (
 )
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers import baselines
-from pytorch_kaldi_snn.layers.recurrence import RESET_MODES
-from pytorch_kaldi_snn.layers.spiking import IMPLS, READINGS, spiking_stack
-from pytorch_kaldi_snn.neurons.quantizer import MAX_BITS, MIN_BITS
-from pytorch_kaldi_snn.neurons.surrogate import SURROGATE_NAMES
+from pytorch_kaldi_snn.layers.spiking import SPIKING_LAYERS, stack_of
+from pytorch_kaldi_snn.neurons.options import NeuronOptions, OptionError
 
 Options = Mapping[str, str]
+
+# cfg key of each option of the spiking layers (neurons.options), and whether it is per layer
+SNN_KEYS: Dict[str, Tuple[str, bool]] = {
+    "n_bits": ("snn_n_bits", True), "threshold": ("snn_threshold", True),
+    "surrogate": ("snn_surrogate", True), "alpha": ("snn_alpha", True),
+    "beta": ("snn_beta", True), "dropout": ("snn_drop", True),
+    "use_batchnorm": ("snn_use_batchnorm", True), "reading": ("snn_reading", True),
+    "learn_decay": ("snn_learn_decay", False), "ema_momentum": ("snn_ema_momentum", False),
+    "b_init": ("snn_b_init", False), "impl": ("snn_impl", False),
+    "forget_bias": ("snn_forget_bias", False), "orthinit": ("snn_orthinit", False),
+}  # the projection's ``bias`` has no cfg key: batch norm replaces it
+# snn_reset was an option with one value; cfgs that still say ``output`` load unchanged
+LEGACY_RESET = ("snn_reset", "output")
 
 
 def _layer_sizes(options: Options, key: str) -> List[int]:
     return get_int_list(options, key, min=1)
 
 
-def _spiking_kwargs(options: Options, n_layers: int, gated: bool) -> Dict[str, Any]:
-    """Typed, per-layer keyword arguments of :func:`spiking_stack` from ``snn_*`` options."""
-    def layers(values: List[Any], key: str) -> List[Any]:
-        return per_layer(values, n_layers, options, key)
+def _read(options: Options, family: Type[NeuronOptions], name: str, reading: str) -> Any:
+    """One option's value(s) from its cfg string, typed, range-checked against ``family``'s
+    bounds and choices, or ``family``'s default."""
+    key, listed = SNN_KEYS[name]
+    default = family.default(name, reading)
+    lo, hi = family.bounds(name)
+    choices = family.choices(name)
+    if isinstance(default, bool):
+        return get_bool_list(options, key, default=[default]) if listed else \
+            get_bool(options, key, default=default)
+    if isinstance(default, int):
+        getter = get_int_list if listed else get_int
+        return getter(options, key, min=lo, max=hi, default=[default] if listed else default)
+    if isinstance(default, float):
+        getter = get_float_list if listed else get_float
+        return getter(options, key, min=lo, max=hi, default=[default] if listed else default)
+    getter = get_str_list if listed else get_str
+    return getter(options, key, choices=choices, default=[default] if listed else default)
 
-    readings = layers(get_str_list(options, "snn_reading", choices=READINGS, default=["paper"]),
-                      "snn_reading")
-    authors = "authors" in readings
-    n_bits = layers(get_int_list(options, "snn_n_bits", min=MIN_BITS, max=MAX_BITS, default=[6]),
-                    "snn_n_bits")
-    thresholds = layers(get_int_list(options, "snn_threshold", min=0, default=[4]), "snn_threshold")
-    for bits, k in zip(n_bits, thresholds):
-        if k > 2 ** bits - 1:
-            raise ConfigError(f"snn_threshold = {k} is above 2^N - 1 = {2 ** bits - 1} for "
-                              f"snn_n_bits = {bits}", section=section_name(options),
-                              key="snn_threshold")
-    momentum = get_float(options, "snn_ema_momentum", min=0.0, max=1.0, default=0.1)
-    if momentum == 0.0:
-        raise ConfigError("snn_ema_momentum = 0 would never update b; use a value in (0, 1]",
-                          section=section_name(options), key="snn_ema_momentum")
-    kwargs: Dict[str, Any] = dict(
-        n_bits=n_bits,
-        thresholds=thresholds,
-        surrogates=layers(get_str_list(options, "snn_surrogate", choices=SURROGATE_NAMES,
-                                       default=["ste"]), "snn_surrogate"),
-        alphas=layers(get_float_list(options, "snn_alpha", min=0.0, max=1.0,
-                                     default=[1.0] if gated or authors else [0.5]), "snn_alpha"),
-        dropouts=layers(get_float_list(options, "snn_drop", min=0.0, max=0.99, default=[0.0]),
-                        "snn_drop"),
-        batchnorms=layers(get_bool_list(options, "snn_use_batchnorm", default=[True]),
-                          "snn_use_batchnorm"),
-        reset=get_str(options, "snn_reset", choices=RESET_MODES, default="output"),
-        learn_decay=get_bool(options, "snn_learn_decay", default=False),
-        ema_momentum=momentum,
-        b_init=get_float(options, "snn_b_init", min=1e-6, default=1.0),
-        impl=get_str(options, "snn_impl", choices=IMPLS, default="fused"),
-        readings=readings,
-    )
-    if authors and kwargs["impl"] != "loop":
-        raise ConfigError("snn_reading = authors runs on the step path only; set snn_impl = loop "
-                          "(the fused kernels implement the paper reading)",
-                          section=section_name(options), key="snn_reading")
-    if gated:
-        kwargs["forget_bias"] = get_float(options, "snn_forget_bias", default=0.0)
-    return kwargs
+
+def _spiking_options(options: Options, family: Type[NeuronOptions],
+                     n_layers: int) -> List[NeuronOptions]:
+    """One typed options object per layer from the ``snn_*`` strings; a value the options
+    class refuses becomes a :class:`ConfigError` naming the cfg key."""
+    key, value = LEGACY_RESET
+    if key in options:
+        get_str(options, key, choices=(value,))
+    readings = per_layer(_read(options, family, "reading", "paper"), n_layers, options,
+                         "snn_reading")
+    reading = "authors" if "authors" in readings else "paper"  # picks α and β's defaults
+    values: Dict[str, Any] = {}
+    for name in (name for name in family.names() if name in SNN_KEYS):
+        value = readings if name == "reading" else _read(options, family, name, reading)
+        values[name] = per_layer(value, n_layers, options, SNN_KEYS[name][0]) \
+            if SNN_KEYS[name][1] else [value] * n_layers
+    try:
+        return [family(**{name: values[name][index] for name in values})
+                for index in range(n_layers)]
+    except OptionError as err:
+        key = SNN_KEYS[err.option][0]
+        raise ConfigError(err.render(lambda name, value: f"{SNN_KEYS[name][0]} = {_text(value)}"),
+                          section=section_name(options), key=key) from None
+
+
+def _text(value: Any) -> str:
+    """A value as a cfg would write it (``0``, not ``0.0``)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 class _SpikingArchitecture(nn.Module):
-    """Shared adapter for the three spiking stacks (options ``snn_*``, see ``proto/*.proto``)."""
+    """Shared adapter for the spiking stacks (options ``snn_*``, see ``proto/*.proto``)."""
 
     variant = ""
 
     def __init__(self, options: Options, inp_dim: int) -> None:
         super().__init__()
         sizes = _layer_sizes(options, "snn_lay")
-        kwargs = _spiking_kwargs(options, len(sizes), gated=self.variant != "traditional")
-        if self.variant == "traditional":
-            beta = [1.0] if "authors" in kwargs["readings"] else [0.5]  # theirs: learned, from 1
-            kwargs["betas"] = per_layer(get_float_list(options, "snn_beta", min=0.0, max=1.0,
-                                                       default=beta), len(sizes), options,
-                                        "snn_beta")
-        if self.variant == "v2":
-            kwargs["orthinit"] = get_bool(options, "snn_orthinit", default=True)
-        self.net = spiking_stack(self.variant, inp_dim, sizes, **kwargs)
+        family = SPIKING_LAYERS[self.variant].neuron.options
+        self.net = stack_of(self.variant, inp_dim, sizes,
+                            _spiking_options(options, family, len(sizes)))
         self.out_dim = sizes[-1]
 
     def forward(self, x: Tensor) -> Tensor:

@@ -51,6 +51,7 @@ from pytorch_kaldi_snn.io.chatter import captured_stderr
 from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
 from pytorch_kaldi_snn.io.ownership import NotOurFolder, check_may_take, take
 from pytorch_kaldi_snn.kernels import backend
+from pytorch_kaldi_snn.kernels.fused import triton_check
 from pytorch_kaldi_snn.layers.spiking import SpikingLayer
 from pytorch_kaldi_snn.threads import apply_threads
 from pytorch_kaldi_snn.report import (
@@ -153,7 +154,7 @@ def announce_kernels(model: torch.nn.Module, device: torch.device) -> None:
     a Triton launch that fails on this machine is found, and replaced, before training."""
     fused = [m for m in model.modules() if isinstance(m, SpikingLayer) and m.impl == "fused"]
     if fused:
-        backend.announce(device, fused[0].alpha.dtype)
+        backend.announce(device, fused[0].alpha.dtype, triton_check)
 
 
 @contextmanager

@@ -17,8 +17,9 @@ def test_first_training_batch_is_quantised_at_its_own_scale(cls):
     assert abs(zeros[0] - zeros[-1]) < 0.05, zeros
 
 
-def test_reset_threshold_is_rejected():
-    with pytest.raises(ValueError, match="unknown reset 'threshold'; valid: output"):
+def test_reset_is_no_longer_a_layer_option():
+    """R = Ŷ is the only reset; the former option is refused, not ignored."""
+    with pytest.raises(TypeError, match="unexpected keyword argument 'reset'"):
         ImprovedV2Layer(4, 3, reset="threshold")
 
 

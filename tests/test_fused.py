@@ -47,12 +47,11 @@ def _inputs(kind: str, seed: int, with_mask: bool, with_state: bool) -> Dict[str
     return args
 
 
-def _call(fn: Callable, kind: str, args: Dict[str, object], n_bits: int, k: int, surrogate: str,
-          reset: str):
+def _call(fn: Callable, kind: str, args: Dict[str, object], n_bits: int, k: int, surrogate: str):
     lead = {"lif": (args["inp"], args["alpha"], args["beta"]), "v1": (args["inp"], args["alpha"]),
             "v2": (args["inp"], args["w_rec"], args["alpha"])}[kind]
     b = torch.tensor(2.0, dtype=DT)
-    return fn(*lead, b, n_bits, k, surrogate, reset, args["mask"], args["state"])
+    return fn(*lead, b, n_bits, k, surrogate, args["mask"], args["state"])
 
 
 def _leaves(kind: str, args: Dict[str, object]) -> List[Tensor]:
@@ -76,19 +75,19 @@ def _assert_same(ref: List[Tensor], got: List[Tensor]) -> None:
         torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-10, msg=f"result {index} differs")
 
 
-CASES = [  # (kind, n_bits, k, surrogate, reset): each kind meets every N/k, surrogate and reset
-    (kind, n_bits, k, surrogate, reset)
-    for kind, (n_bits, k), (surrogate, reset) in itertools.product(
+CASES = [  # (kind, n_bits, k, surrogate): each kind meets every N/k and surrogate
+    (kind, n_bits, k, surrogate)
+    for kind, (n_bits, k), surrogate in itertools.product(
         ["lif", "v1", "v2"], [(1, 0), (2, 1), (6, 4)],
-        [("ste", "output"), ("pwl", "output"), ("fast_sigmoid", "output"), ("ste_clip", "output")])
+        ["ste", "pwl", "fast_sigmoid", "ste_clip"])
 ]
 
 
-@pytest.mark.parametrize("kind,n_bits,k,surrogate,reset", CASES)
+@pytest.mark.parametrize("kind,n_bits,k,surrogate", CASES)
 @pytest.mark.parametrize("with_mask", [False, True], ids=["nodrop", "dropout"])
-def test_fused_equals_reference(backend, kind, n_bits, k, surrogate, reset, with_mask):
+def test_fused_equals_reference(backend, kind, n_bits, k, surrogate, with_mask):
     args = _inputs(kind, seed=n_bits * 10 + k, with_mask=with_mask, with_state=False)
-    quant = (n_bits, k, surrogate, reset)
+    quant = (n_bits, k, surrogate)
     ref = _run(REFERENCE[kind], kind, args, *quant)
     got = _run(FUSED[kind], kind, args, *quant)
     y = ref[0]
@@ -97,9 +96,9 @@ def test_fused_equals_reference(backend, kind, n_bits, k, surrogate, reset, with
 
 
 @pytest.mark.parametrize("kind", ["lif", "v1", "v2"])
-def test_fused_initial_state_and_its_gradient(backend, kind, reset="output"):
+def test_fused_initial_state_and_its_gradient(backend, kind):
     args = _inputs(kind, seed=7, with_mask=True, with_state=True)
-    quant = (3, 2, "pwl", reset)
+    quant = (3, 2, "pwl")
     _assert_same(_run(REFERENCE[kind], kind, args, *quant), _run(FUSED[kind], kind, args, *quant))
 
 
@@ -107,7 +106,7 @@ def test_fused_lif_with_fixed_beta_saves_less_and_agrees(backend):
     """With β fixed the synaptic currents are not kept for BPTT; results are unchanged."""
     args = _inputs("lif", seed=5, with_mask=True, with_state=False)
     args["beta"] = args["beta"].detach()
-    quant = (4, 2, "pwl", "output")
+    quant = (4, 2, "pwl")
     ref = _run(REFERENCE["lif"], "lif", args, *quant)
     _assert_same(ref, _run(FUSED["lif"], "lif", args, *quant))
     saved: List[Tensor] = []
@@ -120,9 +119,9 @@ def test_fused_chained_calls_equal_one_call(backend):
     """Carrying the returned state into a second call equals one call over both halves."""
     args = _inputs("v2", seed=3, with_mask=False, with_state=False)
     inp, w_rec, alpha, b = args["inp"], args["w_rec"], args["alpha"], torch.tensor(2.0, dtype=DT)
-    whole, _, _ = fused.v2_fused(inp, w_rec, alpha, b, 4, 3, "ste", "output", None)
-    first, _, state = fused.v2_fused(inp[:4], w_rec, alpha, b, 4, 3, "ste", "output", None)
-    second, _, _ = fused.v2_fused(inp[4:], w_rec, alpha, b, 4, 3, "ste", "output", None, state)
+    whole, _, _ = fused.v2_fused(inp, w_rec, alpha, b, 4, 3, "ste", None)
+    first, _, state = fused.v2_fused(inp[:4], w_rec, alpha, b, 4, 3, "ste", None)
+    second, _, _ = fused.v2_fused(inp[4:], w_rec, alpha, b, 4, 3, "ste", None, state)
     torch.testing.assert_close(torch.cat([first, second]), whole, rtol=0, atol=0)
     grad_whole = torch.autograd.grad(whole.sum(), w_rec)[0]
     grad_split = torch.autograd.grad(torch.cat([first, second]).sum(), w_rec)[0]
@@ -131,14 +130,12 @@ def test_fused_chained_calls_equal_one_call(backend):
 
 def test_fused_rejects_bad_arguments():
     gates, alpha, b = torch.zeros(3, 2, 8), torch.ones(4), torch.tensor(1.0)
-    with pytest.raises(ValueError, match="reset"):
-        fused.v1_fused(gates, alpha, b, 2, 1, "ste", "sideways", None)
     with pytest.raises(ValueError, match="surrogate"):
-        fused.v1_fused(gates, alpha, b, 2, 1, "tanh", "output", None)
+        fused.v1_fused(gates, alpha, b, 2, 1, "tanh", None)
     with pytest.raises(ValueError, match="threshold k"):
-        fused.v1_fused(gates, alpha, b, 2, 4, "ste", "output", None)
+        fused.v1_fused(gates, alpha, b, 2, 4, "ste", None)
     with pytest.raises(ValueError, match="input"):
-        fused.lif_fused(gates, alpha, alpha, b, 2, 1, "ste", "output", None)
+        fused.lif_fused(gates, alpha, alpha, b, 2, 1, "ste", None)
 
 
 def test_fused_float32_matches_reference_up_to_rare_level_flips(backend):
@@ -146,8 +143,8 @@ def test_fused_float32_matches_reference_up_to_rare_level_flips(backend):
     torch.manual_seed(0)
     gates, w_rec = torch.randn(20, 8, 64), 0.1 * torch.randn(32, 64)
     alpha, b = torch.full((32,), 0.9), torch.tensor(2.0)
-    ref, _, _ = recurrence.v2_loop(gates, w_rec, alpha, b, 6, 3, "ste", "output", None)
-    got, _, _ = fused.v2_fused(gates, w_rec, alpha, b, 6, 3, "ste", "output", None)
+    ref, _, _ = recurrence.v2_loop(gates, w_rec, alpha, b, 6, 3, "ste", None)
+    got, _, _ = fused.v2_fused(gates, w_rec, alpha, b, 6, 3, "ste", None)
     assert got.dtype == torch.float32
     assert ((got - ref).abs() > 1e-4).double().mean() < 0.01
 
@@ -201,6 +198,6 @@ def test_saved_state_for_backward_is_bounded():
     gates = torch.randn(T, B, 2 * N, requires_grad=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fused.v2_fused(gates, torch.randn(N, 2 * N), torch.ones(N), torch.tensor(1.0), 4, 2,
-                       "ste", "output", None)
+                       "ste", None)
     big = [t for t in saved if t.numel() >= T * B * N]
     assert len(big) == 5 and all(t.numel() <= (T + 1) * B * N for t in big)

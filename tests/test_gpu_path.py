@@ -49,12 +49,13 @@ def failing_triton(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_auto_falls_back_with_a_warning_when_the_triton_launch_fails(failing_triton, caplog):
     gates, alpha, b = torch.randn(6, 3, 8), torch.full((4,), 0.9), torch.tensor(2.0)
     with caplog.at_level(logging.INFO, logger="pytorch_kaldi_snn.kernels"):
-        y, _, _ = fused.v1_fused(gates, alpha, b, 3, 1, "ste", "output", None)
+        y, _, _ = fused.v1_fused(gates, alpha, b, 3, 1, "ste", None)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and warnings[0].startswith(FAILED), warnings
-    ref, _, _ = recurrence.v1_loop(gates, alpha, b, 3, 1, "ste", "output", None)
+    ref, _, _ = recurrence.v1_loop(gates, alpha, b, 3, 1, "ste", None)
     assert torch.equal(y, ref)
-    assert backend.choose(gates) in ("native", "torch")  # the verdict is kept: no second check
+    # the verdict is kept: no second check
+    assert backend.choose(gates, fused.triton_check) in ("native", "torch")
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
 
 
@@ -62,7 +63,7 @@ def test_forced_triton_whose_launch_fails_raises(failing_triton, monkeypatch):
     monkeypatch.setenv(backend.KERNEL_ENV, "triton")
     with pytest.raises(RuntimeError, match="active drivers"):
         fused.v1_fused(torch.randn(6, 3, 8), torch.full((4,), 0.9), torch.tensor(2.0), 3, 1,
-                       "ste", "output", None)
+                       "ste", None)
 
 
 @pytest.mark.slow

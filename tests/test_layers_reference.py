@@ -32,13 +32,12 @@ def ref_output(v, b, n_bits, k, surrogate):
     return (level * step).detach() + (v - v.detach()) * slope.detach()
 
 
-def ref_reset(y_prev, k, reset):
-    # Eq. 8: subtract what was emitted (the only reset mode)
-    assert reset == "output"
+def ref_reset(y_prev, k):
+    # Eq. 8: subtract what was emitted (the only reset)
     return y_prev
 
 
-def ref_lif(x, w, bias, alpha, beta, b, n_bits, k, surrogate, reset, mask=None):
+def ref_lif(x, w, bias, alpha, beta, b, n_bits, k, surrogate, mask=None):
     i = torch.zeros(x.shape[1], w.shape[1], dtype=x.dtype)
     v, y = i, i
     outs = []
@@ -47,13 +46,13 @@ def ref_lif(x, w, bias, alpha, beta, b, n_bits, k, surrogate, reset, mask=None):
         if mask is not None:
             xw = xw * mask
         i = beta * i + xw                                   # Eq. 7
-        v = alpha * v + i - ref_reset(y, k, reset)          # Eq. 8
+        v = alpha * v + i - ref_reset(y, k)          # Eq. 8
         y = ref_output(v, b, n_bits, k, surrogate)          # Eq. 22
         outs.append(y)
     return torch.stack(outs)
 
 
-def ref_gated(x, w, bias, w_rec, alpha, b, n_bits, k, surrogate, reset, mask=None):
+def ref_gated(x, w, bias, w_rec, alpha, b, n_bits, k, surrogate, mask=None):
     n_out = w.shape[1] // 2
     w_fi, w_ci = w[:, :n_out], w[:, n_out:]
     i = torch.zeros(x.shape[1], n_out, dtype=x.dtype)
@@ -70,7 +69,7 @@ def ref_gated(x, w, bias, w_rec, alpha, b, n_bits, k, surrogate, reset, mask=Non
         if mask is not None:
             c = c * mask
         i = f * i + (1.0 - f) * c                           # Eq. 18 / 21
-        v = alpha * v + i - ref_reset(y, k, reset)          # Eq. 8
+        v = alpha * v + i - ref_reset(y, k)          # Eq. 8
         y = ref_output(v, b, n_bits, k, surrogate)          # Eq. 22
         outs.append(y)
     return torch.stack(outs)
@@ -79,9 +78,9 @@ def ref_gated(x, w, bias, w_rec, alpha, b, n_bits, k, surrogate, reset, mask=Non
 SETTINGS = [(1, 0), (1, 1), (2, 1), (4, 0), (6, 3), (16, 1000)]
 
 
-def _make(cls, n_bits, k, surrogate, reset, **extra):
+def _make(cls, n_bits, k, surrogate, **extra):
     torch.manual_seed(1)
-    layer = cls(M, N, n_bits=n_bits, threshold=k, surrogate=surrogate, reset=reset,
+    layer = cls(M, N, n_bits=n_bits, threshold=k, surrogate=surrogate,
                 use_batchnorm=False, learn_decay=True, b_init=1.5, alpha=0.95, **extra).double()
     with torch.no_grad():
         layer.projection.bias.uniform_(-0.3, 0.6)
@@ -110,39 +109,36 @@ def _compare(layer, params, reference):
 
 @pytest.mark.parametrize("n_bits,k", SETTINGS)
 @pytest.mark.parametrize("surrogate", ["ste", "ste_clip", "pwl", "fast_sigmoid"])
-@pytest.mark.parametrize("reset", ["output"])
-def test_traditional_layer_matches_eq_7_8_22(n_bits, k, surrogate, reset):
-    layer = _make(LIFLayer, n_bits, k, surrogate, reset, beta=0.8)
+def test_traditional_layer_matches_eq_7_8_22(n_bits, k, surrogate):
+    layer = _make(LIFLayer, n_bits, k, surrogate, beta=0.8)
     params = [layer.projection.weight, layer.projection.bias, layer.alpha, layer.beta]
 
     def reference(x, p, b):
-        return ref_lif(x, p[0], p[1], p[2], p[3], b, n_bits, k, surrogate, reset)
+        return ref_lif(x, p[0], p[1], p[2], p[3], b, n_bits, k, surrogate)
 
     _compare(layer, params, reference)
 
 
 @pytest.mark.parametrize("n_bits,k", SETTINGS)
 @pytest.mark.parametrize("surrogate", ["ste", "ste_clip", "pwl", "fast_sigmoid"])
-@pytest.mark.parametrize("reset", ["output"])
-def test_v1_layer_matches_eq_16_18(n_bits, k, surrogate, reset):
-    layer = _make(ImprovedV1Layer, n_bits, k, surrogate, reset)
+def test_v1_layer_matches_eq_16_18(n_bits, k, surrogate):
+    layer = _make(ImprovedV1Layer, n_bits, k, surrogate)
     params = [layer.projection.weight, layer.projection.bias, layer.alpha]
 
     def reference(x, p, b):
-        return ref_gated(x, p[0], p[1], None, p[2], b, n_bits, k, surrogate, reset)
+        return ref_gated(x, p[0], p[1], None, p[2], b, n_bits, k, surrogate)
 
     _compare(layer, params, reference)
 
 
 @pytest.mark.parametrize("n_bits,k", SETTINGS)
 @pytest.mark.parametrize("surrogate", ["ste", "ste_clip", "pwl", "fast_sigmoid"])
-@pytest.mark.parametrize("reset", ["output"])
-def test_v2_layer_matches_eq_19_21(n_bits, k, surrogate, reset):
-    layer = _make(ImprovedV2Layer, n_bits, k, surrogate, reset)
+def test_v2_layer_matches_eq_19_21(n_bits, k, surrogate):
+    layer = _make(ImprovedV2Layer, n_bits, k, surrogate)
     params = [layer.projection.weight, layer.projection.bias, layer.w_rec, layer.alpha]
 
     def reference(x, p, b):
-        return ref_gated(x, p[0], p[1], p[2], p[3], b, n_bits, k, surrogate, reset)
+        return ref_gated(x, p[0], p[1], p[2], p[3], b, n_bits, k, surrogate)
 
     _compare(layer, params, reference)
 
@@ -162,15 +158,15 @@ def test_time_loops_apply_the_dropout_mask_like_the_reference():
     beta = torch.full((N,), 0.7, dtype=torch.float64)
     b = torch.tensor(2.0, dtype=torch.float64)
     mask = _mask()
-    args = (b, 3, 2, "ste", "output", mask)
+    args = (b, 3, 2, "ste", mask)
 
     y, _, _ = lif_loop(x @ w[:, :N], alpha, beta, *args)
     assert torch.allclose(y, ref_lif(x, w[:, :N], zero[:N], alpha, beta, b, 3, 2, "ste",
-                                     "output", mask))
+                                     mask))
     y, _, _ = v1_loop(x @ w, alpha, *args)
-    assert torch.allclose(y, ref_gated(x, w, zero, None, alpha, b, 3, 2, "ste", "output", mask))
+    assert torch.allclose(y, ref_gated(x, w, zero, None, alpha, b, 3, 2, "ste", mask))
     y, v_max, state = v2_loop(x @ w, w_rec, alpha, *args)
-    assert torch.allclose(y, ref_gated(x, w, zero, w_rec, alpha, b, 3, 2, "ste", "output", mask))
+    assert torch.allclose(y, ref_gated(x, w, zero, w_rec, alpha, b, 3, 2, "ste", mask))
     assert torch.equal(state.y, y[-1]) and not v_max.requires_grad
 
 
@@ -180,7 +176,7 @@ def test_loops_continue_from_a_given_state():
     w_rec = torch.randn(3, 6, dtype=torch.float64)
     alpha = torch.ones(3, dtype=torch.float64)
     b = torch.tensor(1.0, dtype=torch.float64)
-    args = (alpha, b, 4, 1, "pwl", "output", None)
+    args = (alpha, b, 4, 1, "pwl", None)
     whole, v_max, _ = v2_loop(gates, w_rec, *args)
     first, max1, state = v2_loop(gates[:4], w_rec, *args)
     second, max2, _ = v2_loop(gates[4:], w_rec, *args, state=state)
@@ -193,7 +189,7 @@ def test_v_max_is_the_maximum_membrane_potential():
     one = torch.ones(1, dtype=torch.float64)
     # α = β = 1, b large so nothing is emitted: V = cumulative sum of I = 0.2, 0.9, 0.6
     _, v_max, _ = lif_loop(drive, one, one, torch.tensor(100.0, dtype=torch.float64), 2, 3,
-                           "ste", "output", None)
+                           "ste", None)
     assert v_max.item() == pytest.approx(0.9)
 
 
@@ -207,7 +203,7 @@ def test_batchnorm_normalises_weighted_sums_over_all_frames():
     mean = xw.mean(dim=(0, 1))
     var = xw.var(dim=(0, 1), unbiased=False)
     drive = (xw - mean) / torch.sqrt(var + 1e-5)
-    expected, _, _ = lif_loop(drive, layer.alpha, layer.beta, b, 6, 3, "ste", "output", None)
+    expected, _, _ = lif_loop(drive, layer.alpha, layer.beta, b, 6, 3, "ste", None)
     assert layer.projection.bias is None
     assert torch.allclose(layer(x), expected, atol=1e-12)
 

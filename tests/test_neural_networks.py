@@ -181,6 +181,5 @@ def test_optional_options_take_documented_defaults():
     from pytorch_kaldi_snn.neural_networks import ImprovedSNNv2
 
     layer = ImprovedSNNv2(config["architecture1"], 5).net[0]
-    assert (layer.n_bits, layer.k, layer.surrogate, layer.reset, layer.impl) == (
-        6, 4, "ste", "output", "fused")
+    assert (layer.n_bits, layer.k, layer.surrogate, layer.impl) == (6, 4, "ste", "fused")
     assert layer.projection.batchnorm is not None and layer.dropout == 0.0

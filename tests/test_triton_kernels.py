@@ -124,7 +124,7 @@ def _gates() -> torch.Tensor:
 def test_backend_auto_on_cpu_picks_native_or_torch(monkeypatch):
     monkeypatch.delenv(backend.KERNEL_ENV, raising=False)
     expected = "native" if fused.native.load(torch.float32) is not None else "torch"
-    assert backend.choose(_gates()) == expected
+    assert backend.choose(_gates(), fused.triton_check) == expected
 
 
 @pytest.mark.parametrize("kernel", ["native", "torch"])
@@ -135,10 +135,10 @@ def test_backend_forced_cpu_kernels_give_same_result(monkeypatch, caplog, kernel
     monkeypatch.setattr(backend, "_logged", set())
     gates, alpha, b = _gates(), torch.full((4,), 0.9), torch.tensor(2.0)
     with caplog.at_level(logging.INFO, logger="pytorch_kaldi_snn.kernels.backend"):
-        y, _, _ = fused.v1_fused(gates, alpha, b, 3, 1, "ste", "output", None)
+        y, _, _ = fused.v1_fused(gates, alpha, b, 3, 1, "ste", None)
     assert (f"kernels: {backend.LABELS[kernel]} (cpu, float32; PYTORCH_KALDI_SNN_KERNEL={kernel})"
             in caplog.messages)
-    ref, _, _ = recurrence.v1_loop(gates, alpha, b, 3, 1, "ste", "output", None)
+    ref, _, _ = recurrence.v1_loop(gates, alpha, b, 3, 1, "ste", None)
     torch.testing.assert_close(y, ref)
 
 
@@ -146,7 +146,7 @@ def test_backend_forced_triton_without_gpu_or_interpreter_is_one_clear_error(mon
     monkeypatch.setenv(backend.KERNEL_ENV, "triton")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(ConfigError, match="PYTORCH_KALDI_SNN_KERNEL=triton: .*CUDA tensor"):
-        fused.v1_fused(_gates(), torch.ones(4), torch.tensor(1.0), 2, 1, "ste", "output", None)
+        fused.v1_fused(_gates(), torch.ones(4), torch.tensor(1.0), 2, 1, "ste", None)
 
 
 def test_streaming_on_cpu_picks_native_or_torch_and_forced_triton_is_one_clear_error(
@@ -154,14 +154,14 @@ def test_streaming_on_cpu_picks_native_or_torch_and_forced_triton_is_one_clear_e
     weight = torch.randn(4, 8)
     monkeypatch.delenv(backend.KERNEL_ENV, raising=False)
     expected = "native" if fused.native.load(torch.float32) is not None else "torch"
-    assert backend.streaming_kernel(weight) == expected
+    assert backend.streaming_kernel(weight, fused.triton_check) == expected
     monkeypatch.setenv(backend.KERNEL_ENV, "triton")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(ConfigError, match="PYTORCH_KALDI_SNN_KERNEL=triton: .*CUDA tensor"):
-        backend.streaming_kernel(weight)
+        backend.streaming_kernel(weight, fused.triton_check)
     monkeypatch.setenv("TRITON_INTERPRET", "1")  # only read here; triton is not imported
     with pytest.raises(ConfigError, match="triton: streaming needs float32/float64 weights"):
-        backend.streaming_kernel(weight.bfloat16())
+        backend.streaming_kernel(weight.bfloat16(), fused.triton_check)
 
 
 def test_backend_rejects_unknown_kernel(monkeypatch):
@@ -179,4 +179,4 @@ def test_backend_refuses_the_replaced_switch(monkeypatch):
 def test_backend_forced_native_on_unsupported_dtype_is_an_error(monkeypatch):
     monkeypatch.setenv(backend.KERNEL_ENV, "native")
     with pytest.raises(ConfigError, match="native: the C kernels need CPU float32/float64"):
-        backend.choose(_gates().half())
+        backend.choose(_gates().half(), fused.triton_check)

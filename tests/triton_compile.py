@@ -27,10 +27,11 @@ Spec = Tuple[str, str, Dict[str, object]]  # kernel name, dtype, constexprs (Non
 def specialisations() -> Iterator[Spec]:
     """What ``TritonRecurrence`` launches: traditional (β fixed or learned), v1, v2; every
     surrogate code in float32, one in float64. Then ``triton_streaming.launch``'s three."""
-    from pytorch_kaldi_snn.kernels.fused import _SURROGATE_CODE
+    from pytorch_kaldi_snn.kernels.triton_kernels import SURROGATES
+    from pytorch_kaldi_snn.neurons.surrogate import surrogate_code
 
     for dtype in ("fp32", "fp64"):
-        kinds = sorted(_SURROGATE_CODE.values()) if dtype == "fp32" else [0]
+        kinds = sorted(map(surrogate_code, SURROGATES)) if dtype == "fp32" else [0]
         yield "pointwise_fwd", dtype, {"GATED": False, "f_buf": None, "c_buf": None}
         yield "pointwise_fwd", dtype, {"GATED": True, "beta": None}
         yield "v2_fwd", dtype, {}

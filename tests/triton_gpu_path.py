@@ -37,7 +37,7 @@ def wide_offsets() -> dict:
 
 def main(path: str) -> int:
     from pytorch_kaldi_snn import gpu_check
-    from pytorch_kaldi_snn.kernels import backend
+    from pytorch_kaldi_snn.kernels import backend, fused
 
     records = []
     handler = logging.Handler()
@@ -46,7 +46,7 @@ def main(path: str) -> int:
     logging.getLogger("pytorch_kaldi_snn.kernels").addHandler(handler)
     logging.getLogger("pytorch_kaldi_snn.kernels").setLevel(logging.INFO)
     backend.AUTO_TRITON_DEVICES = ("cuda", "cpu")
-    report = {"auto": backend.choose(torch.zeros(1, 1, 8)),
+    report = {"auto": backend.choose(torch.zeros(1, 1, 8), fused.triton_check),
               "equality": gpu_check.equality(torch.device("cpu"), "triton",
                                              gpu_check.TINY["equal"]),
               "wide": wide_offsets(), "log": records}

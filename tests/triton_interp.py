@@ -27,7 +27,6 @@ class Case(NamedTuple):
     n_bits: int
     k: int
     surrogate: str
-    reset: str
     dropout: bool
     state: bool
     dtype: str = "float64"
@@ -41,17 +40,17 @@ def _cases() -> List[Case]:
     """Every kind meets every N/k, surrogate and dropout setting; plus tiles, length."""
     from pytorch_kaldi_snn.neurons.surrogate import SURROGATE_NAMES
 
-    quant = [(1, 0, "ste", "output"), (2, 1, "pwl", "output"), (6, 4, "fast_sigmoid", "output")]
+    quant = [(1, 0, "ste"), (2, 1, "pwl"), (6, 4, "fast_sigmoid")]
     # any surrogate added later is checked too (N/k = 3/1)
-    quant += [(3, 1, name, "output") for name in SURROGATE_NAMES if name not in
+    quant += [(3, 1, name) for name in SURROGATE_NAMES if name not in
               {q[2] for q in quant}]
     cases = [Case(kind, 9, 4, 6, *q, dropout, False)
              for kind in ("lif", "v1", "v2") for q in quant for dropout in (False, True)]
     for kind in ("lif", "v1", "v2"):
         # several row and neuron tiles (B > 16, n > 64), an initial state, a longer sequence
-        cases.append(Case(kind, 5, 20, 70, 3, 2, "pwl", "output", True, True))
-        cases.append(Case(kind, 300, 3, 5, 4, 2, "ste", "output", True, False))
-    cases.append(Case("v2", 20, 8, 32, 6, 3, "ste", "output", False, False, "float32"))
+        cases.append(Case(kind, 5, 20, 70, 3, 2, "pwl", True, True))
+        cases.append(Case(kind, 300, 3, 5, 4, 2, "ste", True, False))
+    cases.append(Case("v2", 20, 8, 32, 6, 3, "ste", False, False, "float32"))
     return cases
 
 
@@ -119,7 +118,7 @@ def _results(fn, case: Case, args) -> list:
             "v2": ("inp", "w_rec", "alpha")}[case.kind]
     b = torch.tensor(2.0, dtype=args["inp"].dtype)
     y, v_max, state = fn(*(args[key] for key in lead), b, case.n_bits, case.k, case.surrogate,
-                         case.reset, args["mask"], args["state"])
+                         args["mask"], args["state"])
     weights = torch.linspace(-1.0, 2.0, y.numel(), dtype=y.dtype).view_as(y)
     loss = (weights * y).sum() + (0.3 * state.i + 0.7 * state.v - 1.1 * state.y).sum()
     leaves = [args[key] for key in lead] + list(args["state"] or [])
@@ -137,7 +136,7 @@ def compare(case: Case, seed: int) -> Dict[str, object]:
     errors = [float((a.detach() - b.detach()).abs().max()) for a, b in zip(ref, got)]
     y = ref[0]
     level = float(args["inp"].new_tensor(2.0) / 2 ** case.n_bits)
-    return {"kernel": backend.choose(args["inp"]), "errors": errors,
+    return {"kernel": backend.choose(args["inp"], fused.triton_check), "errors": errors,
             "level_flips": int((y != got[0]).sum()), "level": level, "outputs": y.numel(),
             "nonzero_fraction": float((y != 0).double().mean()),
             "scale": [float(r.detach().abs().max()) for r in ref]}
@@ -256,8 +255,8 @@ def half_check() -> Dict[str, object]:
     gen = torch.Generator().manual_seed(5)
     gates = torch.randn(6, 3, 16, generator=gen).to(torch.bfloat16).requires_grad_()
     alpha, b = torch.full((8,), 0.9), torch.tensor(2.0)
-    y, _, _ = fused.v1_fused(gates, alpha, b, 4, 2, "pwl", "output", None)
-    ref, _, _ = recurrence.v1_loop(gates.float(), alpha, b, 4, 2, "pwl", "output", None)
+    y, _, _ = fused.v1_fused(gates, alpha, b, 4, 2, "pwl", None)
+    ref, _, _ = recurrence.v1_loop(gates.float(), alpha, b, 4, 2, "pwl", None)
     (grad,) = torch.autograd.grad(y.sum(), gates)
     (ref_grad,) = torch.autograd.grad(ref.sum(), gates)
     return {"y_dtype": str(y.dtype), "grad_dtype": str(grad.dtype),

@@ -32,7 +32,7 @@ import importlib.util
 import logging
 import os
 from contextlib import contextmanager
-from typing import Dict, Iterator, NamedTuple, Optional, Set, Tuple
+from typing import Callable, Dict, Iterator, NamedTuple, Optional, Set, Tuple
 
 import torch
 
@@ -111,18 +111,20 @@ def triton_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in _HALF else dtype
 
 
-def _triton_failure(device: torch.device, dtype: torch.dtype) -> Optional[str]:
+# (device, dtype) -> None when Triton's first launch there agreed, else why not
+FirstLaunchCheck = Callable[[torch.device, torch.dtype], Optional[str]]
+
+
+def _triton_failure(device: torch.device, dtype: torch.dtype,
+                    check: FirstLaunchCheck) -> Optional[str]:
     """The first-launch verdict for ``device`` and ``dtype``, checked once per process."""
     key = (str(device), triton_dtype(dtype))
     if key not in _verdicts:
-        # imported here: the check runs the fused recurrences, which import this module
-        from pytorch_kaldi_snn.kernels.first_launch import triton_failure
-
-        _verdicts[key] = triton_failure(device, key[1])
+        _verdicts[key] = check(device, key[1])
     return _verdicts[key]
 
 
-def _auto(x: torch.Tensor) -> Choice:
+def _auto(x: torch.Tensor, check: FirstLaunchCheck) -> Choice:
     """Under ``auto``: Triton if it may run and passed its first launch, else the next one."""
     reason, warn = "Triton is tried on CUDA only", False
     if x.device.type in AUTO_TRITON_DEVICES:
@@ -131,7 +133,7 @@ def _auto(x: torch.Tensor) -> Choice:
                       "'pytorch-kaldi-snn[gpu]'); per-step operators launch ~30 kernels a step")
             warn = True
         else:
-            failure = _triton_failure(x.device, x.dtype)
+            failure = _triton_failure(x.device, x.dtype, check)
             if failure is None:
                 return Choice("triton", "auto", "its first launch matched the PyTorch "
                               "operators", False)
@@ -143,11 +145,13 @@ def _auto(x: torch.Tensor) -> Choice:
     return Choice("torch", "auto", reason, warn)
 
 
-def _pick(x: torch.Tensor) -> Choice:
-    """The kernel that runs on ``x``; a forced kernel that cannot run raises."""
+def _pick(x: torch.Tensor, check: FirstLaunchCheck) -> Choice:
+    """The kernel that runs on ``x``; a forced kernel that cannot run raises. ``check`` is the
+    first-launch check ``auto`` runs before it trusts Triton (kernels.first_launch, which runs
+    the fused recurrences: they pass it, so that this module imports neither)."""
     want = requested()
     if want == "auto":
-        return _auto(x)
+        return _auto(x, check)
     if want == "triton":
         reason = triton_unavailable(x.device)
         if reason is not None:
@@ -176,28 +180,28 @@ def _log_once(what: str, choice: Choice, x: torch.Tensor) -> None:
         log.log(logging.WARNING if choice.warn else logging.INFO, describe(what, choice, x))
 
 
-def announce(device: torch.device, dtype: torch.dtype) -> str:
+def announce(device: torch.device, dtype: torch.dtype, check: FirstLaunchCheck) -> str:
     """Choose the fused recurrences' kernel for ``device`` and ``dtype`` now (the first-launch
     check included) and log the line even if this process logged it before: each run's
     log.log names its kernel."""
     x = torch.empty(0, device=device, dtype=dtype)
-    choice = _pick(x)
+    choice = _pick(x, check)
     _logged.discard(("kernels", choice.name, device.type, dtype))
     _log_once("kernels", choice, x)
     return choice.name
 
 
-def choose(x: torch.Tensor) -> str:
+def choose(x: torch.Tensor, check: FirstLaunchCheck) -> str:
     """``triton``, ``native`` or ``torch`` for a time loop over ``x``; logged once per kind."""
-    choice = _pick(x)
+    choice = _pick(x, check)
     _log_once("kernels", choice, x)
     return choice.name
 
 
-def streaming_kernel(weight: torch.Tensor) -> str:
+def streaming_kernel(weight: torch.Tensor, check: FirstLaunchCheck) -> str:
     """``triton``, ``native`` or ``torch`` for batch-1 streaming on ``weight``'s device and
     dtype (float32/float64 for Triton: its quantiser runs in the state's dtype); logged."""
-    choice = _pick(weight)
+    choice = _pick(weight, check)
     if choice.name == "triton" and weight.dtype not in (torch.float32, torch.float64):
         if choice.want == "triton":
             raise ConfigError(f"{KERNEL_ENV}=triton: streaming needs float32/float64 weights "

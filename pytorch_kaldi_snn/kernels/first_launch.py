@@ -1,4 +1,4 @@
-"""The check :mod:`.backend` runs before ``auto`` trusts Triton on a device: one tiny launch per
+"""The check ``auto`` runs (:mod:`.backend`, given it by :mod:`.fused`) before it trusts Triton on a device: one tiny launch per
 kernel, compared with the PyTorch operators.
 
 A Triton kernel's first launch compiles it and a C launcher (which needs a C compiler and
@@ -18,13 +18,16 @@ few (at most 1 in 20 outputs) and one level each.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, List, Mapping, Optional
 
 import torch
 from torch import Tensor
 
-from pytorch_kaldi_snn.kernels import backend, fused
-from pytorch_kaldi_snn.layers.recurrence import SpikingState
+from pytorch_kaldi_snn.kernels import backend
+from pytorch_kaldi_snn.neurons.dynamics import SpikingState
+
+# "lif", "v1", "v2" -> the fused recurrence (kernels.fused passes its own: it imports this module)
+Recurrences = Mapping[str, Callable]
 
 STEPS, BATCH, NEURONS = 5, 3, 4  # below one tile, so the bounds masks are exercised too
 N_BITS, K, B = 2, 1, 2.0  # levels Δ = 0.5 from γ = 0.5: a mix of zero and non-zero outputs
@@ -53,12 +56,12 @@ def inputs(kind: str, device: torch.device, dtype: torch.dtype, steps: int = STE
     return [t.to(device=device, dtype=dtype).requires_grad_() for t in leaves]
 
 
-def run(kind: str, leaves: List[Tensor]) -> List[Tensor]:
+def run(kind: str, leaves: List[Tensor], recurrences: Recurrences) -> List[Tensor]:
     """Ŷ, v_max, the final state and the gradients of a loss that touches all of them."""
-    fn: Callable = {"lif": fused.lif_fused, "v1": fused.v1_fused, "v2": fused.v2_fused}[kind]
+    fn = recurrences[kind]
     *lead, i0, v0, y0 = leaves
     b = lead[0].new_tensor(B)
-    y, v_max, state = fn(*lead, b, N_BITS, K, "pwl", "output", None, SpikingState(i0, v0, y0))
+    y, v_max, state = fn(*lead, b, N_BITS, K, "pwl", None, SpikingState(i0, v0, y0))
     weights = torch.linspace(-1.0, 2.0, y.numel(), dtype=y.dtype, device=y.device).view_as(y)
     loss = (weights * y).sum() + (0.3 * state.i + 0.7 * state.v - 1.1 * state.y).sum()
     return [r.detach() for r in (y, v_max, *state, *torch.autograd.grad(loss, leaves))]
@@ -88,7 +91,8 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
 
 
-def triton_failure(device: torch.device, dtype: torch.dtype) -> Optional[str]:
+def triton_failure(device: torch.device, dtype: torch.dtype,
+                   recurrences: Recurrences) -> Optional[str]:
     """None when the Triton kernels run and agree with the PyTorch operators on ``device`` in
     ``dtype`` (float32 or float64); otherwise the reason, on one line."""
     # grad on, autocast off, even inside evaluation or a bf16 region: this compares kernels
@@ -98,9 +102,9 @@ def triton_failure(device: torch.device, dtype: torch.dtype) -> Optional[str]:
             leaves = inputs(kind, device, dtype)
             try:
                 with backend.forcing("torch"):
-                    ref = run(kind, leaves)
+                    ref = run(kind, leaves, recurrences)
                 with backend.forcing("triton"):
-                    got = run(kind, leaves)
+                    got = run(kind, leaves, recurrences)
             except Exception as err:  # any failure of a first launch means: not here
                 return _one_line(err)
             reason = disagreement(ref, got, dtype)

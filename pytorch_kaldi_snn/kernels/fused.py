@@ -1,7 +1,7 @@
 """Fused time loops of the three spiking recurrences with a hand-written backward (BPTT).
 
-Same signatures and results as the step-by-step references ``lif_loop``, ``v1_loop`` and
-``v2_loop`` in :mod:`pytorch_kaldi_snn.layers.recurrence`, but:
+Same signatures and results as the step-by-step references ``step_loop``, ``lif_loop``,
+``v1_loop`` and ``v2_loop`` in :mod:`pytorch_kaldi_snn.layers.recurrence`, but:
 
 * the forward runs under ``no_grad`` and keeps only what the backward needs, in preallocated
   (T, B, n) buffers: V (all layers), F, C and I (v1, v2; I also for a learned β), Ŷ (v2);
@@ -20,7 +20,7 @@ Dynamics per step n (Ŷ delivered output, R reset, Q the quantiser of Eq. 22)::
     v2 (Eq. 19-21):        as v1 with G[n] ← G[n] + Ŷ[n−1]·W_r
     all (Eq. 8, 22):       V[n] = α⊙V[n−1] + I[n] − R[n−1],  Ŷ[n] = Q(V[n]),  R = c·Ŷ
 
-with c = 1 (``reset="output"``, R = Ŷ; the kernels keep c as a scalar argument).
+with c = ``neurons.dynamics.RESET_SCALE`` = 1 (R = Ŷ; the kernels keep c as a scalar argument).
 m is the recurrent-dropout mask (already scaled by 1/(1−p)), or 1.
 
 Backward, per step from the last (s = surrogate dŶ/dV, carries from step n+1)::
@@ -33,80 +33,43 @@ Backward, per step from the last (s = surrogate dŶ/dV, carries from step n+1)::
 
 Gradients flow to the drive/gates, α, β, W_r and the initial state; the mask and b get none.
 The backward is not itself differentiable (no double backward), unlike the reference loops.
+
+Which neurons and surrogates each back end implements is declared next to its code
+(:data:`TORCH_NEURONS` and :data:`TORCH_SURROGATES` here, ``native.NEURONS``/``SURROGATES``,
+``triton_kernels.NEURONS``/``SURROGATES``); anything else is refused by name before it runs.
 """
 from __future__ import annotations
 
 import ctypes
-from typing import Any, NamedTuple, Optional, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from pytorch_kaldi_snn.kernels import backend, native
-from pytorch_kaldi_snn.neurons import (
-    check_bits_threshold, check_surrogate, quantize_level, surrogate_grad,
+from pytorch_kaldi_snn.kernels import backend, first_launch, kernel_args, native
+from pytorch_kaldi_snn.kernels.bptt_buffers import (
+    Buffers, Quantiser, save_and_output, start, w_rec_grad,
 )
-
-from pytorch_kaldi_snn.layers.recurrence import RESET_MODES, SpikingState
+from pytorch_kaldi_snn.neurons.dynamics import RESET_SCALE, SpikingState
+from pytorch_kaldi_snn.neurons.quantizer import check_bits_threshold
+from pytorch_kaldi_snn.neurons.surrogate import SURROGATES, check_surrogate, surrogate_code
+from pytorch_kaldi_snn.neurons.variants import TRADITIONAL, V1, V2, Neuron, require
 
 Output = Tuple[Tensor, Tensor, SpikingState]
+Params = Sequence[Tensor]
 
-_SURROGATE_CODE = {"ste": 0, "pwl": 1, "fast_sigmoid": 2, "ste_clip": 3}
+TORCH_NEURONS = kernel_args.NEURONS  # _TorchSteps: the traditional layer, v1, v2
+TORCH_SURROGATES = SURROGATES  # every registered one: _TorchSteps calls its PyTorch function
 _HALF = (torch.float16, torch.bfloat16)
-
-
-class _Quantiser(NamedTuple):
-    """Scalars of Eq. 22 for one call: b, Δ = b/2^N, γ = kΔ, top level, reset scale c."""
-
-    b: Tensor
-    n_bits: int
-    k: int
-    surrogate: str
-    c: float
-
-    @property
-    def delta(self) -> float:
-        return float(self.b / 2 ** self.n_bits)
-
-    @property
-    def gamma(self) -> float:
-        return float(self.k * (self.b / 2 ** self.n_bits))
-
-    @property
-    def qmax(self) -> float:
-        return float(2 ** self.n_bits - 1)
-
-    def output(self, v: Tensor) -> Tensor:
-        """Delivered Ŷ = q·Δ (Eq. 22), as the reference quantiser computes it."""
-        return quantize_level(v, self.b, self.n_bits, self.k) * (self.b / 2 ** self.n_bits)
-
-    def slope(self, v: Tensor) -> Tensor:
-        """Surrogate dŶ/dV."""
-        return surrogate_grad(self.surrogate, v, self.k * self.b / 2 ** self.n_bits, self.b)
-
-
-class _Buffers:
-    """Everything one call keeps: inputs, saved states (T+1 rows, row 0 = initial state)."""
-
-    def __init__(self, inp: Tensor, alpha: Tensor, beta: Optional[Tensor],
-                 mask: Optional[Tensor], gated: bool) -> None:
-        steps, batch = inp.shape[:2]
-        n = alpha.numel()
-        self.inp_shape, self.alpha, self.beta = inp.shape, alpha, beta
-        # Ones without dropout: one code path, and the native loops vectorise (no NULL test).
-        self.mask = inp.new_ones(batch, n) if mask is None else mask.expand(batch, n).contiguous()
-        self.i, self.v, self.y = (inp.new_empty(steps + 1, batch, n) for _ in range(3))
-        self.f = inp.new_empty(steps, batch, n) if gated else None
-        self.c = inp.new_empty(steps, batch, n) if gated else None
 
 
 class _TorchSteps:
     """One time step as PyTorch operators: any device, any floating dtype."""
 
-    def __init__(self, q: _Quantiser) -> None:
+    def __init__(self, q: Quantiser) -> None:
         self.q = q
 
-    def forward(self, buf: _Buffers, t: int, x: Tensor) -> None:
+    def forward(self, buf: Buffers, t: int, x: Tensor) -> None:
         if buf.f is None:
             torch.addcmul(buf.mask * x, buf.beta, buf.i[t], out=buf.i[t + 1])
         else:
@@ -116,7 +79,7 @@ class _TorchSteps:
         v.sub_(buf.y[t], alpha=self.q.c)
         buf.y[t + 1] = self.q.output(v)
 
-    def backward(self, buf: _Buffers, t: int, g: "_Grads") -> None:
+    def backward(self, buf: Buffers, t: int, g: "_Grads") -> None:
         v = buf.v[t + 1]
         dv = g.dv_c + self.q.slope(v) * (g.gy[t] + g.dy_c)
         di = dv + g.di_c
@@ -138,12 +101,12 @@ class _TorchSteps:
 class _NativeSteps:
     """One time step as one call into the C kernels of :mod:`.native` (CPU, contiguous)."""
 
-    def __init__(self, lib: ctypes.CDLL, q: _Quantiser) -> None:
+    def __init__(self, lib: ctypes.CDLL, q: Quantiser) -> None:
         self.lib, self.q = lib, q
         self.fwd_scalars = (q.c, q.delta, q.gamma, q.qmax)
-        self.bwd_scalars = (q.c, q.gamma, float(q.b), _SURROGATE_CODE[q.surrogate])
+        self.bwd_scalars = (q.c, q.gamma, float(q.b), surrogate_code(q.surrogate))
 
-    def forward(self, buf: _Buffers, t: int, x: Tensor) -> None:
+    def forward(self, buf: Buffers, t: int, x: Tensor) -> None:
         p = native.ptr
         batch, n = buf.v.shape[1:]
         state = (p(buf.i, t), p(buf.v, t), p(buf.y, t),
@@ -155,23 +118,24 @@ class _NativeSteps:
             self.lib.gated_fwd(batch, n, p(x), p(buf.f, t), p(buf.mask), p(buf.alpha), *state,
                                p(buf.c, t), *self.fwd_scalars)
 
-    def backward(self, buf: _Buffers, t: int, g: "_Grads") -> None:
+    def backward(self, buf: Buffers, t: int, g: "_Grads") -> None:
         p = native.ptr
         batch, n = buf.v.shape[1:]
         saved = (p(g.gy, t), p(buf.v, t + 1), p(buf.v, t), p(buf.i, t))
         carries = (p(g.dv_c), p(g.dy_c), p(g.di_c), p(g.dalpha))
         if buf.f is None:
-            self.lib.lif_bwd(batch, n, *saved, p(buf.mask), p(buf.alpha), p(buf.beta), *carries,
-                             p(g.dbeta), p(g.dinp, t), *self.bwd_scalars)
+            status = self.lib.lif_bwd(batch, n, *saved, p(buf.mask), p(buf.alpha), p(buf.beta),
+                                      *carries, p(g.dbeta), p(g.dinp, t), *self.bwd_scalars)
         else:
-            self.lib.gated_bwd(batch, n, *saved, p(buf.f, t), p(buf.c, t), p(buf.mask),
-                               p(buf.alpha), *carries, p(g.dinp, t), *self.bwd_scalars)
+            status = self.lib.gated_bwd(batch, n, *saved, p(buf.f, t), p(buf.c, t), p(buf.mask),
+                                        p(buf.alpha), *carries, p(g.dinp, t), *self.bwd_scalars)
+        native.check_status(status, self.q.surrogate)
 
 
 class _Grads:
     """Backward work space: incoming grads, the three carries, parameter accumulators."""
 
-    def __init__(self, buf: _Buffers, gy: Tensor, g_i: Tensor, g_v: Tensor, g_y: Tensor) -> None:
+    def __init__(self, buf: Buffers, gy: Tensor, g_i: Tensor, g_v: Tensor, g_y: Tensor) -> None:
         n = buf.alpha.numel()
         self.gy = gy.contiguous()
         # Carries start from the gradients of the returned final state.
@@ -182,43 +146,15 @@ class _Grads:
         self.dbeta = torch.zeros(n, dtype=torch.float64, device=gy.device)
 
 
-def _steps(q: _Quantiser, x: Tensor, kernel: str) -> Union[_NativeSteps, _TorchSteps]:
-    """The per-step back end ``kernel`` (``native`` or ``torch``) chosen by :mod:`.backend`."""
-    return _NativeSteps(native.load(x.dtype), q) if kernel == "native" else _TorchSteps(q)
-
-
-def _start(inp: Tensor, alpha: Tensor, beta: Optional[Tensor], mask: Optional[Tensor],
-           i0: Tensor, v0: Tensor, y0: Tensor, gated: bool) -> Tuple[Tensor, _Buffers]:
-    """Contiguous input, and the buffers with row 0 holding the initial state."""
-    inp = inp.contiguous()
-    buf = _Buffers(inp, alpha.contiguous(), None if beta is None else beta.contiguous(),
-                   None if mask is None else mask.contiguous(), gated)
-    buf.i[0], buf.v[0], buf.y[0] = i0, v0, y0
-    return inp, buf
-
-
-def _save_and_output(ctx: Any, buf: _Buffers, w_rec: Optional[Tensor], v0: Tensor,
-                     gated: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Save what the backward needs; return Ŷ (T, B, n), v_max and the final I, V, Ŷ."""
-    # Saved through autograd (not only on ctx) so that in-place edits of Ŷ or of the
-    # parameters are caught and saved-tensor hooks (offloading, memory accounting) see the
-    # whole BPTT state. I is needed by the gates' and β's gradients, Ŷ by W_r's only.
-    keep_i = gated or ctx.needs_input_grad[3]
-    keep_y = w_rec is not None
-    ctx.save_for_backward(buf.i if keep_i else None, buf.v, buf.y if keep_y else None,
-                          buf.f, buf.c, w_rec, buf.alpha, buf.beta)
-    v_max = buf.v[1:].amax() if buf.inp_shape[0] else v0.new_tensor(float("-inf"))
-    ctx.mark_non_differentiable(v_max)
-    i_last = buf.i[-1] if keep_i else buf.i[-1].clone()  # lets the unsaved I buffer go
-    outputs = buf.y[1:], v_max, i_last, buf.v[-1], buf.y[-1]
-    buf.i = buf.v = buf.y = buf.f = buf.c = None  # the backward takes them from ctx
-    return outputs
-
-
-def _w_rec_grad(y: Tensor, d_gates: Tensor) -> Tensor:
-    """dW_r = Σ_t Ŷ[t−1]ᵀ·dG[t]: one (n, T·B)·(T·B, 2n) product (``y`` holds T+1 rows)."""
-    n = y.shape[-1]
-    return y[:-1].reshape(-1, n).t() @ d_gates.reshape(-1, 2 * n)
+def _steps(neuron: Neuron, q: Quantiser, x: Tensor,
+           kernel: str) -> Union[_NativeSteps, _TorchSteps]:
+    """The per-step back end ``kernel`` (``native`` or ``torch``) chosen by :mod:`.backend`;
+    raises by name for a neuron or surrogate it does not implement."""
+    if kernel == "native":
+        require("the native C kernels", native.NEURONS, native.SURROGATES, neuron, q.surrogate)
+        return _NativeSteps(native.load(x.dtype), q)
+    require("the PyTorch-operator kernels", TORCH_NEURONS, TORCH_SURROGATES, neuron, q.surrogate)
+    return _TorchSteps(q)
 
 
 class _FusedRecurrence(torch.autograd.Function):
@@ -227,10 +163,11 @@ class _FusedRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, inp: Tensor, w_rec: Optional[Tensor], alpha: Tensor,
                 beta: Optional[Tensor], i0: Tensor, v0: Tensor, y0: Tensor,
-                mask: Optional[Tensor], q: _Quantiser, gated: bool, kernel: str
+                mask: Optional[Tensor], q: Quantiser, neuron: Neuron, kernel: str
                 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        inp, buf = _start(inp, alpha, beta, mask, i0, v0, y0, gated)
-        steps, n = _steps(q, inp, kernel), alpha.numel()
+        gated = neuron.n_gates == 2
+        inp, buf = start(inp, alpha, beta, mask, i0, v0, y0, gated)
+        steps, n = _steps(neuron, q, inp, kernel), alpha.numel()
         scratch = None if w_rec is None else inp.new_empty(inp.shape[1:])
         if gated and w_rec is None:  # v1: the forget gate does not depend on the state
             torch.sigmoid(inp[..., :n], out=buf.f)
@@ -241,7 +178,7 @@ class _FusedRecurrence(torch.autograd.Function):
                 torch.sigmoid(x[:, :n], out=buf.f[t])
             steps.forward(buf, t, x)
         ctx.buf, ctx.steps = buf, steps
-        return _save_and_output(ctx, buf, w_rec, v0, gated)
+        return save_and_output(ctx, buf, w_rec, v0, gated)
 
     @staticmethod
     def backward(ctx: Any, gy: Tensor, _g_vmax: Tensor, g_i: Tensor, g_v: Tensor,
@@ -256,44 +193,47 @@ class _FusedRecurrence(torch.autograd.Function):
         need = ctx.needs_input_grad
         d_w = None
         if w_rec is not None and need[1]:
-            d_w = _w_rec_grad(buf.y, g.dinp)
+            d_w = w_rec_grad(buf.y, g.dinp)
         d_beta = g.dbeta.to(gy.dtype) if buf.beta is not None else None
         return (g.dinp, d_w, g.dalpha.to(gy.dtype), d_beta, g.di_c, g.dv_c, g.dy_c,
                 None, None, None, None)
 
 
-def _run(inp: Tensor, w_rec: Optional[Tensor], alpha: Tensor, beta: Optional[Tensor],
-         b: Tensor, n_bits: int, k: int, surrogate: str, reset: str,
-         mask: Optional[Tensor], state: Optional[SpikingState], gated: bool) -> Output:
-    """Validate, build the initial state, run the fused recurrence."""
+def fused_loop(neuron: Neuron, inputs: Tensor, alpha: Tensor, params: Params, b: Tensor,
+               n_bits: int, k: int, surrogate: str, mask: Optional[Tensor],
+               state: Optional[SpikingState] = None) -> Output:
+    """The fused recurrence of ``neuron``: arguments and results as
+    :func:`~pytorch_kaldi_snn.layers.recurrence.step_loop`. The kernel that runs it is
+    :func:`.backend.choose`'s; a neuron or surrogate it does not implement raises by name."""
+    w_rec, beta = kernel_args.recurrent_and_decay("the fused kernels", neuron, params)
     check_bits_threshold(n_bits, k)
     check_surrogate(surrogate)
-    if reset not in RESET_MODES:
-        raise ValueError(f"unknown reset {reset!r}; valid: {', '.join(RESET_MODES)}")
-    n = alpha.numel()
-    if alpha.shape != (n,) or inp.dim() != 3 or inp.shape[2] != (2 * n if gated else n):
+    n, gated = alpha.numel(), neuron.n_gates == 2
+    if alpha.shape != (n,) or inputs.dim() != 3 or inputs.shape[2] != neuron.n_gates * n:
         raise ValueError(f"expected alpha (n,) and input (T, B, {'2n' if gated else 'n'}); "
-                         f"got alpha {tuple(alpha.shape)}, input {tuple(inp.shape)}")
+                         f"got alpha {tuple(alpha.shape)}, input {tuple(inputs.shape)}")
     if state is None:
-        zeros = inp.new_zeros(inp.shape[1], n)
+        zeros = inputs.new_zeros(inputs.shape[1], n)
         state = SpikingState(zeros, zeros, zeros)
-    q = _Quantiser(b.detach(), n_bits, k, surrogate, 1.0)  # R = Ŷ: reset scale c = 1
-    kernel = backend.choose(inp)
+    q = Quantiser(b.detach(), n_bits, k, surrogate, RESET_SCALE)
+    kernel = backend.choose(inputs, triton_check)
     if kernel != "triton":
         y, v_max, i_t, v_t, y_t = _FusedRecurrence.apply(
-            inp, w_rec, alpha, beta, state.i, state.v, state.y, mask, q, gated, kernel)
+            inputs, w_rec, alpha, beta, state.i, state.v, state.y, mask, q, neuron, kernel)
         return y, v_max, SpikingState(i_t, v_t, y_t)
-    from pytorch_kaldi_snn.kernels.triton_fused import TritonRecurrence  # imports triton
+    from pytorch_kaldi_snn.kernels import triton_fused, triton_kernels  # imports triton
 
+    require("the Triton kernels", triton_kernels.NEURONS, triton_kernels.SURROGATES, neuron,
+            surrogate)
     # Half-precision (autocast) inputs: the state and the quantiser run in float32.
     args = [None if t is None else (t.float() if t.dtype in _HALF else t)
-            for t in (inp, w_rec, alpha, beta, state.i, state.v, state.y, mask)]
-    y, v_max, i_t, v_t, y_t = TritonRecurrence.apply(*args, q, gated)
+            for t in (inputs, w_rec, alpha, beta, state.i, state.v, state.y, mask)]
+    y, v_max, i_t, v_t, y_t = triton_fused.TritonRecurrence.apply(*args, q, gated)
     return y, v_max, SpikingState(i_t, v_t, y_t)
 
 
 def lif_fused(drive: Tensor, alpha: Tensor, beta: Tensor, b: Tensor, n_bits: int, k: int,
-              surrogate: str, reset: str, mask: Optional[Tensor],
+              surrogate: str, mask: Optional[Tensor],
               state: Optional[SpikingState] = None) -> Output:
     """Traditional LIF layer dynamics (Eq. 7-8, 22) over all T steps, fused.
 
@@ -301,7 +241,7 @@ def lif_fused(drive: Tensor, alpha: Tensor, beta: Tensor, b: Tensor, n_bits: int
         drive: (T, B, n) input currents X[n]·W for all steps (batch-normalised outside).
         alpha, beta: (n,) membrane and synaptic decays.
         b: 0-dim membrane maximum (no gradient). n_bits, k: Eq. 22's N and γ = k·b/2^N.
-        surrogate: a name of ``neurons.surrogate``. reset: ``output``.
+        surrogate: a name of ``neurons.surrogate``.
         mask: (B, n) recurrent-dropout mask scaled by 1/(1−p), or None.
         state: initial (I, V, Ŷ), zeros when None.
 
@@ -311,22 +251,30 @@ def lif_fused(drive: Tensor, alpha: Tensor, beta: Tensor, b: Tensor, n_bits: int
     Example:
         >>> import torch
         >>> y, v_max, st = lif_fused(torch.randn(5, 2, 3), torch.full((3,), .9),
-        ...                          torch.full((3,), .8), torch.tensor(2.), 2, 1, "ste",
-        ...                          "output", None)
+        ...                          torch.full((3,), .8), torch.tensor(2.), 2, 1, "ste", None)
         >>> y.shape, st.v.shape
         (torch.Size([5, 2, 3]), torch.Size([2, 3]))
     """
-    return _run(drive, None, alpha, beta, b, n_bits, k, surrogate, reset, mask, state, False)
+    return fused_loop(TRADITIONAL, drive, alpha, (beta,), b, n_bits, k, surrogate, mask, state)
 
 
 def v1_fused(gates: Tensor, alpha: Tensor, b: Tensor, n_bits: int, k: int, surrogate: str,
-             reset: str, mask: Optional[Tensor], state: Optional[SpikingState] = None) -> Output:
+             mask: Optional[Tensor], state: Optional[SpikingState] = None) -> Output:
     """Improved dynamics v1 (Eq. 16-18, 8, 22); ``gates`` (T, B, 2n) = [forget | candidate]."""
-    return _run(gates, None, alpha, None, b, n_bits, k, surrogate, reset, mask, state, True)
+    return fused_loop(V1, gates, alpha, (), b, n_bits, k, surrogate, mask, state)
 
 
 def v2_fused(gates: Tensor, w_rec: Tensor, alpha: Tensor, b: Tensor, n_bits: int, k: int,
-             surrogate: str, reset: str, mask: Optional[Tensor],
+             surrogate: str, mask: Optional[Tensor],
              state: Optional[SpikingState] = None) -> Output:
     """Improved dynamics v2 (Eq. 19-21, 8, 22): v1 with Ŷ[n−1]·``w_rec`` (n, 2n) added to G."""
-    return _run(gates, w_rec, alpha, None, b, n_bits, k, surrogate, reset, mask, state, True)
+    return fused_loop(V2, gates, alpha, (w_rec,), b, n_bits, k, surrogate, mask, state)
+
+
+RECURRENCES: first_launch.Recurrences = {"lif": lif_fused, "v1": v1_fused, "v2": v2_fused}
+
+
+def triton_check(device: torch.device, dtype: torch.dtype) -> Optional[str]:
+    """Triton's first launch on ``device`` in ``dtype`` against the PyTorch operators (None when
+    they agree): the check ``auto`` runs before it trusts Triton there."""
+    return first_launch.triton_failure(device, dtype, RECURRENCES)

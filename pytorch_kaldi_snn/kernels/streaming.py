@@ -16,6 +16,11 @@ inputs masked off the loads, nothing synchronises with the host); on the CPU the
 ``stream_step`` (:mod:`.native`); otherwise, or with ``PYTORCH_KALDI_SNN_KERNEL=torch``, the
 same computation as PyTorch operators (``index_select`` of the active rows).
 
+A layer's dynamics come from its registered neuron (``layer.neuron``,
+:mod:`pytorch_kaldi_snn.neurons.variants`); each of the three streaming back ends declares the
+neurons it implements (:data:`TORCH_NEURONS`, ``native.NEURONS``, ``triton_streaming.NEURONS``)
+and refuses any other by name.
+
 Example::
 
     >>> from pytorch_kaldi_snn.layers import spiking_stack
@@ -33,9 +38,14 @@ from typing import Iterable, List, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from pytorch_kaldi_snn.kernels import backend, native
-from pytorch_kaldi_snn.layers.spiking import LIFLayer, SpikingLayer
-from pytorch_kaldi_snn.neurons.quantizer import quantize_level
+from pytorch_kaldi_snn.kernels import backend, fused, kernel_args, native
+from pytorch_kaldi_snn.neurons.dynamics import (
+    RESET_SCALE, SpikingState, gated_current, lif_current, membrane,
+)
+from pytorch_kaldi_snn.neurons.quantizer import delivered, kernel_scalars
+from pytorch_kaldi_snn.neurons.variants import Neuron, require
+
+TORCH_NEURONS = kernel_args.NEURONS  # what _step_torch implements
 
 
 class _FrozenLayer:
@@ -46,8 +56,10 @@ class _FrozenLayer:
     int64 tensor on the device that the kernel adds to, so no frame waits for the host.
     """
 
-    def __init__(self, layer: SpikingLayer) -> None:
-        if not isinstance(layer, SpikingLayer) or layer.reading != "paper":
+    def __init__(self, layer: nn.Module) -> None:
+        # A spiking layer (layers.spiking.SpikingLayer) names its registered neuron.
+        self.neuron: Neuron = getattr(layer, "neuron", None)
+        if not isinstance(self.neuron, Neuron) or layer.reading != "paper":
             raise ValueError("streaming runs spiking layers of the paper reading only "
                              f"(got {type(layer).__name__})")
         if layer.projection.layernorm is not None:
@@ -55,22 +67,25 @@ class _FrozenLayer:
         self.weight, self.bias = _fold_projection(layer.projection)
         self.n = layer.hidden_size
         self.alpha = layer.alpha.detach().contiguous()
-        self.beta = layer.beta.detach().contiguous() if isinstance(layer, LIFLayer) else None
-        w_rec = getattr(layer, "w_rec", None)
-        self.w_rec = None if w_rec is None else w_rec.detach().contiguous()
+        params = [getattr(layer, name).detach().contiguous() for name in self.neuron.params]
+        self.w_rec, self.beta = kernel_args.recurrent_and_decay("streaming", self.neuron, params)
         self.b = layer.tracker.b.detach().clone()
         self.n_bits, self.k = layer.n_bits, layer.k
-        self.delta = float(self.b / 2 ** self.n_bits)
-        self.gamma = float(self.k * (self.b / 2 ** self.n_bits))
-        self.qmax = float(2 ** self.n_bits - 1)
-        self.c = 1.0  # R = Ŷ (reset "output", the only mode)
+        self.delta, self.gamma, self.qmax = kernel_scalars(self.b, self.n_bits, self.k)
+        self.c = RESET_SCALE
 
     def use(self, kernel: str) -> None:
         """Run frames with ``kernel`` from a zero state."""
         self.kernel = kernel
         self.lib = native.load(self.weight.dtype) if kernel == "native" else None
-        if kernel == "triton":
+        if kernel == "native":
+            require("the native C streaming kernel", native.NEURONS, (), self.neuron)
+        elif kernel == "torch":
+            require("the PyTorch-operator streaming", TORCH_NEURONS, (), self.neuron)
+        else:
             from pytorch_kaldi_snn.kernels import triton_streaming  # imports triton
+
+            require("the Triton streaming kernel", triton_streaming.NEURONS, (), self.neuron)
 
             self.scal = triton_streaming.scalars(self.c, self.delta, self.gamma, self.qmax,
                                                  self.weight)
@@ -104,10 +119,13 @@ class _FrozenLayer:
     def _step_native(self, x: Tensor) -> int:
         """One frame in the native kernel; returns the number of non-zero outputs."""
         ptr = native.ptr
-        return self.lib.stream_step(x.numel(), self.n, ptr(x), ptr(self.weight), ptr(self.bias),
-                                    ptr(self.w_rec), ptr(self.alpha), ptr(self.beta),
-                                    ptr(self.i), ptr(self.v), ptr(self.y), ptr(self.acc),
-                                    self.c, self.delta, self.gamma, self.qmax)
+        active = self.lib.stream_step(self.neuron.code, x.numel(), self.n, ptr(x),
+                                      ptr(self.weight), ptr(self.bias), ptr(self.w_rec),
+                                      ptr(self.alpha), ptr(self.beta), ptr(self.i), ptr(self.v),
+                                      ptr(self.y), ptr(self.acc), self.c, self.delta, self.gamma,
+                                      self.qmax)
+        native.check_status(active, self.neuron.name)
+        return active
 
     def _step_torch(self, x: Tensor) -> int:
         """The same frame as PyTorch operators."""
@@ -115,12 +133,11 @@ class _FrozenLayer:
         if self.w_rec is not None:
             acc += _active_rows(self.y, self.w_rec)
         if self.beta is not None:
-            self.i = self.beta * self.i + acc
+            self.i = lif_current(acc, self.i, self.beta)
         else:
-            f = torch.sigmoid(acc[:self.n])
-            self.i = f * self.i + (1 - f) * torch.relu(acc[self.n:])
-        self.v = self.alpha * self.v + self.i - self.c * self.y
-        self.y = quantize_level(self.v, self.b, self.n_bits, self.k) * (self.b / 2 ** self.n_bits)
+            self.i = gated_current(acc, self.i, None)
+        self.v = membrane(self.i, SpikingState(self.i, self.v, self.y), self.alpha)
+        self.y = delivered(self.v, self.b, self.n_bits, self.k)
         return int(torch.count_nonzero(self.y))
 
 
@@ -163,11 +180,11 @@ class StreamingSNN:
     not. ``kernel`` names the kernel that runs every layer's frame (logged when chosen).
     """
 
-    def __init__(self, layers: Iterable[SpikingLayer], readout: Optional[nn.Linear] = None) -> None:
+    def __init__(self, layers: Iterable[nn.Module], readout: Optional[nn.Linear] = None) -> None:
         self.layers: List[_FrozenLayer] = [_FrozenLayer(layer) for layer in layers]
         if not self.layers:
             raise ValueError("StreamingSNN needs at least one spiking layer")
-        self.kernel = backend.streaming_kernel(self.layers[0].weight)
+        self.kernel = backend.streaming_kernel(self.layers[0].weight, fused.triton_check)
         for layer in self.layers:
             layer.use(self.kernel)
         self.readout_t = None if readout is None else readout.weight.detach().t().contiguous()

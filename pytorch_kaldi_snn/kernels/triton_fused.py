@@ -1,7 +1,9 @@
 """The fused recurrence (:mod:`.fused`) with each direction's whole time loop in one Triton launch.
 
 Drop-in for ``fused._FusedRecurrence`` (same arguments, outputs, saved tensors and gradients):
-:func:`pytorch_kaldi_snn.kernels.fused._run` picks it when :mod:`.backend` chooses ``triton``.
+:func:`pytorch_kaldi_snn.kernels.fused.fused_loop` picks it when :mod:`.backend` chooses
+``triton``, after checking the neuron and surrogate against ``triton_kernels.NEURONS`` and
+``SURROGATES``.
 Outside the kernels stay only what is one product for all steps: W_r's gradient
 Ŷ[0:T]ᵀ·dG and, for v2, the initial output's share dG[0]·W_rᵀ; the input projections run
 before (``InputProjection``), as for every back end.
@@ -14,9 +16,9 @@ import torch
 from torch import Tensor
 
 from pytorch_kaldi_snn.kernels import triton_kernels as tk
-from pytorch_kaldi_snn.kernels.fused import (
-    _SURROGATE_CODE, _Quantiser, _save_and_output, _start, _w_rec_grad,
-)
+from pytorch_kaldi_snn.kernels.bptt_buffers import Quantiser, save_and_output, start, w_rec_grad
+from pytorch_kaldi_snn.neurons.quantizer import step_size, threshold
+from pytorch_kaldi_snn.neurons.surrogate import surrogate_code
 
 # Tiles: batch rows (BB) x neurons (BN) per program, v2 also the reduction (BK); tl.dot needs
 # >= 16. v2's are smaller so that its products stay in registers (no spills when compiled for
@@ -27,16 +29,16 @@ V2_TILES = {"BB": 16, "BN": 32, "BK": 32}
 OPTIONS = {"enable_fp_fusion": False, "num_stages": 2, "num_warps": 4}
 
 
-def _scalars(q: _Quantiser, like: Tensor) -> Tensor:
+def _scalars(q: Quantiser, like: Tensor) -> Tensor:
     """[c, Δ, γ, 2^N − 1, b] in the input's dtype (see ``triton_kernels``).
 
     Computed on b's device in b's dtype, as the reference quantiser does, then rounded once to
     the input's dtype; no value goes through the host, so a CUDA call does not synchronise.
     """
     b = q.b.to(like.device)
-    delta = b / 2 ** q.n_bits
-    return torch.stack([torch.full_like(b, q.c), delta, q.k * delta,
-                        torch.full_like(b, q.qmax), b]).to(like.dtype)
+    return torch.stack([torch.full_like(b, q.c), step_size(b, q.n_bits),
+                        threshold(b, q.n_bits, q.k), torch.full_like(b, q.qmax),
+                        b]).to(like.dtype)
 
 
 def _grid(batch: int, n: int, v2: bool) -> Tuple[int, ...]:
@@ -52,9 +54,9 @@ class TritonRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, inp: Tensor, w_rec: Optional[Tensor], alpha: Tensor,
                 beta: Optional[Tensor], i0: Tensor, v0: Tensor, y0: Tensor,
-                mask: Optional[Tensor], q: _Quantiser, gated: bool
+                mask: Optional[Tensor], q: Quantiser, gated: bool
                 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        inp, buf = _start(inp, alpha, beta, mask, i0, v0, y0, gated)
+        inp, buf = start(inp, alpha, beta, mask, i0, v0, y0, gated)
         steps, batch, n = inp.shape[0], inp.shape[1], alpha.numel()
         scal = _scalars(q, inp)
         state = (buf.i, buf.v, buf.y, buf.f, buf.c, steps, batch, n)
@@ -67,7 +69,7 @@ class TritonRecurrence(torch.autograd.Function):
                 inp, buf.mask, buf.alpha, buf.beta, scal, *state, GATED=gated,
                 **POINTWISE_TILES, **OPTIONS)
         ctx.buf, ctx.q, ctx.scal = buf, q, scal
-        return _save_and_output(ctx, buf, w_rec, v0, gated)
+        return save_and_output(ctx, buf, w_rec, v0, gated)
 
     @staticmethod
     def backward(ctx: Any, gy: Tensor, _g_vmax: Tensor, g_i: Tensor, g_v: Tensor,
@@ -83,7 +85,7 @@ class TritonRecurrence(torch.autograd.Function):
         d_alpha = gy.new_zeros(batch, n)
         learn_beta = beta is not None and ctx.needs_input_grad[3]
         d_beta = gy.new_zeros(batch, n) if learn_beta else None
-        kind = _SURROGATE_CODE[q.surrogate]
+        kind = surrogate_code(q.surrogate)
         carries = (dv_c, dy_c, di_c, d_alpha)
         if w_rec is not None:
             tk.v2_bwd[_grid(batch, n, True)](
@@ -96,6 +98,6 @@ class TritonRecurrence(torch.autograd.Function):
                 gy, i_buf, v_buf, f_buf, c_buf, buf.mask, alpha, beta, ctx.scal, *carries,
                 d_beta, d_inp, steps, batch, n, GATED=f_buf is not None, LEARN_BETA=learn_beta,
                 KIND=kind, **POINTWISE_TILES, **OPTIONS)
-        d_w = _w_rec_grad(y_buf, d_inp) if w_rec is not None and ctx.needs_input_grad[1] else None
+        d_w = w_rec_grad(y_buf, d_inp) if w_rec is not None and ctx.needs_input_grad[1] else None
         d_beta_out = d_beta.sum(0) if learn_beta else None
         return (d_inp, d_w, d_alpha.sum(0), d_beta_out, di_c, dv_c, dy_c, None, None, None)

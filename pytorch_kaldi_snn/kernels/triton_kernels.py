@@ -1,7 +1,8 @@
 """Triton kernels of the three spiking time loops: forward and hand-written backward.
 
 Same element-wise arithmetic, in the same order, as the C kernels of :mod:`.native` (see the
-equations in :mod:`.fused`): quantiser of Eq. 22, surrogates (codes of ``fused._SURROGATE_CODE``),
+equations in :mod:`.fused`): quantiser of Eq. 22, surrogates (the codes of
+``neurons.surrogate.SURROGATES``, as the ``constexpr``s below),
 recurrent-dropout mask on the candidate, reset scale c, saved buffers of T+1 rows (row 0 the
 initial state). Each kernel runs the whole time loop, so one launch serves one layer and one
 direction of a training pass.
@@ -20,8 +21,21 @@ kernels on CPU tensors; the tests use it.
 """
 from __future__ import annotations
 
+from typing import Tuple
+
 import triton
 import triton.language as tl
+
+from pytorch_kaldi_snn.neurons.surrogate import SURROGATES as SURROGATE_TABLE
+
+# What these kernels implement (``pointwise_*`` the traditional layer and v1, ``v2_*`` v2);
+# :func:`pytorch_kaldi_snn.kernels.fused.fused_loop` refuses anything else by name.
+NEURONS: Tuple[str, ...] = ("traditional", "v1", "v2")
+SURROGATES: Tuple[str, ...] = ("ste", "ste_clip", "pwl", "fast_sigmoid")
+SURROGATE_STE = tl.constexpr(SURROGATE_TABLE["ste"].code)
+SURROGATE_STE_CLIP = tl.constexpr(SURROGATE_TABLE["ste_clip"].code)
+SURROGATE_PWL = tl.constexpr(SURROGATE_TABLE["pwl"].code)
+SURROGATE_FAST_SIGMOID = tl.constexpr(SURROGATE_TABLE["fast_sigmoid"].code)
 
 
 @triton.jit
@@ -53,21 +67,21 @@ def _quantise(v, delta, gamma, qmax):
 
 @triton.jit
 def _surrogate(v, gamma, b, KIND: tl.constexpr):
-    """dŶ/dV: 0 straight-through, 1 piecewise linear, 2 fast sigmoid, 3 straight-through clipped
-    above b (``neurons.surrogate``)."""
+    """dŶ/dV of the surrogate whose code is KIND (``neurons.surrogate``); a code without a
+    branch here fails to compile."""
     one = tl.full(v.shape, 1.0, v.dtype)
-    if KIND == 0:
+    if KIND == SURROGATE_STE:
         s = one
-    elif KIND == 3:
+    elif KIND == SURROGATE_STE_CLIP:
         s = (v <= b).to(v.dtype)
     else:
         d = tl.maximum(v - b, gamma - v)
         d = _divide(tl.where(d > 0, d, 0.0), b)
-        if KIND == 1:
+        if KIND == SURROGATE_PWL:
             s = tl.where(d < 0.5, 1 - 2 * d, 0.0)
         else:
-            # A surrogate added to fused._SURROGATE_CODE needs its branch here, not this one.
-            tl.static_assert(KIND == 2, "surrogate code without a Triton branch")
+            tl.static_assert(KIND == SURROGATE_FAST_SIGMOID,
+                             "surrogate code without a Triton branch")
             s = 1 + 10 * d
             s = _divide(one, s * s)
     return s

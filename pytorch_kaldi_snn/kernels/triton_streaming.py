@@ -25,7 +25,7 @@ other programs write Ŷ[n], so Ŷ[n] goes to the other buffer (``y_out``) and th
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import triton
@@ -34,6 +34,10 @@ from torch import Tensor
 
 from pytorch_kaldi_snn.kernels.triton_fused import OPTIONS
 from pytorch_kaldi_snn.kernels.triton_kernels import _gated_current, _quantise
+
+# What :func:`stream_step` implements (GATED: v1 and v2; RECURRENT: v2); the streaming layer
+# refuses any other neuron by name before launching.
+NEURONS: Tuple[str, ...] = ("traditional", "v1", "v2")
 
 # 32 neurons per program: 18 programs for n = 550 (more programs, more SMs streaming W);
 # 64-row reduction tiles keep a 64 x 32 float32 tile at 16 registers per thread (4 warps).

@@ -3,7 +3,7 @@
 Read from ``wponghiran/imp-snns-for-sl`` (``traditional_spiking_model.py``,
 ``improved_spiking_model_v1.py``/``_v2.py``), not copied. Per layer and step::
 
-    I[n] = current(X[n], I[n−1], Ŷ[n−1])     (Eq. 7, 16-18 or 19-21, as in the paper reading)
+    I[n] = current(X[n], I[n−1], Ŷ[n−1])     (the layer's Neuron.current, as in the paper reading)
     V[n] = α ⊙ V[n−1] + I[n] − Ŷ[n−1]        (Eq. 8, reset by the output; α = 1 in their code)
     Ŷ[n] = Q_sym(V[n])                        (neurons.symmetric.SymmetricQuantiser)
 
@@ -20,7 +20,7 @@ from typing import Callable, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from pytorch_kaldi_snn.layers.recurrence import SpikingState, zero_state
+from pytorch_kaldi_snn.neurons.dynamics import SpikingState, membrane, zero_state
 from pytorch_kaldi_snn.neurons.symmetric import SymmetricQuantiser
 
 Current = Callable[[Tensor, SpikingState], Tensor]
@@ -43,7 +43,7 @@ def authors_loop(inputs: Tensor, current: Current, alpha: Tensor, quantiser: Sym
         if state is None:
             state = zero_state(x_t[None], alpha.numel() if alpha.dim() else x_t.shape[-1])
         i = current(x_t, state)
-        v = alpha * state.v + i - state.y
+        v = membrane(i, state, alpha)
         y = quantiser(v)
         state = SpikingState(i, v, y)
         outputs.append(y)

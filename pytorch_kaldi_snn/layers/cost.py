@@ -31,12 +31,23 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 COUNTERS = ("in_nonzero", "in_total", "zeros_out", "total_out", "frames")  # buffers of a layer
+
+
+# Multiplications per frame of each layer kind, f(m, n, s, r) (the formulas above).
+MULTS: Dict[str, Callable[[int, int, float, float], float]] = {
+    "snn_traditional": lambda m, n, s, r: n + s * m * n + 3 * n,
+    "snn_v1": lambda m, n, s, r: 2 * s * m * n + 2 * n + 3 * n,
+    "snn_v2": lambda m, n, s, r: 2 * s * m * n + 2 * r * n * n + 2 * n + 3 * n,
+    "lstm": lambda m, n, s, r: float(3 * n + 4 * (m + n) * n),
+    "gru": lambda m, n, s, r: float(3 * n + 3 * (m + n) * n),
+    "mlp": lambda m, n, s, r: s * m * n,
+}
 
 
 def layer_mults(kind: str, m: int, n: int, s: float = 1.0, r: float = 1.0) -> float:
@@ -46,17 +57,9 @@ def layer_mults(kind: str, m: int, n: int, s: float = 1.0, r: float = 1.0) -> fl
     ``gru``, ``mlp``); s is the non-zero fraction of its inputs, r that of its own outputs
     (used by v2's recurrent products only). LSTM and GRU are dense whatever s is.
     """
-    if kind == "snn_traditional":
-        return n + s * m * n + 3 * n
-    if kind == "snn_v1":
-        return 2 * s * m * n + 2 * n + 3 * n
-    if kind == "snn_v2":
-        return 2 * s * m * n + 2 * r * n * n + 2 * n + 3 * n
-    if kind in ("lstm", "gru"):
-        return float(3 * n + (4 if kind == "lstm" else 3) * (m + n) * n)
-    if kind == "mlp":
-        return s * m * n
-    raise ValueError(f"no cost model for layer kind {kind!r}")
+    if kind not in MULTS:
+        raise ValueError(f"no cost model for layer kind {kind!r}")
+    return MULTS[kind](m, n, s, r)
 
 
 class ParameterCount(NamedTuple):

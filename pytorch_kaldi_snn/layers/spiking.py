@@ -1,16 +1,13 @@
 """Spiking recurrent layers: traditional LIF (Eq. 7-9) and improved dynamics v1/v2 (Eq. 16-21).
 
-All three share the membrane equation (Eq. 8), the multi-bit output (Eq. 22), the tracked
-membrane maximum b, batch norm of the weighted sums of inputs and recurrent dropout; they differ
-only in the synaptic-current update, which lives in :mod:`pytorch_kaldi_snn.layers.recurrence`.
-
-Defaults (stated once, here): 6-bit outputs with threshold k = 4 (γ = 4b/64 = b/16, the paper's
-Table 1 setting), straight-through surrogate, ``reset="output"``, α = 1 (the membrane integrates the
-residual error without leak, as in the authors' code; the traditional layer uses α = β = 0.5,
-see :class:`LIFLayer`), decays
-fixed (``learn_decay=False``; the paper's parameter counts exclude them), batch norm on, no
-dropout, orthogonal recurrent init, EMA momentum 0.1, b_init = 1, fused time loops
-(``impl="fused"``; ``"loop"`` runs the step-by-step reference of :mod:`.recurrence`).
+Each layer class runs one registered neuron (:mod:`pytorch_kaldi_snn.neurons.variants`): the
+neuron says what its dynamics need, the class creates those tensors (β, W_r) as parameters.
+All share the membrane equation (Eq. 8), the multi-bit output (Eq. 22), the tracked membrane
+maximum b, batch norm of the weighted sums of inputs and recurrent dropout; they differ only in
+the synaptic current (``Neuron.current``). Options, their defaults and their checks live in
+:mod:`pytorch_kaldi_snn.neurons.options` (one frozen dataclass per neuron family); the time loop
+is the step-by-step reference (``impl="loop"``, :mod:`.recurrence`) or the fused kernels
+(``impl="fused"``, :mod:`pytorch_kaldi_snn.kernels.fused`).
 
 Shapes: input (T, B, m) time-major, output Ŷ (T, B, n).
 
@@ -22,110 +19,87 @@ Example::
 """
 from __future__ import annotations
 
-import importlib
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
+from pytorch_kaldi_snn.kernels.fused import fused_loop
 from pytorch_kaldi_snn.layers import recurrence
 from pytorch_kaldi_snn.layers.authors import Current, ResidualEncoder, authors_loop
 from pytorch_kaldi_snn.layers.common import InputProjection, recurrent_dropout_mask, recurrent_weight
 from pytorch_kaldi_snn.layers.cost import CountedLayer
+from pytorch_kaldi_snn.neurons.dynamics import SpikingState
 from pytorch_kaldi_snn.neurons.ema import MembraneMaxTracker
-from pytorch_kaldi_snn.neurons.quantizer import check_bits_threshold
-from pytorch_kaldi_snn.neurons.surrogate import check_surrogate
+from pytorch_kaldi_snn.neurons.options import NeuronOptions
 from pytorch_kaldi_snn.neurons.symmetric import SymmetricQuantiser
+from pytorch_kaldi_snn.neurons.variants import TRADITIONAL, V1, V2, Neuron
 
-IMPLS = ("loop", "fused")
-READINGS = ("paper", "authors")
 HALF_DTYPES = (torch.float16, torch.bfloat16)  # autocast outputs; the dynamics run in float32
-
-
-def check_reading(reading: str, impl: str) -> None:
-    """Raise ``ValueError`` for an unknown reading or ``authors`` with the fused kernels."""
-    if reading not in READINGS:
-        raise ValueError(f"unknown reading {reading!r}; valid: {', '.join(READINGS)}")
-    if reading == "authors" and impl != "loop":
-        raise ValueError("reading 'authors' runs on the step path only: use impl 'loop' "
-                         "(the fused kernels implement the paper reading)")
-FUSED_MODULE = "pytorch_kaldi_snn.kernels.fused"
-
-
-def select_time_loop(variant: str, impl: str) -> Callable[..., Tuple[Tensor, Tensor, recurrence.SpikingState]]:
-    """``recurrence.<variant>_loop`` or, lazily imported, ``kernels.fused.<variant>_fused``."""
-    if impl == "loop":
-        return getattr(recurrence, f"{variant}_loop")
-    if impl == "fused":
-        return getattr(importlib.import_module(FUSED_MODULE), f"{variant}_fused")
-    raise ValueError(f"unknown impl {impl!r}; valid: {', '.join(IMPLS)}")
+TimeLoop = Callable[..., Tuple[Tensor, Tensor, SpikingState]]
+TIME_LOOPS: Dict[str, TimeLoop] = {"loop": recurrence.step_loop, "fused": fused_loop}
 
 
 class SpikingLayer(CountedLayer):
-    """Base of the three spiking layers: projection, decays, quantiser settings, b, counters.
+    """Base of the spiking layers: projection, decays, quantiser settings, b, counters.
 
     Args:
         input_size: m. hidden_size: n (neurons).
-        n_bits: output bits N in [1, 16]. threshold: k with γ = k·b/2^N, in [0, 2^N − 1].
-        surrogate: ``ste``, ``ste_clip``, ``pwl`` or ``fast_sigmoid`` (``neurons.surrogate``).
-        reset: ``output`` (subtract Ŷ, the only mode; see ``recurrence``).
-        alpha: initial membrane decay α (Eq. 8), per neuron.
-        learn_decay: train the decays (α, and β for the traditional layer) or keep them fixed.
-        use_batchnorm: batch norm of the weighted sums of inputs (projection then has no bias).
-        dropout: recurrent-dropout probability p (one mask per sequence, on the candidate).
-        bias: bias on the input projection when batch norm is off.
-        ema_momentum, b_init: membrane-maximum tracker settings (``neurons.ema``).
-        impl: ``loop`` (this package's step loop) or ``fused`` (``kernels.fused``).
-        reading: ``paper`` (Eq. 22 as the text states it, b tracked per batch) or ``authors``
-            (the authors' code: signed symmetric levels, range tracked per step, see
-            :mod:`.authors`); ``authors`` runs on the step path only, so it needs
-            ``impl="loop"``.
+        options: keyword arguments of the neuron's options class (``neuron.options``, in
+            :mod:`pytorch_kaldi_snn.neurons.options`): n_bits, threshold (k with γ = k·b/2^N),
+            surrogate, alpha, learn_decay, dropout, use_batchnorm, bias, ema_momentum, b_init,
+            impl (``loop`` or ``fused``), reading (``paper`` or ``authors``, the latter on the
+            step path only), and the neuron's own (β, forget_bias, orthinit).
     """
 
-    variant: str = ""
-    n_gates: int = 1
+    neuron: Neuron
 
-    def __init__(self, input_size: int, hidden_size: int, *, n_bits: int = 6, threshold: int = 4,
-                 surrogate: str = "ste", reset: str = "output", alpha: float = 1.0,
-                 learn_decay: bool = False, use_batchnorm: bool = True, dropout: float = 0.0,
-                 bias: bool = True, ema_momentum: float = 0.1, b_init: float = 1.0,
-                 impl: str = "fused", reading: str = "paper") -> None:
+    def __init__(self, input_size: int, hidden_size: int, **options) -> None:
         super().__init__(input_size, hidden_size)
-        check_reading(reading, impl)
-        check_bits_threshold(n_bits, threshold)
-        check_surrogate(surrogate)
-        if reset not in recurrence.RESET_MODES:
-            raise ValueError(f"unknown reset {reset!r}; valid: {', '.join(recurrence.RESET_MODES)}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout {dropout} is outside [0, 1)")
+        self.options: NeuronOptions = self.neuron.options(**options)
+        opts = self.options
         self.hidden_size = hidden_size
-        self.n_bits, self.k, self.surrogate, self.reset = n_bits, threshold, surrogate, reset
-        self.dropout = dropout
-        self.impl, self.reading = impl, reading
-        self.time_loop = select_time_loop(self.variant, impl)
-        self.projection = InputProjection(input_size, hidden_size, self.n_gates,
-                                          use_batchnorm=use_batchnorm, bias=bias)
-        if reading == "paper":
-            self.tracker = MembraneMaxTracker(ema_momentum, b_init)
+        self.n_bits, self.k, self.surrogate = opts.n_bits, opts.threshold, opts.surrogate
+        self.dropout = opts.dropout
+        self.impl, self.reading = opts.impl, opts.reading
+        self.time_loop = TIME_LOOPS[opts.impl]
+        self.projection = InputProjection(input_size, hidden_size, self.neuron.n_gates,
+                                          use_batchnorm=opts.use_batchnorm, bias=opts.bias)
+        if opts.reading == "paper":
+            self.tracker = MembraneMaxTracker(opts.ema_momentum, opts.b_init)
         else:
-            self.quantiser = SymmetricQuantiser(n_bits, threshold, ema_momentum)
-        self.alpha = self._decay(alpha, learn_decay)
+            self.quantiser = SymmetricQuantiser(opts.n_bits, opts.threshold, opts.ema_momentum)
+        self.alpha = self._decay(opts.alpha, opts.learn_decay)
+
+    @property
+    def variant(self) -> str:
+        """The registered neuron's name (``traditional``, ``v1``, ``v2``)."""
+        return self.neuron.name
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return self.neuron.kind
 
     def _decay(self, value: float, learn: bool) -> Tensor:
         """A per-neuron decay: a Parameter when learned, otherwise a buffer (kept in state_dict)."""
         tensor = torch.full((self.hidden_size,), float(value))
         return nn.Parameter(tensor) if learn else nn.Buffer(tensor)
 
+    def neuron_params(self) -> Tuple[Tensor, ...]:
+        """The tensors ``neuron.params`` names, in its order."""
+        return tuple(getattr(self, name) for name in self.neuron.params)
+
     def run(self, proj: Tensor, b: Tensor, mask: Optional[Tensor],
-            state: Optional[recurrence.SpikingState]) -> Tuple[Tensor, Tensor, recurrence.SpikingState]:
-        """Call the variant's time loop on the projected inputs with membrane maximum ``b``."""
-        raise NotImplementedError
+            state: Optional[SpikingState]) -> Tuple[Tensor, Tensor, SpikingState]:
+        """The time loop on the projected inputs with membrane maximum ``b``."""
+        return self.time_loop(self.neuron, proj, self.alpha, self.neuron_params(), b,
+                              self.n_bits, self.k, self.surrogate, mask, state)
 
     def step_current(self, mask: Optional[Tensor]) -> Current:
         """(step input, previous state) → I[n] for the ``authors`` reading's step loop."""
-        raise NotImplementedError
+        return lambda x_t, state: self.neuron.current(x_t, state, self.neuron_params(), mask)
 
-    def forward(self, x: Tensor, state: Optional[recurrence.SpikingState] = None) -> Tensor:
+    def forward(self, x: Tensor, state: Optional[SpikingState] = None) -> Tensor:
         """(T, B, m) → Ŷ (T, B, n); updates b (or the authors' range) in training, counts in eval.
 
         Under autocast (``[exp] precision = bf16``) only the projection runs in half precision:
@@ -137,8 +111,7 @@ class SpikingLayer(CountedLayer):
         with torch.autocast(x.device.type, enabled=False):
             return self._dynamics(x, proj, state)
 
-    def _dynamics(self, x: Tensor, proj: Tensor,
-                  state: Optional[recurrence.SpikingState]) -> Tensor:
+    def _dynamics(self, x: Tensor, proj: Tensor, state: Optional[SpikingState]) -> Tensor:
         mask = recurrent_dropout_mask(proj, self.hidden_size, self.dropout, self.training)
         if self.reading == "authors":
             y, _ = authors_loop(proj, self.step_current(mask), self.alpha, self.quantiser, state)
@@ -156,7 +129,7 @@ class SpikingLayer(CountedLayer):
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, n_bits={self.n_bits}, k={self.k}, "
-                f"surrogate={self.surrogate}, reset={self.reset}, dropout={self.dropout}, "
+                f"surrogate={self.surrogate}, dropout={self.dropout}, "
                 f"impl={self.impl}, reading={self.reading}")
 
 
@@ -164,46 +137,29 @@ class LIFLayer(SpikingLayer):
     """Traditional LIF layer, Eq. 7-9: ``I[n] = β ⊙ I[n−1] + X[n] W``.
 
     Parameters: W (m, n) — the paper's m·n — plus the BN affine (2n) or a bias (n), and α, β
-    when learned. Extra argument ``beta``: initial current decay β (Eq. 7).
+    when learned. Extra option ``beta``: initial current decay β (Eq. 7); defaults α = β = 0.5
+    (see ``neurons.options.LIFOptions``).
     """
 
-    kind = "snn_traditional"
-    variant = "lif"
-    n_gates = 1
+    neuron = TRADITIONAL
 
-    def __init__(self, input_size: int, hidden_size: int, *, alpha: float = 0.5, beta: float = 0.5,
-                 learn_decay: bool = False, **kwargs) -> None:
-        # Leaky membrane by default: I is signed here (unlike v1/v2, where I >= 0), and with
-        # α = 1 a stretch of negative current drives V far below zero, silencing the neuron for
-        # the rest of the sequence. α = β = 0.5 trains; α = 1 or α = β = 0.9 barely leave chance
-        # on the built-in corpus (see docs/model.md).
-        super().__init__(input_size, hidden_size, alpha=alpha, learn_decay=learn_decay, **kwargs)
+    def __init__(self, input_size: int, hidden_size: int, **options) -> None:
+        super().__init__(input_size, hidden_size, **options)
+        opts = self.options
         # The authors' traditional layer always learns β (their learn_tau = True), from 1.
-        self.beta = self._decay(beta, learn_decay or kwargs.get("reading") == "authors")
-
-    def run(self, proj: Tensor, b: Tensor, mask: Optional[Tensor],
-            state: Optional[recurrence.SpikingState]) -> Tuple[Tensor, Tensor, recurrence.SpikingState]:
-        return self.time_loop(proj, self.alpha, self.beta, b, self.n_bits, self.k,
-                              self.surrogate, self.reset, mask, state)
-
-    def step_current(self, mask: Optional[Tensor]) -> Current:
-        if mask is None:
-            return lambda x_t, state: recurrence.lif_current(x_t, state.i, self.beta)
-        return lambda x_t, state: recurrence.lif_current(mask * x_t, state.i, self.beta)
+        self.beta = self._decay(opts.beta, opts.learn_decay or opts.reading == "authors")
 
 
 class _GatedSpikingLayer(SpikingLayer):
     """v1/v2 base: forget/candidate projection [W_fi | W_ci] (m, 2n).
 
-    Extra argument ``forget_bias``: initial shift of the forget-gate pre-activation (in the BN
+    Extra option ``forget_bias``: initial shift of the forget-gate pre-activation (in the BN
     shift or the projection bias); 0 by default, positive values start with F near 1.
     """
 
-    n_gates = 2
-
-    def __init__(self, input_size: int, hidden_size: int, *, forget_bias: float = 0.0,
-                 **kwargs) -> None:
-        super().__init__(input_size, hidden_size, **kwargs)
+    def __init__(self, input_size: int, hidden_size: int, **options) -> None:
+        super().__init__(input_size, hidden_size, **options)
+        forget_bias = self.options.forget_bias
         shift = self.projection.shift()
         if forget_bias != 0.0:
             if shift is None:
@@ -218,71 +174,71 @@ class ImprovedV1Layer(_GatedSpikingLayer):
     Parameters: W_fi, W_ci — 2·m·n — plus BN affine (4n) or a bias (2n), and α when learned.
     """
 
-    kind = "snn_v1"
-    variant = "v1"
-
-    def run(self, proj: Tensor, b: Tensor, mask: Optional[Tensor],
-            state: Optional[recurrence.SpikingState]) -> Tuple[Tensor, Tensor, recurrence.SpikingState]:
-        return self.time_loop(proj, self.alpha, b, self.n_bits, self.k,
-                              self.surrogate, self.reset, mask, state)
-
-    def step_current(self, mask: Optional[Tensor]) -> Current:
-        return lambda g_t, state: recurrence.gated_current(g_t, state.i, mask)
+    neuron = V1
 
 
 class ImprovedV2Layer(_GatedSpikingLayer):
     """Improved dynamics v2, Eq. 19-21: forget and candidate also see Ŷ[n−1].
 
     Parameters: W_fi, W_ci, W_fr, W_cr — 2·m·n + 2·n² — plus BN affine or bias, and α when
-    learned. Extra argument ``orthinit``: orthogonal (else Glorot) init of [W_fr | W_cr].
+    learned. Extra option ``orthinit``: orthogonal (else Glorot) init of [W_fr | W_cr].
     """
 
-    kind = "snn_v2"
-    variant = "v2"
+    neuron = V2
 
-    def __init__(self, input_size: int, hidden_size: int, *, orthinit: bool = True,
-                 **kwargs) -> None:
-        super().__init__(input_size, hidden_size, **kwargs)
-        self.w_rec = recurrent_weight(hidden_size, 2, orthinit)
-
-    def run(self, proj: Tensor, b: Tensor, mask: Optional[Tensor],
-            state: Optional[recurrence.SpikingState]) -> Tuple[Tensor, Tensor, recurrence.SpikingState]:
-        return self.time_loop(proj, self.w_rec, self.alpha, b, self.n_bits, self.k,
-                              self.surrogate, self.reset, mask, state)
-
-    def step_current(self, mask: Optional[Tensor]) -> Current:
-        return lambda g_t, state: recurrence.gated_current(g_t + state.y @ self.w_rec, state.i,
-                                                           mask)
+    def __init__(self, input_size: int, hidden_size: int, **options) -> None:
+        super().__init__(input_size, hidden_size, **options)
+        self.w_rec = recurrent_weight(hidden_size, 2, self.options.orthinit)
 
 
 SPIKING_LAYERS = {"traditional": LIFLayer, "v1": ImprovedV1Layer, "v2": ImprovedV2Layer}
 
+# spiking_stack's per-layer sequences and the option each one sets
+_PER_LAYER = {"n_bits": "n_bits", "thresholds": "threshold", "surrogates": "surrogate",
+              "alphas": "alpha", "dropouts": "dropout", "batchnorms": "use_batchnorm",
+              "betas": "beta", "readings": "reading"}
 
-def spiking_stack(variant: str, input_size: int, sizes: Sequence[int], *,
-                  n_bits: Sequence[int], thresholds: Sequence[int], surrogates: Sequence[str],
-                  alphas: Sequence[float], dropouts: Sequence[float],
-                  batchnorms: Sequence[bool], betas: Optional[Sequence[float]] = None,
-                  readings: Optional[Sequence[str]] = None, **shared) -> nn.Sequential:
-    """A stack of L spiking layers of ``variant`` (``traditional``, ``v1``, ``v2``).
 
-    Per-layer sequences must have length L; ``betas`` only for ``traditional``; ``readings``
-    (default all ``paper``): with ``authors`` for the first layer the stack starts with the
-    authors' :class:`~.authors.ResidualEncoder` of the input features; ``shared``
-    keyword arguments (reset, learn_decay, ema_momentum, b_init, impl, bias, orthinit for v2,
-    forget_bias for v1/v2) go to every layer.
-    """
-    cls = SPIKING_LAYERS[variant]
+def layer_class(variant: str) -> type:
+    """The layer class of neuron ``variant``; raises by name for one without a layer."""
+    if variant not in SPIKING_LAYERS:
+        raise ValueError(f"no spiking layer for neuron {variant!r}; layers: "
+                         f"{', '.join(SPIKING_LAYERS)}")
+    return SPIKING_LAYERS[variant]
+
+
+def stack_of(variant: str, input_size: int, sizes: Sequence[int],
+             options: Sequence[NeuronOptions]) -> nn.Sequential:
+    """A stack of ``variant`` layers, one ``options`` per size; with reading ``authors`` in the
+    first layer the stack starts with the authors' :class:`~.authors.ResidualEncoder`."""
+    cls = layer_class(variant)
     layers: List[nn.Module] = []
-    readings = list(readings) if readings is not None else ["paper"] * len(sizes)
-    if readings and readings[0] == "authors":
-        layers.append(ResidualEncoder(n_bits[0], thresholds[0], shared.get("ema_momentum", 0.1)))
+    if options and options[0].reading == "authors":
+        first = options[0]
+        layers.append(ResidualEncoder(first.n_bits, first.threshold, first.ema_momentum))
     current = input_size
-    for index, size in enumerate(sizes):
-        kwargs = dict(shared, n_bits=n_bits[index], threshold=thresholds[index],
-                      surrogate=surrogates[index], alpha=alphas[index], dropout=dropouts[index],
-                      use_batchnorm=batchnorms[index], reading=readings[index])
-        if betas is not None:
-            kwargs["beta"] = betas[index]
-        layers.append(cls(current, size, **kwargs))
+    for size, opts in zip(sizes, options):
+        layers.append(cls(current, size, **opts.as_kwargs()))
         current = size
     return nn.Sequential(*layers)
+
+
+def spiking_stack(variant: str, input_size: int, sizes: Sequence[int],
+                  **kwargs: object) -> nn.Sequential:
+    """A stack of L spiking layers of ``variant`` (``traditional``, ``v1``, ``v2``).
+
+    Per-layer sequences of length L: ``n_bits``, ``thresholds``, ``surrogates``, ``alphas``,
+    ``dropouts``, ``batchnorms``, ``betas`` (``traditional`` only), ``readings``; any other
+    keyword argument (learn_decay, ema_momentum, b_init, impl, bias, orthinit for v2,
+    forget_bias for v1/v2) goes to every layer. An option left out takes its default.
+    """
+    neuron = layer_class(variant).neuron
+    shared = {key: value for key, value in kwargs.items() if key not in _PER_LAYER}
+    options = []
+    for index in range(len(sizes)):
+        layer = dict(shared)
+        for key, option in _PER_LAYER.items():
+            if kwargs.get(key) is not None:
+                layer[option] = kwargs[key][index]
+        options.append(neuron.options(**layer))
+    return stack_of(variant, input_size, sizes, options)

@@ -17,10 +17,15 @@ name            dŶ/dV                 note
 
 ``ste_clip`` is the straight-through estimator of a quantiser that clamps V at b before
 quantising (as the authors' code does): above b the output is constant, so no gradient passes.
+
+:data:`SURROGATES` is the one table of surrogates: name, PyTorch function and the integer code
+the C and Triton kernels branch on (the C source gets the codes as generated ``#define``s, the
+Triton kernels as ``constexpr``s). A back end that lacks a surrogate refuses it by name
+(:func:`~pytorch_kaldi_snn.neurons.variants.require`).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, NamedTuple, Tuple
 
 import torch
 from torch import Tensor
@@ -50,12 +55,23 @@ def _fast_sigmoid(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
 
 SurrogateFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 
-SURROGATES: Dict[str, SurrogateFn] = {
-    "ste": _ste,
-    "ste_clip": _ste_clip,
-    "pwl": _pwl,
-    "fast_sigmoid": _fast_sigmoid,
-}
+
+
+class Surrogate(NamedTuple):
+    """One surrogate: its name (cfg ``snn_surrogate``), dŶ/dV as PyTorch operators, and the
+    integer code of the compiled kernels (C ``SURROGATE_<NAME>``, Triton ``KIND``)."""
+
+    name: str
+    fn: SurrogateFn
+    code: int
+
+
+SURROGATES: Dict[str, Surrogate] = {s.name: s for s in (
+    Surrogate("ste", _ste, 0),
+    Surrogate("ste_clip", _ste_clip, 3),
+    Surrogate("pwl", _pwl, 1),
+    Surrogate("fast_sigmoid", _fast_sigmoid, 2),
+)}
 
 SURROGATE_NAMES: Tuple[str, ...] = tuple(SURROGATES)
 
@@ -67,6 +83,11 @@ def check_surrogate(name: str) -> str:
     return name
 
 
+def surrogate_code(name: str) -> int:
+    """The kernels' integer code of surrogate ``name`` (raises by name when unknown)."""
+    return SURROGATES[check_surrogate(name)].code
+
+
 def surrogate_grad(name: str, v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
     """dŶ/dV of surrogate ``name`` at membrane potentials ``v`` (threshold γ, maximum b)."""
-    return SURROGATES[check_surrogate(name)](v, gamma, b)
+    return SURROGATES[check_surrogate(name)].fn(v, gamma, b)

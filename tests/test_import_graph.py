@@ -1,0 +1,127 @@
+"""No import cycles among pytorch_kaldi_snn.neurons, .layers and .kernels (read from the source).
+
+Every import counts: module-level or inside a function, ``from . import``, and a module named by
+a string to ``importlib.import_module`` or ``__import__``. Importing ``a.b.c`` from outside
+package ``a.b`` also runs ``a/b/__init__.py``, so it is an edge to that package too; a module's
+own package is not (its ``__init__`` has always run first).
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Dict, Iterator, List, Set
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "pytorch_kaldi_snn"
+PACKAGES = ("neurons", "layers", "kernels")
+LOADERS = {"import_module", "__import__"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package_of(module: str, path: Path) -> str:
+    return module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+
+
+def _imports(path: Path) -> Iterator[str]:
+    """Every module ``path`` imports, by absolute name."""
+    module = _module_name(path)
+    package = _package_of(module, path)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)  # submodules
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in LOADERS and node.args and isinstance(node.args[0], ast.Constant):
+                yield str(node.args[0].value)
+
+
+def _graph() -> Dict[str, Set[str]]:
+    files = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    graph: Dict[str, Set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        own = _package_of(name, path)
+        for target in _imports(path):
+            if target not in files or target == own or own.startswith(target + "."):
+                # a name imported from a module, outside the three packages, or the module's
+                # own package (its __init__ has always run before the module does)
+                continue
+            graph[name].add(target)
+            parent = target.rsplit(".", 1)[0]
+            if parent in files and parent != own and not own.startswith(parent + "."):
+                graph[name].add(parent)  # that package's __init__ runs first
+    return graph
+
+
+def _cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
+    """Strongly connected components with more than one module, or a self-import (Tarjan)."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    found: List[List[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for succ in graph[node]:
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph[node]:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_neurons_layers_kernels_have_no_import_cycle():
+    assert _cycles(_graph()) == []
+
+
+def test_packages_import_in_one_direction():
+    """neurons ← kernels ← layers: nothing below imports what is above it."""
+    rank = {"neurons": 0, "kernels": 1, "layers": 2}
+    for source, targets in _graph().items():
+        for target in targets:
+            low, high = (rank[name.split(".")[1]] for name in (target, source))
+            assert low <= high, f"{source} imports {target}"
+
+
+@pytest.mark.parametrize("source,expected", [
+    ("import importlib\nimportlib.import_module('pytorch_kaldi_snn.kernels.fused')\n",
+     "pytorch_kaldi_snn.kernels.fused"),
+    ("from ..kernels import fused\n", "pytorch_kaldi_snn.kernels.fused"),
+    ("def f():\n    from pytorch_kaldi_snn.layers import spiking\n",
+     "pytorch_kaldi_snn.layers.spiking"),
+])
+def test_the_graph_sees_string_relative_and_lazy_imports(tmp_path, monkeypatch, source, expected):
+    """The reader finds the imports a cycle used to hide behind."""
+    fake_root = tmp_path / "pytorch_kaldi_snn"
+    (fake_root / "layers").mkdir(parents=True)
+    module = fake_root / "layers" / "spiking.py"
+    module.write_text(source)
+    monkeypatch.setattr(__import__(__name__), "ROOT", fake_root)
+    assert expected in set(_imports(module))
