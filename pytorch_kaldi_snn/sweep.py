@@ -111,10 +111,35 @@ def plot_accuracy(rows: List[Dict], axes: List[Axis], path: Path) -> None:
     plt.close(fig)
 
 
+def point_name(point: Point) -> str:
+    return " ".join(f"{key}={value}" for key, value in point)
+
+
+def check_point(cfg: Path, cfg_sets: Sequence[str], out: Path, point: Point) -> None:
+    """Validate one point. Where the cfg with its ``--set`` values is itself wrong in a key that
+    no grid axis sets, the fault is the file's and is reported as such; any other is the grid's,
+    so it names the grid point, not the file, and says how to fix the grid when the key at fault
+    is not one of its axes."""
+    try:
+        load_experiment(cfg, point_overrides(cfg_sets, out, point))
+    except ConfigError as err:
+        try:
+            load_experiment(cfg, cfg_sets)
+        except ConfigError as base_err:
+            if f"{base_err.section}.{base_err.key}" not in dict(point):
+                raise
+        where = ConfigError(err.message, section=err.section, key=err.key)
+        fault = f"{err.section}.{err.key}"
+        hint = ("" if not err.key or fault in dict(point) else
+                f"; --set {fault} to a value every grid point admits, or drop this point from "
+                "the grid")
+        raise ConfigError(f"grid point {point_name(point)}: {where}{hint}") from None
+
+
 def run_sweep(cfg: Path, axes: List[Axis], out: Path, cfg_sets: Sequence[str]) -> List[Dict]:
     grid = points(axes)
     for point in grid:  # fail on any bad point before spending time on the others
-        load_experiment(cfg, point_overrides(cfg_sets, out, point))
+        check_point(cfg, cfg_sets, out, point)
     rows = []
     for i, point in enumerate(grid, 1):
         print(f"sweep point {i}/{len(grid)}: {dict(point)}", flush=True)
@@ -137,7 +162,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def sweep() -> None:
         for row in run_sweep(args.cfg, parse_grid(args.grid), args.out, args.overrides):
             print(row)
-    return run_reporting_errors("error", sweep)
+    return run_reporting_errors("sweep", sweep)
 
 
 if __name__ == "__main__":
