@@ -13,7 +13,6 @@ phone graph and WER on a word graph. The threshold ``b/2^N`` of Fig. 5 is ``snn_
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import re
 import sys
@@ -26,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
-from pytorch_kaldi_snn.cli import run_reporting_errors  # noqa: E402
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors  # noqa: E402
 from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
 from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
@@ -150,9 +149,8 @@ def run_sweep(cfg: Path, axes: List[Axis], out: Path, cfg_sets: Sequence[str]) -
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pytorch_kaldi_snn.sweep",
-                                     description="Run a grid of cfg variants (resumable).")
-    parser.add_argument("cfg", type=Path)
+    parser = command_parser("pytorch_kaldi_snn.sweep", "Run a grid of cfg variants (resumable).")
+    parser.add_argument("cfg", type=Path, help="experiment cfg every point starts from")
     parser.add_argument("--grid", action="append", required=True,
                         metavar="SECTION.KEY=V1:V2:...", help="a grid axis (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="folder of the sweep")
