@@ -3,6 +3,7 @@ still refused."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,10 @@ def test_changing_acwt_on_a_finished_run_re_decodes_without_training(tiny_corpus
     first = _run(cfg, out, builtin_env)
     assert first.returncode == 0, first.stderr[-2000:]
     checkpoint = (out / CHECKPOINT).stat().st_mtime_ns
+    said = re.search(r"The log says which path ran at every step \(([^)]*)\)",
+                     " ".join((ROOT / "README.md").read_text().split()))
+    quoted = re.findall(r"`([^`]+)`", said.group(1))
+    assert len(quoted) == 3 and all(line in (out / "log.log").read_text() for line in quoted)
     decoded = json.loads((out / "decode.json").read_text())
     assert decoded["metric"] == "PER" and len(decoded["sweep"]) == 10
     assert decoded["error_rate"] == min(row["error_rate"] for row in decoded["sweep"])
