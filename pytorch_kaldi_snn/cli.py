@@ -1,6 +1,8 @@
-"""The one way command-line entry points report bad input: one line on stderr, exit code 2."""
+"""The command-line entry points' common parts: one parser style for ``python -m`` commands, and
+one way to report bad input (one line on stderr, exit code 2)."""
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 from typing import Callable
@@ -38,3 +40,26 @@ def run_interruptible(prefix: str, action: Callable[[], None]) -> int:
         return INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help unless it has none to show (required, a flag,
+    an empty list) or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        nothing = (action.default is None or action.default is argparse.SUPPRESS
+                   or action.nargs == 0 or action.default == [])  # nargs 0: a flag, off
+        if action.option_strings and not nothing and "(default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def command_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m <module>``: that command in its usage and errors, the first
+    paragraph of ``doc`` (the module docstring) as description, and every option's default."""
+    summary = " ".join(doc.split("\n\n")[0].split())
+    if summary.endswith("::"):  # reST's literal-block marker: the block is not shown here
+        summary = summary[:-2] + "."
+    return argparse.ArgumentParser(prog=f"python -m {module}", description=summary,
+                                   formatter_class=_DefaultsShown)

@@ -12,14 +12,13 @@ that set only (no training history or wall time, which belong to the training ru
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from pytorch_kaldi_snn.cli import run_interruptible
+from pytorch_kaldi_snn.cli import command_parser, run_interruptible
 from pytorch_kaldi_snn.data.streamed import open_source
 from pytorch_kaldi_snn.errors import DataError, UserInputError
 from pytorch_kaldi_snn.forward import forward_test
@@ -86,7 +85,7 @@ def _evaluate_locked(folder: Path, data_dir: Path, ali_dir: Path, name: str,
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point; bad input prints one line and exits 2."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = command_parser("pytorch_kaldi_snn.evaluate", __doc__)
     parser.add_argument("exp", type=Path, help="finished experiment folder (its out_folder)")
     parser.add_argument("--data", type=Path, required=True, help="prepared data dir of the set")
     parser.add_argument("--ali", type=Path, required=True, help="its alignment dir")

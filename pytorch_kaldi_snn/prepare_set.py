@@ -27,7 +27,6 @@ removes only folders that carry it.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import shutil
@@ -39,7 +38,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import soundfile
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.corpus.alignment import num_frames, read_phone_alignment
 from pytorch_kaldi_snn.corpus.phones import PHONES
 from pytorch_kaldi_snn.errors import DataError
@@ -241,7 +240,7 @@ def _build(recipe: RecipeDir, data: DataDir, text: Dict[str, str], name: str) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; bad input prints one line and exits 2."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = command_parser("pytorch_kaldi_snn.prepare_set", __doc__)
     parser.add_argument("src", type=Path, help="Kaldi data dir: wav.scp, utt2spk, a phone reference")
     parser.add_argument("--dir", type=Path, required=True, help="the recipe run (holds data/ and exp/)")
     parser.add_argument("--name", required=True, help="name of the new set (data/<name>): one folder name")

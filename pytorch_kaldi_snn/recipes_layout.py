@@ -23,6 +23,7 @@ Command line (used by run.sh's last stage; prints one line and exits 2 when file
 """
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import sys
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 if __package__ in (None, ""):  # run as a script by the recipes: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pytorch_kaldi_snn.cli import command_parser  # noqa: E402
 from pytorch_kaldi_snn.errors import DataError  # noqa: E402
 
 #: Corpora with a Kaldi recipe, i.e. a ``recipes/<corpus>/layout.txt``.
@@ -142,24 +144,33 @@ def check(layout: Union[str, Path], root: Union[str, Path]) -> None:
         raise DataError(f"missing from the recipe layout: {shown}", file=str(root))
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = command_parser("pytorch_kaldi_snn.recipes_layout",
+                            "Check or list the file layout the Kaldi recipes leave behind.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{check,list}")
+    layout_help = f"a layout.txt or a corpus name ({', '.join(CORPORA)})"
+    check_cmd = commands.add_parser("check", help="fail with one line naming what is missing")
+    check_cmd.add_argument("layout", help=layout_help)
+    check_cmd.add_argument("out_dir", help="the recipe's --out-dir")
+    list_cmd = commands.add_parser("list", help="print every path of the layout")
+    list_cmd.add_argument("layout", help=layout_help)
+    return parser
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``check <layout|corpus> <root>`` or ``list <layout|corpus>``; errors print one line, exit 2."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: recipes_layout.py check <layout.txt|corpus> <out-dir> | list <layout.txt|corpus>"
+    """``check <layout|corpus> <out-dir>`` or ``list <layout|corpus>``; errors print one line,
+    exit 2."""
+    args = _parser().parse_args(argv)
     try:
-        if len(args) == 3 and args[0] == "check":
-            check(args[1], args[2])
-            print(f"layout ok: {args[2]}")
-        elif len(args) == 2 and args[0] == "list":
-            print("\n".join(expected_paths(load_layout(args[1]))))
+        if args.command == "check":
+            check(args.layout, args.out_dir)
+            print(f"layout ok: {args.out_dir}")
         else:
-            print(usage, file=sys.stderr)
-            return 2
+            print("\n".join(expected_paths(load_layout(args.layout))))
     except DataError as err:
         print(str(err), file=sys.stderr)
         return 2
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

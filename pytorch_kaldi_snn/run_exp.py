@@ -41,7 +41,7 @@ from pytorch_kaldi_snn.config.resolved import changed_keys, same_results, traini
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.data.loading import label_sizes
 from pytorch_kaldi_snn.data.streamed import DataSource, open_source
-from pytorch_kaldi_snn.cli import one_line, run_interruptible
+from pytorch_kaldi_snn.cli import command_parser, one_line, run_interruptible
 from pytorch_kaldi_snn.errors import ConfigError, UserInputError
 from pytorch_kaldi_snn.forward import ForwardResult, forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
@@ -71,8 +71,9 @@ DECODE_JSON = "decode.json"
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="run_exp.sh", description="Train, forward, decode and score one cfg experiment.")
+    parser = command_parser("pytorch_kaldi_snn.run_exp",
+                            "Train, forward, decode and score one cfg experiment (./run_exp.sh "
+                            "runs this same command).")
     parser.add_argument("cfg", type=Path, help="experiment cfg (PyTorch-Kaldi format)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a cfg option (repeatable)")

@@ -31,7 +31,6 @@ if __name__ == "__main__":  # before `import torch`: the runs' processes inherit
     from pytorch_kaldi_snn.threads import bootstrap
     bootstrap()
 
-import argparse
 import multiprocessing
 import os
 import statistics
@@ -48,7 +47,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from pytorch_kaldi_snn.cli import run_reporting_errors  # noqa: E402
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors  # noqa: E402
 from pytorch_kaldi_snn.config.experiment import (  # noqa: E402
     load_experiment, prepare_missing_data,
 )
@@ -381,17 +380,18 @@ def run_study(study: str, corpus: str, out: Path, seeds: int, hidden: int, epoch
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pytorch_kaldi_snn.study",
-                                     description="Table 1 / Fig. 5 of the paper (resumable).")
-    parser.add_argument("study", choices=STUDIES)
+    parser = command_parser("pytorch_kaldi_snn.study", "Table 1 / Fig. 5 of the paper (resumable).")
+    parser.add_argument("study", choices=STUDIES,
+                        help="table1: the five architectures; fig5a: v2 over output bits; "
+                             "fig5b: v2 over layer sizes")
     parser.add_argument("--corpus", default="synth-default",
                         help="synth-default, synth-timit or a prepared corpus folder")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("exp/study"))
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per point (mean ± std)")
+    parser.add_argument("--out", type=Path, default=Path("exp/study"), help="study folder (a run per point)")
     parser.add_argument("--hidden", type=int, default=PAPER_HIDDEN, help="units per layer")
-    parser.add_argument("--epochs", type=int, default=PAPER_EPOCHS)
+    parser.add_argument("--epochs", type=int, default=PAPER_EPOCHS, help="training epochs per run")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="runs trained at once, each in its own process (default 1)")
+                        help="runs trained at once, each in its own process")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="extra override for every run")
     args = parser.parse_args(argv)

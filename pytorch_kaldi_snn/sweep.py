@@ -13,7 +13,6 @@ phone graph and WER on a word graph. The threshold ``b/2^N`` of Fig. 5 is ``snn_
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import re
 import sys
@@ -26,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
-from pytorch_kaldi_snn.cli import run_reporting_errors  # noqa: E402
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors  # noqa: E402
 from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
 from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
@@ -112,10 +111,35 @@ def plot_accuracy(rows: List[Dict], axes: List[Axis], path: Path) -> None:
     plt.close(fig)
 
 
+def point_name(point: Point) -> str:
+    return " ".join(f"{key}={value}" for key, value in point)
+
+
+def check_point(cfg: Path, cfg_sets: Sequence[str], out: Path, point: Point) -> None:
+    """Validate one point. Where the cfg with its ``--set`` values is itself wrong in a key that
+    no grid axis sets, the fault is the file's and is reported as such; any other is the grid's,
+    so it names the grid point, not the file, and says how to fix the grid when the key at fault
+    is not one of its axes."""
+    try:
+        load_experiment(cfg, point_overrides(cfg_sets, out, point))
+    except ConfigError as err:
+        try:
+            load_experiment(cfg, cfg_sets)
+        except ConfigError as base_err:
+            if f"{base_err.section}.{base_err.key}" not in dict(point):
+                raise
+        where = ConfigError(err.message, section=err.section, key=err.key)
+        fault = f"{err.section}.{err.key}"
+        hint = ("" if not err.key or fault in dict(point) else
+                f"; --set {fault} to a value every grid point admits, or drop this point from "
+                "the grid")
+        raise ConfigError(f"grid point {point_name(point)}: {where}{hint}") from None
+
+
 def run_sweep(cfg: Path, axes: List[Axis], out: Path, cfg_sets: Sequence[str]) -> List[Dict]:
     grid = points(axes)
     for point in grid:  # fail on any bad point before spending time on the others
-        load_experiment(cfg, point_overrides(cfg_sets, out, point))
+        check_point(cfg, cfg_sets, out, point)
     take(out, "a sweep of pytorch_kaldi_snn.sweep", legacy=("sweep.json",))
     rows = []
     for i, point in enumerate(grid, 1):
@@ -127,9 +151,8 @@ def run_sweep(cfg: Path, axes: List[Axis], out: Path, cfg_sets: Sequence[str]) -
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pytorch_kaldi_snn.sweep",
-                                     description="Run a grid of cfg variants (resumable).")
-    parser.add_argument("cfg", type=Path)
+    parser = command_parser("pytorch_kaldi_snn.sweep", "Run a grid of cfg variants (resumable).")
+    parser.add_argument("cfg", type=Path, help="experiment cfg every point starts from")
     parser.add_argument("--grid", action="append", required=True,
                         metavar="SECTION.KEY=V1:V2:...", help="a grid axis (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="folder of the sweep")
@@ -139,7 +162,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def sweep() -> None:
         for row in run_sweep(args.cfg, parse_grid(args.grid), args.out, args.overrides):
             print(row)
-    return run_reporting_errors("error", sweep)
+    return run_reporting_errors("sweep", sweep)
 
 
 if __name__ == "__main__":

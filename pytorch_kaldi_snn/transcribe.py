@@ -17,7 +17,6 @@ a Kaldi lattice archive (gzipped binary; the ``lat.J.gz`` of all ``[decoding] nj
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 import soundfile
 import torch
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.data.batching import eval_batches
 from pytorch_kaldi_snn.data.loading import load_dataset
 from pytorch_kaldi_snn.decoding import decode_and_score, read_transition_model
@@ -165,7 +164,7 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point; bad input prints one line and exits 2."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = command_parser("pytorch_kaldi_snn.transcribe", __doc__)
     parser.add_argument("exp", type=Path, help="finished experiment folder (its out_folder)")
     parser.add_argument("wavs", type=Path, nargs="*", help="wav files (or give --wav-scp)")
     parser.add_argument("--wav-scp", type=Path, help="Kaldi wav.scp instead of wav files")

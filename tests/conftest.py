@@ -1,10 +1,12 @@
 """Shared fixtures. ``tiny_corpus`` builds the built-in corpus once per test session.
 
-Kaldi and upstream PyTorch-Kaldi come from ``../shared`` (CI always has it; a user's clone
-does not). Tests that need them ask for ``kaldi_env`` / ``upstream_checkout``: they skip with a
-one-line reason where the tools are missing, and fail instead under ``CI=true``, where
-``.ci/run`` installs them, so that CI never skips them silently. ``builtin_env`` is the same
-environment with every Kaldi binary removed, for tests of the built-in path.
+Kaldi comes from ``PATH`` or ``KALDI_ROOT``; upstream PyTorch-Kaldi from ``PYTORCH_KALDI_ROOT``
+(in the development tree, both default to its own copies, which CI always has; a user's clone
+has neither). Tests that need them ask for ``kaldi_env`` / ``upstream_dir`` /
+``upstream_checkout``: they skip with a one-line reason a user can act on where the tools are
+missing, and fail instead under ``CI=true``, where ``.ci/run`` installs them, so that CI never
+skips them silently. ``builtin_env`` is the same environment with every Kaldi binary removed,
+for tests of the built-in path.
 """
 from __future__ import annotations
 
@@ -17,9 +19,9 @@ from typing import Dict
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-UPSTREAM = SHARED / "upstream" / "pytorch-kaldi"
-KALDI_ROOT_DEFAULT = Path("/opt/kaldi")  # where ../shared/kaldi/install.sh unpacks its build
+# The development tree keeps an upstream snapshot beside the checkout; elsewhere set the variable.
+UPSTREAM_DEFAULT = ROOT.parent / "shared" / "upstream" / "pytorch-kaldi"
+KALDI_ROOT_DEFAULT = Path("/opt/kaldi")  # where the development tree's Kaldi build is unpacked
 KALDI_PROBE = ("copy-feats", "latgen-faster-mapped", "gmm-info", "fstinfo", "compute-wer")
 # binaries only a Kaldi (or sctk) folder holds: OpenFst's fstinfo also lives in /usr/bin
 KALDI_ONLY = ("copy-feats", "latgen-faster-mapped", "gmm-info", "compute-wer", "sclite")
@@ -54,8 +56,8 @@ def kaldi_env() -> Dict[str, str]:
     env = _kaldi_environ()
     missing = [b for b in KALDI_PROBE if shutil.which(b, path=env["PATH"]) is None]
     if missing:
-        _missing(f"needs Kaldi binaries ({', '.join(missing)} not found; "
-                 "run ../shared/kaldi/install.sh and . /opt/kaldi/env.sh)")
+        _missing(f"needs Kaldi's command-line tools on PATH or at KALDI_ROOT "
+                 f"({', '.join(missing)} not found); see docs/kaldi_recipes.md")
     return env
 
 
@@ -70,13 +72,22 @@ def builtin_env() -> Dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def upstream_dir() -> Path:
+    """Upstream PyTorch-Kaldi's checkout: ``$PYTORCH_KALDI_ROOT``, else the development tree's."""
+    upstream = Path(os.environ.get("PYTORCH_KALDI_ROOT") or UPSTREAM_DEFAULT)
+    if not (upstream / "run_exp.py").is_file():
+        _missing("needs a checkout of upstream PyTorch-Kaldi "
+                 "(git clone https://github.com/mravanelli/pytorch-kaldi, then set "
+                 "PYTORCH_KALDI_ROOT to it)")
+    return upstream
+
+
 @pytest.fixture()
-def upstream_checkout(tmp_path: Path) -> Path:
+def upstream_checkout(upstream_dir: Path, tmp_path: Path) -> Path:
     """A private copy of upstream PyTorch-Kaldi (it writes into its own tree)."""
-    if not (UPSTREAM / "run_exp.py").exists():
-        _missing(f"needs upstream PyTorch-Kaldi at {UPSTREAM} (only in the development tree)")
     dest = tmp_path / "pytorch-kaldi"
-    shutil.copytree(UPSTREAM, dest)
+    shutil.copytree(upstream_dir, dest)
     return dest
 
 

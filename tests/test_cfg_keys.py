@@ -147,11 +147,13 @@ def test_optimiser_proto_fields_reach_torch(tmp_path, corpus, opt, fields, expec
     assert {k: group[k] for k in expected} == expected
 
 
-def test_every_upstream_baseline_cfg_loads_or_fails_as_documented(tiny_corpus, tmp_path):
-    assert len(upstream_cfgs()) >= 30
+def test_every_upstream_baseline_cfg_loads_or_fails_as_documented(upstream_dir, tiny_corpus,
+                                                                   tmp_path):
+    assert len(upstream_cfgs(upstream_dir)) >= 30
     documented = DOC.read_text().split("## Upstream baseline cfgs", 1)[1].split("\n## ", 1)[0]
-    assert table(tiny_corpus, tmp_path) in documented
-    loading = [name for name, _, folded in outcomes(tiny_corpus, tmp_path) if folded == LOADS]
+    assert table(upstream_dir, tiny_corpus, tmp_path) in documented
+    loading = [name for name, _, folded in outcomes(upstream_dir, tiny_corpus, tmp_path)
+               if folded == LOADS]
     assert len(loading) >= 5
 
 

@@ -139,6 +139,29 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
                     f"it ({dead})"]
 
 
+def test_a_forked_worker_does_not_keep_the_lock_of_a_killed_run(tmp_path: Path) -> None:
+    """A data worker is forked from the run: killed, the run's lock is free at once, while the
+    worker still lives (it exits only when it notices, seconds later under load)."""
+    out = tmp_path / "out"
+    script = (f"import os, time\nfrom pathlib import Path\n"
+              f"from pytorch_kaldi_snn.io.lock import folder_lock\n"
+              f"with folder_lock(Path({str(out)!r})):\n"
+              f"    worker = os.fork()\n"
+              f"    if worker == 0:\n        os.closerange(0, 3)\n        time.sleep(60)\n"
+              f"        os._exit(0)\n"
+              f"    print(worker, flush=True)\n    os._exit(9)\n")
+    done = subprocess.run(["python", "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    worker = int(done.stdout)
+    try:
+        assert done.returncode == 9
+        os.kill(worker, 0)  # still alive
+        with folder_lock(out):
+            pass
+    finally:
+        os.kill(worker, signal.SIGKILL)
+
+
 # -- bad data ----------------------------------------------------------------------------------
 
 BUILTIN = {

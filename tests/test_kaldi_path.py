@@ -1,10 +1,10 @@
 """Our runner through real Kaldi binaries, against the built-in path on the same inputs.
 
-With the shared Kaldi on PATH, ``./run_exp.sh`` on the tiny corpus takes the Kaldi path at every
+With Kaldi on PATH, ``./run_exp.sh`` on the tiny corpus takes the Kaldi path at every
 step and says so; without it, the built-in path. Features and labels of both paths, the 1-best of
 the built-in decoder and of ``latgen-faster-mapped`` on the same log-likelihoods and graph, and
 the PER against ``compute-wer``'s and ``sclite``'s on the same hypotheses are compared. Needs
-../shared's Kaldi (skipped with one line on a user's clone, required under CI).
+Kaldi (``kaldi_env``: skipped with one line where it is missing, required under CI).
 """
 from __future__ import annotations
 

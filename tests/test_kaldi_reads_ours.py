@@ -5,7 +5,7 @@ On the tiny corpus: ``gmm-info``/``gmm-copy``/``show-transitions`` on our ``fina
 ``ali-to-pdf`` on our alignments, ``lattice-copy``/``lattice-best-path`` on our ``lat.1.gz``
 (best path = our 1-best), ``utils/validate_data_dir.sh`` and ``utils/validate_lang.pl`` on our
 data and lang dirs. Where Kaldi rejected a file, the writer was fixed (graph/lang.py). Needs
-../shared's Kaldi (skipped with one line on a user's clone, required under CI).
+Kaldi (``kaldi_env``: skipped with one line where it is missing, required under CI).
 """
 from __future__ import annotations
 

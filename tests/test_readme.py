@@ -41,3 +41,24 @@ def test_install_pins_a_torch_that_setup_py_admits() -> None:
     assert '"torch==2.13.0"' in install
     setup_py = (ROOT / "setup.py").read_text()
     assert '"torch>=2.5,<2.14"' in setup_py
+
+
+# Folders of the development machine: a user's clone has none of them.
+DEV_TREE = ("/work/", "../shared", "shared/")
+
+
+def _user_texts() -> list[Path]:
+    """What a user reads or runs: README, docs, cfgs, recipe scripts (not generated data)."""
+    recipes = [p for p in sorted((ROOT / "recipes").rglob("*"))
+               if p.is_file() and not {"data", "exp"} & set(p.relative_to(ROOT / "recipes").parts)]
+    return [ROOT / "README.md", ROOT / "tests/data/README.md", *sorted((ROOT / "docs").glob("*.md")),
+            *sorted((ROOT / "cfg").glob("*.cfg")), *recipes]
+
+
+def test_docs_name_no_folder_of_the_development_machine() -> None:
+    texts = _user_texts()
+    assert len(texts) > 40
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}" for path in texts
+             for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+             if any(folder in line for folder in DEV_TREE)]
+    assert found == []

@@ -3,6 +3,7 @@ still refused."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,9 +29,18 @@ def test_changing_acwt_on_a_finished_run_re_decodes_without_training(tiny_corpus
     first = _run(cfg, out, builtin_env)
     assert first.returncode == 0, first.stderr[-2000:]
     checkpoint = (out / CHECKPOINT).stat().st_mtime_ns
+    said = re.search(r"The log says which path ran at every step \(([^)]*)\)",
+                     " ".join((ROOT / "README.md").read_text().split()))
+    quoted = re.findall(r"`([^`]+)`", said.group(1))
+    assert len(quoted) == 3 and all(line in (out / "log.log").read_text() for line in quoted)
     decoded = json.loads((out / "decode.json").read_text())
     assert decoded["metric"] == "PER" and len(decoded["sweep"]) == 10
     assert decoded["error_rate"] == min(row["error_rate"] for row in decoded["sweep"])
+    # score.txt scores hyp.txt (the 1-best at acwt), score_best.txt hyp_best.txt (the figure)
+    assert (out / "decode_test/score.txt").read_text().startswith(
+        f"%WER {decoded['one_best_error_rate']:.2f} [")
+    assert (out / "decode_test/score_best.txt").read_text().startswith(
+        f"%WER {decoded['error_rate']:.2f} [ {decoded['ins'] + decoded['del'] + decoded['sub']} / ")
 
     again = _run(cfg, out, builtin_env, "decoding.acwt=0.05")
     assert again.returncode == 0, again.stderr[-2000:]
@@ -53,6 +63,8 @@ def test_changing_acwt_on_a_finished_run_re_decodes_without_training(tiny_corpus
     assert one_best["scored_on"] == "1-best at acwt 0.05 (save_lattices = False: no LM-weight sweep)"
     assert "no lattices, so no LM-weight sweep" in (out / "log.log").read_text()
     assert not list((out / "decode_test").glob("lat.*.gz"))
+    assert not (out / "decode_test/score_best.txt").exists()  # no sweep: no best to score
+    assert not (out / "decode_test/hyp_best.txt").exists()
     assert (out / "decode_test" / "num_jobs").read_text() == "2\n"
 
     refused = _run(cfg, out, builtin_env, "decoding.acwt=0.05", "architecture1.arch_lr=0.01")

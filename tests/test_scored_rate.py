@@ -12,7 +12,8 @@ def _results(metric: str, rate: float, frame_acc: float = 50.0) -> dict:
     """A results.json as run_exp writes it after decoding over a ``metric`` graph."""
     decoded = {"metric": metric, "error_rate": rate, "decoder": "builtin"}
     return {"arch": "ImprovedSNNv2", "frame_acc": frame_acc, "zero_outputs_pct": 70.0,
-            "zero_outputs_pct_per_layer": {"snn_layers.0": 70.0}, "mults_per_frame": 1e5,
+            "zero_outputs_pct_per_layer": {"nets.snn_layers.net.0": 70.0,
+                                                              "nets.snn_layers.net.1": 60.0}, "mults_per_frame": 1e5,
             "mults_vs_lstm": 0.2, "mults_vs_gru": 0.25, "params": 1000, "decoder": "builtin",
             "epochs": 1, "wall_s": 1.0, **scored_fields(decoded)}
 
@@ -22,6 +23,14 @@ def test_scored_rate_names_the_metric():
     assert scored_rate(_results("PER", 18.0)) == ("PER", 18.0)
     assert scored_rate({"per": 20.0, "wer": None}) == ("PER", 20.0)  # written before `metric`
     assert "| WER % |" in _markdown(_results("WER", 31.5)).splitlines()[0]
+
+
+def test_results_md_names_layers_as_the_cfg_does_and_says_what_wall_time_covers():
+    text = _markdown(_results("PER", 18.0))
+    assert "| snn_layers layer 1 | 70.00 |\n| snn_layers layer 2 | 60.00 |" in text
+    assert "nets." not in text
+    assert ("wall s: this run from reading the data to scoring, plus the training time of the "
+            "interrupted runs it resumed (corpus preparation not included).") in text
 
 
 def test_sweep_of_a_word_graph_plots_its_wer(tmp_path: Path):

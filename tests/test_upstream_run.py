@@ -2,8 +2,8 @@
 
 The commands are the README's "With a PyTorch-Kaldi checkout" section, run as written on the
 tiny corpus (plus ``--map`` to it and small settings: 1 epoch, batch 4 (upstream divides by
-``int(N_snt / batch_size)``), 16 units). Needs ../shared (upstream and Kaldi): skipped with
-one line on a user's clone, required under CI.
+``int(N_snt / batch_size)``), 16 units). Needs Kaldi and an upstream checkout
+(``PYTORCH_KALDI_ROOT``): skipped with one line where they are missing, required under CI.
 """
 from __future__ import annotations
 

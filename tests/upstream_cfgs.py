@@ -1,7 +1,8 @@
 """Upstream PyTorch-Kaldi's baseline cfgs with their data paths moved to a built-in corpus.
 
-``python tests/upstream_cfgs.py CORPUS`` prints the table of ``docs/run_exp.md`` ("Upstream
-baseline cfgs"): for each cfg, whether our runner loads it or the one line it stops with.
+``python tests/upstream_cfgs.py CORPUS UPSTREAM`` (UPSTREAM: an upstream PyTorch-Kaldi checkout)
+prints the table of ``docs/run_exp.md`` ("Upstream baseline cfgs"): for each cfg, whether our
+runner loads it or the one line it stops with.
 """
 from __future__ import annotations
 
@@ -13,14 +14,12 @@ from typing import Iterator, Tuple
 from pytorch_kaldi_snn.config.experiment import check_paths, load_experiment
 from pytorch_kaldi_snn.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
-UPSTREAM_CFG = ROOT.parent / "shared" / "upstream" / "pytorch-kaldi" / "cfg"
 FAMILIES = ("TIMIT_baselines", "Librispeech_baselines")
 LOADS = "loads"
 
 
-def upstream_cfgs() -> list:
-    return sorted(p for family in FAMILIES for p in (UPSTREAM_CFG / family).glob("*.cfg"))
+def upstream_cfgs(upstream: Path) -> list:
+    return sorted(p for family in FAMILIES for p in (upstream / "cfg" / family).glob("*.cfg"))
 
 
 def _part(data_name: str) -> str:
@@ -59,9 +58,9 @@ def outcome(cfg: Path, corpus: Path, tmp: Path, overrides: Tuple[str, ...] = ())
 FOLD = ("decoding.scoring_fold=48-39",)
 
 
-def outcomes(corpus: Path, tmp: Path) -> Iterator[Tuple[str, str, str]]:
+def outcomes(upstream: Path, corpus: Path, tmp: Path) -> Iterator[Tuple[str, str, str]]:
     """Per cfg: its name, the outcome as it is, and with ``--set decoding.scoring_fold=48-39``."""
-    for cfg in upstream_cfgs():
+    for cfg in upstream_cfgs(upstream):
         yield (f"{cfg.parent.name}/{cfg.name}", outcome(cfg, corpus, tmp),
                outcome(cfg, corpus, tmp, FOLD))
 
@@ -70,15 +69,15 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def table(corpus: Path, tmp: Path) -> str:
+def table(upstream: Path, corpus: Path, tmp: Path) -> str:
     rows = ["| upstream cfg | as it is | with `--set decoding.scoring_fold=48-39` |",
             "|---|---|---|"]
     rows += [f"| `{name}` | {_cell(plain)} | {_cell(folded)} |"
-             for name, plain, folded in outcomes(corpus, tmp)]
+             for name, plain, folded in outcomes(upstream, corpus, tmp)]
     return "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
-        sys.stdout.write(table(Path(sys.argv[1]), Path(tmp)))
+        sys.stdout.write(table(Path(sys.argv[2]), Path(sys.argv[1]), Path(tmp)))

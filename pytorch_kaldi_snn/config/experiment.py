@@ -290,8 +290,6 @@ def _apply_override(parser: configparser.ConfigParser, override: str, path: Path
 
 
 def _section(parser: configparser.ConfigParser, name: str, rec: Recorder) -> Section:
-    if not parser.has_section(name):
-        raise ConfigError(f"missing section [{name}]", section=name)
     return Section(name, dict(parser[name].items()), rec.section_defaults(name))
 
 
@@ -698,25 +696,34 @@ def load_experiment(path: Path, overrides: Sequence[str] = ()) -> Experiment:
         raise err.with_file(str(path)) from None
 
 
-def _check_sections(parser: configparser.ConfigParser, sections: Mapping[str, Section]) -> None:
-    """No unknown section; every key of the fixed sections known and honoured."""
+def _check_section_names(parser: configparser.ConfigParser) -> None:
+    """Every fixed section present and no unknown one. Checked before ``$VAR`` expansion, so
+    that a misspelt section is named as such, not by an unset variable among its keys."""
+    for name in SECTIONS:
+        if not parser.has_section(name):
+            raise ConfigError(f"missing section [{name}]", section=name)
     known = [*SECTIONS, "cfg_proto"]
     for name in parser.sections():
-        if re.fullmatch(r"(dataset|architecture)\d+", name):
-            continue
-        if name not in known:
+        if name not in known and not re.fullmatch(r"(dataset|architecture)\d+", name):
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean [{close[0]}]?" if close else ""
             raise ConfigError(f"unknown section [{name}]{hint}", section=name)
-        check_keys(name, sections.get(name, parser[name]), SECTION_KEYS[name])
+
+
+def _check_section_keys(parser: configparser.ConfigParser, sections: Mapping[str, Section]) -> None:
+    """Every key of the fixed sections known and honoured."""
+    for name in parser.sections():
+        if name in SECTION_KEYS:
+            check_keys(name, sections.get(name, parser[name]), SECTION_KEYS[name])
 
 
 def _load(path: Path, overrides: Sequence[str]) -> Experiment:
     parser = read_cfg(path, overrides)
+    _check_section_names(parser)
     rec = Recorder()
     rec.unexpanded = expand_cfg_vars(parser, os.environ, is_upstream_only)
     sections = {name: _section(parser, name, rec) for name in SECTIONS}
-    _check_sections(parser, sections)
+    _check_section_keys(parser, sections)
     datasets: Dict[str, DatasetSpec] = {}
     for sec in _numbered(parser, "dataset", rec):
         ds = _parse_dataset(sec, rec)

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.io.atomic import atomic_write
 
@@ -111,12 +111,12 @@ def render(parser: configparser.ConfigParser, source: Path) -> str:
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m pytorch_kaldi_snn.config.localize",
-        description="Write CFG with $VARs expanded and every path literal and absolute, for "
-                    "upstream PyTorch-Kaldi's run_exp.py (and ./run_exp.sh).")
-    parser.add_argument("cfg", type=Path)
-    parser.add_argument("-o", "--output", type=Path, required=True)
+    parser = command_parser(
+        "pytorch_kaldi_snn.config.localize",
+        "Write CFG with $VARs expanded and every path literal and absolute, for upstream "
+        "PyTorch-Kaldi's run_exp.py (and ./run_exp.sh).")
+    parser.add_argument("cfg", type=Path, help="the cfg to localize")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="the cfg to write")
     parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                         help="value of $NAME (default: the environment)")
     parser.add_argument("--map", action="append", default=[], metavar="OLD=NEW",
@@ -144,6 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise err.with_file(str(args.cfg)) from None
         text = render(parser, args.cfg)
         atomic_write(args.output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        print(f"wrote {args.output}")
     return run_reporting_errors("localize", action)
 
 

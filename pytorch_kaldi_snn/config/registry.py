@@ -23,8 +23,9 @@ import difflib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from pytorch_kaldi_snn.cli import command_parser
 from pytorch_kaldi_snn.errors import ConfigError
 
 PROTO_DIR = Path(__file__).resolve().parents[1] / "proto"
@@ -265,5 +266,13 @@ def markdown_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-if __name__ == "__main__":
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    command_parser("pytorch_kaldi_snn.config.registry",
+                   "Print the table of every cfg key the runner knows, with its status "
+                   "(docs/run_exp.md).").parse_args(argv)
     sys.stdout.write(markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,14 +16,13 @@ command writes that second cfg from the (localized) cfg of the first run:
 """
 from __future__ import annotations
 
-import argparse
 import configparser
 import re
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.config.experiment import read_cfg
 from pytorch_kaldi_snn.config.localize import render
 from pytorch_kaldi_snn.errors import ConfigError
@@ -90,12 +89,12 @@ def production(parser: configparser.ConfigParser) -> configparser.ConfigParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = argparse.ArgumentParser(
-        prog="python -m pytorch_kaldi_snn.config.upstream_forward",
-        description="Write the production-mode cfg that makes upstream's run_exp.py forward and "
-                    "decode on CPU with the models of a finished run of CFG.")
+    args = command_parser(
+        "pytorch_kaldi_snn.config.upstream_forward",
+        "Write the production-mode cfg that makes upstream's run_exp.py forward and decode on CPU "
+        "with the models of a finished run of CFG.")
     args.add_argument("cfg", type=Path, help="the localized cfg upstream trained with")
-    args.add_argument("-o", "--output", type=Path, required=True)
+    args.add_argument("-o", "--output", type=Path, required=True, help="the forward cfg to write")
     ns = args.parse_args(argv)
 
     def action() -> None:

@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 import numpy as np
 import soundfile
 
-from ..cli import run_reporting_errors
+from ..cli import command_parser, run_reporting_errors
 from ..errors import ConfigError, DataError
 from ..io.atomic import atomic_outputs
 from . import augment, espeak
@@ -290,14 +290,14 @@ def _write_manifest(out: Path, size: CorpusSize, seed: int, summary: Dict) -> No
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pytorch_kaldi_snn.corpus.generate",
-        description="Generate the synthetic TIMIT-like corpus (eSpeak NG) as Kaldi data dirs.",
-    )
+    parser = command_parser(
+        "pytorch_kaldi_snn.corpus.generate",
+        "Generate the synthetic TIMIT-like corpus (eSpeak NG) as Kaldi data dirs.")
     parser.add_argument("--out", required=True, help="output folder (gets train/ dev/ test/)")
     parser.add_argument("--size", choices=sorted(SIZES), default="default",
-                        help="tiny: tests; default: the 15-minute demo; timit: 462/50/24 speakers")
-    parser.add_argument("--seed", type=int, default=0)
+                        help="tiny: tests; default: the quick start's 192 speakers; timit: 462/50/24 "
+                             "speakers")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of speakers and sentences")
     parser.add_argument("--nj", type=int, default=1, help="parallel worker processes")
     for name, _ in SPLITS:
         parser.add_argument(f"--{name}-speakers", type=int,

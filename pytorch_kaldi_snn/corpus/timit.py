@@ -26,7 +26,6 @@ Command line (the built-in TIMIT recipe's stage 0)::
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import soundfile
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.corpus.alignment import frame_labels
 from pytorch_kaldi_snn.corpus.segments import Segment
 from pytorch_kaldi_snn.errors import DataError
@@ -202,11 +201,11 @@ def prepare_timit(corpus: Path, out: Path, dev_spk: Path, test_spk: Path) -> Dic
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point; bad input prints one line and exits 2."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = command_parser("pytorch_kaldi_snn.corpus.timit", __doc__)
     parser.add_argument("--corpus-dir", type=Path, required=True, help="holds TRAIN/ and TEST/")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--dev-spk", type=Path, required=True)
-    parser.add_argument("--test-spk", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="output folder (gets train/ dev/ test/)")
+    parser.add_argument("--dev-spk", type=Path, required=True, help="file listing the dev speakers")
+    parser.add_argument("--test-spk", type=Path, required=True, help="file listing the test speakers")
     args = parser.parse_args(argv)
     return run_reporting_errors("timit", lambda: prepare_timit(args.corpus_dir, args.out, args.dev_spk, args.test_spk))
 

@@ -75,7 +75,9 @@ def _bool(text: str) -> bool:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latgen_opts.py", description=__doc__.split("\n")[0])
+    # decode_dnn.sh runs this file as a script (no package, no __spec__); else it is a module
+    prog = f"python -m {__spec__.name}" if __spec__ else "latgen_opts.py"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     types = {f.name: f.type for f in fields(DecodeOptions)}
     convert = {"float": float, "int": int, "bool": _bool}
     for flag, field in _FLAGS.items():
@@ -87,12 +89,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print the options one per line; a bad value prints one line and exits 2."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     given = {f: getattr(args, f) for f in _FLAGS.values() if getattr(args, f) is not None}
     try:
         opts = DecodeOptions(**given)
     except ValueError as err:
-        print(f"latgen_opts.py: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     print("\n".join(latgen_options(opts, args.word_symbol_table)))
     return 0

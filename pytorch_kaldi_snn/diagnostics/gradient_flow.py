@@ -40,7 +40,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.config.experiment import architecture_class, saved_architectures
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.layers import GRULayer, ImprovedV1Layer, ImprovedV2Layer, LIFLayer, LSTMLayer
@@ -65,6 +65,15 @@ class FlowSettings:
     n_bits: int = 6
     threshold: int = 3
     seed: int = 0
+
+
+SETTING_HELP = {  # --help text of each FlowSettings field
+    "steps": "sequence length N (at least 2)", "batch": "sequences per batch",
+    "input_size": "features per step", "hidden_size": "units of the layer",
+    "beta": "the traditional layer's decay", "forget_bias": "v1/v2 forget-gate bias",
+    "surrogate": "surrogate gradient of the spike", "n_bits": "output bits N",
+    "threshold": "snn_threshold (k of the threshold k*b/2^N)", "seed": "random seed",
+}
 
 
 def architectures(s: FlowSettings) -> Dict[str, Callable[[], CountedLayer]]:
@@ -190,12 +199,13 @@ def write_outputs(out_dir: Path, settings: FlowSettings, results: Dict[str, List
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     defaults = FlowSettings()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("pytorch_kaldi_snn.diagnostics.gradient_flow", __doc__)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--checkpoint", type=Path, action="append", default=[],
                         metavar="EXP_FOLDER", help="measure this trained experiment (repeatable)")
     for name, value in asdict(defaults).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                            help=SETTING_HELP[name])
     return parser.parse_args(argv)
 
 

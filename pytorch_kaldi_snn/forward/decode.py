@@ -20,6 +20,7 @@ from typing import Any, Dict, List
 from pytorch_kaldi_snn.config.experiment import DecodingSettings, Experiment, LabelSpec
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
 from pytorch_kaldi_snn.decoding.kaldi_bridge import DecodeRun, kaldi_search_path
+from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, timit_fold_map
 from pytorch_kaldi_snn.scoring.lm_sweep import (
     ScoringOptions, builtin_hypotheses, kaldi_hypotheses, read_symbols, rescoring_binaries, sweep,
@@ -28,6 +29,9 @@ from pytorch_kaldi_snn.scoring.lm_sweep import (
 
 DECODE_DIR = "decode_test"
 BEST_HYP = "hyp_best.txt"  # the hypotheses of the reported (best) sweep row
+# Its compute-wer report, beside ``score.txt`` (the bridge's report of ``hyp.txt``, the 1-best
+# at acwt), so that each file scores the hypotheses it is named for.
+BEST_SCORE = "score_best.txt"
 
 
 def test_labels(exp: Experiment) -> LabelSpec:
@@ -65,6 +69,8 @@ def _one_best_only(settings: DecodingSettings, metric: str, one_best: ErrorCount
     reported figure, and the log and the results say so (``scored_on``)."""
     log.info(f"scoring: save_lattices = False: no lattices, so no LM-weight sweep over "
              f"{settings.scoring.as_opts()}; the reported {metric} is the 1-best at acwt {settings.acwt:g}")
+    for stale in (BEST_HYP, BEST_SCORE):  # an earlier decode's sweep: not this decode's figure
+        (run.out_dir / stale).unlink(missing_ok=True)
     return {"metric": metric, "error_rate": one_best.error_rate, "decoder": run.decoder,
             "scored_on": f"1-best at acwt {settings.acwt:g} (save_lattices = False: no LM-weight sweep)",
             "rescoring": None, "best_lmwt": None, "best_wip": None,
@@ -98,6 +104,8 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
     result = sweep(read_transcripts(ref), hyps, settings.scoring, settings.scoring_mode, fold)
     best = result.best
     write_hypotheses(run.out_dir / BEST_HYP, best.hypotheses)
+    atomic_write(run.out_dir / BEST_SCORE,
+                 lambda tmp: tmp.write_text(best.counts.kaldi_report(), encoding="utf-8"))
     log.info(f"scoring: best over {settings.scoring.as_opts()} ({rescorer} rescoring): "
              f"{metric} {best.counts.error_rate:.2f} at LMWT {best.lmwt}, WIP {best.wip:g}")
     return {"metric": metric, "error_rate": best.counts.error_rate, "decoder": run.decoder,

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.labels import frame_labels, read_alignments
 from pytorch_kaldi_snn.graph.lang import read_symbol_table
@@ -63,12 +63,12 @@ def set_agreement(ali_dir: Path, ali_txt: Path, phones_txt: Path) -> dict[str, f
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the per-set agreement as JSON and print it."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = command_parser("pytorch_kaldi_snn.gmm.agreement", __doc__)
     parser.add_argument("--data", type=Path, required=True, help="data dir with <set>/ali.txt")
     parser.add_argument("--exp", type=Path, required=True, help="exp dir with mono_ali_<set>/")
     parser.add_argument("--lang", type=Path, required=True, help="lang dir (phones.txt)")
-    parser.add_argument("--sets", default="train,dev,test")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--sets", default="train,dev,test", help="comma-separated sets")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = parser.parse_args(argv)
     return run_reporting_errors("agreement", lambda: _report(args))
 

@@ -13,13 +13,12 @@ Utterances whose alignment fails even with the retry beam are left out and logge
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.labels import write_ali_dir
 from pytorch_kaldi_snn.gmm.model_io import load_trans_model, read_am_diag_gmm
@@ -62,8 +61,8 @@ def align_set(lang: Path, model_dir: Path, feats_dir: Path, text: Path, out: Pat
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; bad input prints one line and exits 2."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lang", type=Path, required=True)
+    parser = command_parser("pytorch_kaldi_snn.gmm.align", __doc__)
+    parser.add_argument("--lang", type=Path, required=True, help="lang dir the model was trained with")
     parser.add_argument("--model", type=Path, required=True, help="dir with final.mdl and tree")
     parser.add_argument("--feats", type=Path, required=True, help="MFCC data dir (feats.scp, cmvn.scp)")
     parser.add_argument("--text", type=Path, required=True, help="phone transcripts")

@@ -14,7 +14,6 @@ Outputs: ``<exp>/mono/{final.mdl,tree,ali.1.gz,num_jobs,cmvn_opts}`` and
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.features.transforms import add_deltas, apply_cmvn
 from pytorch_kaldi_snn.gmm.agreement import read_reference
@@ -93,14 +92,16 @@ def run(lang: Path, feats_root: Path, data_root: Path, exp: Path, sets: Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; bad input prints one line and exits 2."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lang", type=Path, required=True)
+    parser = command_parser("pytorch_kaldi_snn.gmm.train_mono", __doc__)
+    parser.add_argument("--lang", type=Path, required=True, help="lang dir")
     parser.add_argument("--feats", type=Path, required=True, help="root of the MFCC data dirs (<feats>/<set>/)")
     parser.add_argument("--data", type=Path, required=True, help="root of the data dirs (text, ali.txt)")
-    parser.add_argument("--exp", type=Path, required=True)
-    parser.add_argument("--sets", default="train,dev,test")
-    parser.add_argument("--num-iters", type=int, default=MonoConfig.num_iters)
-    parser.add_argument("--tot-gauss", type=int, default=MonoConfig.tot_gauss)
+    parser.add_argument("--exp", type=Path, required=True, help="exp dir to write (mono/, mono_ali_<set>/)")
+    parser.add_argument("--sets", default="train,dev,test", help="comma-separated sets to realign")
+    parser.add_argument("--num-iters", type=int, default=MonoConfig.num_iters,
+                        help="EM iterations")
+    parser.add_argument("--tot-gauss", type=int, default=MonoConfig.tot_gauss,
+                        help="target number of Gaussians")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     return run_reporting_errors("train_mono", lambda: run(

@@ -8,12 +8,11 @@ and ``num_pdfs`` to the graph dir.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.gmm.model_io import load_trans_model
 from pytorch_kaldi_snn.gmm.topology import build_hmm_system
 from pytorch_kaldi_snn.graph.hclg import SELF_LOOP_SCALE, make_hclg, write_graph_dir
@@ -30,11 +29,12 @@ def mkgraph(lang_test: Path, model_dir: Path, graph_dir: Path, self_loop_scale: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; bad input prints one line and exits 2."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("lang_test", type=Path)
-    parser.add_argument("model_dir", type=Path)
-    parser.add_argument("graph_dir", type=Path)
-    parser.add_argument("--self-loop-scale", type=float, default=SELF_LOOP_SCALE)
+    parser = command_parser("pytorch_kaldi_snn.graph.mkgraph", __doc__)
+    parser.add_argument("lang_test", type=Path, help="lang dir with G.fst")
+    parser.add_argument("model_dir", type=Path, help="dir with final.mdl")
+    parser.add_argument("graph_dir", type=Path, help="graph dir to write (HCLG.fst, words.txt, ...)")
+    parser.add_argument("--self-loop-scale", type=float, default=SELF_LOOP_SCALE,
+                        help="scale of the self-loop transition probabilities")
     args = parser.parse_args(argv)
     return run_reporting_errors(
         "mkgraph", lambda: mkgraph(args.lang_test, args.model_dir, args.graph_dir, args.self_loop_scale))

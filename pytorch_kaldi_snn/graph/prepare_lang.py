@@ -9,13 +9,12 @@ training phone transcripts only.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from pytorch_kaldi_snn.cli import run_reporting_errors
+from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.graph.lang import PhoneSet, read_inventory, write_lang
 from pytorch_kaldi_snn.graph.lm import bigram_arpa, write_arpa_and_g
 from pytorch_kaldi_snn.io.tables import read_kaldi_map
@@ -33,11 +32,11 @@ def prepare(phones: Path, train_text: Path, lang: Path, lang_test: Path) -> None
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; bad input prints one line and exits 2."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = command_parser("pytorch_kaldi_snn.graph.prepare_lang", __doc__)
     parser.add_argument("--phones", type=Path, required=True, help="the corpus's phone inventory")
     parser.add_argument("--train-text", type=Path, required=True, help="training phone transcripts")
-    parser.add_argument("--lang", type=Path, required=True)
-    parser.add_argument("--lang-test", type=Path, required=True)
+    parser.add_argument("--lang", type=Path, required=True, help="lang dir to write")
+    parser.add_argument("--lang-test", type=Path, required=True, help="lang dir with G.fst to write")
     args = parser.parse_args(argv)
     return run_reporting_errors(
         "prepare_lang", lambda: prepare(args.phones, args.train_text, args.lang, args.lang_test))

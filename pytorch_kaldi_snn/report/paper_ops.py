@@ -26,8 +26,10 @@ is not published either: 1944 reproduces the GRU's 0.81.
 """
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple
+import sys
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
+from pytorch_kaldi_snn.cli import command_parser
 from pytorch_kaldi_snn.layers.cost import layer_mults
 
 M, N, N_OUT, LAYERS = 40, 550, 1944, 2
@@ -98,5 +100,11 @@ def render() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    command_parser("pytorch_kaldi_snn.report.paper_ops", __doc__).parse_args(argv)
     print(render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

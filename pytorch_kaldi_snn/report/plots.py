@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only: no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
+from pytorch_kaldi_snn.report.results import layer_label  # noqa: E402
 
 
 def _save(fig: "plt.Figure", path: Path) -> None:
@@ -38,7 +39,8 @@ def plot_layer_sparsity(per_layer: Dict[str, float], path: Path) -> None:
     """Percentage of zero outputs of each counted layer on the test set."""
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(per_layer)), 3.5))
     ax.bar(range(len(per_layer)), list(per_layer.values()))
-    ax.set_xticks(range(len(per_layer)), list(per_layer), rotation=30, ha="right")
+    ax.set_xticks(range(len(per_layer)), [layer_label(n) for n in per_layer], rotation=30,
+                  ha="right")
     ax.set(ylabel="zero outputs (%)", ylim=(0, 100), title="output sparsity per layer (test)")
     fig.tight_layout()
     _save(fig, path)

@@ -1,6 +1,7 @@
 """``results.json`` and ``results.md``: the numbers of Table 1 for one experiment."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -68,6 +69,18 @@ def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: M
     }
 
 
+def layer_label(name: str) -> str:
+    """A counted layer's module path ``nets.<arch_name>.net.<i>`` as the cfg names it:
+    ``<arch_name> layer <i + 1>`` (``arch_name`` of its ``[architectureN]``); other paths as
+    they are."""
+    match = re.fullmatch(r"nets\.(\w+)\.net\.(\d+)", name)
+    return f"{match.group(1)} layer {int(match.group(2)) + 1}" if match else name
+
+
+WALL_NOTE = ("wall s: this run from reading the data to scoring, plus the training time of the "
+             "interrupted runs it resumed (corpus preparation not included).")
+
+
 def _markdown(results: Dict[str, Any]) -> str:
     metric, rate = scored_rate(results)
     header = (f"| arch | {metric} % | frame acc % | zeros % | mults/frame | vs LSTM | vs GRU "
@@ -78,10 +91,10 @@ def _markdown(results: Dict[str, Any]) -> str:
            f"| {results['mults_vs_lstm']:.3f} | {results['mults_vs_gru']:.3f} "
            f"| {results['params']} | {results['decoder']} | {results['epochs']} "
            f"| {results['wall_s']:.0f} |")
-    layers = "\n".join(f"| {name} | {pct:.2f} |"
+    layers = "\n".join(f"| {layer_label(name)} | {pct:.2f} |"
                        for name, pct in results["zero_outputs_pct_per_layer"].items())
-    return (f"{header}\n|{'---|' * 11}\n{row}\n\n| layer | zero outputs % |\n|---|---|\n"
-            f"{layers}\n")
+    return (f"{header}\n|{'---|' * 11}\n{row}\n\n{WALL_NOTE}\n\n"
+            f"| layer | zero outputs % |\n|---|---|\n{layers}\n")
 
 
 def write_results(out: Path, results: Dict[str, Any]) -> None:
