@@ -254,7 +254,7 @@ def test_a_sweep_or_study_into_a_folder_of_the_users_is_refused_and_untouched(
                f"name a new or empty folder")
     capsys.readouterr()
     rc = sweep.main([str(cfg), "--out", str(home), "--grid", "exp.seed=1:2"])
-    _one_line(capsys, rc, refused)
+    _one_line(capsys, rc, refused, prefix="sweep")
     rc = study.main(["table1", "--corpus", str(tiny_corpus), "--out", str(home)])
     _one_line(capsys, rc, refused)
     assert _tree(home) == before
