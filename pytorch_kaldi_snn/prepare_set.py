@@ -33,7 +33,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Collection, Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 import soundfile
@@ -44,17 +44,24 @@ from pytorch_kaldi_snn.corpus.phones import PHONES
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.features.audio import check_wav_table, kaldi_special
 from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_feats
-from pytorch_kaldi_snn.gmm.align import align_set
+from pytorch_kaldi_snn.gmm.align import align_set, align_words
+from pytorch_kaldi_snn.gmm.labels import read_alignments
+from pytorch_kaldi_snn.graph.lexicon_fst import SIL_PROB
 from pytorch_kaldi_snn.io.ownership import MARKER, is_ours, mark
 from pytorch_kaldi_snn.graph.lang import read_inventory
 from pytorch_kaldi_snn.io.data_dir import DataDir
-from pytorch_kaldi_snn.io.tables import read_kaldi_map, write_kaldi_map
+from pytorch_kaldi_snn.io.tables import read_kaldi_map, read_table_lines, write_kaldi_map
+from pytorch_kaldi_snn.words.lexicon import CMUDICT, load_lexicon
+from pytorch_kaldi_snn.words.transcripts import OOV_CHOICES, WordTranscripts, word_transcripts
 
 log = logging.getLogger("prepare_set")
 TRAIN_SET = "train"  # the recipe set whose feature confs and GMM a new set reuses
 COPIED = ("wav.scp", "segments", "utt2spk", "spk2utt", "spk2gender")
 FRAME_SLACK = 2  # frames an ali.txt may differ from its audio (framing conventions of other tools)
 _SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+UNALIGNED = "unaligned.txt"  # in data/<name>: the utterances the GMM could not align
+OOV_LEXICON = "oov_lexicon.txt"  # in data/<name>: eSpeak NG's pronunciations, lexicon.txt format
+Reference = Union[Dict[str, str], WordTranscripts]  # phones per utterance, or words to align
 
 
 @dataclass(frozen=True)
@@ -163,37 +170,61 @@ def _runs(ids: np.ndarray) -> List[str]:
     return [PHONES[i] for i in ids[keep]]
 
 
+def is_phone_text(text: Mapping[str, str], phones: Sequence[str]) -> bool:
+    """Whether every token of ``text`` is a phone of the recipe (else it is a word transcript)."""
+    allowed = set(phones)
+    return all(token in allowed for line in text.values() for token in line.split())
+
+
+def has_phone_reference(data: DataDir, phones: Sequence[str]) -> bool:
+    """An ali.txt, a phones.ctm or a phone text; without one, ``text`` is read as words."""
+    if (data.root / "ali.txt").is_file() or (data.root / "phones.ctm").is_file():
+        return True
+    return data.text is not None and is_phone_text(data.text, phones)
+
+
 def phone_reference(data: DataDir, phones: Sequence[str]) -> Dict[str, str]:
     """The phone transcript of every utterance, from ali.txt, phones.ctm or text (in that order)."""
     src = data.root
     if (src / "ali.txt").is_file() or (src / "phones.ctm").is_file():
         where = src / ("ali.txt" if (src / "ali.txt").is_file() else "phones.ctm")
         reference = {utt: " ".join(_runs(ids)) for utt, ids in read_phone_alignment(src).items()}
-    elif data.text is not None:
+    elif data.text is not None and is_phone_text(data.text, phones):
         where, reference = src / "text", dict(data.text)
-        allowed = set(phones)
-        for utt, line in reference.items():
-            unknown = [p for p in line.split() if p not in allowed]
-            if unknown:
-                raise DataError(f"{unknown[0]!r} is not a phone of the recipe (a word transcript? "
-                                "give phones, a phones.ctm or an ali.txt)", file=str(where), utt=utt)
     else:
-        raise DataError("no phone reference: needs ali.txt, phones.ctm or a phone text", file=str(src))
+        raise DataError("no reference: needs a word or phone text, a phones.ctm or an ali.txt", file=str(src))
     for utt in data.utts:
         if not reference.get(utt, "").split():
             raise DataError("empty utterance: no phones in the reference", file=str(where), utt=utt)
     return {utt: reference[utt] for utt in data.utts}
 
 
-def _write_set(data: DataDir, text: Dict[str, str], dest: Path) -> None:
+def _write_set(data: DataDir, dest: Path, keep: Collection[str]) -> None:
+    """The source's tables for the utterances in ``keep`` (their lines as the user wrote them)."""
     _make_folder(dest, data.root)
-    for name in COPIED:
+    recordings = {data.segments[u].recording for u in keep} if data.segments is not None else keep
+    kept_keys = {"wav.scp": recordings, "segments": keep, "utt2spk": keep,
+                 "spk2gender": {data.utt2spk[u] for u in keep}}
+    for name, keys in kept_keys.items():
         if (data.root / name).is_file():
-            shutil.copyfile(data.root / name, dest / name)
-    write_kaldi_map(dest / "text", text)
+            lines = [line for line in read_table_lines(data.root / name) if line.split()[:1] and line.split()[0] in keys]
+            (dest / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    write_kaldi_map(dest / "spk2utt", {spk: " ".join(u for u in utts if u in keep)
+                                       for spk, utts in data.spk2utt.items() if any(u in keep for u in utts)})
 
 
-def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False) -> int:
+@dataclass(frozen=True)
+class Options:
+    """How a word transcript becomes phones: the lexicon, what to do with words it lacks, and
+    the probability of optional silence between words."""
+
+    lexicon: str = CMUDICT
+    oov: str = "espeak"
+    sil_prob: float = SIL_PROB
+
+
+def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False,
+                options: Options = Options()) -> int:
     """Import ``src`` as set ``name`` of the recipe run in ``recipe_dir``; returns utterances aligned."""
     check_set_name(name)
     recipe = RecipeDir(Path(recipe_dir))
@@ -205,12 +236,16 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False)
     rate = FeatureConf.from_file("fbank", recipe.fbank_conf()).sample_rate
     check_wav_table(data.wav or {}, str(data.root / "wav.scp"), rate)  # pipes: while extracting
     frames = _audio_frames(data, rate)
-    text = phone_reference(data, read_inventory(recipe.data / "lang" / "phones.txt"))
-    check_alignment_frames(data, frames)
+    phones = read_inventory(recipe.data / "lang" / "phones.txt")
+    if has_phone_reference(data, phones):
+        reference: Reference = phone_reference(data, phones)
+        check_alignment_frames(data, frames)
+    else:
+        reference = _word_reference(data, phones, options)
     for path in existing:
         shutil.rmtree(path)
     try:
-        return _build(recipe, data, text, name)
+        return _build(recipe, data, reference, name, options.sil_prob)
     except BaseException:
         for path in recipe.outputs(name):  # no half-made set that a cfg could name
             if _made_here(path):
@@ -218,22 +253,73 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False)
         raise
 
 
-def _build(recipe: RecipeDir, data: DataDir, text: Dict[str, str], name: str) -> int:
+def _word_reference(data: DataDir, phones: Sequence[str], options: Options) -> WordTranscripts:
+    if data.text is None:
+        raise DataError("no reference: needs a word or phone text, a phones.ctm or an ali.txt", file=str(data.root))
+    lexicon = load_lexicon(options.lexicon, phones)
+    return word_transcripts(data.text, lexicon, options.lexicon, options.oov, data.root / "text",
+                            espeak_alternatives=options.lexicon == CMUDICT)
+
+
+def _align(recipe: RecipeDir, reference: Reference, mfcc_dir: Path, ali_dir: Path, sil_prob: float) -> Dict[str, str]:
+    """Align the MFCC set; returns the phone reference of the set (for a word transcript, the
+    phones the alignment chose, so only the utterances that aligned)."""
+    lang, model = recipe.data / "lang", recipe.root / "exp" / "mono"
+    if isinstance(reference, WordTranscripts):
+        write_kaldi_map(mfcc_dir / "text.words", {u: " ".join(w) for u, w in reference.words.items()})
+        chosen = align_words(lang, model, mfcc_dir, reference.words, reference.pronunciations, ali_dir,
+                             str(mfcc_dir / "text.words"), sil_prob)
+        text = {utt: " ".join(phones) for utt, phones in chosen.items()}
+        write_kaldi_map(mfcc_dir / "text", text)
+        return text
+    write_kaldi_map(mfcc_dir / "text", reference)
+    align_set(lang, model, mfcc_dir, mfcc_dir / "text", ali_dir)
+    return reference
+
+
+def _report_unaligned(data: DataDir, ali_dir: Path, fbank_dir: Path, reference: Reference) -> None:
+    """Failed utterances, by name, in one log line and in ``unaligned.txt``."""
+    aligned = set(read_alignments(ali_dir))
+    failed = [utt for utt in data.utts if utt not in aligned]
+    if not failed:
+        return
+    listing = fbank_dir / UNALIGNED
+    listing.write_text("".join(f"{utt}\n" for utt in failed), encoding="utf-8")
+    fate = ("left out of the set (no phone reference)" if isinstance(reference, WordTranscripts)
+            else "kept for scoring, without frame labels")
+    log.warning("%d of %d utterances could not be aligned, %s: %s (listed in %s)", len(failed),
+                len(data.utts), fate, " ".join(failed), listing)
+
+
+def _write_oov(reference: Reference, fbank_dir: Path, lexicon: str) -> None:
+    if not isinstance(reference, WordTranscripts) or not reference.oov:
+        return
+    listing = fbank_dir / OOV_LEXICON
+    write_kaldi_map(listing, {w: " ".join(p) for w, p in reference.oov.items()})
+    log.info("%d words not in %s were pronounced by eSpeak NG: %s (listed in %s)", len(reference.oov),
+             lexicon, " ".join(reference.oov), listing)
+
+
+def _build(recipe: RecipeDir, data: DataDir, reference: Reference, name: str, sil_prob: float) -> int:
+    """MFCCs and alignment first: a word transcript's reference is what the alignment chose."""
     fbank_dir, mfcc_dir, ali_dir = recipe.outputs(name)
-    _write_set(data, text, fbank_dir)
-    _write_set(data, text, mfcc_dir)
-    log.info("%s: %d utterances, %d speakers; fbank and MFCC features", name, len(data.utts),
+    log.info("%s: %d utterances, %d speakers; MFCC features and alignment", name, len(data.utts),
              len(data.spk2utt))
-    make_pytorch_kaldi_feats(fbank_dir, "fbank", recipe.fbank_conf(), recipe.data / "ark" / "fbank")
-    # Audio from pipes is measured only now, by its features.
-    check_alignment_frames(data, {utt: int(n) for utt, n in read_kaldi_map(fbank_dir / "utt2num_frames").items()})
+    _write_set(data, mfcc_dir, data.utts)
     make_pytorch_kaldi_feats(mfcc_dir, "mfcc", recipe.mfcc_conf(), recipe.data / "ark" / "mfcc")
+    # Audio from pipes is measured only now, by its features.
+    check_alignment_frames(data, {utt: int(n) for utt, n in read_kaldi_map(mfcc_dir / "utt2num_frames").items()})
     _make_folder(ali_dir, data.root)
-    aligned = align_set(recipe.data / "lang", recipe.root / "exp" / "mono", mfcc_dir,
-                        fbank_dir / "text", ali_dir)
-    if aligned < len(data.utts):
-        log.warning("%d of %d utterances could not be aligned and are left out",
-                    len(data.utts) - aligned, len(data.utts))
+    text = _align(recipe, reference, mfcc_dir, ali_dir, sil_prob)
+    _write_set(data, fbank_dir, set(text))
+    write_kaldi_map(fbank_dir / "text", text)
+    if isinstance(reference, WordTranscripts):
+        write_kaldi_map(fbank_dir / "text.words", {u: " ".join(reference.words[u]) for u in text})
+    _write_oov(reference, fbank_dir, "the lexicon")
+    _report_unaligned(data, ali_dir, fbank_dir, reference)
+    log.info("%s: fbank features", name)
+    make_pytorch_kaldi_feats(fbank_dir, "fbank", recipe.fbank_conf(), recipe.data / "ark" / "fbank")
+    aligned = len(read_alignments(ali_dir))
     print(f"{name}: {aligned} of {len(data.utts)} utterances -> {fbank_dir} (features), {ali_dir} (alignments)")
     return aligned
 
@@ -241,15 +327,21 @@ def _build(recipe: RecipeDir, data: DataDir, text: Dict[str, str], name: str) ->
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; bad input prints one line and exits 2."""
     parser = command_parser("pytorch_kaldi_snn.prepare_set", __doc__)
-    parser.add_argument("src", type=Path, help="Kaldi data dir: wav.scp, utt2spk, a phone reference")
+    parser.add_argument("src", type=Path, help="Kaldi data dir: wav.scp, utt2spk, a word or phone reference")
     parser.add_argument("--dir", type=Path, required=True, help="the recipe run (holds data/ and exp/)")
     parser.add_argument("--name", required=True, help="name of the new set (data/<name>): one folder name")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a set of that name that prepare_set made before")
+    parser.add_argument("--lexicon", default=CMUDICT,
+                        help=f"for a word text: {CMUDICT!r} (the CMU Pronouncing Dictionary) or a Kaldi lexicon.txt")
+    parser.add_argument("--oov", choices=OOV_CHOICES, default="espeak",
+                        help="words the lexicon lacks: pronounced by eSpeak NG, or refused by name")
+    parser.add_argument("--sil-prob", type=float, default=SIL_PROB,
+                        help="probability of optional silence between words (as prepare_lang.sh)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     return run_reporting_errors("prepare_set", lambda: prepare_set(
-        args.src, args.dir, args.name, args.overwrite))
+        args.src, args.dir, args.name, args.overwrite, Options(args.lexicon, args.oov, args.sil_prob)))
 
 
 if __name__ == "__main__":

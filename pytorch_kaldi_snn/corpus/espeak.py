@@ -37,6 +37,8 @@ _CHARS_UTF8 = 1
 _EVENT_LIST_TERMINATED = 0
 _EVENT_PHONEME = 7
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+_PHONEMES_SPACED = ord(" ") << 8  # espeak_TextToPhonemes: ASCII names, a space between phonemes
+G2P_VOICE = "en-us"
 
 
 class _EventId(ctypes.Union):
@@ -103,6 +105,10 @@ class Espeak:
         if rate != SAMPLE_RATE:
             raise DataError(f"eSpeak NG initialisation returned {rate}, expected {SAMPLE_RATE} Hz")
         self._lib.espeak_SetSynthCallback(self._callback)
+        self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self._lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int,
+        ]
         self._lib.espeak_Synth.argtypes = [
             ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -144,6 +150,22 @@ class Espeak:
             chunks, events = self._chunks, tuple(self._events)
         samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
         return Synthesis(samples.astype(np.int16), events)
+
+
+    def phonemes(self, text: str) -> List[str]:
+        """eSpeak's own en-us phoneme names for ``text`` (stress marks kept), without speaking it.
+
+        This is the pronunciation the synthesizer would speak: the same rules and dictionary.
+        """
+        with self._lock:
+            if self._lib.espeak_SetVoiceByName(G2P_VOICE.encode()) != 0:
+                raise DataError(f"eSpeak NG has no voice {G2P_VOICE!r}")
+            buffer = ctypes.c_char_p(text.encode("utf-8") + b"\0")
+            names: List[str] = []
+            while buffer.value:  # one clause per call; the pointer moves past it
+                clause = self._lib.espeak_TextToPhonemes(ctypes.byref(buffer), _CHARS_UTF8, _PHONEMES_SPACED)
+                names += (clause or b"").decode("ascii", errors="replace").split()
+        return names
 
 
 _ENGINE: Optional[Espeak] = None

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Dict, List, Mapping, Sequence, Set
+
+import numpy as np
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.errors import DataError
@@ -26,6 +28,7 @@ from pytorch_kaldi_snn.gmm.topology import build_hmm_system
 from pytorch_kaldi_snn.gmm.train import Aligner, MonoConfig, MonoModel
 from pytorch_kaldi_snn.gmm.train_mono import gmm_features, phone_transcripts
 from pytorch_kaldi_snn.graph.lang import read_symbol_table
+from pytorch_kaldi_snn.graph.lexicon_fst import SIL_PROB, lexicon_fst
 
 log = logging.getLogger("align")
 
@@ -38,25 +41,61 @@ def load_model(lang: Path, model_dir: Path) -> MonoModel:
     return MonoModel(hmm, read_am_diag_gmm(Path(model_dir) / "final.mdl"))
 
 
-def align_set(lang: Path, model_dir: Path, feats_dir: Path, text: Path, out: Path,
-              config: MonoConfig = MonoConfig()) -> int:
-    """Align every utterance of ``feats_dir`` to its ``text``; returns how many were aligned."""
-    model = load_model(lang, model_dir)
+def _checked_features(model: MonoModel, feats_dir: Path, utts_with_text: Set[str], text: str) -> Dict[str, np.ndarray]:
     feats = gmm_features(feats_dir)
-    transcripts = phone_transcripts(text, read_symbol_table(Path(lang) / "phones.txt"))
-    missing = sorted(set(feats) - set(transcripts))
+    missing = sorted(set(feats) - utts_with_text)
     if missing:
-        raise DataError("has features but no phone transcript", file=str(text), utt=missing[0])
+        raise DataError("has features but no transcript", file=text, utt=missing[0])
     dim = next(iter(feats.values())).shape[1]
     if dim != model.am.dim:
         raise DataError(f"features have {dim} dims, the GMM {model.am.dim}", file=str(feats_dir))
-    aligner = Aligner(model.hmm, model.hmm.topo.phones, config)
+    return feats
+
+
+def _align_and_write(model: MonoModel, aligner: Aligner, feats: Mapping[str, np.ndarray],
+                     transcripts: Mapping[str, Sequence[int]], model_dir: Path, out: Path) -> Dict[str, np.ndarray]:
     alignments = aligner.align_all(model, feats, transcripts)
     if not alignments:
-        raise DataError("no utterance could be aligned", file=str(feats_dir))
+        raise DataError("no utterance could be aligned", file=str(out))
     write_ali_dir(Path(out), alignments, Path(model_dir))
     log.info("aligned %d of %d utterances -> %s", len(alignments), len(feats), out)
-    return len(alignments)
+    return alignments
+
+
+def align_set(lang: Path, model_dir: Path, feats_dir: Path, text: Path, out: Path,
+              config: MonoConfig = MonoConfig()) -> Dict[str, np.ndarray]:
+    """Align every utterance of ``feats_dir`` to its phone ``text``; returns the alignments
+    (transition-ids) of those that aligned."""
+    model = load_model(lang, model_dir)
+    transcripts = phone_transcripts(text, read_symbol_table(Path(lang) / "phones.txt"))
+    feats = _checked_features(model, feats_dir, set(transcripts), str(text))
+    aligner = Aligner(model.hmm, model.hmm.topo.phones, config)
+    return _align_and_write(model, aligner, feats, transcripts, model_dir, out)
+
+
+def align_words(lang: Path, model_dir: Path, feats_dir: Path, words: Mapping[str, Sequence[str]],
+                lexicon: Mapping[str, Sequence[Sequence[str]]], out: Path, text: str,
+                sil_prob: float = SIL_PROB, config: MonoConfig = MonoConfig()) -> Dict[str, List[str]]:
+    """Align every utterance of ``feats_dir`` to its ``words`` through ``lexicon`` (every word in
+    it), with optional silence between words; returns each aligned utterance's phones, runs
+    collapsed (the pronunciations and silences the audio chose). ``text`` names the transcript."""
+    model = load_model(lang, model_dir)
+    phone_ids = read_symbol_table(Path(lang) / "phones.txt")
+    vocabulary = sorted({w for line in words.values() for w in line})
+    word_ids = {w: i for i, w in enumerate(vocabulary, 1)}
+    lexicon_ids = {word_ids[w]: lexicon[w] for w in vocabulary}
+    feats = _checked_features(model, feats_dir, set(words), text)
+    aligner = Aligner(model.hmm, model.hmm.topo.phones, config,
+                      lexicon=lexicon_fst(lexicon_ids, phone_ids, sil_prob))
+    transcripts = {utt: [word_ids[w] for w in line] for utt, line in words.items()}
+    alignments = _align_and_write(model, aligner, feats, transcripts, model_dir, out)
+    symbols = {i: p for p, i in phone_ids.items()}
+    return {utt: _phone_runs([symbols[model.trans_model.transition_id_to_phone(int(t))] for t in ali])
+            for utt, ali in alignments.items()}
+
+
+def _phone_runs(frames: Sequence[str]) -> List[str]:
+    return [p for i, p in enumerate(frames) if i == 0 or frames[i - 1] != p]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

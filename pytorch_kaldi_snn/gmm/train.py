@@ -193,10 +193,14 @@ def _update(
 class Aligner:
     """Forced alignment of phone transcripts with a model (``compile-train-graphs`` + ``gmm-align-compiled``)."""
 
-    def __init__(self, hmm: HmmSystem, phone_ids: Sequence[int], config: MonoConfig) -> None:
+    def __init__(self, hmm: HmmSystem, phone_ids: Sequence[int], config: MonoConfig,
+                 lexicon: Optional[kaldifst.StdVectorFst] = None) -> None:
+        """Transcripts are phone ids (an identity L), or word ids of ``lexicon`` (an
+        olabel-sorted L.fst, graph/lexicon_fst.py)."""
         self.config = config
-        lexicon = identity_lexicon_fst(phone_ids)
-        kaldifst.arcsort(lexicon, sort_type="olabel")
+        if lexicon is None:
+            lexicon = identity_lexicon_fst(phone_ids)
+            kaldifst.arcsort(lexicon, sort_type="olabel")
         self._compiler = khg.TrainingGraphCompiler(
             trans_model=hmm.trans_model, ctx_dep=hmm.tree, lex_fst=lexicon, disambig_syms=[],
             opts=khg.TrainingGraphCompilerOptions(),
@@ -231,15 +235,22 @@ class Aligner:
     def align_all(
         self, model: MonoModel, feats: Mapping[str, np.ndarray], transcripts: Mapping[str, Sequence[int]]
     ) -> dict[str, np.ndarray]:
-        """Align every utterance; failures are logged and left out, as Kaldi does."""
+        """Align every utterance; failures are left out and listed in one log line, as Kaldi
+        logs them (``failed`` names them for the caller)."""
         alis = {}
         for utt, utt_feats in feats.items():
             ali = self.align(model, utt, utt_feats, transcripts[utt])
-            if ali is None:
-                log.warning("alignment failed for utterance %s", utt)
-            else:
+            if ali is not None:
                 alis[utt] = ali
+        failed = failed_utterances(feats, alis)
+        if failed:
+            log.warning("alignment failed for %d of %d utterances: %s", len(failed), len(feats), " ".join(failed))
         return alis
+
+
+def failed_utterances(feats: Mapping[str, np.ndarray], alis: Mapping[str, np.ndarray]) -> list[str]:
+    """The utterances of ``feats`` without an alignment, sorted."""
+    return sorted(set(feats) - set(alis))
 
 
 def _check_inputs(feats: Mapping[str, np.ndarray], phone_frames: Mapping[str, np.ndarray]) -> None:
