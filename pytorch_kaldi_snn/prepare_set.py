@@ -2,13 +2,25 @@
 
     python -m pytorch_kaldi_snn.prepare_set /path/to/mydata --dir recipes/synth --name mydata
 
-The source dir needs ``wav.scp``, ``utt2spk``, ``spk2utt`` and one phone
-reference, read in this order: a frame-level ``ali.txt``, a ``phones.ctm`` (both in the 39-class
-phones, see docs/corpus.md), or a ``text`` whose tokens are the recipe's phones. With a
-``segments`` file (``utt recording start end``, seconds) ``wav.scp`` is keyed by recording and the
-features are those of each segment, as Kaldi's ``extract-segments`` cuts it. An ``ali.txt`` must
-have its audio's frame count, give or take ``FRAME_SLACK`` frames. Nothing is retrained;
-everything reuses what the recipe made for its ``train`` set:
+The source dir needs ``wav.scp``, ``utt2spk``, ``spk2utt`` and a reference: a word ``text``
+(the usual case), or phones, read in this order: a frame-level ``ali.txt``, a ``phones.ctm``
+(both in the 39-class phones, see docs/corpus.md), or a ``text`` whose tokens are all the
+recipe's phones. With a ``segments`` file (``utt recording start end``, seconds) ``wav.scp`` is
+keyed by recording and the features are those of each segment, as Kaldi's ``extract-segments``
+cuts it. An ``ali.txt`` must have its audio's frame count, give or take ``FRAME_SLACK`` frames.
+
+A word ``text`` is normalised as Kaldi's LibriSpeech/TIMIT data preparation does (words/normalise.py;
+the dropped punctuation is counted in one log line) and pronounced with ``--lexicon``: ``cmudict``
+(the CMU Pronouncing Dictionary, folded to the 39 phones, with eSpeak NG's pronunciation as one
+more alternative of each word) or a Kaldi ``lexicon.txt``. Words the lexicon lacks get eSpeak
+NG's pronunciation, listed in ``data/<name>/oov_lexicon.txt`` and in one log line, or with
+``--oov error`` are refused by name. Each utterance is aligned with the recipe's GMM through an
+L.fst of its words' pronunciations, with optional silence between words (``--sil-prob``), closure
+silence before stops and ``dx`` for intervocalic t/d (graph/lexicon_fst.py); the set's phone
+``text`` (the scoring reference) is what the alignment chose. Utterances that cannot be aligned
+are listed in one log line and in ``data/<name>/unaligned.txt``: from words they are left out of
+the set (they have no reference), from phones they stay for scoring, without frame labels.
+Nothing is retrained; everything reuses what the recipe made for its ``train`` set:
 
 * ``<dir>/data/<name>/``: the phone transcript ``text``, fbank features with the training set's
   ``conf/fbank.conf``, per-speaker CMVN (``cmvn.scp``, ``cmvn_speaker.ark``);
@@ -16,9 +28,10 @@ everything reuses what the recipe made for its ``train`` set:
 * ``<dir>/exp/mono_ali_<name>/``: alignments with the recipe's trained ``exp/mono`` GMM.
 
 These are the paths a cfg dataset names (``fea_lst``, ``lab_folder``, ``lab_data_folder``), as for
-the recipe's own sets. Bad input (an unknown phone, a word transcript, another sample rate, an
-utterance without speaker, an empty utterance) stops before anything is written, with one line
-naming the file and the utterance.
+the recipe's own sets. Bad input (an unknown phone, a character without a
+pronunciation rule, an empty transcript, another sample rate, an utterance without speaker, an
+empty utterance) stops before anything is written, with one line naming the file and the
+utterance.
 
 ``--name`` is one folder name (letters, digits, ``_``, ``-``, ``.``; not a path). Each of the three
 folders gets the project's ``.pytorch_kaldi_snn`` marker (io/ownership.py) when it is made; a folder without it (the recipe's own
