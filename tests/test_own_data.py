@@ -152,32 +152,6 @@ def test_per_scored_from_words_is_close_to_the_truths(work: Path) -> None:
     assert abs(from_words["per"] - truth["per"]) <= PER_FROM_WORDS_SLACK
 
 
-def _readme_own_data_commands() -> List[str]:
-    """The shell lines of README's "Your own data" section."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Your own data\n", 1)[1].split("\n## ", 1)[0]
-    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
-    return [line for line in block.splitlines() if line.strip()]
-
-
-def test_readme_own_data_commands_run_verbatim_from_words(work: Path, tmp_path: Path) -> None:
-    """A user's folder as README describes it: mydata/ with wav.scp, utt2spk, spk2utt and a word
-    text only; recipes/ and exp/ are the demo's. Each README command runs as written."""
-    user = tmp_path / "user"
-    user.mkdir()
-    for name in ("recipes", "exp"):
-        (user / name).symlink_to(work / name)
-    src = _kaldi_dir(user / "mydata", work / "mydata")
-    shutil.copyfile(work / "unseen/test/text", src / "text")
-    commands = _readme_own_data_commands()
-    assert [c.split()[2] for c in commands] == ["pytorch_kaldi_snn.prepare_set", "pytorch_kaldi_snn.evaluate"]
-    for command in commands:
-        done = _run(["bash", "-c", command.replace("python ", f"{sys.executable} ", 1)], user, dict(os.environ))
-        assert done.returncode == 0, (command, done.stderr[-2000:])
-    results = json.loads((work / "exp/synth_snn_v2/results_mydata.json").read_text())
-    assert results["utterances"] == 4 and results["per"] > 0.0
-
-
 def _wav(path: Path, samples: int, rate: int = 16000) -> str:
     soundfile.write(path, np.zeros(samples, np.int16) + 3, rate, subtype="PCM_16")
     return str(path)
@@ -317,17 +291,26 @@ def _readme_commands(section: str) -> List[str]:
     return [line for block in blocks for line in block.splitlines() if line.strip()]
 
 
-def test_readme_own_data_and_transcribe_sections_run_verbatim(work: Path, builtin_env: dict) -> None:
-    """Run from a folder laid out as after the demo (recipes/synth, exp/synth_snn_v2, mydata/)."""
+def test_readme_own_data_and_transcribe_sections_run_verbatim(work: Path, tmp_path: Path,
+                                                              builtin_env: dict) -> None:
+    """Run from a folder laid out as after the demo (recipes/synth, exp/synth_snn_v2) with the
+    user's mydata/ as README starts from: wavs, wav.scp, utt2spk, spk2utt and a word text."""
+    user = tmp_path / "user"
+    user.mkdir()
+    for name in ("recipes", "exp"):
+        (user / name).symlink_to(work / name)
+    shutil.copytree(work / "mydata", user / "mydata", ignore=shutil.ignore_patterns("phones.ctm"))
+    shutil.copyfile(work / "unseen/test/text", user / "mydata/text")
     outputs = {}
     for section in ("Your own data", "Transcribe"):
         commands = _readme_commands(section)
         assert commands, section
         for command in commands:
-            done = _run(["bash", "-c", f"set -eo pipefail; {command}"], work, builtin_env)
+            done = _run(["bash", "-c", f"set -eo pipefail; {command}"], user, builtin_env)
             assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
             outputs[command] = done.stdout
     results = json.loads((work / "exp/synth_snn_v2/results_mydata.json").read_text())
     assert results["set"] == "mydata" and results["per"] is not None
+    assert (work / "recipes/synth/data/mydata/text.words").is_file()  # aligned from its words
     printed = [out for cmd, out in outputs.items() if "transcribe" in cmd]
     assert printed and all(len(out.splitlines()) == 4 for out in printed)
