@@ -3,7 +3,7 @@
 ::
 
     python -m pytorch_kaldi_snn.export.onnx EXP model.onnx [--float64]
-    python -m pytorch_kaldi_snn.transcribe EXP --onnx model.onnx a.wav
+    python -m pytorch_kaldi_snn.transcribe EXP a.wav --onnx model.onnx
 
 The graph is one step of the network: inputs ``frame`` (1, m) and, per spiking layer l, its
 state ``i<l>``, ``v<l>``, ``y<l>`` (1, n) (synaptic current, membrane, delivered output
