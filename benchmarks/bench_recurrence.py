@@ -11,7 +11,9 @@ Measured on the same random input (2 layers x 550, 40-dim input, batch 64, 200 f
   layers (``impl="fused"``, batch norm on) and of ``torch.nn.GRU`` / ``torch.nn.LSTM``;
 * v2's achieved matrix-product FLOP/s in training against a large dense product's FLOP/s;
 * bytes saved for backpropagation through time (saved-tensor hooks), SNN stacks vs GRU/LSTM;
-* batch-1 streaming latency per frame of each spiking stack (:class:`StreamingSNN`, event-driven)
+* batch-1 streaming latency per frame of each spiking stack (:class:`StreamingSNN`, event-driven;
+  ``<variant>_onnx``: the same stack exported by export/onnx.py and run by onnxruntime, with the
+  export extra)
   against ``GRUCell`` / ``LSTMCell`` stacks, at the output sparsity of a trained checkpoint
   (``--checkpoint``) or, without one, at an imposed sparsity: each layer's membrane maximum b is
   chosen so that ``--target-zeros`` of its outputs on the benchmark utterance are zero.
@@ -32,14 +34,17 @@ layer and frame) and, for v2, also with the PyTorch-operator path (``v2_torch_op
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from typing import Callable, Dict, List, Tuple
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
 from unittest import mock
 
 from pytorch_kaldi_snn.threads import bootstrap
@@ -217,6 +222,18 @@ def training(args: argparse.Namespace, x: torch.Tensor) -> Dict[str, Dict[str, f
             "gemm_flops_per_s": GEMM_FLOPS / seconds["gemm"]}
 
 
+def onnx_stream(stack: nn.Sequential, utterance: torch.Tensor) -> Optional[Callable[[], None]]:
+    """The stack's ONNX step (no readout) over the utterance, or None without the export extra."""
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        return None
+    from pytorch_kaldi_snn.export.onnx import OnnxStreamer, export_step
+
+    path = os.path.join(tempfile.mkdtemp(prefix="bench_onnx."), "stack.onnx")
+    export_step(list(stack.eval()), [], Path(path))
+    runner, frames = OnnxStreamer(Path(path)), utterance.numpy()
+    return lambda: runner.run(frames)
+
+
 def streaming(args: argparse.Namespace, utterance: torch.Tensor) -> Dict[str, object]:
     """Per-frame batch-1 latency of the spiking stacks and of the GRUCell/LSTMCell stacks."""
     fns, zeros = {}, {}
@@ -231,6 +248,9 @@ def streaming(args: argparse.Namespace, utterance: torch.Tensor) -> Dict[str, ob
         else:
             zeros[key] = calibrate_sparsity(stack, utterance, args.target_zeros)
         fns[key] = stream_utterance(StreamingSNN(stack).step, utterance)
+        onnx = onnx_stream(stack, utterance)
+        if onnx is not None:  # the same stack exported (export/onnx.py), run by onnxruntime
+            fns[f"{key}_onnx"] = onnx
     fns["grucell"] = stream_utterance(cell_stack_step(nn.GRUCell), utterance)
     fns["lstmcell"] = stream_utterance(cell_stack_step(nn.LSTMCell), utterance)
     latency = {name: value / len(utterance)

@@ -58,6 +58,7 @@ from pytorch_kaldi_snn.report import (
     NOT_DECODED, plot_layer_sparsity, plot_learning_curves, results_dict, scored_fields,
     write_results,
 )
+from pytorch_kaldi_snn.report.energy_model import from_model as energy_estimate
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, check_readout_sizes
 from pytorch_kaldi_snn.train.checkpoint import load_json, save_json
 from pytorch_kaldi_snn.train.distributed import World, follower_log, start_world
@@ -246,6 +247,7 @@ def run(exp: Experiment, log: logging.Logger, world: World = World()) -> dict:
         wall_s=trainer.wall_s_before + time.monotonic() - start,
         extra={"cfg": str(exp.cfg_path), "test_loss": forwarded.loss,
                "params_weights": forwarded.report.params_weights,
+               "energy": energy_estimate(model),  # the test set's counters, as the report
                **{k: v for k, v in scored.items() if k != "per"}})
     plot_learning_curves(history, out / "learning_curves.png")
     plot_layer_sparsity(results["zero_outputs_pct_per_layer"], out / "sparsity_per_layer.png")

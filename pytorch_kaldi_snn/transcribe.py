@@ -22,11 +22,12 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import soundfile
 import torch
+from torch import Tensor
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.data.batching import eval_batches
@@ -104,8 +105,10 @@ def feature_conf(trained: TrainedExperiment) -> tuple[str, Path]:
     return found[0]
 
 
-def posteriors(trained: TrainedExperiment, data_dir: Path) -> Dict[str, np.ndarray]:
-    """Log-posteriors minus log-priors per utterance, batched exactly as the forward stage."""
+def posteriors(trained: TrainedExperiment, data_dir: Path,
+               onnx: Optional[Path] = None) -> Dict[str, np.ndarray]:
+    """Log-posteriors minus log-priors per utterance, batched exactly as the forward stage; with
+    ``onnx``, the exported model (export/onnx.py) streams each utterance instead."""
     exp = trained.exp
     test = trained.test_set
     spec = dataclasses.replace(test, name="transcribe", labels=(),
@@ -113,12 +116,31 @@ def posteriors(trained: TrainedExperiment, data_dir: Path) -> Dict[str, np.ndarr
     data = load_dataset(spec, exp.features_used(), [], log)
     offset = torch.as_tensor(trained.offsets, device=trained.device)
     scores: Dict[str, np.ndarray] = {}
+    output = (onnx_output(trained, onnx) if onnx is not None else
+              lambda features: trained.model.output(features, exp.forward.forward_out))
     with torch.no_grad():
         for batch in eval_batches(data, sys.maxsize, exp.batches.batch_size_valid):
             batch = batch.to(trained.device)
-            out = trained.model.output(batch.features, exp.forward.forward_out)
-            scores.update(batch_scores(batch, out, offset))
+            scores.update(batch_scores(batch, output(batch.features), offset))
     return scores
+
+
+def onnx_output(trained: TrainedExperiment, onnx: Path) -> Callable[[Dict[str, Tensor]], Tensor]:
+    """(T, B, classes) log-posteriors of a padded batch from the exported model, each sequence
+    streamed from a zero state (padding at the end never reaches a real frame)."""
+    from pytorch_kaldi_snn.export.onnx import OnnxStreamer, model_chain
+
+    feature, layers, _ = model_chain(trained.model, trained.exp.forward.forward_out)
+    runner = OnnxStreamer(onnx)
+    if runner.frame_size != layers[0].input_size:
+        raise DataError(f"takes {runner.frame_size} features per frame, the experiment "
+                        f"{layers[0].input_size}: exported from another model", file=str(onnx))
+
+    def output(features: Dict[str, Tensor]) -> Tensor:
+        frames = features[feature].cpu().numpy()
+        posts = [runner.run(frames[:, b])[0] for b in range(frames.shape[1])]
+        return torch.from_numpy(np.stack(posts, axis=1)).to(trained.device)
+    return output
 
 
 def ctm_text(best_ali: Path, mdl: Path, phones: Path, shift_s: float) -> str:
@@ -134,7 +156,8 @@ def ctm_text(best_ali: Path, mdl: Path, phones: Path, shift_s: float) -> str:
 
 def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] = None,
                utt2spk: Optional[Path] = None, ctm: Optional[Path] = None,
-               lattices: Optional[Path] = None) -> Dict[str, List[str]]:
+               lattices: Optional[Path] = None, onnx: Optional[Path] = None
+               ) -> Dict[str, List[str]]:
     """Phones per utterance; writes ``ctm`` and ``lattices`` when given."""
     trained = load_trained(Path(folder), log)
     lab = next(lab for lab in trained.test_set.labels
@@ -146,7 +169,7 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
         data = input_dir(work, wavs, wav_scp, utt2spk, options.sample_rate)
         make_pytorch_kaldi_feats(data, kind, conf, work / "ark")
         # in the forward stage's order (evaluation order), so that the lattices are its own
-        scores = posteriors(trained, data)
+        scores = posteriors(trained, data, onnx)
         write_mat_ark(work / "loglikes.ark", None, scores.items())
         decoded = work / "decode"
         run = decode_and_score(work / "loglikes.ark", lab.graph, lab.folder / "final.mdl", decoded,
@@ -171,13 +194,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--utt2spk", type=Path, help="speakers for per-speaker CMVN (default: one per utterance)")
     parser.add_argument("--ctm", type=Path, help="write a phone CTM here")
     parser.add_argument("--lattices", type=Path, help="write the Kaldi lattice archive (gzipped) here")
+    parser.add_argument("--onnx", type=Path, help="decode with this exported model "
+                        "(python -m pytorch_kaldi_snn.export.onnx) instead of the checkpoint")
     args = parser.parse_args(argv)
     if bool(args.wavs) == (args.wav_scp is not None):
         parser.error("give wav files or --wav-scp, not both")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
 
     def run() -> None:
-        hyps = transcribe(args.exp, args.wavs, args.wav_scp, args.utt2spk, args.ctm, args.lattices)
+        hyps = transcribe(args.exp, args.wavs, args.wav_scp, args.utt2spk, args.ctm, args.lattices,
+                          args.onnx)
         sys.stdout.write("".join(f"{utt} {' '.join(phones)}\n" for utt, phones in hyps.items()))
     return run_reporting_errors("transcribe", run)
 

@@ -133,3 +133,14 @@ def triton_env() -> Dict[str, str]:
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     return env
+
+
+@pytest.fixture(scope="session")
+def export_extra() -> None:
+    """The ``export`` extra (onnx, onnxruntime, nir, snntorch) of the deployment tests."""
+    import importlib.util
+
+    missing = [name for name in ("onnx", "onnxruntime", "nir", "snntorch")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        _missing(f"needs {', '.join(missing)}: pip install -e \".[export]\"")

@@ -59,6 +59,11 @@ def test_run_exp_sh_end_to_end(tiny_corpus: Path, tmp_path: Path, builtin_env: d
     assert len(spiking) == 2 and results["zero_outputs_pct"] > 0.0
     assert 0.0 < results["mults_vs_gru"] and results["mults_vs_lstm"] < results["mults_vs_gru"]
     assert results["params"] > 0 and results["wall_s"] > 0
+    energy = results["energy"]  # the estimate from the test set's counters (report/energy.py)
+    kinds = [row["kind"] for row in energy["activity"]]
+    assert kinds == ["snn_v2"] * len(spiking) + ["mlp"] * (len(kinds) - len(spiking))
+    assert energy["total"][0]["fp32_pj"] < energy["total"][2]["fp32_pj"]  # below the GRU's
+    assert "### Energy per frame" in (out / "results.md").read_text()
     for name in ("results.md", "learning_curves.png", "sparsity_per_layer.png", "log.log",
                  "forward_test.ark", "checkpoint.pt", "resolved.cfg"):
         assert (out / name).is_file(), name

@@ -64,7 +64,7 @@ class _FrozenLayer:
                              f"(got {type(layer).__name__})")
         if layer.projection.layernorm is not None:
             raise ValueError("layer norm depends on the frame and cannot be folded for streaming")
-        self.weight, self.bias = _fold_projection(layer.projection)
+        self.weight, self.bias = fold_projection(layer.projection)
         self.n = layer.hidden_size
         self.alpha = layer.alpha.detach().contiguous()
         params = [getattr(layer, name).detach().contiguous() for name in self.neuron.params]
@@ -147,7 +147,7 @@ def _active_rows(x: Tensor, weight: Tensor) -> Tensor:
     return x.index_select(0, active) @ weight.index_select(0, active)
 
 
-def _fold_projection(projection: nn.Module) -> Tuple[Tensor, Tensor]:
+def fold_projection(projection: nn.Module) -> Tuple[Tensor, Tensor]:
     """(W', bias') with eval-mode batch norm folded in: BN(x W + bias) = x W' + bias'."""
     weight = projection.weight.detach()
     bias = weight.new_zeros(weight.shape[1])

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from pytorch_kaldi_snn.layers.cost import ModelReport
 from pytorch_kaldi_snn.io.atomic import atomic_write
+from pytorch_kaldi_snn.report.energy_model import render as render_energy
 from pytorch_kaldi_snn.train.checkpoint import save_json
 
 RESULT_KEYS = ("arch", "per", "frame_acc", "zero_outputs_pct", "zero_outputs_pct_per_layer",
@@ -93,8 +94,9 @@ def _markdown(results: Dict[str, Any]) -> str:
            f"| {results['wall_s']:.0f} |")
     layers = "\n".join(f"| {layer_label(name)} | {pct:.2f} |"
                        for name, pct in results["zero_outputs_pct_per_layer"].items())
+    energy = f"\n{render_energy(results['energy'])}" if "energy" in results else ""
     return (f"{header}\n|{'---|' * 11}\n{row}\n\n{WALL_NOTE}\n\n"
-            f"| layer | zero outputs % |\n|---|---|\n{layers}\n")
+            f"| layer | zero outputs % |\n|---|---|\n{layers}\n{energy}")
 
 
 def write_results(out: Path, results: Dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Deployment of a trained model: ONNX for streaming (:mod:`.onnx`), NIR (:mod:`.nir`)."""

@@ -1,0 +1,78 @@
+"""ONNX export for streaming (export/onnx.py): onnxruntime against StreamingSNN, refusals."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pytorch_kaldi_snn.errors import UserInputError
+from pytorch_kaldi_snn.export.onnx import OnnxStreamer, export_step
+from pytorch_kaldi_snn.kernels.streaming import StreamingSNN
+from pytorch_kaldi_snn.layers import spiking_stack
+from pytorch_kaldi_snn.layers.baselines import MLP
+
+pytestmark = pytest.mark.usefixtures("export_extra")
+
+CASES = [("traditional", 1), ("traditional", 4), ("v1", 3), ("v2", 1), ("v2", 6)]
+
+
+def _trained_like(variant: str, bits: int, dtype: torch.dtype):
+    """A 2-layer stack with batch-norm statistics and membrane maxima from a training pass."""
+    torch.manual_seed(1)
+    extra = {"betas": [0.8] * 2} if variant == "traditional" else {}
+    stack = spiking_stack(variant, 10, [48, 32], n_bits=[bits] * 2, thresholds=[1, 1],
+                          batchnorms=[True] * 2, **extra)
+    readout = MLP(32, [7], acts=["softmax"], dropouts=[0.0], batchnorms=[False],
+                  layernorms=[False])
+    stack.train()
+    stack(torch.randn(40, 8, 10) * 2)
+    return stack.eval().to(dtype), readout.eval().to(dtype)
+
+
+def _levels(y, layer) -> np.ndarray:
+    return np.round(np.asarray(y) / float(layer.tracker.b / 2 ** layer.n_bits))
+
+
+@pytest.mark.parametrize("variant,bits", CASES)
+def test_onnxruntime_matches_streaming(variant: str, bits: int, tmp_path: Path):
+    """float64: not one output level differs from StreamingSNN's over 3 utterances and the
+    log-posteriors agree to 1e-12; float32: the flips are counted (at most 0.1 % of the levels)
+    and the log-posteriors agree to 1e-4."""
+    for dtype, max_flips, tol in ((torch.float64, 0.0, 1e-12), (torch.float32, 1e-3, 1e-4)):
+        stack, readout = _trained_like(variant, bits, dtype)
+        export_step(list(stack), list(readout), tmp_path / "m.onnx", dtype)
+        runner = OnnxStreamer(tmp_path / "m.onnx")
+        stream = StreamingSNN(stack)
+        flips = levels = 0
+        for seed in range(3):
+            frames = torch.randn(120, 10, generator=torch.Generator().manual_seed(seed),
+                                 dtype=dtype) * 2
+            stream.reset()
+            reference = stream.run(frames)
+            post, outputs = runner.run(frames.numpy())
+            expected = torch.log_softmax(readout[0].linear(reference), -1).detach().numpy()
+            flips += int((_levels(outputs[-1], stack[1]) != _levels(reference, stack[1])).sum())
+            levels += reference.numel()
+            assert np.abs(post - expected).max() < tol
+            assert np.count_nonzero(reference) > 0  # the comparison sees activity
+        assert flips <= max_flips * levels, (dtype, flips, levels)
+
+
+def test_only_the_streaming_form_exports(tmp_path: Path):
+    layer = spiking_stack("v2", 4, [6])[0]
+    layer.projection.layernorm = torch.nn.LayerNorm(12)  # depends on the frame: not folded
+    with pytest.raises(UserInputError) as err:
+        export_step([layer], [], tmp_path / "m.onnx")
+    assert str(err.value) == ("ONNX export runs spiking layers of the paper reading without "
+                              "layer norm (the streaming form)")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_file_that_is_not_an_exported_model_is_one_line(tmp_path: Path):
+    bad = tmp_path / "model.onnx"
+    bad.write_text("not a model")
+    with pytest.raises(UserInputError) as err:
+        OnnxStreamer(bad)
+    assert str(err.value).startswith(f"{bad}: not a readable ONNX model (")
