@@ -22,7 +22,6 @@ import difflib
 import importlib
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -32,19 +31,16 @@ from pytorch_kaldi_snn.config.options import (
     get_bool, get_float, get_int, get_str,
 )
 from pytorch_kaldi_snn.config.localize import expand_vars
+from pytorch_kaldi_snn.config.latgen_opts import DecodeOptions
+from pytorch_kaldi_snn.config.optimizers import optimizer_kwargs
+from pytorch_kaldi_snn.config.reading import read_cfg
 from pytorch_kaldi_snn.config.registry import (
-    OPTIMIZER_KEYS, SECTION_KEYS, UPSTREAM_CLASSES, architecture_extra_keys, check_keys,
-    is_upstream_only,
+    LAB_OPTS, OPTIMIZER_KEYS, PRECISIONS, SCHEDULES, SECTION_KEYS, UPSTREAM_CLASSES,
+    architecture_extra_keys, check_keys, is_upstream_only,
 )
 from pytorch_kaldi_snn.config.resolved import Recorder, expand_cfg_vars
-from pytorch_kaldi_snn.decoding.decoder import DecodeOptions
+from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions, parse_scoring_opts
 from pytorch_kaldi_snn.errors import ConfigError
-from pytorch_kaldi_snn.gmm.labels import LAB_OPTS
-from pytorch_kaldi_snn.scoring import timit_fold_map
-from pytorch_kaldi_snn.scoring.lm_sweep import ScoringOptions, parse_scoring_opts
-from pytorch_kaldi_snn.train.optimizers import optimizer_kwargs
-from pytorch_kaldi_snn.train.precision import PRECISIONS
-from pytorch_kaldi_snn.train.scheduler import SCHEDULES
 
 ARCH_LIBRARY = "pytorch_kaldi_snn.neural_networks"
 SECTIONS = ("exp", "data_use", "batches", "model", "forward", "decoding")
@@ -253,36 +249,6 @@ class Experiment:
         names = {f.name for f in self.train_set.features}
         return sorted({arg for o in self.model.operations if o.op in ("compute", "concatenate")
                        for arg in o.args if arg in names})
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading the file and applying --set overrides
-
-
-def read_cfg(path: Path, overrides: Sequence[str] = ()) -> configparser.ConfigParser:
-    """Parse the cfg text (syntax only) and apply ``section.key=value`` overrides."""
-    checks.check_cfg_file(path)
-    parser = configparser.ConfigParser(interpolation=None, strict=True)
-    try:
-        parser.read_string(checks.read_cfg_text(path), source=str(path))
-    except configparser.Error as err:
-        message = " ".join(str(err).split())  # configparser errors span lines: keep one
-        raise ConfigError(f"cannot parse cfg: {message}", file=str(path)) from None
-    for override in overrides:
-        _apply_override(parser, override, path)
-    return parser
-
-
-def _apply_override(parser: configparser.ConfigParser, override: str, path: Path) -> None:
-    match = re.match(r"^([\w]+)\.(\w+)=(.*)$", override.strip(), flags=re.S)
-    if not match:
-        raise ConfigError(f"--set {override!r} is not of the form section.key=value",
-                          file=str(path))
-    section, key, value = match.groups()
-    if not parser.has_section(section):
-        raise ConfigError(f"--set {override!r}: no such section", file=str(path),
-                          section=section)
-    parser.set(section, key.lower(), value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,11 +487,11 @@ def _scoring_options(sec: Section) -> ScoringOptions:
 def _parse_decoding(sec: Section) -> DecodingSettings:
     fold = get_str(sec, "scoring_fold", choices=("none", "61-39", "48-39"), default="none")
     settings = DecodingSettings(
-        beam=get_float(sec, "beam", min=0.001, default=13.0),
-        latbeam=get_float(sec, "latbeam", min=0.001, default=8.0),
+        beam=get_float(sec, "beam", min=0.001, default=DecodeOptions.beam),
+        latbeam=get_float(sec, "latbeam", min=0.001, default=DecodeOptions.lattice_beam),
         acwt=get_float(sec, "acwt", min=0.001, default=DecodeOptions.acoustic_scale),
-        max_active=get_int(sec, "max_active", min=1, default=7000),
-        min_active=get_int(sec, "min_active", min=1, default=200),
+        max_active=get_int(sec, "max_active", min=1, default=DecodeOptions.max_active),
+        min_active=get_int(sec, "min_active", min=1, default=DecodeOptions.min_active),
         max_mem=get_int(sec, "max_mem", min=1, default=DecodeOptions.max_mem),
         scoring_fold=None if fold == "none" else int(fold.split("-")[0]),
         scoring_fold_given="scoring_fold" in sec,
@@ -626,62 +592,6 @@ def _check_architectures(exp: Experiment) -> None:
     placeholder = {lab.name: 2 for lab in exp.train_set.labels}
     for arch in exp.architectures.values():
         architecture_class(arch)(arch.resolved_options(placeholder), 4)
-
-
-def check_paths(exp: Experiment) -> None:
-    """Every input file named in the cfg exists (run after the built-in corpus is prepared)."""
-    for path, section, key in _input_paths(exp):
-        if not path.exists():
-            raise ConfigError(f"{path} does not exist", file=str(exp.cfg_path), section=section,
-                              key=key)
-    for arch in exp.architectures.values():
-        if arch.pretrain_file is not None and not arch.pretrain_file.is_file():
-            raise ConfigError(f"{arch.pretrain_file} does not exist", file=str(exp.cfg_path),
-                              section=arch.section, key="arch_pretrain_file")
-    _check_timit_fold(exp)
-
-
-def _check_timit_fold(exp: Experiment) -> None:
-    """A TIMIT phone graph needs an explicit scoring_fold: Kaldi's TIMIT score.sh folds to 39
-    phones, and scoring the 48 unfolded would silently give a different PER."""
-    if exp.decoding.scoring_fold_given or not exp.forward.require_decoding:
-        return
-    test = exp.datasets[exp.data_use.forward_with]
-    words_txt = next(lab.graph for lab in test.labels
-                     if lab.name == exp.forward.normalize_with_counts_from) / "words.txt"
-    if not words_txt.is_file():
-        return
-    words = {line.split()[0] for line in words_txt.read_text().splitlines() if line.strip()}
-    if len(words & set(timit_fold_map(48))) >= 39:
-        raise ConfigError("the test graph's words are TIMIT phones: say scoring_fold = 48-39 "
-                          "(Kaldi's TIMIT scoring, 39 phones) or none (48 phones)",
-                          file=str(exp.cfg_path), section="decoding", key="scoring_fold")
-
-
-def _input_paths(exp: Experiment) -> Iterator[Tuple[Path, str, str]]:
-    used = {exp.data_use.train_with, exp.data_use.valid_with, exp.data_use.forward_with}
-    for ds in (exp.datasets[name] for name in sorted(used)):
-        for fea in ds.features:
-            yield fea.scp, ds.section, "fea_lst"
-        for lab in ds.labels:
-            yield lab.folder, ds.section, "lab_folder"
-            yield lab.data_folder, ds.section, "lab_data_folder"
-            if ds.name == exp.data_use.forward_with:
-                yield lab.graph, ds.section, "lab_graph"
-            if lab.count_file not in ("auto", "none"):
-                yield Path(lab.count_file), ds.section, "lab_count_file"
-
-
-def prepare_missing_data(exp: Experiment, log: Callable[[str], None]) -> None:
-    """Run ``[exp] prepare`` (the built-in corpus recipe) when some input path is missing."""
-    missing = [p for p, _, _ in _input_paths(exp) if not p.exists()]
-    if not missing or exp.exp.prepare is None:
-        return
-    log(f"{missing[0]} is missing: preparing the data with `{exp.exp.prepare}`")
-    done = subprocess.run(exp.exp.prepare, shell=True)
-    if done.returncode != 0:
-        raise ConfigError(f"the prepare command failed with exit code {done.returncode}",
-                          file=str(exp.cfg_path), section="exp", key="prepare")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import numpy as np
 
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.gmm.topology import NUM_STATES, HmmSystem, transition_tuples
-from pytorch_kaldi_snn.graph.lang import identity_lexicon_fst
+from pytorch_kaldi_snn.gmm.topology import identity_lexicon_fst
 from pytorch_kaldi_snn.kaldi_ports import kaldi_hmm_gmm as khg
 from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
