@@ -46,8 +46,18 @@ ARCH_LIBRARY = "pytorch_kaldi_snn.neural_networks"
 SECTIONS = ("exp", "data_use", "batches", "model", "forward", "decoding")
 N_OUT_PREFIX = "N_out_"
 ON_NONFINITE = ("stop", "skip")  # [exp] on_nonfinite: what a NaN/Inf batch does (train/guards.py)
-OPERATIONS = {  # name -> number of arguments
-    "compute": 2, "cost_nll": 2, "cost_err": 2, "sum": 2, "mult_constant": 2, "concatenate": 2,
+# What each argument of an operation names: (its word in messages, where the name must be
+# defined). ARCH: an [architectureN]; FEATURE_OR_VALUE: a feature stream or an earlier output;
+# VALUE: an earlier output; LABEL: a label set; NUMBER: a constant. train/acoustic_model.py runs
+# each operation from its own table, with the same names.
+ARCH, FEATURE_OR_VALUE, VALUE, LABEL, NUMBER = "arch", "feature_or_value", "value", "label", "number"
+OPERATIONS: Dict[str, Tuple[Tuple[str, str], Tuple[str, str]]] = {
+    "compute": (("architecture", ARCH), ("input", FEATURE_OR_VALUE)),
+    "cost_nll": (("output", VALUE), ("label set", LABEL)),
+    "cost_err": (("output", VALUE), ("label set", LABEL)),
+    "sum": (("value", VALUE), ("value", VALUE)),
+    "mult_constant": (("value", VALUE), ("constant", NUMBER)),
+    "concatenate": (("value", FEATURE_OR_VALUE), ("value", FEATURE_OR_VALUE)),
 }
 _OPERATION_RE = re.compile(r"^(\w+)\s*=\s*(\w+)\s*\(([^()]*)\)$")
 
@@ -189,10 +199,17 @@ class Operation:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """The ``[model]`` section: operations in order, each reading names defined before it."""
+
     operations: Tuple[Operation, ...]
 
     def producer(self, name: str) -> Optional[Operation]:
         return next((o for o in self.operations if o.out == name), None)
+
+    def arguments(self, *kinds: str) -> List[str]:
+        """Every argument of the operations that names one of ``kinds`` (ARCH, LABEL...)."""
+        return [arg for o in self.operations for arg, (_, kind) in zip(o.args, OPERATIONS[o.op])
+                if kind in kinds]
 
 
 @dataclass(frozen=True)
@@ -241,14 +258,12 @@ class Experiment:
 
     def labels_used(self) -> List[str]:
         """Label sets the model language reads (cost_nll/cost_err second arguments)."""
-        ops = self.model.operations
-        return sorted({o.args[1] for o in ops if o.op in ("cost_nll", "cost_err")})
+        return sorted(set(self.model.arguments(LABEL)))
 
     def features_used(self) -> List[str]:
         """Feature streams the model language reads (compute inputs, concatenate arguments)."""
         names = {f.name for f in self.train_set.features}
-        return sorted({arg for o in self.model.operations if o.op in ("compute", "concatenate")
-                       for arg in o.args if arg in names})
+        return sorted(set(self.model.arguments(FEATURE_OR_VALUE)) & names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,8 +476,8 @@ def _parse_model(sec: Section) -> ModelSpec:
             raise ConfigError(f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})",
                               section=sec.name, key="model")
         parts = tuple(a.strip() for a in args.split(","))
-        if len(parts) != OPERATIONS[op]:
-            raise ConfigError(f"{op} takes {OPERATIONS[op]} arguments: {line.strip()!r}",
+        if len(parts) != len(OPERATIONS[op]):
+            raise ConfigError(f"{op} takes {len(OPERATIONS[op])} arguments: {line.strip()!r}",
                               section=sec.name, key="model")
         operations.append(Operation(out, op, parts))  # type: ignore[arg-type]
     return ModelSpec(tuple(operations))
@@ -521,27 +536,15 @@ def _check_model(exp: Experiment, model_sec: Section, forward_sec: Section) -> N
             raise ConfigError(f"{what} {name!r} is not defined", section=model_sec.name,
                               key="model")
 
+    namespaces = {ARCH: set(exp.architectures), LABEL: labels, VALUE: defined,
+                  FEATURE_OR_VALUE: features | defined}
     for op in exp.model.operations:
-        a, b = op.args
-        if op.op == "compute":
-            need(a, set(exp.architectures), "architecture")
-            need(b, features | defined, "input")
-        elif op.op in ("cost_nll", "cost_err"):
-            need(a, defined, "output")
-            need(b, labels, "label set")
-        elif op.op == "mult_constant":
-            need(a, defined, "value")
-            try:
-                float(b)
-            except ValueError:
-                raise ConfigError(f"mult_constant constant {b!r} is not a number",
-                                  section=model_sec.name, key="model") from None
-        elif op.op == "concatenate":  # of feature streams (conc1=concatenate(mfcc,fbank)) too
-            need(a, features | defined, "value")
-            need(b, features | defined, "value")
-        else:
-            need(a, defined, "value")
-            need(b, defined, "value")
+        for arg, (what, kind) in zip(op.args, OPERATIONS[op.op]):
+            if kind == NUMBER:
+                _check_number(arg, what, op.op, model_sec)
+            else:
+                need(arg, namespaces[kind], what)
+        namespaces[FEATURE_OR_VALUE].add(op.out)
         defined.add(op.out)
     for final in ("loss_final", "err_final"):
         need(final, defined, "output")
@@ -551,6 +554,14 @@ def _check_model(exp: Experiment, model_sec: Section, forward_sec: Section) -> N
     if exp.forward.normalize_with_counts_from not in labels:
         raise ConfigError(f"label set {exp.forward.normalize_with_counts_from!r} is not defined",
                           section=forward_sec.name, key="normalize_with_counts_from")
+
+
+def _check_number(text: str, what: str, op: str, model_sec: Section) -> None:
+    try:
+        float(text)
+    except ValueError:
+        raise ConfigError(f"{op} {what} {text!r} is not a number", section=model_sec.name,
+                          key="model") from None
 
 
 def _check_dataset_names(exp: Experiment) -> None:
