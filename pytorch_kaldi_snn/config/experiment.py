@@ -19,18 +19,16 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
-import importlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.config import checks
-from pytorch_kaldi_snn.config.options import (
-    get_bool, get_float, get_int, get_str,
-)
+from pytorch_kaldi_snn.config.architectures import ARCHITECTURES, N_OUT_PREFIX, ArchSpec
 from pytorch_kaldi_snn.config.localize import expand_vars
+from pytorch_kaldi_snn.config.options import Section, get_bool, get_float, get_int, get_str
 from pytorch_kaldi_snn.config.latgen_opts import DecodeOptions
 from pytorch_kaldi_snn.config.optimizers import optimizer_kwargs
 from pytorch_kaldi_snn.config.reading import read_cfg
@@ -42,9 +40,7 @@ from pytorch_kaldi_snn.config.resolved import Recorder, expand_cfg_vars
 from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions, parse_scoring_opts
 from pytorch_kaldi_snn.errors import ConfigError
 
-ARCH_LIBRARY = "pytorch_kaldi_snn.neural_networks"
 SECTIONS = ("exp", "data_use", "batches", "model", "forward", "decoding")
-N_OUT_PREFIX = "N_out_"
 ON_NONFINITE = ("stop", "skip")  # [exp] on_nonfinite: what a NaN/Inf batch does (train/guards.py)
 # What each argument of an operation names: (its word in messages, where the name must be
 # defined). ARCH: an [architectureN]; FEATURE_OR_VALUE: a feature stream or an earlier output;
@@ -60,33 +56,6 @@ OPERATIONS: Dict[str, Tuple[Tuple[str, str], Tuple[str, str]]] = {
     "concatenate": (("value", FEATURE_OR_VALUE), ("value", FEATURE_OR_VALUE)),
 }
 _OPERATION_RE = re.compile(r"^(\w+)\s*=\s*(\w+)\s*\(([^()]*)\)$")
-
-
-class Section(Mapping[str, str]):
-    """Read-only cfg section: a name (for error messages) and string options."""
-
-    def __init__(self, name: str, items: Mapping[str, str],
-                 defaults: Optional[Dict[str, object]] = None) -> None:
-        self.name = name
-        self._items = dict(items)
-        self.defaults = {} if defaults is None else defaults  # shared with resolved.Recorder
-
-    def record_default(self, key: str, value: object) -> None:
-        """Called by the option getters for a missing key (written into resolved.cfg)."""
-        self.defaults.setdefault(key, value)
-
-    def __getitem__(self, key: str) -> str:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def replaced(self, values: Mapping[str, str]) -> "Section":
-        """A copy with some values replaced (used to substitute ``N_out_<lab>``)."""
-        return Section(self.name, {**self._items, **values}, self.defaults)
 
 
 @dataclass(frozen=True)
@@ -164,7 +133,7 @@ class Batches:
 
 @dataclass(frozen=True)
 class Architecture:
-    """One ``[architectureN]``: class, optimiser and schedule; ``options`` go to the class."""
+    """One ``[architectureN]``: class, optimiser and schedule; ``spec`` goes to the class."""
 
     name: str
     section: str
@@ -181,13 +150,7 @@ class Architecture:
     opt_kwargs: Mapping[str, object]  # the torch.optim arguments besides lr (train/optimizers.py)
     freeze: bool
     pretrain_file: Optional[Path]
-    options: Section
-
-    def resolved_options(self, n_out: Mapping[str, int]) -> Section:
-        """Options with every ``N_out_<lab_name>`` token replaced by that label set's size."""
-        def substitute(value: str) -> str:
-            return re.sub(N_OUT_PREFIX + r"(\w+)", lambda m: str(n_out[m.group(1)]), value)
-        return self.options.replaced({k: substitute(v) for k, v in self.options.items()})
+    spec: ArchSpec  # the class's options, typed (config/architectures.py)
 
 
 @dataclass(frozen=True)
@@ -419,7 +382,7 @@ def _lr_per_epoch(sec: Section, n_epochs: int) -> Tuple[float, ...]:
 def _parse_architecture(sec: Section, n_epochs: int) -> Architecture:
     opt = get_str(sec, "arch_opt", choices=tuple(OPTIMIZER_KEYS))
     arch_class = get_str(sec, "arch_class")
-    class_by_name(arch_class, sec.name)
+    _check_class(arch_class, sec.name)
     extra, elsewhere = architecture_extra_keys(arch_class, opt)
     check_keys(sec.name, sec, SECTION_KEYS["architecture"], extra, elsewhere)
     pretrain = get_str(sec, "arch_pretrain_file", default="none")
@@ -447,7 +410,7 @@ def _parse_architecture(sec: Section, n_epochs: int) -> Architecture:
         opt_kwargs=optimizer_kwargs(sec, opt),
         freeze=get_bool(sec, "arch_freeze", default=False),
         pretrain_file=None if pretrain.lower() == "none" else Path(pretrain),
-        options=sec,
+        spec=ARCHITECTURES[arch_class](sec),
     )
 
 
@@ -579,30 +542,14 @@ def _check_dataset_names(exp: Experiment) -> None:
                                   key="lab")
 
 
-def architecture_class(arch: Architecture) -> Callable:
-    """The network class named by ``arch_class`` (PyTorch-Kaldi's arch_library registry)."""
-    return class_by_name(arch.arch_class, arch.section)
-
-
-def class_by_name(name: str, section: str) -> Callable:
-    module = importlib.import_module(ARCH_LIBRARY)
-    cls = getattr(module, name, None)
-    if isinstance(cls, type) and not name.startswith("_"):
-        return cls
+def _check_class(name: str, section: str) -> None:
+    if name in ARCHITECTURES:
+        return
     if name in UPSTREAM_CLASSES:
         raise ConfigError(f"arch_class = {name} is upstream's: {UPSTREAM_CLASSES[name]}",
                           section=section, key="arch_class")
-    known = ", ".join(n for n, obj in vars(module).items() if isinstance(obj, type)
-                      and obj.__module__ == ARCH_LIBRARY and not n.startswith("_"))
-    raise ConfigError(f"unknown architecture class {name!r} (known: {known})", section=section,
-                      key="arch_class")
-
-
-def _check_architectures(exp: Experiment) -> None:
-    """Build every network once with placeholder sizes so that its class checks its options."""
-    placeholder = {lab.name: 2 for lab in exp.train_set.labels}
-    for arch in exp.architectures.values():
-        architecture_class(arch)(arch.resolved_options(placeholder), 4)
+    raise ConfigError(f"unknown architecture class {name!r} (known: {', '.join(ARCHITECTURES)})",
+                      section=section, key="arch_class")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -653,8 +600,8 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
                               key="data_name")
         datasets[ds.name] = ds
     settings = _parse_exp(sections["exp"])
-    parsed = [_parse_architecture(sec, settings.n_epochs_tr)
-              for sec in _numbered(parser, "architecture", rec)]
+    arch_sections = _numbered(parser, "architecture", rec)
+    parsed = [_parse_architecture(sec, settings.n_epochs_tr) for sec in arch_sections]
     checks.check_unique([a.name for a in parsed], [a.section for a in parsed], "arch_name",
                         "architecture")
     architectures = {arch.name: arch for arch in parsed}
@@ -673,9 +620,8 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
     checks.check_defined_once([op.out for op in exp.model.operations], "model")
     _check_model(exp, sections["model"], sections["forward"])
     labels = [lab.name for lab in exp.train_set.labels]
-    for arch in parsed:
+    for arch, sec in zip(parsed, arch_sections):
         checks.check_learning_rate(arch.lr, arch.section)
-        checks.check_n_out_names(dict(arch.options), arch.section, labels, N_OUT_PREFIX)
+        checks.check_n_out_names(dict(sec), arch.section, labels, N_OUT_PREFIX)
     _check_dataset_names(exp)
-    _check_architectures(exp)
     return dataclasses.replace(exp, cfg_text=rec.text(parser))

@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pytorch_kaldi_snn.config.experiment import (
-    N_OUT_PREFIX, Experiment, Operation, architecture_class,
-)
+from pytorch_kaldi_snn.config.architectures import N_OUT_PREFIX
+from pytorch_kaldi_snn.config.experiment import Experiment, Operation
 from pytorch_kaldi_snn.data.batching import IGNORE
 from pytorch_kaldi_snn.errors import ConfigError
+from pytorch_kaldi_snn.neural_networks import architecture_class
 from pytorch_kaldi_snn.train.precision import autocast
 
 
@@ -37,7 +37,8 @@ class AcousticModel(nn.Module):
             a, b = op.args
             if op.op == "compute" and a not in self.nets:
                 arch = exp.architectures[a]
-                self.nets[a] = architecture_class(arch)(arch.resolved_options(n_out), dims[b])
+                net = architecture_class(arch.arch_class, arch.section)
+                self.nets[a] = net(arch.spec.sized(n_out), dims[b])
                 self.seq_model[a] = arch.seq_model
             size = _operation(op).size(self, op, dims)
             if size is not None:
