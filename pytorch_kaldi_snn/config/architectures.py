@@ -81,13 +81,14 @@ ArchSpec = Union[SpikingSpec, StackSpec]
 
 def layer_sizes(options: Options, key: str) -> Tuple[Size, ...]:
     """Comma-separated widths of at least 1; ``N_out_<lab>`` kept as a name."""
-    sizes: List[Size] = []
-    for text in get_str_list(options, key):
-        if re.fullmatch(N_OUT_PREFIX + r"\w+", text):
-            sizes.append(text)
-        else:
-            sizes.append(get_int(Section(section_name(options) or "", {key: text}), key, min=1))
-    return tuple(sizes)
+    texts = get_str_list(options, key)
+    names = [re.fullmatch(N_OUT_PREFIX + r"\w+", text) is not None for text in texts]
+    if not any(names):
+        return tuple(get_int_list(options, key, min=1))
+    given = ",".join(text for text, name in zip(texts, names) if not name)
+    numbers = iter(get_int_list(Section(section_name(options) or "", {key: given}), key, min=1)
+                   if given else [])
+    return tuple(text if name else next(numbers) for text, name in zip(texts, names))
 
 
 def _read(options: Options, family: Type[NeuronOptions], name: str, reading: str) -> Any:
