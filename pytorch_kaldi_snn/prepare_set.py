@@ -16,7 +16,7 @@ more alternative of each word) or a Kaldi ``lexicon.txt``. Words the lexicon lac
 NG's pronunciation, listed in ``data/<name>/oov_lexicon.txt`` and in one log line, or with
 ``--oov error`` are refused by name. Each utterance is aligned with the recipe's GMM through an
 L.fst of its words' pronunciations, with optional silence between words (``--sil-prob``), closure
-silence before stops and ``dx`` for intervocalic t/d (graph/lexicon_fst.py); the set's phone
+silence before stops and ``dx`` for intervocalic t/d (gmm/lexicon_fst.py); the set's phone
 ``text`` (the scoring reference) is what the alignment chose. Utterances that cannot be aligned
 are listed in one log line and in ``data/<name>/unaligned.txt``: from words they are left out of
 the set (they have no reference), from phones they stay for scoring, without frame labels.
@@ -59,7 +59,7 @@ from pytorch_kaldi_snn.features.audio import check_wav_table, kaldi_special
 from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_feats
 from pytorch_kaldi_snn.gmm.align import align_set, align_words
 from pytorch_kaldi_snn.gmm.labels import read_alignments
-from pytorch_kaldi_snn.graph.lexicon_fst import SIL_PROB
+from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB
 from pytorch_kaldi_snn.io.ownership import MARKER, is_ours, mark
 from pytorch_kaldi_snn.graph.lang import read_inventory
 from pytorch_kaldi_snn.io.data_dir import DataDir

@@ -34,9 +34,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
-from pytorch_kaldi_snn.config.experiment import (
-    Experiment, check_paths, load_experiment, prepare_missing_data,
-)
+from pytorch_kaldi_snn.config.experiment import Experiment, load_experiment
+from pytorch_kaldi_snn.pipeline.inputs import check_paths, prepare_missing_data
 from pytorch_kaldi_snn.config.resolved import changed_keys, same_results, training_view
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.data.loading import label_sizes

@@ -48,9 +48,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors  # noqa: E402
-from pytorch_kaldi_snn.config.experiment import (  # noqa: E402
-    load_experiment, prepare_missing_data,
-)
+from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
+from pytorch_kaldi_snn.pipeline.inputs import prepare_missing_data  # noqa: E402
 from pytorch_kaldi_snn.errors import ConfigError, UserInputError  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
 from pytorch_kaldi_snn.io.ownership import take  # noqa: E402

@@ -39,7 +39,7 @@ from pytorch_kaldi_snn.features.audio import check_wav_table, pcm16_samples
 from pytorch_kaldi_snn.features.extract import KINDS, FeatureConf, make_pytorch_kaldi_feats
 from pytorch_kaldi_snn.forward.decode import decode_options
 from pytorch_kaldi_snn.forward.posteriors import batch_scores
-from pytorch_kaldi_snn.graph.lang import read_symbol_table
+from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.io import read_int_vectors, read_kaldi_map, write_kaldi_map, write_mat_ark
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.trained import TrainedExperiment, load_trained, moved_feature

@@ -18,6 +18,8 @@ from typing import Dict
 
 import pytest
 
+from skips import NO_C_COMPILER, missing as _missing
+
 ROOT = Path(__file__).resolve().parents[1]
 # The development tree keeps an upstream snapshot beside the checkout; elsewhere set the variable.
 UPSTREAM_DEFAULT = ROOT.parent / "shared" / "upstream" / "pytorch-kaldi"
@@ -25,13 +27,6 @@ KALDI_ROOT_DEFAULT = Path("/opt/kaldi")  # where the development tree's Kaldi bu
 KALDI_PROBE = ("copy-feats", "latgen-faster-mapped", "gmm-info", "fstinfo", "compute-wer")
 # binaries only a Kaldi (or sctk) folder holds: OpenFst's fstinfo also lives in /usr/bin
 KALDI_ONLY = ("copy-feats", "latgen-faster-mapped", "gmm-info", "compute-wer", "sclite")
-
-
-def _missing(reason: str) -> None:
-    """Skip on a user's machine; under CI the tool must be there, so fail loudly."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must provide this: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def _kaldi_environ() -> Dict[str, str]:
@@ -112,7 +107,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if request.param == "torch":
         monkeypatch.setattr(native, "load", lambda dtype: None)
     elif native.load(torch.float64) is None:
-        pytest.skip("native kernels could not be built here (no C compiler?)")
+        _missing(NO_C_COMPILER)
     return request.param
 
 

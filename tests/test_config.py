@@ -99,7 +99,7 @@ def test_set_overrides_apply_before_validation(tmp_path: Path, corpus: Path) -> 
     cfg = synth_cfg(tmp_path, corpus)
     exp = load_experiment(cfg, ["architecture1.snn_n_bits=3", "exp.n_epochs_tr=5",
                                 "batches.batch_size_train=16", "exp.seed=7"])
-    assert exp.architectures["snn_layers"].options["snn_n_bits"] == "3"
+    assert {o.n_bits for o in exp.architectures["snn_layers"].spec.layers} == {3}
     assert (exp.exp.n_epochs_tr, exp.batches.batch_size_train, exp.exp.seed) == (5, 16, 7)
     assert "snn_n_bits = 3" in exp.cfg_text  # the resolved cfg kept for provenance
 
@@ -115,7 +115,7 @@ def test_model_language_and_datasets_parsed(tmp_path: Path, corpus: Path) -> Non
     assert [f.name for f in train.features] == ["fbank"]
     assert [(lab.name, lab.opts) for lab in train.labels] == [
         ("lab_cd", "ali-to-pdf"), ("lab_mono", "ali-to-phones --per-frame=true")]
-    assert exp.architectures["readout_cd"].resolved_options({"lab_cd": 57})["dnn_lay"] == "57"
+    assert exp.architectures["readout_cd"].spec.sized({"lab_cd": 57}).sizes == (57,)
     assert [exp.batches.train_seq_len(e) for e in range(4)] == [100, 200, 400, 400]
 
 
@@ -128,4 +128,4 @@ def test_shipped_cfgs_parse(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (arch.lr, arch.opt, arch.halving_factor) == (0.001, "adam", 0.5)
     if not cfg.name.startswith("synth"):
         assert exp.exp.n_epochs_tr == 24
-        assert arch.options[next(k for k in arch.options if k.endswith("_lay"))] == "550,550"
+        assert arch.spec.sizes == (550, 550)

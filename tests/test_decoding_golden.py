@@ -21,7 +21,7 @@ from pytorch_kaldi_snn.decoding import (
     read_transition_model,
 )
 from pytorch_kaldi_snn.decoding.graph import load_const_per_arc, read_fst_header
-from pytorch_kaldi_snn.decoding.lattice import best_path
+from pytorch_kaldi_snn.io.lattice import best_path
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io import read_int_vectors, read_matrices, write_mat_ark
 from pytorch_kaldi_snn.kaldi_ports import kaldifst

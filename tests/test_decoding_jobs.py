@@ -12,7 +12,7 @@ import pytest
 
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score, decode_ark, latgen_command, read_lattices
 from pytorch_kaldi_snn.decoding.jobs import concatenate_archives, lattice_archives, part_sizes, split_loglikes
-from pytorch_kaldi_snn.decoding.latgen_opts import latgen_options
+from pytorch_kaldi_snn.config.latgen_opts import latgen_options
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.io import read_matrices, write_mat_ark
 from pytorch_kaldi_snn.scoring.lm_sweep import builtin_hypotheses, kaldi_hypotheses
@@ -22,7 +22,7 @@ LOGLIKES = GOLDEN / "decode" / "loglikes.ark"
 GRAPH, MODEL = GOLDEN / "graph", GOLDEN / "model" / "final.mdl"
 ONE_BEST = ("best_words.txt", "best_ali.txt", "hyp.txt")
 NARROW = DecodeOptions(lattice_beam=2.0)  # smaller lattices: the same 1-best, faster tests
-LATGEN_OPTS = Path(__file__).parents[1] / "pytorch_kaldi_snn" / "decoding" / "latgen_opts.py"
+LATGEN_OPTS = Path(__file__).parents[1] / "pytorch_kaldi_snn" / "config" / "latgen_opts.py"
 
 
 @pytest.fixture(scope="module")

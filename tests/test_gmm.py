@@ -20,7 +20,7 @@ from pytorch_kaldi_snn.gmm.topology import build_hmm_system
 from pytorch_kaldi_snn.gmm.train import MonoConfig, initial_alignment, train_mono
 from pytorch_kaldi_snn.gmm.train_mono import gmm_features, phone_transcripts
 from pytorch_kaldi_snn.gmm.train_mono import main as train_mono_main
-from pytorch_kaldi_snn.graph.lang import read_symbol_table
+from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.io import read_kaldi_map
 
 GOLDEN = Path(__file__).parent / "data" / "kaldi_golden_decode"

@@ -11,7 +11,8 @@ from synth_recipe import tiny_recipe
 
 from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
 from pytorch_kaldi_snn.errors import DataError
-from pytorch_kaldi_snn.graph.lang import PhoneSet, read_symbol_table
+from pytorch_kaldi_snn.graph.lang import PhoneSet
+from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.graph.lm import bigram_arpa
 from pytorch_kaldi_snn.graph.mkgraph import main as mkgraph_main
 from pytorch_kaldi_snn.kaldi_ports import kaldifst

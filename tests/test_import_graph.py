@@ -1,4 +1,5 @@
-"""No import cycles among pytorch_kaldi_snn.neurons, .layers and .kernels (read from the source).
+"""The package's import graph, read from the source: no cycle between modules or between
+packages, and every import goes down the layer order of docs/CONTRIBUTING.md ("Layers").
 
 Every import counts: module-level or inside a function, ``from . import``, and a module named by
 a string to ``importlib.import_module`` or ``__import__``. Importing ``a.b.c`` from outside
@@ -15,6 +16,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "pytorch_kaldi_snn"
 PACKAGES = ("neurons", "layers", "kernels")
+# docs/CONTRIBUTING.md's layer order, lowest first: a module imports only from its own package or
+# from one earlier in this list (a top-level module counts as a package of its own)
+LAYERS = (
+    "errors", "threads", "kaldi_ports", "cli", "io",
+    "neurons", "kernels", "layers", "config", "neural_networks",
+    "scoring", "corpus", "words", "features", "decoding", "gmm", "graph",
+    "data", "train", "diagnostics", "report", "forward",
+    "pipeline", "run_exp", "trained", "export", "evaluate", "transcribe", "prepare_set", "study",
+    "sweep",
+    "gpu_check", "recipes_layout",
+)
 LOADERS = {"import_module", "__import__"}
 
 
@@ -48,14 +60,17 @@ def _imports(path: Path) -> Iterator[str]:
                 yield str(node.args[0].value)
 
 
-def _graph() -> Dict[str, Set[str]]:
-    files = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+def _graph(packages=PACKAGES) -> Dict[str, Set[str]]:
+    """Module -> the modules it imports, over ``packages`` (None: the whole package)."""
+    paths = ROOT.rglob("*.py") if packages is None else \
+        (p for pkg in packages for p in (ROOT / pkg).rglob("*.py"))
+    files = {_module_name(p): p for p in paths}
     graph: Dict[str, Set[str]] = {name: set() for name in files}
     for name, path in files.items():
         own = _package_of(name, path)
         for target in _imports(path):
             if target not in files or target == own or own.startswith(target + "."):
-                # a name imported from a module, outside the three packages, or the module's
+                # a name imported from a module, outside the packages read, or the module's
                 # own package (its __init__ has always run before the module does)
                 continue
             graph[name].add(target)
@@ -97,8 +112,49 @@ def _cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
     return found
 
 
+def _top(module: str) -> str:
+    """The layer a module belongs to: its package below pytorch_kaldi_snn, or itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _package_graph() -> Dict[str, Set[str]]:
+    graph: Dict[str, Set[str]] = {}
+    for source, targets in _graph(None).items():
+        graph.setdefault(_top(source), set()).update(
+            _top(t) for t in targets if _top(t) != _top(source))
+    return graph
+
+
 def test_neurons_layers_kernels_have_no_import_cycle():
     assert _cycles(_graph()) == []
+
+
+def test_no_module_imports_itself_back():
+    assert _cycles(_graph(None)) == []
+
+
+def test_no_package_imports_itself_back():
+    assert _cycles(_package_graph()) == []
+
+
+def test_every_package_has_a_place_in_the_layer_order():
+    """A new package or top-level module must be placed in LAYERS (and the docs' list)."""
+    assert sorted(set(_package_graph()) - {"pytorch_kaldi_snn"}) == sorted(LAYERS)
+
+
+def test_imports_go_down_the_layer_order():
+    rank = {name: index for index, name in enumerate(LAYERS)}
+    upward = sorted(f"{source} imports {target}" for source, targets in _graph(None).items()
+                    for target in targets if _top(source) in rank and _top(target) in rank
+                    and rank[_top(target)] > rank[_top(source)])
+    assert upward == []
+
+
+def test_the_layer_order_is_the_documented_one():
+    text = (ROOT.parent / "docs" / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    documented = text.split("## Layers", 1)[1].split("```")[1]
+    assert documented.split() == list(LAYERS)
 
 
 def test_packages_import_in_one_direction():

@@ -385,7 +385,7 @@ def test_decode_fails_fast(kaldi: Path, decode_inputs: Dict[str, Path]) -> None:
                    "expected <graph-dir> <data-dir> <ali-dir> <decode-dir> <forward-ark>")
     one_line_error(run(DECODE, "--dry-run", "true", *decode_args(f, str(f["out"] / "nope.ark")), kaldi_root=kaldi),
                    f"forward ark {f['out']}/nope.ark does not exist")
-    # latgen's options are checked by decoding/latgen_opts.py, the runner's own list
+    # latgen's options are checked by config/latgen_opts.py, the runner's own list
     one_line_error(run(DECODE, "--max-active", "x", "--dry-run", "true", *decode_args(f), kaldi_root=kaldi),
                    "argument --max-active: invalid int value: 'x'")
     one_line_error(run(DECODE, "--min-active", "8000", "--dry-run", "true", *decode_args(f), kaldi_root=kaldi),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytorch_kaldi_snn.decoding.lattice import (
+from pytorch_kaldi_snn.io.lattice import (
     CompactArc,
     CompactLattice,
     CompactWeight,

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from pytorch_kaldi_snn.decoding.lattice import CompactArc, CompactLattice, CompactWeight, write_lattices
+from pytorch_kaldi_snn.io.lattice import CompactArc, CompactLattice, CompactWeight, write_lattices
 from pytorch_kaldi_snn.errors import ConfigError
-from pytorch_kaldi_snn.scoring.lm_sweep import (
-    ScoringOptions, builtin_hypotheses, kaldi_hypotheses, parse_scoring_opts, sweep,
-)
+from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions, parse_scoring_opts
+from pytorch_kaldi_snn.scoring.lm_sweep import builtin_hypotheses, kaldi_hypotheses, sweep
 
 WORDS = "<eps> 0\na 1\nb 2\nc 3\n"
 

@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_ark
-from pytorch_kaldi_snn.decoding.lattice import (
+from pytorch_kaldi_snn.io.lattice import (
     CompactArc, CompactLattice, CompactWeight, best_path, read_lattices, write_lattices,
 )
 from pytorch_kaldi_snn.scoring import read_transcripts
-from pytorch_kaldi_snn.scoring.lm_sweep import (
-    ScoringOptions, builtin_hypotheses, kaldi_hypotheses, parse_scoring_opts, sweep,
-)
+from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions, parse_scoring_opts
+from pytorch_kaldi_snn.scoring.lm_sweep import builtin_hypotheses, kaldi_hypotheses, sweep
 from pytorch_kaldi_snn.scoring.mbr import mbr_decode, mbr_words, scaled
 
 GOLDEN = Path(__file__).parent / "data" / "kaldi_golden_decode"  # lattices Kaldi wrote

@@ -19,6 +19,7 @@ from pytorch_kaldi_snn.neurons import surrogate, variants
 from pytorch_kaldi_snn.neurons.dynamics import SpikingState
 from pytorch_kaldi_snn.neurons.options import NeuronOptions, OptionError
 from pytorch_kaldi_snn.neurons.variants import NotImplementedByBackend
+from skips import NO_C_COMPILER, missing
 
 CONTRIBUTING = Path(__file__).resolve().parents[1] / "docs" / "CONTRIBUTING.md"
 
@@ -129,7 +130,7 @@ def test_pytorch_operator_kernels_run_a_surrogate_registered_only_in_python(toy_
 
 def test_native_kernels_refuse_a_surrogate_they_lack_by_name(toy_surrogate, monkeypatch):
     if native.load(torch.float64) is None:
-        pytest.skip("no C compiler")
+        missing(NO_C_COMPILER)
     monkeypatch.setenv("PYTORCH_KALDI_SNN_KERNEL", "native")
     with pytest.raises(NotImplementedByBackend,
                        match="surrogate 'toy_sg' is not implemented by the native C kernels"):
@@ -163,7 +164,7 @@ def test_every_back_end_declares_only_registered_names():
 def test_c_source_takes_its_codes_from_the_registry_and_rejects_unknown_ones():
     lib = native.load(torch.float64)
     if lib is None:
-        pytest.skip("no C compiler")
+        missing(NO_C_COMPILER)
     text = native.source()
     for name in native.SURROGATES:
         assert f"#define SURROGATE_{name.upper()} ({surrogate.SURROGATES[name].code})" in text

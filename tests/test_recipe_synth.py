@@ -13,7 +13,7 @@ from pytorch_kaldi_snn.gmm.agreement import read_reference
 from pytorch_kaldi_snn.gmm.labels import read_alignments
 from pytorch_kaldi_snn.gmm.model_io import load_trans_model
 from pytorch_kaldi_snn.gmm.train import initial_alignment
-from pytorch_kaldi_snn.graph.lang import read_symbol_table
+from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.io import read_double_matrices, read_kaldi_map, read_matrices
 from pytorch_kaldi_snn.scoring import score_files
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from pytorch_kaldi_snn.errors import ConfigError
+from skips import NO_C_COMPILER, missing
 from pytorch_kaldi_snn.kernels import backend, fused
 from pytorch_kaldi_snn.layers import recurrence
 from triton_interp import CASES, STREAM_CASES
@@ -130,7 +131,7 @@ def test_backend_auto_on_cpu_picks_native_or_torch(monkeypatch):
 @pytest.mark.parametrize("kernel", ["native", "torch"])
 def test_backend_forced_cpu_kernels_give_same_result(monkeypatch, caplog, kernel):
     if kernel == "native" and fused.native.load(torch.float32) is None:
-        pytest.skip("native kernels could not be built here (no C compiler?)")
+        missing(NO_C_COMPILER)
     monkeypatch.setenv(backend.KERNEL_ENV, kernel)
     monkeypatch.setattr(backend, "_logged", set())
     gates, alpha, b = _gates(), torch.full((4,), 0.9), torch.tensor(2.0)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytorch_kaldi_snn.config.experiment import load_experiment, read_cfg
+from pytorch_kaldi_snn.config.experiment import load_experiment
+from pytorch_kaldi_snn.config.reading import read_cfg
 from pytorch_kaldi_snn.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

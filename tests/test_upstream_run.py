@@ -15,7 +15,7 @@ from typing import Dict, List
 
 import pytest
 
-from pytorch_kaldi_snn.config.experiment import read_cfg
+from pytorch_kaldi_snn.config.reading import read_cfg
 from pytorch_kaldi_snn.config.localize import UPSTREAM_RELATIVE
 
 ROOT = Path(__file__).resolve().parents[1]

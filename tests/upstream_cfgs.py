@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Iterator, Tuple
 
-from pytorch_kaldi_snn.config.experiment import check_paths, load_experiment
+from pytorch_kaldi_snn.config.experiment import load_experiment
+from pytorch_kaldi_snn.pipeline.inputs import check_paths
 from pytorch_kaldi_snn.errors import ConfigError
 
 FAMILIES = ("TIMIT_baselines", "Librispeech_baselines")

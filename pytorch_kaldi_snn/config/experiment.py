@@ -19,68 +19,43 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
-import importlib
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.config import checks
-from pytorch_kaldi_snn.config.options import (
-    get_bool, get_float, get_int, get_str,
-)
+from pytorch_kaldi_snn.config.architectures import ARCHITECTURES, N_OUT_PREFIX, ArchSpec
 from pytorch_kaldi_snn.config.localize import expand_vars
+from pytorch_kaldi_snn.config.options import Section, get_bool, get_float, get_int, get_str
+from pytorch_kaldi_snn.config.latgen_opts import DecodeOptions
+from pytorch_kaldi_snn.config.optimizers import optimizer_kwargs
+from pytorch_kaldi_snn.config.reading import read_cfg
 from pytorch_kaldi_snn.config.registry import (
-    OPTIMIZER_KEYS, SECTION_KEYS, UPSTREAM_CLASSES, architecture_extra_keys, check_keys,
-    is_upstream_only,
+    LAB_OPTS, OPTIMIZER_KEYS, PRECISIONS, SCHEDULES, SECTION_KEYS, UPSTREAM_CLASSES,
+    architecture_extra_keys, check_keys, is_upstream_only,
 )
 from pytorch_kaldi_snn.config.resolved import Recorder, expand_cfg_vars
-from pytorch_kaldi_snn.decoding.decoder import DecodeOptions
+from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions, parse_scoring_opts
 from pytorch_kaldi_snn.errors import ConfigError
-from pytorch_kaldi_snn.gmm.labels import LAB_OPTS
-from pytorch_kaldi_snn.scoring import timit_fold_map
-from pytorch_kaldi_snn.scoring.lm_sweep import ScoringOptions, parse_scoring_opts
-from pytorch_kaldi_snn.train.optimizers import optimizer_kwargs
-from pytorch_kaldi_snn.train.precision import PRECISIONS
-from pytorch_kaldi_snn.train.scheduler import SCHEDULES
 
-ARCH_LIBRARY = "pytorch_kaldi_snn.neural_networks"
 SECTIONS = ("exp", "data_use", "batches", "model", "forward", "decoding")
-N_OUT_PREFIX = "N_out_"
 ON_NONFINITE = ("stop", "skip")  # [exp] on_nonfinite: what a NaN/Inf batch does (train/guards.py)
-OPERATIONS = {  # name -> number of arguments
-    "compute": 2, "cost_nll": 2, "cost_err": 2, "sum": 2, "mult_constant": 2, "concatenate": 2,
+# What each argument of an operation names: (its word in messages, where the name must be
+# defined). ARCH: an [architectureN]; FEATURE_OR_VALUE: a feature stream or an earlier output;
+# VALUE: an earlier output; LABEL: a label set; NUMBER: a constant. train/acoustic_model.py runs
+# each operation from its own table, with the same names.
+ARCH, FEATURE_OR_VALUE, VALUE, LABEL, NUMBER = "arch", "feature_or_value", "value", "label", "number"
+OPERATIONS: Dict[str, Tuple[Tuple[str, str], Tuple[str, str]]] = {
+    "compute": (("architecture", ARCH), ("input", FEATURE_OR_VALUE)),
+    "cost_nll": (("output", VALUE), ("label set", LABEL)),
+    "cost_err": (("output", VALUE), ("label set", LABEL)),
+    "sum": (("value", VALUE), ("value", VALUE)),
+    "mult_constant": (("value", VALUE), ("constant", NUMBER)),
+    "concatenate": (("value", FEATURE_OR_VALUE), ("value", FEATURE_OR_VALUE)),
 }
 _OPERATION_RE = re.compile(r"^(\w+)\s*=\s*(\w+)\s*\(([^()]*)\)$")
-
-
-class Section(Mapping[str, str]):
-    """Read-only cfg section: a name (for error messages) and string options."""
-
-    def __init__(self, name: str, items: Mapping[str, str],
-                 defaults: Optional[Dict[str, object]] = None) -> None:
-        self.name = name
-        self._items = dict(items)
-        self.defaults = {} if defaults is None else defaults  # shared with resolved.Recorder
-
-    def record_default(self, key: str, value: object) -> None:
-        """Called by the option getters for a missing key (written into resolved.cfg)."""
-        self.defaults.setdefault(key, value)
-
-    def __getitem__(self, key: str) -> str:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def replaced(self, values: Mapping[str, str]) -> "Section":
-        """A copy with some values replaced (used to substitute ``N_out_<lab>``)."""
-        return Section(self.name, {**self._items, **values}, self.defaults)
 
 
 @dataclass(frozen=True)
@@ -158,7 +133,7 @@ class Batches:
 
 @dataclass(frozen=True)
 class Architecture:
-    """One ``[architectureN]``: class, optimiser and schedule; ``options`` go to the class."""
+    """One ``[architectureN]``: class, optimiser and schedule; ``spec`` goes to the class."""
 
     name: str
     section: str
@@ -175,13 +150,7 @@ class Architecture:
     opt_kwargs: Mapping[str, object]  # the torch.optim arguments besides lr (train/optimizers.py)
     freeze: bool
     pretrain_file: Optional[Path]
-    options: Section
-
-    def resolved_options(self, n_out: Mapping[str, int]) -> Section:
-        """Options with every ``N_out_<lab_name>`` token replaced by that label set's size."""
-        def substitute(value: str) -> str:
-            return re.sub(N_OUT_PREFIX + r"(\w+)", lambda m: str(n_out[m.group(1)]), value)
-        return self.options.replaced({k: substitute(v) for k, v in self.options.items()})
+    spec: ArchSpec  # the class's options, typed (config/architectures.py)
 
 
 @dataclass(frozen=True)
@@ -193,10 +162,17 @@ class Operation:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """The ``[model]`` section: operations in order, each reading names defined before it."""
+
     operations: Tuple[Operation, ...]
 
     def producer(self, name: str) -> Optional[Operation]:
         return next((o for o in self.operations if o.out == name), None)
+
+    def arguments(self, *kinds: str) -> List[str]:
+        """Every argument of the operations that names one of ``kinds`` (ARCH, LABEL...)."""
+        return [arg for o in self.operations for arg, (_, kind) in zip(o.args, OPERATIONS[o.op])
+                if kind in kinds]
 
 
 @dataclass(frozen=True)
@@ -245,44 +221,12 @@ class Experiment:
 
     def labels_used(self) -> List[str]:
         """Label sets the model language reads (cost_nll/cost_err second arguments)."""
-        ops = self.model.operations
-        return sorted({o.args[1] for o in ops if o.op in ("cost_nll", "cost_err")})
+        return sorted(set(self.model.arguments(LABEL)))
 
     def features_used(self) -> List[str]:
         """Feature streams the model language reads (compute inputs, concatenate arguments)."""
         names = {f.name for f in self.train_set.features}
-        return sorted({arg for o in self.model.operations if o.op in ("compute", "concatenate")
-                       for arg in o.args if arg in names})
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading the file and applying --set overrides
-
-
-def read_cfg(path: Path, overrides: Sequence[str] = ()) -> configparser.ConfigParser:
-    """Parse the cfg text (syntax only) and apply ``section.key=value`` overrides."""
-    checks.check_cfg_file(path)
-    parser = configparser.ConfigParser(interpolation=None, strict=True)
-    try:
-        parser.read_string(checks.read_cfg_text(path), source=str(path))
-    except configparser.Error as err:
-        message = " ".join(str(err).split())  # configparser errors span lines: keep one
-        raise ConfigError(f"cannot parse cfg: {message}", file=str(path)) from None
-    for override in overrides:
-        _apply_override(parser, override, path)
-    return parser
-
-
-def _apply_override(parser: configparser.ConfigParser, override: str, path: Path) -> None:
-    match = re.match(r"^([\w]+)\.(\w+)=(.*)$", override.strip(), flags=re.S)
-    if not match:
-        raise ConfigError(f"--set {override!r} is not of the form section.key=value",
-                          file=str(path))
-    section, key, value = match.groups()
-    if not parser.has_section(section):
-        raise ConfigError(f"--set {override!r}: no such section", file=str(path),
-                          section=section)
-    parser.set(section, key.lower(), value)
+        return sorted(set(self.model.arguments(FEATURE_OR_VALUE)) & names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,7 +382,7 @@ def _lr_per_epoch(sec: Section, n_epochs: int) -> Tuple[float, ...]:
 def _parse_architecture(sec: Section, n_epochs: int) -> Architecture:
     opt = get_str(sec, "arch_opt", choices=tuple(OPTIMIZER_KEYS))
     arch_class = get_str(sec, "arch_class")
-    class_by_name(arch_class, sec.name)
+    _check_class(arch_class, sec.name)
     extra, elsewhere = architecture_extra_keys(arch_class, opt)
     check_keys(sec.name, sec, SECTION_KEYS["architecture"], extra, elsewhere)
     pretrain = get_str(sec, "arch_pretrain_file", default="none")
@@ -466,7 +410,7 @@ def _parse_architecture(sec: Section, n_epochs: int) -> Architecture:
         opt_kwargs=optimizer_kwargs(sec, opt),
         freeze=get_bool(sec, "arch_freeze", default=False),
         pretrain_file=None if pretrain.lower() == "none" else Path(pretrain),
-        options=sec,
+        spec=ARCHITECTURES[arch_class](sec),
     )
 
 
@@ -495,8 +439,8 @@ def _parse_model(sec: Section) -> ModelSpec:
             raise ConfigError(f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})",
                               section=sec.name, key="model")
         parts = tuple(a.strip() for a in args.split(","))
-        if len(parts) != OPERATIONS[op]:
-            raise ConfigError(f"{op} takes {OPERATIONS[op]} arguments: {line.strip()!r}",
+        if len(parts) != len(OPERATIONS[op]):
+            raise ConfigError(f"{op} takes {len(OPERATIONS[op])} arguments: {line.strip()!r}",
                               section=sec.name, key="model")
         operations.append(Operation(out, op, parts))  # type: ignore[arg-type]
     return ModelSpec(tuple(operations))
@@ -521,11 +465,11 @@ def _scoring_options(sec: Section) -> ScoringOptions:
 def _parse_decoding(sec: Section) -> DecodingSettings:
     fold = get_str(sec, "scoring_fold", choices=("none", "61-39", "48-39"), default="none")
     settings = DecodingSettings(
-        beam=get_float(sec, "beam", min=0.001, default=13.0),
-        latbeam=get_float(sec, "latbeam", min=0.001, default=8.0),
+        beam=get_float(sec, "beam", min=0.001, default=DecodeOptions.beam),
+        latbeam=get_float(sec, "latbeam", min=0.001, default=DecodeOptions.lattice_beam),
         acwt=get_float(sec, "acwt", min=0.001, default=DecodeOptions.acoustic_scale),
-        max_active=get_int(sec, "max_active", min=1, default=7000),
-        min_active=get_int(sec, "min_active", min=1, default=200),
+        max_active=get_int(sec, "max_active", min=1, default=DecodeOptions.max_active),
+        min_active=get_int(sec, "min_active", min=1, default=DecodeOptions.min_active),
         max_mem=get_int(sec, "max_mem", min=1, default=DecodeOptions.max_mem),
         scoring_fold=None if fold == "none" else int(fold.split("-")[0]),
         scoring_fold_given="scoring_fold" in sec,
@@ -555,27 +499,15 @@ def _check_model(exp: Experiment, model_sec: Section, forward_sec: Section) -> N
             raise ConfigError(f"{what} {name!r} is not defined", section=model_sec.name,
                               key="model")
 
+    namespaces = {ARCH: set(exp.architectures), LABEL: labels, VALUE: defined,
+                  FEATURE_OR_VALUE: features | defined}
     for op in exp.model.operations:
-        a, b = op.args
-        if op.op == "compute":
-            need(a, set(exp.architectures), "architecture")
-            need(b, features | defined, "input")
-        elif op.op in ("cost_nll", "cost_err"):
-            need(a, defined, "output")
-            need(b, labels, "label set")
-        elif op.op == "mult_constant":
-            need(a, defined, "value")
-            try:
-                float(b)
-            except ValueError:
-                raise ConfigError(f"mult_constant constant {b!r} is not a number",
-                                  section=model_sec.name, key="model") from None
-        elif op.op == "concatenate":  # of feature streams (conc1=concatenate(mfcc,fbank)) too
-            need(a, features | defined, "value")
-            need(b, features | defined, "value")
-        else:
-            need(a, defined, "value")
-            need(b, defined, "value")
+        for arg, (what, kind) in zip(op.args, OPERATIONS[op.op]):
+            if kind == NUMBER:
+                _check_number(arg, what, op.op, model_sec)
+            else:
+                need(arg, namespaces[kind], what)
+        namespaces[FEATURE_OR_VALUE].add(op.out)
         defined.add(op.out)
     for final in ("loss_final", "err_final"):
         need(final, defined, "output")
@@ -585,6 +517,14 @@ def _check_model(exp: Experiment, model_sec: Section, forward_sec: Section) -> N
     if exp.forward.normalize_with_counts_from not in labels:
         raise ConfigError(f"label set {exp.forward.normalize_with_counts_from!r} is not defined",
                           section=forward_sec.name, key="normalize_with_counts_from")
+
+
+def _check_number(text: str, what: str, op: str, model_sec: Section) -> None:
+    try:
+        float(text)
+    except ValueError:
+        raise ConfigError(f"{op} {what} {text!r} is not a number", section=model_sec.name,
+                          key="model") from None
 
 
 def _check_dataset_names(exp: Experiment) -> None:
@@ -602,86 +542,14 @@ def _check_dataset_names(exp: Experiment) -> None:
                                   key="lab")
 
 
-def architecture_class(arch: Architecture) -> Callable:
-    """The network class named by ``arch_class`` (PyTorch-Kaldi's arch_library registry)."""
-    return class_by_name(arch.arch_class, arch.section)
-
-
-def class_by_name(name: str, section: str) -> Callable:
-    module = importlib.import_module(ARCH_LIBRARY)
-    cls = getattr(module, name, None)
-    if isinstance(cls, type) and not name.startswith("_"):
-        return cls
+def _check_class(name: str, section: str) -> None:
+    if name in ARCHITECTURES:
+        return
     if name in UPSTREAM_CLASSES:
         raise ConfigError(f"arch_class = {name} is upstream's: {UPSTREAM_CLASSES[name]}",
                           section=section, key="arch_class")
-    known = ", ".join(n for n, obj in vars(module).items() if isinstance(obj, type)
-                      and obj.__module__ == ARCH_LIBRARY and not n.startswith("_"))
-    raise ConfigError(f"unknown architecture class {name!r} (known: {known})", section=section,
-                      key="arch_class")
-
-
-def _check_architectures(exp: Experiment) -> None:
-    """Build every network once with placeholder sizes so that its class checks its options."""
-    placeholder = {lab.name: 2 for lab in exp.train_set.labels}
-    for arch in exp.architectures.values():
-        architecture_class(arch)(arch.resolved_options(placeholder), 4)
-
-
-def check_paths(exp: Experiment) -> None:
-    """Every input file named in the cfg exists (run after the built-in corpus is prepared)."""
-    for path, section, key in _input_paths(exp):
-        if not path.exists():
-            raise ConfigError(f"{path} does not exist", file=str(exp.cfg_path), section=section,
-                              key=key)
-    for arch in exp.architectures.values():
-        if arch.pretrain_file is not None and not arch.pretrain_file.is_file():
-            raise ConfigError(f"{arch.pretrain_file} does not exist", file=str(exp.cfg_path),
-                              section=arch.section, key="arch_pretrain_file")
-    _check_timit_fold(exp)
-
-
-def _check_timit_fold(exp: Experiment) -> None:
-    """A TIMIT phone graph needs an explicit scoring_fold: Kaldi's TIMIT score.sh folds to 39
-    phones, and scoring the 48 unfolded would silently give a different PER."""
-    if exp.decoding.scoring_fold_given or not exp.forward.require_decoding:
-        return
-    test = exp.datasets[exp.data_use.forward_with]
-    words_txt = next(lab.graph for lab in test.labels
-                     if lab.name == exp.forward.normalize_with_counts_from) / "words.txt"
-    if not words_txt.is_file():
-        return
-    words = {line.split()[0] for line in words_txt.read_text().splitlines() if line.strip()}
-    if len(words & set(timit_fold_map(48))) >= 39:
-        raise ConfigError("the test graph's words are TIMIT phones: say scoring_fold = 48-39 "
-                          "(Kaldi's TIMIT scoring, 39 phones) or none (48 phones)",
-                          file=str(exp.cfg_path), section="decoding", key="scoring_fold")
-
-
-def _input_paths(exp: Experiment) -> Iterator[Tuple[Path, str, str]]:
-    used = {exp.data_use.train_with, exp.data_use.valid_with, exp.data_use.forward_with}
-    for ds in (exp.datasets[name] for name in sorted(used)):
-        for fea in ds.features:
-            yield fea.scp, ds.section, "fea_lst"
-        for lab in ds.labels:
-            yield lab.folder, ds.section, "lab_folder"
-            yield lab.data_folder, ds.section, "lab_data_folder"
-            if ds.name == exp.data_use.forward_with:
-                yield lab.graph, ds.section, "lab_graph"
-            if lab.count_file not in ("auto", "none"):
-                yield Path(lab.count_file), ds.section, "lab_count_file"
-
-
-def prepare_missing_data(exp: Experiment, log: Callable[[str], None]) -> None:
-    """Run ``[exp] prepare`` (the built-in corpus recipe) when some input path is missing."""
-    missing = [p for p, _, _ in _input_paths(exp) if not p.exists()]
-    if not missing or exp.exp.prepare is None:
-        return
-    log(f"{missing[0]} is missing: preparing the data with `{exp.exp.prepare}`")
-    done = subprocess.run(exp.exp.prepare, shell=True)
-    if done.returncode != 0:
-        raise ConfigError(f"the prepare command failed with exit code {done.returncode}",
-                          file=str(exp.cfg_path), section="exp", key="prepare")
+    raise ConfigError(f"unknown architecture class {name!r} (known: {', '.join(ARCHITECTURES)})",
+                      section=section, key="arch_class")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -732,8 +600,8 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
                               key="data_name")
         datasets[ds.name] = ds
     settings = _parse_exp(sections["exp"])
-    parsed = [_parse_architecture(sec, settings.n_epochs_tr)
-              for sec in _numbered(parser, "architecture", rec)]
+    arch_sections = _numbered(parser, "architecture", rec)
+    parsed = [_parse_architecture(sec, settings.n_epochs_tr) for sec in arch_sections]
     checks.check_unique([a.name for a in parsed], [a.section for a in parsed], "arch_name",
                         "architecture")
     architectures = {arch.name: arch for arch in parsed}
@@ -752,9 +620,8 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
     checks.check_defined_once([op.out for op in exp.model.operations], "model")
     _check_model(exp, sections["model"], sections["forward"])
     labels = [lab.name for lab in exp.train_set.labels]
-    for arch in parsed:
+    for arch, sec in zip(parsed, arch_sections):
         checks.check_learning_rate(arch.lr, arch.section)
-        checks.check_n_out_names(dict(arch.options), arch.section, labels, N_OUT_PREFIX)
+        checks.check_n_out_names(dict(sec), arch.section, labels, N_OUT_PREFIX)
     _check_dataset_names(exp)
-    _check_architectures(exp)
     return dataclasses.replace(exp, cfg_text=rec.text(parser))

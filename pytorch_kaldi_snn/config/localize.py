@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
+from pytorch_kaldi_snn.config.reading import read_cfg  # the runner's reader and --set
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.io.atomic import atomic_write
 
@@ -129,8 +130,6 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from pytorch_kaldi_snn.config.experiment import read_cfg  # the runner's reader and --set
-
     args = parse_args(argv)
 
     def action() -> None:

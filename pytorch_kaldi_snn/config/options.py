@@ -11,7 +11,7 @@ unchanged (it is not parsed or range-checked, so it may be ``None``); a section 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TypeVar
 
 from pytorch_kaldi_snn.errors import ConfigError
 
@@ -197,3 +197,30 @@ def per_layer(values: Sequence[T], n_layers: int, section: Mapping[str, str], ke
         raise _error(section, key,
                      f"{key} = {shown} has {len(values)} values but there are {n_layers} layers")
     return list(values)
+
+
+class Section(Mapping[str, str]):
+    """Read-only cfg section: a name (for error messages) and string options."""
+
+    def __init__(self, name: str, items: Mapping[str, str],
+                 defaults: Optional[Dict[str, object]] = None) -> None:
+        self.name = name
+        self._items = dict(items)
+        self.defaults = {} if defaults is None else defaults  # shared with resolved.Recorder
+
+    def record_default(self, key: str, value: object) -> None:
+        """Called by the option getters for a missing key (written into resolved.cfg)."""
+        self.defaults.setdefault(key, value)
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def replaced(self, values: Mapping[str, str]) -> "Section":
+        """A copy with some values replaced (used to substitute ``N_out_<lab>``)."""
+        return Section(self.name, {**self._items, **values}, self.defaults)

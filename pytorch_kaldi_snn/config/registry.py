@@ -30,6 +30,11 @@ from pytorch_kaldi_snn.errors import ConfigError
 
 PROTO_DIR = Path(__file__).resolve().parents[1] / "proto"
 HONOURED, OURS, UPSTREAM_ONLY = "honoured", "ours", "upstream only"
+# the values of keys whose code lives above config/: train/precision.py, train/scheduler.py and
+# gmm/labels.py implement each of them
+PRECISIONS = ("float32", "bf16")  # [exp] precision
+SCHEDULES = ("upstream", "fork", "consecutive")  # arch_lr_schedule, the first the default
+LAB_OPTS = {"ali-to-pdf": "pdf", "ali-to-phones --per-frame=true": "phone"}  # lab_opts -> labels
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
-from pytorch_kaldi_snn.config.experiment import read_cfg
+from pytorch_kaldi_snn.config.reading import read_cfg
 from pytorch_kaldi_snn.config.localize import render
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.io.atomic import atomic_write

@@ -12,14 +12,12 @@ and one chunk of a streamed set (:class:`~pytorch_kaldi_snn.data.streamed.Chunk`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Protocol, Sequence
+from typing import Dict, Iterator, List, NamedTuple, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from pytorch_kaldi_snn.data.loading import LoadedSet
 
 IGNORE = -100  # label of padded frames (torch's default ignore_index)
 
@@ -50,6 +48,10 @@ class Frames(Protocol):
     def label_rows(self, name: str, piece: Piece) -> np.ndarray: ...
 
     def holds(self, utt: str) -> bool: ...
+
+
+class IndexedFrames(Index, Frames, Protocol):
+    """A set whose frames are all at hand (:class:`~.loading.LoadedSet`)."""
 
 
 class Source(Index, Protocol):
@@ -135,7 +137,7 @@ def eval_order(data: Index, max_len: int, batch_size: int,
     return [pieces[i:i + batch_size] for i in range(0, len(pieces), batch_size)]
 
 
-def eval_batches(data: "LoadedSet", max_len: int, batch_size: int) -> Iterator[Batch]:
+def eval_batches(data: IndexedFrames, max_len: int, batch_size: int) -> Iterator[Batch]:
     """:func:`eval_order` of a set in memory, padded."""
     for pieces in eval_order(data, max_len, batch_size):
         yield make_batch(data, pieces)

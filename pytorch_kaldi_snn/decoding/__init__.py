@@ -13,7 +13,7 @@ from pytorch_kaldi_snn.decoding.decoder import (
 )
 from pytorch_kaldi_snn.decoding.graph import load_graph
 from pytorch_kaldi_snn.decoding.kaldi_bridge import DecodeRun, decode_and_score, latgen_command
-from pytorch_kaldi_snn.decoding.lattice import (
+from pytorch_kaldi_snn.io.lattice import (
     CompactArc,
     CompactLattice,
     CompactWeight,

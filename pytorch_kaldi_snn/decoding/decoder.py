@@ -14,7 +14,7 @@ What ``latgen-faster-mapped`` does, with pip packages:
   the C++ decoder's speed and gives the same 1-best): kaldi-hmm-gmm does not return
   LatticeFasterDecoder's lattice, so the lattice comes from kaldi-decoder's
   ``LatticeSimpleDecoder`` (same beam and lattice beam, no max/min active: no pip decoder has
-  both) and is pruned and compacted by :mod:`pytorch_kaldi_snn.decoding.lattice` (not
+  both) and is pruned and compacted by :mod:`pytorch_kaldi_snn.io.lattice` (not
   determinized; see there).
 * jobs: :func:`decode_ark` with ``nj > 1`` decodes contiguous parts of the input in worker
   processes, one ``lat.J.gz`` each (:mod:`pytorch_kaldi_snn.decoding.jobs`).
@@ -35,8 +35,8 @@ import numpy as np
 
 from pytorch_kaldi_snn.decoding.graph import load_graph
 from pytorch_kaldi_snn.decoding.jobs import LoglikeSource, clear_lattices, lattice_name, split_loglikes
-from pytorch_kaldi_snn.decoding.latgen_opts import DecodeOptions
-from pytorch_kaldi_snn.decoding.lattice import CompactLattice, RawArc, compact_from_raw, write_lattices
+from pytorch_kaldi_snn.config.latgen_opts import DecodeOptions
+from pytorch_kaldi_snn.io.lattice import CompactLattice, RawArc, compact_from_raw, write_lattices
 from pytorch_kaldi_snn.decoding.transition_model import TransitionModel, read_transition_model
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.io import atomic_outputs, read_matrices, write_int_vectors

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import struct
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.io.fst_header import FST_MAGIC, FstHeader, read_fst_header
 from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
-FST_MAGIC = 2125659606  # OpenFst's kFstMagicNumber
-_HAS_ISYMBOLS, _HAS_OSYMBOLS, _IS_ALIGNED = 0x1, 0x2, 0x4
+_IS_ALIGNED = 0x4
 _ALIGNMENT = 16  # OpenFst's kArchAlignment for aligned const FSTs
 _MUTABLE = 0x2  # OpenFst's kMutable property bit
 _VECTOR_VERSION = 2  # VectorFst's file version
@@ -31,56 +30,6 @@ _CONST_STATE = np.dtype(
     [("final", "<f4"), ("pos", "<u4"), ("narcs", "<u4"), ("niepsilons", "<u4"), ("noepsilons", "<u4")]
 )
 _STD_ARC = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("weight", "<f4"), ("nextstate", "<i4")])
-
-
-@dataclass(frozen=True)
-class FstHeader:
-    """OpenFst's binary ``FstHeader``; ``size`` is its length in bytes."""
-
-    fst_type: str
-    arc_type: str
-    version: int
-    flags: int
-    properties: int
-    start: int
-    num_states: int
-    num_arcs: int
-    size: int
-
-
-class _Cursor:
-    def __init__(self, data: bytes, pos: int, file: str) -> None:
-        self.data, self.pos, self.file = data, pos, file
-
-    def unpack(self, fmt: str) -> tuple:
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.data):
-            raise DataError(f"truncated OpenFst binary at byte {self.pos}", file=self.file)
-        values = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += size
-        return values
-
-    def string(self) -> str:
-        (length,) = self.unpack("<i")
-        if length < 0 or length > 256:
-            raise DataError(f"bad string length {length} in OpenFst header", file=self.file)
-        return self.unpack(f"<{length}s")[0].decode("ascii", "replace")
-
-
-def read_fst_header(data: bytes, file: str, offset: int = 0) -> FstHeader:
-    """Parse an OpenFst binary header starting at ``offset``.
-
-    Symbol tables are refused: Kaldi graphs and lattices never carry them.
-    """
-    cur = _Cursor(data, offset, file)
-    if cur.unpack("<i")[0] != FST_MAGIC:
-        raise DataError("not an OpenFst binary (bad magic number)", file=file)
-    fst_type, arc_type = cur.string(), cur.string()
-    version, flags = cur.unpack("<ii")
-    properties, start, num_states, num_arcs = cur.unpack("<Qqqq")
-    if flags & (_HAS_ISYMBOLS | _HAS_OSYMBOLS):
-        raise DataError("FSTs with embedded symbol tables are not supported", file=file)
-    return FstHeader(fst_type, arc_type, version, flags, properties, start, num_states, num_arcs, cur.pos - offset)
 
 
 def const_arrays(data: bytes, header: FstHeader, file: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """Decode with Kaldi's ``latgen-faster-mapped`` when it is installed, else with the built-in decoder.
 
 The Kaldi path runs what PyTorch-Kaldi's ``decode_dnn.sh`` runs for each job (options from
-:mod:`pytorch_kaldi_snn.decoding.latgen_opts`, which decode_dnn.sh also asks)::
+:mod:`pytorch_kaldi_snn.config.latgen_opts`, which decode_dnn.sh also asks)::
 
     latgen-faster-mapped --min-active=200 --max-active=7000 --max-mem=50000000 --beam=13 --lattice-beam=8 \\
       --acoustic-scale=0.1 --allow-partial=true --word-symbol-table=GRAPH/words.txt \\
@@ -35,7 +35,7 @@ from pytorch_kaldi_snn.decoding.decoder import DecodeOptions, decode_ark, write_
 from pytorch_kaldi_snn.decoding.jobs import (
     clear_lattices, lattice_archives, lattice_name, merge_int_vectors, split_loglikes,
 )
-from pytorch_kaldi_snn.decoding.latgen_opts import latgen_options
+from pytorch_kaldi_snn.config.latgen_opts import latgen_options
 from pytorch_kaldi_snn.errors import ConfigError, DataError, OutputError, UserInputError, kaldi_error_line
 from pytorch_kaldi_snn.io import as_rspecifier, atomic_outputs, read_int_vectors
 from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, score_files
@@ -73,7 +73,7 @@ def latgen_command(
     job: int = 1, save_lattices: bool = True, one_best_dir: Optional[Path] = None,
 ) -> list[str]:
     """The ``latgen-faster-mapped`` argv of job ``job`` (decode_dnn.sh's options, from
-    :func:`~pytorch_kaldi_snn.decoding.latgen_opts.latgen_options`, plus the 1-best outputs).
+    :func:`~pytorch_kaldi_snn.config.latgen_opts.latgen_options`, plus the 1-best outputs).
 
     Lattices go to ``out_dir/lat.<job>.gz``, or to ``/dev/null`` without ``save_lattices``
     (latgen always writes some); the 1-best to ``one_best_dir`` (default ``out_dir``).

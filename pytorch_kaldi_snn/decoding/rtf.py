@@ -23,7 +23,7 @@ import numpy as np
 
 from pytorch_kaldi_snn.decoding.decoder import decode_utterance
 from pytorch_kaldi_snn.decoding.graph import load_graph
-from pytorch_kaldi_snn.decoding.latgen_opts import DecodeOptions
+from pytorch_kaldi_snn.config.latgen_opts import DecodeOptions
 from pytorch_kaldi_snn.decoding.transition_model import TransitionModel, read_transition_model
 
 FRAME_RATE = 100.0  # frames per second (10 ms shift)

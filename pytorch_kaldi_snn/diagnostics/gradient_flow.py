@@ -41,7 +41,8 @@ import torch
 from torch import Tensor, nn
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
-from pytorch_kaldi_snn.config.experiment import architecture_class, saved_architectures
+from pytorch_kaldi_snn.config.experiment import saved_architectures
+from pytorch_kaldi_snn.neural_networks import architecture_class
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.layers import GRULayer, ImprovedV1Layer, ImprovedV2Layer, LIFLayer, LSTMLayer
 from pytorch_kaldi_snn.io.atomic import atomic_write
@@ -122,7 +123,8 @@ def checkpoint_stacks(folder: Path) -> Dict[str, Tuple[nn.Module, int]]:
                              key=lambda k: int(k.split(".")[1]))
         if not arch.seq_model or not projections:
             continue
-        stack = architecture_class(arch)(arch.options, weights[projections[0]].shape[0])
+        stack = architecture_class(arch.arch_class, arch.section)(arch.spec,
+                                                                weights[projections[0]].shape[0])
         stack.load_state_dict(weights)
         stacks[f"{folder}:{name}"] = (stack, weights[projections[0]].shape[0])
     if not stacks:

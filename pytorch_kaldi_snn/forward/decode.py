@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from pytorch_kaldi_snn.config.experiment import DecodingSettings, Experiment, LabelSpec
+from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
 from pytorch_kaldi_snn.decoding.kaldi_bridge import DecodeRun, kaldi_search_path
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, timit_fold_map
 from pytorch_kaldi_snn.scoring.lm_sweep import (
-    ScoringOptions, builtin_hypotheses, kaldi_hypotheses, read_symbols, rescoring_binaries, sweep,
+    builtin_hypotheses, kaldi_hypotheses, read_symbols, rescoring_binaries, sweep,
     write_hypotheses,
 )
 

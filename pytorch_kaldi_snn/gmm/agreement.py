@@ -23,7 +23,7 @@ from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.labels import frame_labels, read_alignments
-from pytorch_kaldi_snn.graph.lang import read_symbol_table
+from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.io.tables import atomic_outputs, read_kaldi_map
 
 

@@ -27,8 +27,8 @@ from pytorch_kaldi_snn.gmm.model_io import load_trans_model, read_am_diag_gmm
 from pytorch_kaldi_snn.gmm.topology import build_hmm_system
 from pytorch_kaldi_snn.gmm.train import Aligner, MonoConfig, MonoModel
 from pytorch_kaldi_snn.gmm.train_mono import gmm_features, phone_transcripts
-from pytorch_kaldi_snn.graph.lang import read_symbol_table
-from pytorch_kaldi_snn.graph.lexicon_fst import SIL_PROB, lexicon_fst
+from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB, lexicon_fst
+from pytorch_kaldi_snn.io.tables import read_symbol_table
 
 log = logging.getLogger("align")
 

@@ -17,11 +17,10 @@ from typing import Mapping
 
 import numpy as np
 
+from pytorch_kaldi_snn.config.registry import LAB_OPTS
 from pytorch_kaldi_snn.decoding.transition_model import TransitionModel, read_transition_model
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.io.tables import atomic_outputs, read_int_vectors, write_int_vectors
-
-LAB_OPTS = {"ali-to-pdf": "pdf", "ali-to-phones --per-frame=true": "phone"}
 
 
 def write_ali_dir(ali_dir: Path, alignments: Mapping[str, np.ndarray], model_dir: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from pytorch_kaldi_snn.kaldi_ports import kaldi_hmm_gmm as khg
+from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
 NUM_STATES = 3  # emitting states per phone (the non-emitting final state is state 3)
 
@@ -78,3 +79,9 @@ def transition_tuples(trans_model: khg.TransitionModel) -> np.ndarray:
     The binding's tuple objects expose their fields only through their pickle state.
     """
     return np.array([t.__getstate__() for t in trans_model.tuples], dtype=np.int64).reshape(-1, 4)
+
+
+def identity_lexicon_fst(phone_ids: Sequence[int], disambig_id: int | None = None) -> kaldifst.StdVectorFst:
+    """L: one final state with a ``p:p`` loop per phone (and ``#0:#0`` for L_disambig)."""
+    labels = list(phone_ids) + ([disambig_id] if disambig_id is not None else [])
+    return kaldifst.compile("".join(f"0 0 {i} {i}\n" for i in labels) + "0\n")

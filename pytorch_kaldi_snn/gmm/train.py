@@ -29,7 +29,7 @@ import numpy as np
 
 from pytorch_kaldi_snn.errors import ConfigError, DataError
 from pytorch_kaldi_snn.gmm.topology import NUM_STATES, HmmSystem, transition_tuples
-from pytorch_kaldi_snn.graph.lang import identity_lexicon_fst
+from pytorch_kaldi_snn.gmm.topology import identity_lexicon_fst
 from pytorch_kaldi_snn.kaldi_ports import kaldi_hmm_gmm as khg
 from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
@@ -196,7 +196,7 @@ class Aligner:
     def __init__(self, hmm: HmmSystem, phone_ids: Sequence[int], config: MonoConfig,
                  lexicon: Optional[kaldifst.StdVectorFst] = None) -> None:
         """Transcripts are phone ids (an identity L), or word ids of ``lexicon`` (an
-        olabel-sorted L.fst, graph/lexicon_fst.py)."""
+        olabel-sorted L.fst, gmm/lexicon_fst.py)."""
         self.config = config
         if lexicon is None:
             lexicon = identity_lexicon_fst(phone_ids)

@@ -29,7 +29,7 @@ from pytorch_kaldi_snn.gmm.labels import write_ali_dir
 from pytorch_kaldi_snn.gmm.model_io import write_model
 from pytorch_kaldi_snn.gmm.topology import build_hmm_system
 from pytorch_kaldi_snn.gmm.train import MonoConfig, train_mono
-from pytorch_kaldi_snn.graph.lang import read_symbol_table
+from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.io.data_dir import DataDir
 from pytorch_kaldi_snn.io.tables import atomic_outputs, read_double_matrices, read_kaldi_map, read_matrices
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pytorch_kaldi_snn.graph.lang import read_symbol_table, write_fst
+from pytorch_kaldi_snn.graph.lang import write_fst
+from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.io.tables import atomic_outputs
 from pytorch_kaldi_snn.kaldi_ports import kaldi_hmm_gmm as khg
 from pytorch_kaldi_snn.kaldi_ports import kaldifst

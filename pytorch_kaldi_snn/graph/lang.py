@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pytorch_kaldi_snn.errors import DataError
-from pytorch_kaldi_snn.gmm.topology import topology_text
+from pytorch_kaldi_snn.gmm.topology import identity_lexicon_fst, topology_text
 from pytorch_kaldi_snn.io.tables import atomic_outputs
 from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
@@ -74,17 +74,6 @@ class PhoneSet:
         return table
 
 
-def read_symbol_table(path: Path) -> dict[str, int]:
-    """A Kaldi ``symbol id`` table (phones.txt, words.txt)."""
-    table = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        fields = line.split()
-        if len(fields) != 2 or not fields[1].isdigit():
-            raise DataError(f"line {number}: expected 'symbol id'", file=str(path))
-        table[fields[0]] = int(fields[1])
-    return table
-
-
 def read_inventory(path: Path) -> list[str]:
     """The corpus's phone list: the first field of each non-empty line of ``phones.txt``."""
     lines = [line.split() for line in Path(path).read_text(encoding="utf-8").splitlines()]
@@ -92,12 +81,6 @@ def read_inventory(path: Path) -> list[str]:
     if not phones:
         raise DataError("no phones", file=str(path))
     return phones
-
-
-def identity_lexicon_fst(phone_ids: Sequence[int], disambig_id: int | None = None) -> kaldifst.StdVectorFst:
-    """L: one final state with a ``p:p`` loop per phone (and ``#0:#0`` for L_disambig)."""
-    labels = list(phone_ids) + ([disambig_id] if disambig_id is not None else [])
-    return kaldifst.compile("".join(f"0 0 {i} {i}\n" for i in labels) + "0\n")
 
 
 def _write_text(path: Path, text: str) -> None:

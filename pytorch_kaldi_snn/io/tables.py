@@ -356,3 +356,14 @@ def write_int_vectors(path_ark: PathLike, items: Iterable[Tuple[str, np.ndarray]
         path_ark, None, text, kio.Int32VectorWriter, items,
         lambda w, key, v: w.write(key, np.asarray(v, np.int64).ravel().tolist()),
     )
+
+
+def read_symbol_table(path: Path) -> dict[str, int]:
+    """A Kaldi ``symbol id`` table (phones.txt, words.txt)."""
+    table = {}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise DataError(f"line {number}: expected 'symbol id'", file=str(path))
+        table[fields[0]] = int(fields[1])
+    return table

@@ -2,8 +2,8 @@
 
 Every option, its default, its range or choices and the checks across options are stated here
 once. The layers (:mod:`pytorch_kaldi_snn.layers.spiking`) build an options object from their
-keyword arguments; the PyTorch-Kaldi classes (:mod:`pytorch_kaldi_snn.neural_networks`) only
-translate cfg strings into it, reading ranges and defaults from :meth:`NeuronOptions.bounds`,
+keyword arguments; the cfg reader (:mod:`pytorch_kaldi_snn.config.architectures`) only
+translates cfg strings into it, reading ranges and defaults from :meth:`NeuronOptions.bounds`,
 :meth:`NeuronOptions.choices` and :meth:`NeuronOptions.default`. A bad value raises
 :class:`OptionError`, which each caller words with its own names for the options.
 

@@ -53,7 +53,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from pytorch_kaldi_snn.decoding.lattice import (
+from pytorch_kaldi_snn.io.lattice import (
     CompactArc, CompactLattice, CompactWeight, best_path, topological_order,
 )
 from pytorch_kaldi_snn.errors import DataError

@@ -8,17 +8,17 @@ False``) see the frames flattened to ``(T*B, F)`` and their output is reshaped b
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Dict, Mapping
+from typing import Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pytorch_kaldi_snn.config.experiment import (
-    N_OUT_PREFIX, Experiment, Operation, architecture_class,
-)
+from pytorch_kaldi_snn.config.architectures import N_OUT_PREFIX
+from pytorch_kaldi_snn.config.experiment import Experiment, Operation
 from pytorch_kaldi_snn.data.batching import IGNORE
 from pytorch_kaldi_snn.errors import ConfigError
+from pytorch_kaldi_snn.neural_networks import architecture_class
 from pytorch_kaldi_snn.train.precision import autocast
 
 
@@ -35,16 +35,14 @@ class AcousticModel(nn.Module):
         dims = dict(feature_dims)
         for op in self.operations:
             a, b = op.args
-            if op.op == "compute":
+            if op.op == "compute" and a not in self.nets:
                 arch = exp.architectures[a]
-                if a not in self.nets:
-                    self.nets[a] = architecture_class(arch)(arch.resolved_options(n_out), dims[b])
-                    self.seq_model[a] = arch.seq_model
-                dims[op.out] = self.nets[a].out_dim
-            elif op.op == "concatenate":
-                dims[op.out] = dims[a] + dims[b]
-            elif op.op in ("sum", "mult_constant") and a in dims:  # not for scalar losses
-                dims[op.out] = dims[a]
+                net = architecture_class(arch.arch_class, arch.section)
+                self.nets[a] = net(arch.spec.sized(n_out), dims[b])
+                self.seq_model[a] = arch.seq_model
+            size = _operation(op).size(self, op, dims)
+            if size is not None:
+                dims[op.out] = size
         self.dims = dims  # value name -> last dimension, for checks against the labels
 
     def _compute(self, arch: str, x: Tensor) -> Tensor:
@@ -56,20 +54,7 @@ class AcousticModel(nn.Module):
 
     def _run_op(self, op: Operation, values: Dict[str, Tensor],
                labels: Mapping[str, Tensor]) -> Tensor:
-        a, b = op.args
-        if op.op == "compute":
-            return self._compute(a, values[b])
-        if op.op == "cost_nll":
-            out = values[a]
-            return F.nll_loss(out.reshape(-1, out.shape[-1]), labels[b].reshape(-1),
-                              ignore_index=IGNORE)
-        if op.op == "cost_err":
-            return frame_error(values[a], labels[b])
-        if op.op == "sum":
-            return values[a] + values[b]
-        if op.op == "mult_constant":
-            return values[a] * float(b)
-        return torch.cat([values[a], values[b]], dim=-1)  # concatenate
+        return _operation(op).run(self, op.args, values, labels)
 
     def forward(self, features: Mapping[str, Tensor],
                 labels: Mapping[str, Tensor]) -> Dict[str, Tensor]:
@@ -95,6 +80,48 @@ class AcousticModel(nn.Module):
                 if op.out == name:
                     return values[name]
         raise KeyError(name)
+
+
+class _Op(NamedTuple):
+    """How an operation of the model language runs, and the last dimension of its value
+    (None for a scalar cost)."""
+
+    run: Callable[[AcousticModel, Tuple[str, str], Dict[str, Tensor], Mapping[str, Tensor]],
+                  Tensor]
+    size: Callable[[AcousticModel, Operation, Mapping[str, int]], Optional[int]]
+
+
+def _nll(out: Tensor, labels: Tensor) -> Tensor:
+    return F.nll_loss(out.reshape(-1, out.shape[-1]), labels.reshape(-1), ignore_index=IGNORE)
+
+
+def _no_size(model: AcousticModel, op: Operation, dims: Mapping[str, int]) -> Optional[int]:
+    return None
+
+
+def _size_of_first(model: AcousticModel, op: Operation, dims: Mapping[str, int]) -> Optional[int]:
+    return dims.get(op.args[0])  # none for a cost scaled or summed
+
+
+# one row per operation of config.experiment.OPERATIONS (tests/test_acoustic_model.py checks)
+OPERATIONS: Dict[str, _Op] = {
+    "compute": _Op(lambda m, args, v, lab: m._compute(args[0], v[args[1]]),
+                   lambda m, op, dims: m.nets[op.args[0]].out_dim),
+    "cost_nll": _Op(lambda m, args, v, lab: _nll(v[args[0]], lab[args[1]]), _no_size),
+    "cost_err": _Op(lambda m, args, v, lab: frame_error(v[args[0]], lab[args[1]]), _no_size),
+    "sum": _Op(lambda m, args, v, lab: v[args[0]] + v[args[1]], _size_of_first),
+    "mult_constant": _Op(lambda m, args, v, lab: v[args[0]] * float(args[1]), _size_of_first),
+    "concatenate": _Op(lambda m, args, v, lab: torch.cat([v[args[0]], v[args[1]]], dim=-1),
+                       lambda m, op, dims: dims[op.args[0]] + dims[op.args[1]]),
+}
+
+
+def _operation(op: Operation) -> _Op:
+    """The row of ``op``; an operation this table lacks is refused by name, never guessed."""
+    if op.op not in OPERATIONS:
+        raise ConfigError(f"unknown operation {op.op!r} (known: {', '.join(OPERATIONS)})",
+                          section="model", key="model")
+    return OPERATIONS[op.op]
 
 
 def frame_error(log_probs: Tensor, labels: Tensor) -> Tensor:

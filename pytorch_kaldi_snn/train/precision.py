@@ -15,8 +15,6 @@ import torch
 
 from pytorch_kaldi_snn.errors import ConfigError
 
-PRECISIONS = ("float32", "bf16")
-
 
 def unsupported(precision: str, device: torch.device) -> str:
     """Why ``precision`` cannot run on ``device`` ("" when it can)."""

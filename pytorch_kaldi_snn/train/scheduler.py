@@ -22,10 +22,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-if TYPE_CHECKING:  # the cfg parser imports SCHEDULES from here
-    from pytorch_kaldi_snn.config.experiment import Architecture
+from pytorch_kaldi_snn.config.registry import SCHEDULES
 
-SCHEDULES = ("upstream", "fork", "consecutive")
+if TYPE_CHECKING:
+    from pytorch_kaldi_snn.config.experiment import Architecture
 
 
 def _relative(reference: float, err: float, base: float) -> float:

@@ -11,7 +11,7 @@
 # log-priors), one row per frame and one column per pdf: what this project's forward step and
 # PyTorch-Kaldi's write. The built-in decoder reads and writes the same files.
 #
-# latgen's options (and their defaults) come from pytorch_kaldi_snn/decoding/latgen_opts.py, the
+# latgen's options (and their defaults) come from pytorch_kaldi_snn/config/latgen_opts.py, the
 # list the runner's Kaldi path passes too; it needs only a python3 (standard library), $PYTHON.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
@@ -26,7 +26,7 @@ common_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Begin configuration section.
 corpus=timit           # timit|librispeech: scoring runs in $KALDI_ROOT/egs/<corpus>/s5
-# latgen options: empty takes the default of DecodeOptions (pytorch_kaldi_snn/decoding/latgen_opts.py)
+# latgen options: empty takes the default of DecodeOptions (pytorch_kaldi_snn/config/latgen_opts.py)
 acwt=                  # acoustic scale (latgen-faster-mapped --acoustic-scale)
 beam=
 lattice_beam=
@@ -57,7 +57,7 @@ Options (default):
   --lattice-beam X       lattice beam
   --max-active N         --min-active N
   --max-mem N            (these six, when not given: DecodeOptions' defaults, which
-                         python3 pytorch_kaldi_snn/decoding/latgen_opts.py --help lists)
+                         python3 pytorch_kaldi_snn/config/latgen_opts.py --help lists)
   --nj N                 latgen jobs at once, 0 = all ($nj)
   --num-threads N        threads per job, > 1 uses latgen-faster-mapped-parallel ($num_threads)
   --scoring-script PATH  ($scoring_script)
@@ -111,7 +111,7 @@ given=()
 give() { [ -z "$2" ] || given+=("$1" "$2"); }
 give --acwt "$acwt"; give --beam "$beam"; give --lattice-beam "$lattice_beam"
 give --max-active "$max_active"; give --min-active "$min_active"; give --max-mem "$max_mem"
-latgen_opts_py=$common_dir/../../pytorch_kaldi_snn/decoding/latgen_opts.py
+latgen_opts_py=$common_dir/../../pytorch_kaldi_snn/config/latgen_opts.py
 if ! opts_text=$("${PYTHON:-python3}" "$latgen_opts_py" ${given[@]+"${given[@]}"} \
                  --word-symbol-table "$graph/words.txt" 2>&1); then
   die "${opts_text##*$'\n'}"

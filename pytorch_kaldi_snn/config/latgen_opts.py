@@ -4,7 +4,7 @@ Both the runner's Kaldi path (:mod:`pytorch_kaldi_snn.decoding.kaldi_bridge`) an
 script ``recipes/common/decode_dnn.sh`` pass latgen the list :func:`latgen_options` builds;
 the script gets it by running this file::
 
-    python3 pytorch_kaldi_snn/decoding/latgen_opts.py --acwt 0.2 --beam 13 \\
+    python3 pytorch_kaldi_snn/config/latgen_opts.py --acwt 0.2 --beam 13 \\
         --word-symbol-table exp/tri3/graph/words.txt
 
 which prints one option per line (options left out take :class:`DecodeOptions`' defaults).

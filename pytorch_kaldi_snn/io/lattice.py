@@ -28,9 +28,9 @@ from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
-from pytorch_kaldi_snn.decoding.graph import FST_MAGIC, read_fst_header
+from pytorch_kaldi_snn.io.fst_header import FST_MAGIC, read_fst_header
 from pytorch_kaldi_snn.errors import DataError
-from pytorch_kaldi_snn.io import atomic_outputs
+from pytorch_kaldi_snn.io.atomic import atomic_outputs
 
 COMPACT_ARC_TYPE = "compactlattice44"
 LATTICE_ARC_TYPE = "lattice4"

@@ -1,0 +1,1 @@
+"""The experiment pipeline: prepare, train, forward, decode, score, report."""
