@@ -1,6 +1,7 @@
 """``results.json`` and ``results.md``: the numbers of Table 1 for one experiment."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -66,6 +67,14 @@ def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: M
         **extra,
         "history": history,
     }
+
+
+def layer_label(name: str) -> str:
+    """A counted layer's module path ``nets.<arch_name>.net.<i>`` as the cfg names it:
+    ``<arch_name> layer <i + 1>`` (``arch_name`` of its ``[architectureN]``); other paths as
+    they are."""
+    match = re.fullmatch(r"nets\.(\w+)\.net\.(\d+)", name)
+    return f"{match.group(1)} layer {int(match.group(2)) + 1}" if match else name
 
 
 def _markdown(results: Dict[str, Any]) -> str:
