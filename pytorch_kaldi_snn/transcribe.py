@@ -4,8 +4,9 @@
     python -m pytorch_kaldi_snn.transcribe exp/synth_snn_v2 --wav-scp wav.scp --utt2spk utt2spk \\
         --ctm out.ctm --lattices lat.1.gz
 
-Prints ``utt phone phone ...`` per utterance (utterance id = the wav's file name without
-extension, or the ``wav.scp`` key). Wav files given on the command line are always files, read
+Prints ``utt phone phone ...`` per utterance, in the order the wavs were given (or of the
+``wav.scp`` lines); the utterance id is the wav's file name without extension, or the
+``wav.scp`` key. Wav files given on the command line are always files, read
 with soundfile and converted to 16-bit PCM (24-bit, float, FLAC); lines of a ``wav.scp`` that end
 in ``|`` are commands run by the shell, as in Kaldi. Everything is the experiment's: features with the training
 set's Kaldi conf (``conf/<kind>.conf`` that make_feats left in its data dir), CMVN per speaker

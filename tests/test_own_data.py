@@ -222,7 +222,7 @@ def test_transcribe_gives_the_runners_decode(work: Path, tmp_path: Path) -> None
     backwards = tmp_path / "wav.scp"  # printed in the wav.scp's order, not Kaldi's sorted one
     backwards.write_text("".join(reversed((recipe / "data/test/wav.scp").read_text().splitlines(True))))
     again = transcribe(exp, wav_scp=backwards, utt2spk=recipe / "data/test/utt2spk")
-    assert list(again) == list(reversed(runner)) and again == hyps
+    assert list(again) == list(reversed(read_kaldi_map(recipe / "data/test/wav.scp"))) and again == hyps
 
 
 def test_transcribe_reads_wav_names_as_files_and_refuses_bad_audio_in_one_line(

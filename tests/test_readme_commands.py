@@ -70,7 +70,7 @@ def test_readme_quick_start_runs_as_written(tmp_path: Path, builtin_env: dict) -
     assert done.stdout.count("features: built-in pipe") == 1
     assert re.search(r"epoch 1/2: .*, about \d+ min of training left\n", done.stdout)
     assert re.search(r"epoch 2/2: .*\| \d+s\n", done.stdout)
-    for pattern in (r"decoding the test set over \S+ \(beam \d+, 1 job; ",
+    for pattern in (r"decoding synth_test over \S+ \(beam \d+, 1 job; ",
                     r"decoding: builtin decoder \(no Kaldi binaries found\), graph \S+ \(\d+ s\)",
                     r"scoring: LM-weight sweep .* on the lattices",
                     r"scoring: best over .*: PER [\d.]+ at LMWT \d+, WIP \S+ \(\d+ s\)"):

@@ -81,7 +81,7 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
     settings = exp.decoding
     fold = timit_fold_map(settings.scoring_fold) if settings.scoring_fold else None
     ref = None if settings.skip_scoring else lab.data_folder / "text"
-    log.info(f"decoding the test set over {lab.graph} (beam {settings.beam:g}, "
+    log.info(f"decoding {exp.data_use.forward_with} over {lab.graph} (beam {settings.beam:g}, "
              f"{settings.nj} job{'s' if settings.nj > 1 else ''}; a minute or more on a CPU)")
     start = time.monotonic()
     run = decode_and_score(ark, lab.graph, lab.folder / "final.mdl", out / DECODE_DIR,
