@@ -11,10 +11,12 @@ from typing import List
 
 import pytest
 
+from experiment_cfgs import synth_cfg
 from pytorch_kaldi_snn.corpus import generate
+from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.io.chatter import relay_command
 from pytorch_kaldi_snn.report import plots
-from pytorch_kaldi_snn.run_exp import open_log
+from pytorch_kaldi_snn.run_exp import open_log, run_experiment
 from pytorch_kaldi_snn.train.loop import time_left
 
 # What recipes/synth/run.sh printed during a real quick start (kaldilm's lines verbatim).
@@ -122,3 +124,18 @@ def test_plots_name_the_experiment_their_values_and_why_dev_beats_train(
     assert ax.get_title() == "synth_snn_v2: zero outputs per layer (test set)"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["snn_layers layer 1", "snn_layers layer 2"]
     assert [t.get_text() for t in ax.texts] == ["70.1%", "65.0%"]
+
+
+def test_a_failing_prepare_command_is_relayed_into_log_log_and_named(tmp_path: Path, capsys) -> None:
+    cfg = synth_cfg(tmp_path, tmp_path / "no_corpus")
+    out = tmp_path / "exp"
+    prepare = "echo '2026-01-01 10:00:00 (run.sh:1) Stage 0: boom'; echo '[I] chatter' >&2; exit 3"
+    with pytest.raises(ConfigError) as err:
+        run_experiment(cfg, [f"exp.prepare={prepare}", f"exp.out_folder={out}"])
+    assert str(err.value) == (f"{cfg}: [exp] prepare: the prepare command failed with exit code 3")
+    console = capsys.readouterr().out
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(run\.sh:1\) Stage 0: boom$", console, re.M)
+    assert not re.search(r"^\S+ \S+ \[I\] chatter$", console, re.M)
+    log = (out / "log.log").read_text()
+    assert " (run.sh:1) Stage 0: boom\n" in log and " kaldi: [I] chatter\n" in log
+    assert log.endswith(f"error: {cfg}: [exp] prepare: the prepare command failed with exit code 3\n")
