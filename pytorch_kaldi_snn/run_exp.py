@@ -80,6 +80,23 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class SaidOnce(logging.Filter):
+    """Drop the repeats of a message that starts with one of ``prefixes``: which path reads
+    the features is the same for the train, dev and test sets, and said once."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes, self.said = prefixes, set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith(self.prefixes):
+            return True
+        new = message not in self.said
+        self.said.add(message)
+        return new
+
+
 def open_log(out: Path) -> logging.Logger:
     """Log to ``out/log.log`` and to stdout, one timestamped line per event."""
     out.mkdir(parents=True, exist_ok=True)
@@ -87,6 +104,8 @@ def open_log(out: Path) -> logging.Logger:
     log.setLevel(logging.INFO)
     log.propagate = False
     log.handlers.clear()
+    log.filters.clear()
+    log.addFilter(SaidOnce("features: "))
     fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
     for handler in (logging.FileHandler(out / "log.log"), logging.StreamHandler(sys.stdout)):
         handler.setFormatter(fmt)
@@ -248,8 +267,9 @@ def run(exp: Experiment, log: logging.Logger, world: World = World()) -> dict:
                "params_weights": forwarded.report.params_weights,
                "energy": energy_estimate(model),  # the test set's counters, as the report
                **{k: v for k, v in scored.items() if k != "per"}})
-    plot_learning_curves(history, out / "learning_curves.png")
-    plot_layer_sparsity(results["zero_outputs_pct_per_layer"], out / "sparsity_per_layer.png")
+    plot_learning_curves(history, out / "learning_curves.png", out.name)
+    plot_layer_sparsity(results["zero_outputs_pct_per_layer"], out / "sparsity_per_layer.png",
+                        out.name)
     write_results(out, results)
     rate = decoded["error_rate"]
     score = "not scored" if rate is None else f"{decoded['metric']} {rate:.2f}%"
@@ -336,7 +356,7 @@ def _start_or_resume(exp: Experiment, cfg: Path, overrides: Sequence[str], world
                  f"with the trained model (the old results move to {SUPERSEDED})")
         # first, so that an interrupted re-decode is redone; kept, so that nothing is lost
         os.replace(out / "results.json", out / SUPERSEDED)
-    prepare_missing_data(exp, log.info)
+    prepare_missing_data(exp, log.info, to_log_file(log))
     check_paths(exp)
     check_same_experiment(exp, out)
     save_resolved(exp, out)

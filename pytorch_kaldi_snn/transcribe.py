@@ -4,8 +4,9 @@
     python -m pytorch_kaldi_snn.transcribe exp/synth_snn_v2 --wav-scp wav.scp --utt2spk utt2spk \\
         --ctm out.ctm --lattices lat.1.gz
 
-Prints ``utt phone phone ...`` per utterance (utterance id = the wav's file name without
-extension, or the ``wav.scp`` key). Wav files given on the command line are always files, read
+Prints ``utt phone phone ...`` per utterance, in the order the wavs were given (or of the
+``wav.scp`` lines); the utterance id is the wav's file name without extension, or the
+``wav.scp`` key. Wav files given on the command line are always files, read
 with soundfile and converted to 16-bit PCM (24-bit, float, FLAC); lines of a ``wav.scp`` that end
 in ``|`` are commands run by the shell, as in Kaldi. Everything is the experiment's: features with the training
 set's Kaldi conf (``conf/<kind>.conf`` that make_feats left in its data dir), CMVN per speaker
@@ -22,7 +23,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile
@@ -71,8 +72,10 @@ def converted_wavs(wavs: Sequence[Path], folder: Path, rate: int) -> Dict[str, s
 
 
 def input_dir(work: Path, wavs: Sequence[Path], wav_scp: Optional[Path], utt2spk: Optional[Path],
-              rate: int) -> Path:
-    """A Kaldi data dir (wav.scp, utt2spk, spk2utt) for the audio to transcribe."""
+              rate: int) -> Tuple[Path, List[str]]:
+    """A Kaldi data dir (wav.scp, utt2spk, spk2utt, sorted as Kaldi needs) for the audio to
+    transcribe, and its utterance ids in the user's order (the wavs as given, or the
+    ``wav.scp``'s lines)."""
     if wav_scp is not None:
         table = read_kaldi_map(wav_scp)
         check_wav_table(table, str(wav_scp), rate)
@@ -93,7 +96,7 @@ def input_dir(work: Path, wavs: Sequence[Path], wav_scp: Optional[Path], utt2spk
     for utt in order:
         spk2utt.setdefault(speakers[utt], []).append(utt)
     write_kaldi_map(data / "spk2utt", {s: " ".join(spk2utt[s]) for s in sorted(spk2utt, key=str.encode)})
-    return data
+    return data, list(table)
 
 
 def feature_conf(trained: TrainedExperiment) -> tuple[str, Path]:
@@ -158,7 +161,9 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
                utt2spk: Optional[Path] = None, ctm: Optional[Path] = None,
                lattices: Optional[Path] = None, onnx: Optional[Path] = None
                ) -> Dict[str, List[str]]:
-    """Phones per utterance; writes ``ctm`` and ``lattices`` when given."""
+    """Phones per utterance, in the order of ``wavs`` or of the ``wav_scp`` lines; writes
+    ``ctm`` and ``lattices`` (in Kaldi's sorted order) when given; with ``onnx``, the
+    posteriors come from that exported model instead of the checkpoint."""
     trained = load_trained(Path(folder), log)
     lab = next(lab for lab in trained.test_set.labels
                if lab.name == trained.exp.forward.normalize_with_counts_from)
@@ -166,7 +171,7 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
     options = FeatureConf.from_file(kind, conf)
     with tempfile.TemporaryDirectory(prefix="transcribe.") as tmp:
         work = Path(tmp)
-        data = input_dir(work, wavs, wav_scp, utt2spk, options.sample_rate)
+        data, order = input_dir(work, wavs, wav_scp, utt2spk, options.sample_rate)
         make_pytorch_kaldi_feats(data, kind, conf, work / "ark")
         # in the forward stage's order (evaluation order), so that the lattices are its own
         scores = posteriors(trained, data, onnx)
@@ -175,7 +180,8 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
         run = decode_and_score(work / "loglikes.ark", lab.graph, lab.folder / "final.mdl", decoded,
                                decode_options(trained.exp.decoding), save_lattices=lattices is not None,
                                nj=min(trained.exp.decoding.nj, len(scores)))
-        hyps = {u: line.split() for u, line in read_kaldi_map(decoded / "hyp.txt", allow_empty=True).items()}
+        decoded_hyps = read_kaldi_map(decoded / "hyp.txt", allow_empty=True)
+        hyps = {utt: decoded_hyps[utt].split() for utt in order if utt in decoded_hyps}
         if ctm is not None:
             shift = float(options.options.get("frame-shift", "10")) / 1000
             text = ctm_text(decoded / "best_ali.txt", lab.folder / "final.mdl", lab.graph / "phones.txt", shift)

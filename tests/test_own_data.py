@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 import soundfile
 
 from experiment_cfgs import ROOT, synth_cfg
+from readme_commands import as_run, readme_commands
 from pytorch_kaldi_snn import evaluate as evaluate_cli
 from pytorch_kaldi_snn import prepare_set as prepare_cli
 from pytorch_kaldi_snn import transcribe as transcribe_cli
@@ -57,7 +57,7 @@ def _builtin_path(builtin_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
 def work(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory, builtin_env: dict) -> Path:
     """A folder laid out as a user's checkout after the demo: recipes/synth (a private copy of
     the tiny recipe run), exp/synth_snn_v2 (a finished experiment) and mydata/ (a Kaldi data
-    dir synthesized from an unseen seed, with its phones.ctm)."""
+    dir synthesized from an unseen seed, with its phones.ctm and its wavs in mydata/wav/)."""
     root = tmp_path_factory.mktemp("own_data")
     recipe = root / "recipes" / "synth"
     shutil.copytree(tiny_corpus, recipe, symlinks=True)
@@ -70,10 +70,10 @@ def work(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory, builtin_en
                  "--size", "tiny", "--seed", str(UNSEEN_SEED)], root, builtin_env)
     assert done.returncode == 0, done.stderr[-2000:]
     mydata = root / "mydata"
-    mydata.mkdir()
+    (mydata / "wav").mkdir(parents=True)
     for name in ("utt2spk", "spk2utt", "phones.ctm"):
         shutil.copyfile(unseen / "test" / name, mydata / name)
-    wavs = {utt: mydata / f"{utt}.wav" for utt in read_kaldi_map(unseen / "test/wav.scp")}
+    wavs = {utt: mydata / "wav" / f"{utt}.wav" for utt in read_kaldi_map(unseen / "test/wav.scp")}
     for utt, wav in wavs.items():
         shutil.copyfile(unseen / "test/wav" / wav.name, wav)
     (mydata / "wav.scp").write_text("".join(f"{u} {w}\n" for u, w in wavs.items()))
@@ -236,6 +236,10 @@ def test_transcribe_gives_the_runners_decode(work: Path, tmp_path: Path) -> None
         from_ctm.setdefault(utt, []).append(phone)
     assert from_ctm == runner
     assert lattices.read_bytes() == (exp / "decode_test/lat.1.gz").read_bytes()
+    backwards = tmp_path / "wav.scp"  # printed in the wav.scp's order, not Kaldi's sorted one
+    backwards.write_text("".join(reversed((recipe / "data/test/wav.scp").read_text().splitlines(True))))
+    again = transcribe(exp, wav_scp=backwards, utt2spk=recipe / "data/test/utt2spk")
+    assert list(again) == list(reversed(read_kaldi_map(recipe / "data/test/wav.scp"))) and again == hyps
 
 
 def test_transcribe_reads_wav_names_as_files_and_refuses_bad_audio_in_one_line(
@@ -253,7 +257,7 @@ def test_transcribe_reads_wav_names_as_files_and_refuses_bad_audio_in_one_line(
     soundfile.write(tmp_path / "deep.wav", samples, rate, subtype="PCM_24")
     assert transcribe_cli.main([exp, *names.values(), "deep.wav"]) == 0
     lines = dict(line.split(" ", 1) for line in capsys.readouterr().out.splitlines())
-    assert sorted(lines) == sorted([*names, "deep"]) and len(set(lines.values())) == 1
+    assert list(lines) == [*names, "deep"] and len(set(lines.values())) == 1  # in the order given
     assert not (tmp_path / "M").exists()
     soundfile.write(tmp_path / "two.wav", np.stack([samples, samples], 1), rate, subtype="PCM_16")
     assert transcribe_cli.main([exp, "two.wav"]) == 2
@@ -282,19 +286,11 @@ def test_a_word_reference_on_a_phone_graph_is_refused(work: Path, tmp_path: Path
                               "the reference must be a phone transcript, not words")
 
 
-def _readme_commands(section: str) -> List[str]:
-    """The shell lines of one README section's code blocks."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    body = re.search(rf"^## {section}\n(.*?)(?=^## )", text, flags=re.S | re.M)
-    assert body is not None, section
-    blocks = re.findall(r"```bash\n(.*?)```", body.group(1), flags=re.S)
-    return [line for block in blocks for line in block.splitlines() if line.strip()]
-
-
 def test_readme_own_data_and_transcribe_sections_run_verbatim(work: Path, tmp_path: Path,
                                                               builtin_env: dict) -> None:
     """Run from a folder laid out as after the demo (recipes/synth, exp/synth_snn_v2) with the
-    user's mydata/ as README starts from: wavs, wav.scp, utt2spk, spk2utt and a word text."""
+    user's mydata/ as README starts from: wavs in mydata/wav/, wav.scp, utt2spk, spk2utt and a
+    word text; each command as tests/readme_commands.py says (the README's, scale appended)."""
     user = tmp_path / "user"
     user.mkdir()
     for name in ("recipes", "exp"):
@@ -303,17 +299,20 @@ def test_readme_own_data_and_transcribe_sections_run_verbatim(work: Path, tmp_pa
     shutil.copyfile(work / "unseen/test/text", user / "mydata/text")
     outputs = {}
     for section in ("Your own data", "Transcribe"):
-        commands = _readme_commands(section)
+        commands = readme_commands(section)
         assert commands, section
         for command in commands:
-            done = _run(["bash", "-c", f"set -eo pipefail; {command}"], user, builtin_env)
+            done = _run(["bash", "-c", f"set -eo pipefail; {as_run(command)}"], user, builtin_env)
             assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
             outputs[command] = done.stdout
-    results = json.loads((work / "exp/synth_snn_v2/results_mydata.json").read_text())
-    assert results["set"] == "mydata" and results["per"] is not None
+    for name in ("mydata", "unseen99"):
+        results = json.loads((work / f"exp/synth_snn_v2/results_{name}.json").read_text())
+        assert results["set"] == name and results["per"] is not None
     assert (work / "recipes/synth/data/mydata/text.words").is_file()  # aligned from its words
     printed = [out for cmd, out in outputs.items() if "transcribe" in cmd]
-    assert printed and all(len(out.splitlines()) == 4 for out in printed)
+    utts = list(read_kaldi_map(user / "mydata/wav.scp"))
+    assert len(printed) == 2 and all([line.split()[0] for line in out.splitlines()] == utts
+                                      for out in printed)
 
 
 def test_readme_energy_and_deploying_sections_run_verbatim(work: Path, builtin_env: dict,
@@ -322,15 +321,15 @@ def test_readme_energy_and_deploying_sections_run_verbatim(work: Path, builtin_e
     does, and NIR's refusal of v2 with the reason."""
     outputs = {}
     for section in ("Energy", "Deploying a trained model"):
-        for command in _readme_commands(section):
-            done = _run(["bash", "-c", f"set -eo pipefail; {command}"], work, builtin_env)
+        for command in readme_commands(section):
+            done = _run(["bash", "-c", f"set -eo pipefail; {as_run(command)}"], work, builtin_env)
             assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
             outputs[command] = done
     energy = next(d.stdout for c, d in outputs.items() if c.endswith("energy exp/synth_snn_v2"))
     assert energy.startswith("### Energy per frame\n") and "| all | lstm |" in energy
     onnx = next(d.stdout for c, d in outputs.items() if "--onnx" in c)
     plain = _run([sys.executable, "-m", "pytorch_kaldi_snn.transcribe", "exp/synth_snn_v2",
-                  *sorted(str(p.relative_to(work)) for p in (work / "mydata").glob("*.wav"))],
+                  *sorted(str(p.relative_to(work)) for p in (work / "mydata/wav").glob("*.wav"))],
                  work, builtin_env)
     # the same utterances decoded; the phones may differ where float32 rounding flips a level
     # of this barely trained model (seen once: 1 utterance of 4), so they are not compared here

@@ -3,22 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from readme_commands import readme_commands
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _shell_lines(markdown: str) -> list[str]:
-    """Lines inside fenced code blocks tagged bash/sh/shell or untagged."""
-    lines, fence = [], None
-    for line in markdown.splitlines():
-        if line.startswith("```"):
-            fence = None if fence is not None else line[3:].strip()
-        elif fence in ("", "bash", "sh", "shell") and line.strip():
-            lines.append(line.strip())
-    return lines
-
-
 def _commands(prefix: str) -> list[str]:
-    lines = _shell_lines((ROOT / "README.md").read_text(encoding="utf-8"))
+    lines = readme_commands()
     return [line for line in lines if line.startswith(prefix)]
 
 

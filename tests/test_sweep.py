@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from experiment_cfgs import ROOT, TINY, synth_cfg
+from readme_commands import as_run, readme_commands
 from pytorch_kaldi_snn.sweep import main
 
 pytestmark = pytest.mark.slow
@@ -70,8 +70,7 @@ def test_a_fault_of_the_cfg_itself_still_names_the_file(
 
 
 def _readme_sweep_command() -> str:
-    commands = re.findall(r"`(python -m pytorch_kaldi_snn\.sweep [^`]+)`",
-                          (ROOT / "README.md").read_text(encoding="utf-8"))
+    commands = [c for c in readme_commands() if c.startswith("python -m pytorch_kaldi_snn.sweep ")]
     assert len(commands) == 1, commands
     return commands[0]
 
@@ -84,8 +83,7 @@ def test_the_readme_sweep_command_runs_as_written(tiny_corpus: Path, tmp_path: P
     (tmp_path / "cfg/synth_snn_v2.cfg").write_text((ROOT / "cfg/synth_snn_v2.cfg").read_text())
     (tmp_path / "recipes").mkdir()
     (tmp_path / "recipes/synth").symlink_to(tiny_corpus)
-    scale = TINY + ["exp.n_epochs_tr=1", "forward.require_decoding=False"]
-    command = _readme_sweep_command() + "".join(f" --set {o}" for o in scale)
+    command = as_run(_readme_sweep_command())  # the README's, with the table's scale appended
     env = {**builtin_env, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=900)

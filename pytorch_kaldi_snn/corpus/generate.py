@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import soundfile
@@ -53,6 +53,10 @@ SIZES: Dict[str, CorpusSize] = {
     "timit": CorpusSize(train=462, dev=50, test=24, utts_per_speaker=8),
 }
 SPLITS: Tuple[Tuple[str, str], ...] = (("train", "tr"), ("dev", "dv"), ("test", "te"))
+# The command-line option behind each CorpusSize field, and the least value it takes: a test
+# set alone (train and dev 0 speakers) is what scoring a finished model on new speakers needs.
+OPTIONS = {"train": ("--train-speakers", 0), "dev": ("--dev-speakers", 0),
+           "test": ("--test-speakers", 1), "utts_per_speaker": ("--utts-per-speaker", 1)}
 KALDI_FILES = (
     "wav.scp", "text", "utt2spk", "spk2utt", "spk2gender", "utt2dur", "utt2num_frames",
     "spk2info", "utt2info", "text.phn", "phones.ctm", "ali.txt",
@@ -190,13 +194,31 @@ def render_speaker(job: SpeakerJob) -> List[UttResult]:
     return [render_utt(job.spec, plan, wav_dir) for plan in job.utts]
 
 
-def render(jobs: Sequence[SpeakerJob], nj: int) -> List[List[UttResult]]:
-    """Render every job, each in its own process forked from this (never-synthesizing) one."""
+def render(jobs: Sequence[SpeakerJob], nj: int,
+           done: Callable[[int], None] = lambda n: None) -> List[List[UttResult]]:
+    """Render every job, each in its own process forked from this (never-synthesizing) one;
+    ``done(n)`` is called after each of the ``n`` first speakers is written."""
     if espeak.has_synthesized():
         raise RuntimeError("generate from a process that has not used eSpeak NG itself")
     context = multiprocessing.get_context("fork")
+    results: List[List[UttResult]] = []
     with context.Pool(nj, maxtasksperchild=1) as pool:
-        return list(pool.imap(render_speaker, jobs, chunksize=1))
+        for result in pool.imap(render_speaker, jobs, chunksize=1):
+            results.append(result)
+            done(len(results))
+    return results
+
+
+def quarter_reporter(name: str, total: int, start: float,
+                     report: Callable[[str], None]) -> Callable[[int], None]:
+    """A ``done`` callback for :func:`render` that reports a set of over 20 speakers at each
+    quarter (the default corpus's train set takes half a minute), a small set not at all."""
+    marks = {total * k // 4 for k in (1, 2, 3)} if total > 20 else set()
+
+    def done(n: int) -> None:
+        if n in marks:
+            report(f"{name}: {n}/{total} speakers rendered ({time.time() - start:.0f} s)")
+    return done
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,36 +258,42 @@ def _set_tables(
             for name, lines in tables.items()}
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def _prepare_out(out: Path, overwrite: bool, names: Sequence[str]) -> None:
     existing = [out / name for name, _ in SPLITS if (out / name).exists()]
     if existing and not overwrite:
         raise ConfigError(f"{existing[0]} exists; remove it or pass --overwrite")
     for path in existing:
         shutil.rmtree(path)
-    for name, _ in SPLITS:
+    for name in names:
         (out / name / "wav").mkdir(parents=True)
 
 
 def generate_corpus(
-    out: str | Path, size: CorpusSize, seed: int = 0, nj: int = 1, overwrite: bool = False
+    out: str | Path, size: CorpusSize, seed: int = 0, nj: int = 1, overwrite: bool = False,
+    report: Callable[[str], None] = lambda line: None,
 ) -> Dict[str, Dict[str, float]]:
-    """Write the corpus under ``out``; return per-set speakers, utterances and hours of audio."""
+    """Write the corpus under ``out``; return per-set speakers, utterances and hours of audio.
+    ``report`` gets a progress line as each set is rendered (with the seconds since the start)."""
+    start = time.time()
     if nj < 1:
         raise ConfigError(f"--nj must be at least 1, got {nj}")
     out = Path(out)
     if any(c.isspace() for c in str(out.resolve())):
         raise ConfigError(f"{out}: whitespace in the output path would break wav.scp")
-    plan = plan_corpus(size, seed, out)
-    _prepare_out(out, overwrite)
+    # a set of 0 speakers (--train-speakers 0) is not written at all
+    plan = {name: jobs for name, jobs in plan_corpus(size, seed, out).items() if jobs}
+    _prepare_out(out, overwrite, list(plan))
     write_lines(out / "phones.txt", (f"{p} {i}" for i, p in enumerate(PHONES)))
     summary: Dict[str, Dict[str, float]] = {}
     for name, jobs in plan.items():
-        results = render(jobs, nj)
+        results = render(jobs, nj, quarter_reporter(name, len(jobs), start, report))
         for file_name, lines in _set_tables(jobs, results).items():
             write_lines(out / name / file_name, lines)
         samples = sum(r.n_samples for rs in results for r in rs)
-        summary[name] = {"speakers": len(jobs), "utterances": sum(len(rs) for rs in results),
-                         "hours": round(samples / RATE / 3600, 4)}
+        stats = summary[name] = {"speakers": len(jobs), "utterances": sum(len(rs) for rs in results),
+                                 "hours": round(samples / RATE / 3600, 4)}
+        report(f"{name}: {stats['speakers']} speakers, {stats['utterances']} utterances, "
+               f"{stats['hours']:.3f} h ({time.time() - start:.0f} s)")
     _write_manifest(out, size, seed, summary)
     return summary
 
@@ -301,7 +329,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--nj", type=int, default=1, help="parallel worker processes")
     for name, _ in SPLITS:
         parser.add_argument(f"--{name}-speakers", type=int,
-                            help=f"override the {name} speaker count")
+                            help=f"override the {name} speaker count"
+                                 + (" (0: no such set)" if OPTIONS[name][1] == 0 else ""))
     parser.add_argument("--utts-per-speaker", type=int, help="override utterances per speaker")
     parser.add_argument("--overwrite", action="store_true", help="replace existing train/dev/test")
     return parser
@@ -313,10 +342,10 @@ def size_from_args(args: argparse.Namespace) -> CorpusSize:
     overrides = {name: getattr(args, f"{name}_speakers") for name, _ in SPLITS}
     overrides["utts_per_speaker"] = args.utts_per_speaker
     size = replace(size, **{k: v for k, v in overrides.items() if v is not None})
-    bad = {k: v for k, v in asdict(size).items() if v < 1}
-    if bad:
-        key, value = next(iter(bad.items()))
-        raise ConfigError(f"--{key.replace('_', '-')} must be at least 1, got {value}")
+    for key, value in asdict(size).items():
+        option, least = OPTIONS[key]
+        if value < least:
+            raise ConfigError(f"{option} must be at least {least}, got {value}")
     return size
 
 
@@ -326,10 +355,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.time()
 
     def generate() -> None:
-        summary = generate_corpus(args.out, size_from_args(args), args.seed, args.nj, args.overwrite)
-        for name, stats in summary.items():
-            print(f"{name}: {stats['speakers']} speakers, {stats['utterances']} utterances, "
-                  f"{stats['hours']:.3f} h")
+        size = size_from_args(args)
+        print(f"rendering {size.train}/{size.dev}/{size.test} train/dev/test speakers x "
+              f"{size.utts_per_speaker} utterances with eSpeak NG ({args.nj} worker"
+              f"{'s' if args.nj > 1 else ''})", flush=True)
+        generate_corpus(args.out, size, args.seed, args.nj, args.overwrite,
+                        report=lambda line: print(line, flush=True))
         print(f"wrote {args.out} in {time.time() - start:.1f} s (eSpeak NG via espeakng-loader)")
     return run_reporting_errors("generate", generate)
 

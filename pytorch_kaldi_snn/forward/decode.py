@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -87,11 +88,15 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
     settings = exp.decoding
     fold = timit_fold_map(settings.scoring_fold) if settings.scoring_fold else None
     ref = None if settings.skip_scoring else lab.data_folder / "text"
+    log.info(f"decoding {exp.data_use.forward_with} over {lab.graph} (beam {settings.beam:g}, "
+             f"{settings.nj} job{'s' if settings.nj > 1 else ''}; a minute or more on a CPU)")
+    start = time.monotonic()
     run = decode_and_score(ark, lab.graph, lab.folder / "final.mdl", out / DECODE_DIR,
                            decode_options(settings), ref_text=ref, mode=settings.scoring_mode,
                            phone_map=fold, save_lattices=settings.save_lattices, nj=settings.nj)
     which = "latgen-faster-mapped" if run.decoder == "kaldi" else "no Kaldi binaries found"
-    log.info(f"decoding: {run.decoder} decoder ({which}), graph {lab.graph}")
+    log.info(f"decoding: {run.decoder} decoder ({which}), graph {lab.graph} "
+             f"({time.monotonic() - start:.0f} s)")
     if run.counts is None:
         log.info("scoring: skipped (skip_scoring = True)")
         return {"metric": None, "error_rate": None, "decoder": run.decoder}
@@ -101,6 +106,8 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
              + one_best.kaldi_report().splitlines()[0].replace("%WER", metric))
     if not run.lattices:
         return _one_best_only(settings, metric, one_best, run, out, log)
+    log.info(f"scoring: LM-weight sweep {settings.scoring.as_opts()} on the lattices")
+    start = time.monotonic()
     rescorer, hyps = _rescorer(list(run.lattices), lab.graph / "words.txt", settings.scoring)
     result = sweep(read_transcripts(ref), hyps, settings.scoring, settings.scoring_mode, fold)
     best = result.best
@@ -108,7 +115,8 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
     atomic_write(run.out_dir / BEST_SCORE,
                  lambda tmp: tmp.write_text(best.counts.kaldi_report(), encoding="utf-8"))
     log.info(f"scoring: best over {settings.scoring.as_opts()} ({rescorer} rescoring): "
-             f"{metric} {best.counts.error_rate:.2f} at LMWT {best.lmwt}, WIP {best.wip:g}")
+             f"{metric} {best.counts.error_rate:.2f} at LMWT {best.lmwt}, WIP {best.wip:g} "
+             f"({time.monotonic() - start:.0f} s)")
     return {"metric": metric, "error_rate": best.counts.error_rate, "decoder": run.decoder,
             "scored_on": f"best of the LM-weight sweep {settings.scoring.as_opts()}",
             "rescoring": rescorer, "decode_mbr": settings.scoring.decode_mbr,

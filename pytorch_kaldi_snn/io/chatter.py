@@ -8,10 +8,12 @@ belong in the log, not on the terminal.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping, Optional
 
 
 def _printable(line: str) -> str:
@@ -35,3 +37,31 @@ def captured_stderr(sink: Callable[[str], None]) -> Iterator[None]:
             for line in capture.read().decode(errors="replace").splitlines():
                 if line.strip():
                     sink(_printable(line))
+
+
+# Informational lines of Kaldi-style C++ code: kaldilm's ``[I] Reading \\data\\ section.`` and
+# the ``file.cc:function:line`` before each of its lines, Kaldi binaries' ``LOG (...)``/``VLOG``.
+_KALDI_INFO = re.compile(r"^(\[I\] |LOG \(|VLOG\[\d+\] \(|\S+\.(cc|h|cpp):.*:\d+$)")
+# A timestamp a recipe's own log line starts with (``date`` in run.sh, Python's logging):
+# the caller's logger puts its own in front.
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(,\d+)? ")
+
+
+def relay_command(command: str, say: Callable[[str], None], chatter: Callable[[str], None],
+                  env: Optional[Mapping[str, str]] = None) -> int:
+    """Run ``command`` (a shell command from a cfg) and pass each line it prints, stdout and
+    stderr together, to ``say`` without its own timestamp, or to ``chatter`` where it is Kaldi's
+    informational output. Returns the exit code."""
+    with subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+                          text=True, errors="replace", bufsize=1) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = _printable(line.rstrip("\n"))
+            if not line.strip():
+                continue
+            if _KALDI_INFO.match(line):
+                chatter(line)
+            else:
+                say(_TIMESTAMP.sub("", line, count=1))
+    return process.returncode

@@ -1,12 +1,12 @@
 """An experiment's input files: prepared by ``[exp] prepare`` when missing, then checked."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
-from typing import Callable, Iterator, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 from pytorch_kaldi_snn.config.experiment import Experiment
 from pytorch_kaldi_snn.errors import ConfigError
+from pytorch_kaldi_snn.io.chatter import relay_command
 from pytorch_kaldi_snn.scoring import timit_fold_map
 
 
@@ -54,13 +54,16 @@ def _input_paths(exp: Experiment) -> Iterator[Tuple[Path, str, str]]:
                 yield Path(lab.count_file), ds.section, "lab_count_file"
 
 
-def prepare_missing_data(exp: Experiment, log: Callable[[str], None]) -> None:
-    """Run ``[exp] prepare`` (the built-in corpus recipe) when some input path is missing."""
+def prepare_missing_data(exp: Experiment, log: Callable[[str], None],
+                         chatter: Optional[Callable[[str], None]] = None) -> None:
+    """Run ``[exp] prepare`` (the built-in corpus recipe) when some input path is missing. Its
+    lines go to ``log`` (with the caller's timestamp in place of the recipe's), Kaldi's
+    informational C++ output to ``chatter`` (default: ``log`` too)."""
     missing = [p for p, _, _ in _input_paths(exp) if not p.exists()]
     if not missing or exp.exp.prepare is None:
         return
-    log(f"{missing[0]} is missing: preparing the data with `{exp.exp.prepare}`")
-    done = subprocess.run(exp.exp.prepare, shell=True)
-    if done.returncode != 0:
-        raise ConfigError(f"the prepare command failed with exit code {done.returncode}",
+    log(f"{missing[0]} is missing: preparing the data with `{exp.exp.prepare}` (a few minutes)")
+    code = relay_command(exp.exp.prepare, log, chatter or log)
+    if code != 0:
+        raise ConfigError(f"the prepare command failed with exit code {code}",
                           file=str(exp.cfg_path), section="exp", key="prepare")

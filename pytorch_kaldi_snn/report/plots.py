@@ -18,10 +18,15 @@ def _save(fig: "plt.Figure", path: Path) -> None:
     plt.close(fig)
 
 
-def plot_learning_curves(history: List[Dict[str, float]], path: Path) -> None:
-    """Loss and frame accuracy of train and dev per epoch."""
+# Why the dev curve can lie above the train curve, under the accuracy plot.
+TRAIN_VS_DEV = ("train: mean over the epoch's batches, with dropout on; dev: the model at the end "
+                "of the epoch, without dropout (so dev can be above train)")
+
+
+def plot_learning_curves(history: List[Dict[str, float]], path: Path, name: str) -> None:
+    """Loss and frame accuracy of train and dev per epoch, titled with the experiment ``name``."""
     epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
     ax_loss.plot(epochs, [r["dev_loss"] for r in history], "s-", label="dev")
     ax_loss.set(xlabel="epoch", ylabel="loss (nll)")
@@ -31,16 +36,19 @@ def plot_learning_curves(history: List[Dict[str, float]], path: Path) -> None:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
+    fig.suptitle(f"{name}: learning curves")
+    fig.text(0.5, 0.01, TRAIN_VS_DEV, ha="center", va="bottom", fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     _save(fig, path)
 
 
-def plot_layer_sparsity(per_layer: Dict[str, float], path: Path) -> None:
-    """Percentage of zero outputs of each counted layer on the test set."""
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(per_layer)), 3.5))
-    ax.bar(range(len(per_layer)), list(per_layer.values()))
-    ax.set_xticks(range(len(per_layer)), [layer_label(n) for n in per_layer], rotation=30,
-                  ha="right")
-    ax.set(ylabel="zero outputs (%)", ylim=(0, 100), title="output sparsity per layer (test)")
+def plot_layer_sparsity(per_layer: Dict[str, float], path: Path, name: str) -> None:
+    """Percentage of zero outputs of each counted layer on the test set, each bar labelled with
+    its value, titled with the experiment ``name``."""
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.4 * len(per_layer)), 3.5))
+    bars = ax.bar(range(len(per_layer)), list(per_layer.values()))
+    ax.bar_label(bars, fmt="%.1f%%")
+    ax.set_xticks(range(len(per_layer)), [layer_label(n) for n in per_layer])
+    ax.set(ylabel="zero outputs (%)", ylim=(0, 105), title=f"{name}: zero outputs per layer (test set)")
     fig.tight_layout()
     _save(fig, path)

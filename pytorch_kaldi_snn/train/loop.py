@@ -90,6 +90,16 @@ def evaluate(model: AcousticModel, data: Source, exp: Experiment, device: torch.
     return EvalResult(loss / frames, err / frames, model_report(model))
 
 
+def time_left(history: List[Dict[str, float]], n_epochs: int) -> str:
+    """``, about N min of training left`` from the mean epoch time so far ('' after the last)."""
+    left = n_epochs - len(history)
+    timed = [row["seconds"] for row in history if "seconds" in row]
+    if left <= 0 or not timed:
+        return ""
+    seconds = left * sum(timed) / len(timed)
+    return f", about {max(1, round(seconds / 60))} min of training left"
+
+
 class Trainer:
     """Owns the model, its optimisers and schedulers for one experiment."""
 
@@ -298,5 +308,6 @@ class Trainer:
                      f"train loss {row['train_loss']:.3f} "
                      f"acc {100 * (1 - row['train_err']):.2f}% | "
                      f"dev loss {row['dev_loss']:.3f} acc {100 * (1 - row['dev_err']):.2f}% "
-                     f"zeros {row['dev_zero_pct']:.1f}% | {row['seconds']:.0f}s{skipped}")
+                     f"zeros {row['dev_zero_pct']:.1f}% | {row['seconds']:.0f}s{skipped}"
+                     f"{time_left(self.history, self.exp.exp.n_epochs_tr)}")
         return self.history
