@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from torch import nn
 
 from pytorch_kaldi_snn.layers.cost import counted_layers, layer_mults
+from pytorch_kaldi_snn.report.names import layer_label
 
 DENSE_GATES = {"lstm": 4, "gru": 3}
 SPIKING_GATES = {"snn_traditional": 1, "snn_v1": 2, "snn_v2": 2}
@@ -186,7 +187,7 @@ def render(section: Dict[str, Any], title: str = "Energy per frame") -> str:
 
     add("all", section["total"])
     for layer in section["per_layer"]:
-        add(layer["layer"], layer["rows"])
+        add(layer_label(layer["layer"]), layer["rows"])
     this, lstm, gru = section["total"]
     lines += ["", f"This model / LSTM: {this['fp32_pj'] / lstm['fp32_pj']:.3f} (fp32), "
               f"{this['int8_pj'] / lstm['int8_pj']:.3f} (int8); / GRU: "

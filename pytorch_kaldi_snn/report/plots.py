@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only: no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
-from pytorch_kaldi_snn.report.results import layer_label  # noqa: E402
+from pytorch_kaldi_snn.report.names import layer_label  # noqa: E402
 
 
 def _save(fig: "plt.Figure", path: Path) -> None:

@@ -1,10 +1,10 @@
 """``results.json`` and ``results.md``: the numbers of Table 1 for one experiment."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from pytorch_kaldi_snn.report.names import layer_label
 from pytorch_kaldi_snn.layers.cost import ModelReport
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.report.energy_model import render as render_energy
@@ -68,14 +68,6 @@ def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: M
         **extra,
         "history": history,
     }
-
-
-def layer_label(name: str) -> str:
-    """A counted layer's module path ``nets.<arch_name>.net.<i>`` as the cfg names it:
-    ``<arch_name> layer <i + 1>`` (``arch_name`` of its ``[architectureN]``); other paths as
-    they are."""
-    match = re.fullmatch(r"nets\.(\w+)\.net\.(\d+)", name)
-    return f"{match.group(1)} layer {int(match.group(2)) + 1}" if match else name
 
 
 WALL_NOTE = ("wall s: this run from reading the data to scoring, plus the training time of the "
