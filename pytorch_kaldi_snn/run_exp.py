@@ -54,10 +54,10 @@ from pytorch_kaldi_snn.kernels.fused import triton_check
 from pytorch_kaldi_snn.layers.spiking import SpikingLayer
 from pytorch_kaldi_snn.threads import apply_threads
 from pytorch_kaldi_snn.report import (
-    NOT_DECODED, plot_layer_sparsity, plot_learning_curves, results_dict, scored_fields,
-    write_results,
+    plot_layer_sparsity, plot_learning_curves, results_dict, write_results,
 )
 from pytorch_kaldi_snn.report.energy_model import from_model as energy_estimate
+from pytorch_kaldi_snn.scoring.decoded import NOT_DECODED, DecodeResult
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel, check_readout_sizes
 from pytorch_kaldi_snn.train.checkpoint import load_json, save_json
 from pytorch_kaldi_snn.train.distributed import World, follower_log, start_world
@@ -189,18 +189,18 @@ def main_arch(exp: Experiment) -> str:
     return exp.architectures[first.args[0]].arch_class
 
 
-def decode_stage(exp: Experiment, forwarded: ForwardResult, log: logging.Logger) -> dict:
+def decode_stage(exp: Experiment, forwarded: ForwardResult, log: logging.Logger) -> DecodeResult:
     """Decode and score; ``decode.json`` keeps the result for reruns of the same resolved cfg
     (a changed ``[decoding]`` or ``[forward]`` key re-decodes)."""
     out = exp.exp.out_folder
-    decoded = load_json(out / DECODE_JSON)
-    if decoded is not None and same_results(decoded.get("cfg"), exp.cfg_text):
-        return decoded
+    saved = load_json(out / DECODE_JSON)
+    if saved is not None and same_results(saved.get("cfg"), exp.cfg_text):
+        return DecodeResult.from_json(saved)
     if not exp.forward.require_decoding:
         log.info("decoding: skipped (require_decoding = False)")
-        return dict(NOT_DECODED)
-    decoded = {**decode_test(exp, forwarded.ark, out, log), "cfg": exp.cfg_text}
-    save_json(out / DECODE_JSON, decoded)
+        return NOT_DECODED
+    decoded = decode_test(exp, forwarded.ark, out, log)
+    save_json(out / DECODE_JSON, {**decoded.to_json(), "cfg": exp.cfg_text})
     return decoded
 
 
@@ -239,20 +239,19 @@ def run(exp: Experiment, log: logging.Logger, world: World = World()) -> dict:
              f"{100 * (1 - forwarded.frame_err):.2f}%, zero outputs "
              f"{forwarded.report.zero_output_pct:.2f}%)")
     decoded = decode_stage(exp, forwarded, log)
-    scored = scored_fields(decoded)
     results = results_dict(
-        arch=main_arch(exp), per=scored["per"], frame_err=forwarded.frame_err,
-        report=forwarded.report, decoder=decoded["decoder"], history=history,
+        arch=main_arch(exp), frame_err=forwarded.frame_err, report=forwarded.report,
+        decoded=decoded, history=history,
         wall_s=trainer.wall_s_before + time.monotonic() - start,
         extra={"cfg": str(exp.cfg_path), "test_loss": forwarded.loss,
                "params_weights": forwarded.report.params_weights,
                "energy": energy_estimate(model),  # the test set's counters, as the report
-               **{k: v for k, v in scored.items() if k != "per"}})
+               **decoded.results_fields()})
     plot_learning_curves(history, out / "learning_curves.png")
     plot_layer_sparsity(results["zero_outputs_pct_per_layer"], out / "sparsity_per_layer.png")
     write_results(out, results)
-    rate = decoded["error_rate"]
-    score = "not scored" if rate is None else f"{decoded['metric']} {rate:.2f}%"
+    rate = decoded.error_rate
+    score = "not scored" if rate is None else f"{decoded.metric} {rate:.2f}%"
     log.info(f"done: {score} ({results['decoder']} decoder), frame accuracy "
              f"{results['frame_acc']:.2f}%, zero outputs {results['zero_outputs_pct']:.2f}% "
              f"-> {out / 'results.json'}")
