@@ -22,7 +22,7 @@ Chunks are PyTorch-Kaldi's ``[datasetN] n_chunks``; the plans are pure functions
   as :func:`~pytorch_kaldi_snn.data.batching.eval_order` (whole utterances, longest first,
   within the chunk). With one chunk this is the batching of the whole set.
 
-Iterating (:func:`plan_batches`, :func:`epoch_batches`, :func:`eval_stream`): a
+Iterating (:func:`plan_batches`, :func:`plan_pieces`): a
 ``torch.utils.data.DataLoader`` reads the chunks, in plan order; with ``workers = 0``
 (``[exp] data_workers``, the default) in the calling process, with ``workers = w > 0`` in
 ``w`` background processes, each reading one chunk ahead, so the next chunk's pipe runs while
@@ -363,16 +363,3 @@ def plan_batches(source: Source, plans: Sequence[ChunkPlan], workers: int = 0,
         batch = make_batch(chunk, pieces)
         del chunk  # not held while the next chunk is read
         yield batch
-
-
-def epoch_batches(source: Source, epoch: int, *, seed: int, max_len: int, batch_size: int,
-                  workers: int = 0, start_batch: int = 0) -> Iterator[Batch]:
-    """Training batches of ``epoch`` (:func:`train_plan`), from ``start_batch`` on."""
-    plans = train_plan(source, epoch, seed, max_len, batch_size)
-    return plan_batches(source, plans, workers, start_batch)
-
-
-def eval_stream(source: Source, max_len: int, batch_size: int,
-                workers: int = 0) -> Iterator[Batch]:
-    """Evaluation batches (:func:`eval_plan`)."""
-    return plan_batches(source, eval_plan(source, max_len, batch_size), workers)
