@@ -26,7 +26,8 @@ from pytorch_kaldi_snn.forward.decode import decode_test
 from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
 from pytorch_kaldi_snn.report.results import test_metrics
 from pytorch_kaldi_snn.scoring.decoded import NOT_DECODED
-from pytorch_kaldi_snn.run_exp import errors_logged, main_arch, open_log
+from pytorch_kaldi_snn.pipeline.logs import errors_logged, open_log
+from pytorch_kaldi_snn.pipeline.stages import main_arch
 from pytorch_kaldi_snn.train.checkpoint import save_json
 from pytorch_kaldi_snn.trained import check_finished, dataset_at, load_trained
 

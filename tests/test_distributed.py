@@ -38,7 +38,7 @@ from pytorch_kaldi_snn.data.loading import LoadedSet
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.neurons.ema import MembraneMaxTracker
 from pytorch_kaldi_snn.neurons.symmetric import SymmetricQuantiser
-from pytorch_kaldi_snn.run_exp import make_trainer
+from pytorch_kaldi_snn.pipeline.stages import make_trainer
 from pytorch_kaldi_snn.train.distributed import World, rank_share, start_world
 from pytorch_kaldi_snn.train.loop import CHECKPOINT
 from pytorch_kaldi_snn.train.sync_batchnorm import SyncedBatchNorm1d

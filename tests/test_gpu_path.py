@@ -24,7 +24,7 @@ from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.kernels import backend, fused, native
 from pytorch_kaldi_snn.layers import recurrence
 from pytorch_kaldi_snn.layers.spiking import ImprovedV2Layer
-from pytorch_kaldi_snn.run_exp import run_experiment
+from pytorch_kaldi_snn.pipeline.runner import run_experiment
 from pytorch_kaldi_snn.train import precision
 from skips import module
 
