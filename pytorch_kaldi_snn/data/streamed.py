@@ -48,7 +48,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
-    Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union,
+    Callable, ContextManager, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple,
+    Union,
 )
 
 import numpy as np
@@ -218,8 +219,11 @@ class DataSource:
 
 
 def open_source(spec: DatasetSpec, feature_names: List[str], label_names: List[str], log: Log,
-                chatter: Optional[Callable[[str], None]] = None) -> DataSource:
-    """Index ``spec``: scp lines and labels read, features left for the chunks."""
+                chatter: Optional[Callable[[str], None]] = None,
+                num_frames: Optional[Mapping[str, int]] = None) -> DataSource:
+    """Index ``spec``: scp lines and labels read, features left for the chunks. A set read
+    without labels (``transcribe``'s) gives its frames per utterance in ``num_frames`` (its
+    ``utt2num_frames``); the chunks check them against the features."""
     streams = {f.name: f for f in spec.features if f.name in feature_names}
     scp_lines = {}
     for name, stream in streams.items():
@@ -229,13 +233,15 @@ def open_source(spec: DatasetSpec, feature_names: List[str], label_names: List[s
     labels = {lab.name: load_labels(lab, log, np.int32) for lab in spec.labels
               if lab.name in label_names}
     tables = {**{f"fea {k}": v for k, v in scp_lines.items()},
-              **{f"lab {k}": v for k, v in labels.items()}}
+              **{f"lab {k}": v for k, v in labels.items()},
+              **({} if labels or num_frames is None else {"utt2num_frames": num_frames})}
     utts = common_utts(spec.name, tables, log)
     check_lengths(spec.name, utts, {f"lab {k}": v for k, v in labels.items()})
     if spec.n_chunks > len(utts):
         raise DataError(f"dataset {spec.name}: n_chunks = {spec.n_chunks} is more than its "
                         f"{len(utts)} utterances", file=str(next(iter(streams.values())).scp))
-    frames = {u: len(next(iter(labels.values()))[u]) for u in utts}
+    frames = ({u: len(next(iter(labels.values()))[u]) for u in utts} if labels else
+              {u: int(num_frames[u]) for u in utts})
     log.info(f"{spec.name}: {len(utts)} utterances, {sum(frames.values())} frames, "
              f"read in {spec.n_chunks} chunk{'s' if spec.n_chunks > 1 else ''}")
     keep = set(utts)
