@@ -20,8 +20,8 @@ import torch
 from experiment_cfgs import TINY, synth_cfg
 from pytorch_kaldi_snn.config.experiment import DatasetSpec, load_experiment
 from pytorch_kaldi_snn.config.resolved import training_differences
-from pytorch_kaldi_snn.data.batching import Batch, cut, eval_batches, make_batch, train_order
-from pytorch_kaldi_snn.data.loading import LoadedSet, load_dataset
+from in_memory import LoadedSet, eval_batches, load_dataset, train_order
+from pytorch_kaldi_snn.data.batching import Batch, cut, make_batch
 from pytorch_kaldi_snn.data.streamed import (
     DataSource, WORKER_NICENESS, eval_plan, open_source, plan_batches,
     share_plans, train_plan,

@@ -13,7 +13,7 @@ Chunks are PyTorch-Kaldi's ``[datasetN] n_chunks``; the plans are pure functions
 ``(seed, epoch, chunk)``, so a resumed run reads exactly the batches of an uninterrupted one:
 
 * training (:func:`train_plan`): with one chunk, the pieces of the whole set shuffled with
-  ``(seed, epoch)``, which is :func:`~pytorch_kaldi_snn.data.batching.train_order`. With
+  ``(seed, epoch)``. With
   ``n`` chunks, the sorted utterance list is permuted with ``(seed, epoch)`` and split into
   ``n`` parts of near-equal counts (``numpy.array_split``); chunk ``c`` holds one part, and
   its pieces are shuffled with ``(seed, epoch, c)`` and batched; a chunk's last batch may be
