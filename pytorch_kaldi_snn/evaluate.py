@@ -27,7 +27,7 @@ from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
 from pytorch_kaldi_snn.report.results import test_metrics
 from pytorch_kaldi_snn.scoring.decoded import NOT_DECODED
 from pytorch_kaldi_snn.pipeline.logs import errors_logged, open_log
-from pytorch_kaldi_snn.pipeline.stages import main_arch
+from pytorch_kaldi_snn.pipeline.stages import labels_read, main_arch
 from pytorch_kaldi_snn.train.checkpoint import save_json
 from pytorch_kaldi_snn.trained import check_finished, dataset_at, load_trained
 
@@ -61,8 +61,7 @@ def _evaluate_locked(folder: Path, data_dir: Path, ali_dir: Path, name: str,
     trained = load_trained(folder, log)
     spec = dataset_at(trained, data_dir, ali_dir, name)
     exp = trained.with_test_set(spec)
-    labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
-    data = open_source(spec, exp.features_used(), labels, log)
+    data = open_source(spec, exp.features_used(), labels_read(exp), log)
     forwarded = forward_test(exp, trained.model, data, trained.offsets, trained.device, out)
     decoded = (NOT_DECODED if not exp.forward.require_decoding
                else decode_test(exp, forwarded.ark, out, log))

@@ -55,13 +55,18 @@ def announce_kernels(model: torch.nn.Module, device: torch.device) -> None:
         backend.announce(device, fused[0].alpha.dtype, triton_check)
 
 
+def labels_read(exp: Experiment) -> List[str]:
+    """The label sets a run reads: the model's, and the one the forward stage's priors count."""
+    return sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
+
+
 def load_sets(exp: Experiment, log: logging.Logger,
               with_test: bool = True) -> List[DataSource]:
     """Train, dev and (unless ``with_test`` is False) test sets with the features and labels the
     model reads, streamed (labels read now, features chunk by chunk as they are used; Kaldi's
     chatter goes to the log)."""
     features = exp.features_used()
-    labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
+    labels = labels_read(exp)
     use = exp.data_use
     names = (use.train_with, use.valid_with) + ((use.forward_with,) if with_test else ())
     chatter = to_log_file(log)
