@@ -11,7 +11,7 @@ in a temporary dir, then measures on one core:
 * ``load_vector_s``: :func:`load_graph` of the vector HCLG the builder writes;
 * with OpenFst's ``fstconvert`` on PATH (Kaldi's tools/openfst/bin), the same graph as the
   *const* FST ``mkgraph.sh`` writes: ``load_const_s`` (:func:`load_graph`, numpy + kaldifst's
-  C++ reader) against ``load_const_per_arc_s`` (the former per-arc reader), and their ratio
+  C++ reader) against ``load_const_per_arc_s`` (the former per-arc reader, kept in this file), and their ratio
   ``const_load_speedup`` (same process, same file);
 * ``rtf_1best`` / ``rtf_1best_random``: :func:`pytorch_kaldi_snn.decoding.rtf.measure_rtf`
   with ``save_lattices`` False on plausible / pure-noise log-likelihoods (goal <= 0.1 at 100
@@ -34,10 +34,12 @@ from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytorch_kaldi_snn.decoding.graph import load_const_per_arc, load_graph  # noqa: E402
+from pytorch_kaldi_snn.decoding.graph import const_arrays, load_graph  # noqa: E402
 from pytorch_kaldi_snn.decoding.kaldi_bridge import kaldi_search_path  # noqa: E402
 from pytorch_kaldi_snn.decoding.rtf import measure_rtf  # noqa: E402
 from pytorch_kaldi_snn.graph.synthetic import synthetic_word_graph  # noqa: E402
+from pytorch_kaldi_snn.io.fst_header import read_fst_header  # noqa: E402
+from pytorch_kaldi_snn.kaldi_ports import kaldifst  # noqa: E402
 
 
 def _timed(load, path: Path) -> float:
@@ -58,6 +60,27 @@ def _const_copy(vector: Path, work: Path) -> Optional[Path]:
     const = work / "HCLG.const.fst"
     subprocess.run([fstconvert, "--fst_type=const", str(vector), str(const)], check=True)
     return const
+
+
+def load_const_per_arc(path: Path | str) -> "kaldifst.StdVectorFst":
+    """The package's former const reader: one kaldifst call per state and per arc, kept here
+    as the baseline that ``const_load_speedup`` measures :func:`load_graph` against."""
+    path = Path(path)
+    data = path.read_bytes()
+    header = read_fst_header(data, str(path))
+    states, arcs = const_arrays(data, header, str(path))
+    fst = kaldifst.StdVectorFst()
+    fst.reserve_states(header.num_states)
+    for _ in range(header.num_states):
+        fst.add_state()
+    if header.start >= 0:
+        fst.start = header.start
+    for state, (final, pos, narcs, _, _) in enumerate(states.tolist()):
+        if final != float("inf"):
+            fst.set_final(state, final)
+        for ilabel, olabel, weight, nextstate in arcs[pos : pos + narcs].tolist():
+            fst.add_arc(state, kaldifst.StdArc(ilabel, olabel, weight, nextstate))
+    return fst
 
 
 def bench(words: int, sentences: int, utterances: int, frames: int, lattice_frames: int) -> Dict[str, Any]:

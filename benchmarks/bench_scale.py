@@ -232,7 +232,7 @@ def train_slice(corpus: Corpus, args: argparse.Namespace, log: logging.Logger,
                 multi: bool = False) -> Dict:
     """One warm-up step, then ``--batches`` timed steps of the runner's Trainer."""
     from pytorch_kaldi_snn.data.streamed import plan_pieces, train_plan
-    from pytorch_kaldi_snn.run_exp import make_trainer
+    from pytorch_kaldi_snn.pipeline.stages import make_trainer
     from pytorch_kaldi_snn.train.distributed import start_world
     import torch
 

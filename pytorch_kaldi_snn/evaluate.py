@@ -24,8 +24,10 @@ from pytorch_kaldi_snn.errors import DataError, UserInputError
 from pytorch_kaldi_snn.forward import forward_test
 from pytorch_kaldi_snn.forward.decode import decode_test
 from pytorch_kaldi_snn.io.lock import FolderInUse, folder_lock
-from pytorch_kaldi_snn.report.results import NOT_DECODED, scored_fields, test_metrics
-from pytorch_kaldi_snn.run_exp import errors_logged, main_arch, open_log
+from pytorch_kaldi_snn.report.results import test_metrics
+from pytorch_kaldi_snn.scoring.decoded import NOT_DECODED
+from pytorch_kaldi_snn.pipeline.logs import errors_logged, open_log
+from pytorch_kaldi_snn.pipeline.stages import labels_read, main_arch
 from pytorch_kaldi_snn.train.checkpoint import save_json
 from pytorch_kaldi_snn.trained import check_finished, dataset_at, load_trained
 
@@ -59,25 +61,23 @@ def _evaluate_locked(folder: Path, data_dir: Path, ali_dir: Path, name: str,
     trained = load_trained(folder, log)
     spec = dataset_at(trained, data_dir, ali_dir, name)
     exp = trained.with_test_set(spec)
-    labels = sorted(set(exp.labels_used()) | {exp.forward.normalize_with_counts_from})
-    data = open_source(spec, exp.features_used(), labels, log)
+    data = open_source(spec, exp.features_used(), labels_read(exp), log)
     forwarded = forward_test(exp, trained.model, data, trained.offsets, trained.device, out)
-    decoded = (dict(NOT_DECODED) if not exp.forward.require_decoding
+    decoded = (NOT_DECODED if not exp.forward.require_decoding
                else decode_test(exp, forwarded.ark, out, log))
-    scored = scored_fields(decoded)
     results = {
         "set": name,
-        **test_metrics(arch=main_arch(exp), per=scored["per"], frame_err=forwarded.frame_err,
-                       report=forwarded.report, decoder=decoded["decoder"]),
+        **test_metrics(arch=main_arch(exp), frame_err=forwarded.frame_err,
+                       report=forwarded.report, decoded=decoded),
         "utterances": len(data.utts),
         "data": str(data_dir),
         "alignments": str(ali_dir),
         "test_loss": forwarded.loss,
-        **{k: v for k, v in scored.items() if k != "per"},
+        **decoded.results_fields(),
     }
     save_json(results_path(folder, name), results)
-    rate = decoded["error_rate"]
-    score = "not decoded" if rate is None else f"{decoded['metric']} {rate:.2f}%"
+    rate = decoded.error_rate
+    score = "not decoded" if rate is None else f"{decoded.metric} {rate:.2f}%"
     log.info(f"{name}: {score}, frame accuracy {results['frame_acc']:.2f}% "
              f"-> {results_path(folder, name)}")
     return results

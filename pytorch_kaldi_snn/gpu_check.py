@@ -152,7 +152,7 @@ def synth_cfg_text(corpus: Path, name: str = "synth_snn_v2") -> str:
 
 def tiny_run(device: torch.device, corpus: Optional[Path], work: Path) -> Dict[str, object]:
     """One epoch of the synth v2 cfg, tiny network, on ``device``."""
-    from pytorch_kaldi_snn.run_exp import run_experiment
+    from pytorch_kaldi_snn.pipeline.runner import run_experiment
 
     if corpus is None:
         corpus = work / "synth_tiny"

@@ -56,7 +56,7 @@ from pytorch_kaldi_snn.io.ownership import take  # noqa: E402
 from pytorch_kaldi_snn.layers.cost import layer_mults  # noqa: E402
 from pytorch_kaldi_snn.report.paper_ops import KINDS, PAPER_TIMIT  # noqa: E402
 from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402
-from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
+from pytorch_kaldi_snn.pipeline.runner import run_experiment  # noqa: E402
 from pytorch_kaldi_snn.threads import available_cpus, user_threads  # noqa: E402
 from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
 

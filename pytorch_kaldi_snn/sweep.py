@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors  # noqa: E402
 from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
-from pytorch_kaldi_snn.run_exp import run_experiment  # noqa: E402
+from pytorch_kaldi_snn.pipeline.runner import run_experiment  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
 from pytorch_kaldi_snn.io.ownership import take  # noqa: E402
 from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402

@@ -23,7 +23,8 @@ from pytorch_kaldi_snn.data.loading import label_sizes
 from pytorch_kaldi_snn.data.streamed import open_source
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.forward.posteriors import prior_offsets
-from pytorch_kaldi_snn.run_exp import RESOLVED_CFG, pick_device
+from pytorch_kaldi_snn.pipeline.runner import RESOLVED_CFG
+from pytorch_kaldi_snn.pipeline.stages import pick_device
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel
 from pytorch_kaldi_snn.train.checkpoint import load_torch
 from pytorch_kaldi_snn.train.loop import CHECKPOINT

@@ -31,8 +31,7 @@ import torch
 from torch import Tensor
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
-from pytorch_kaldi_snn.data.batching import eval_batches
-from pytorch_kaldi_snn.data.loading import load_dataset
+from pytorch_kaldi_snn.data.streamed import eval_plan, open_source, plan_batches
 from pytorch_kaldi_snn.decoding import decode_and_score, read_transition_model
 from pytorch_kaldi_snn.decoding.jobs import concatenate_archives
 from pytorch_kaldi_snn.errors import DataError
@@ -114,15 +113,18 @@ def posteriors(trained: TrainedExperiment, data_dir: Path,
     ``onnx``, the exported model (export/onnx.py) streams each utterance instead."""
     exp = trained.exp
     test = trained.test_set
-    spec = dataclasses.replace(test, name="transcribe", labels=(),
+    # one chunk: the whole input batched as the forward stage batches a set read in one chunk
+    spec = dataclasses.replace(test, name="transcribe", labels=(), n_chunks=1,
                                features=tuple(moved_feature(f, data_dir) for f in test.features))
-    data = load_dataset(spec, exp.features_used(), [], log)
+    frames = {u: int(n) for u, n in read_kaldi_map(data_dir / "utt2num_frames").items()}
+    data = open_source(spec, exp.features_used(), [], log, num_frames=frames)
+    batches = plan_batches(data, eval_plan(data, sys.maxsize, exp.batches.batch_size_valid))
     offset = torch.as_tensor(trained.offsets, device=trained.device)
     scores: Dict[str, np.ndarray] = {}
     output = (onnx_output(trained, onnx) if onnx is not None else
               lambda features: trained.model.output(features, exp.forward.forward_out))
     with torch.no_grad():
-        for batch in eval_batches(data, sys.maxsize, exp.batches.batch_size_valid):
+        for batch in batches:
             batch = batch.to(trained.device)
             scores.update(batch_scores(batch, output(batch.features), offset))
     return scores

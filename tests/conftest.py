@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Dict
 
 import pytest
 
 from skips import NO_C_COMPILER, missing as _missing
+from synth_recipe import tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 # The development tree keeps an upstream snapshot beside the checkout; elsewhere set the variable.
@@ -88,12 +88,9 @@ def upstream_checkout(upstream_dir: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``recipes/synth/run.sh --size tiny`` into a session temp dir (data/, exp/ as Kaldi's)."""
-    corpus = tmp_path_factory.mktemp("synth_tiny")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([str(ROOT / "recipes/synth/run.sh"), "--size", "tiny", "--seed", "1",
-                    "--dir", str(corpus)], check=True, cwd=ROOT, env=env)
-    return corpus
+    """``recipes/synth/run.sh --size tiny`` into a session temp dir (data/, exp/ as Kaldi's): the
+    same folder the gmm, graph and recipe tests read (tests/synth_recipe.py), built once."""
+    return tiny_recipe(tmp_path_factory)
 
 
 @pytest.fixture(params=["native", "torch"])

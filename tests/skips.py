@@ -2,7 +2,9 @@
 (CI provides every tool, so a skip there would hide a broken build)."""
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
 
 import pytest
 
@@ -14,3 +16,13 @@ def missing(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI must provide this: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def module(name: str) -> ModuleType:
+    """``pytest.importorskip`` under the one rule: the module, or a skip here and a failure in CI
+    (which installs every extra)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing(f"needs the Python module {name} (pip install -e '.[gpu]' or '.[export]')")
+        raise  # not reached: missing() skips or fails

@@ -1,6 +1,6 @@
-"""Runs recipes/synth/run.sh on E1's tiny corpus once per test session (shared by the
-gmm, graph and recipe tests): every test module asks for the same folder under pytest's
-session base temp, and the recipe's .done markers make later calls no-ops."""
+"""Runs recipes/synth/run.sh on the tiny corpus once per test session: the one tiny corpus of a
+test run (conftest's ``tiny_corpus``, and the gmm, graph and recipe tests), in the same folder
+under pytest's session base temp; the recipe's .done markers make later calls no-ops."""
 from __future__ import annotations
 
 import os
@@ -11,13 +11,14 @@ import pytest
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "synth"
 SETS = ("train", "dev", "test")
+SEED = "1"  # the tiny corpus every test reads
 
 
 def run_recipe(out: Path, *args: str) -> subprocess.CompletedProcess:
     """Run run.sh with ``--dir out`` and ``args``; one thread, output captured."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        ["bash", str(RECIPE / "run.sh"), "--dir", str(out), "--size", "tiny", "--seed", "0", *args],
+        ["bash", str(RECIPE / "run.sh"), "--dir", str(out), "--size", "tiny", "--seed", SEED, *args],
         capture_output=True, text=True, env=env, timeout=600,
     )
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from experiment_cfgs import TINY, synth_cfg
-from pytorch_kaldi_snn.data.batching import IGNORE, cut, make_batch, train_order
-from pytorch_kaldi_snn.data.loading import LoadedSet
+from in_memory import LoadedSet, train_order
+from pytorch_kaldi_snn.data.batching import IGNORE, cut, make_batch
 from pytorch_kaldi_snn.io import read_matrices, write_mat_ark
 from pytorch_kaldi_snn.run_exp import main
 

@@ -34,11 +34,11 @@ import torch.multiprocessing as mp
 from experiment_cfgs import ROOT, TINY, fake_corpus, synth_cfg
 from pytorch_kaldi_snn.config.experiment import Experiment, load_experiment
 from pytorch_kaldi_snn.data.batching import Piece, make_batch
-from pytorch_kaldi_snn.data.loading import LoadedSet
+from in_memory import LoadedSet
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.neurons.ema import MembraneMaxTracker
 from pytorch_kaldi_snn.neurons.symmetric import SymmetricQuantiser
-from pytorch_kaldi_snn.run_exp import make_trainer
+from pytorch_kaldi_snn.pipeline.stages import make_trainer
 from pytorch_kaldi_snn.train.distributed import World, rank_share, start_world
 from pytorch_kaldi_snn.train.loop import CHECKPOINT
 from pytorch_kaldi_snn.train.sync_batchnorm import SyncedBatchNorm1d

@@ -24,6 +24,8 @@ import torch
 from experiment_cfgs import ROOT, TINY, synth_cfg
 from fault_cases import CFG_CASES, DATA_CASES, broken_utt
 from pytorch_kaldi_snn import run_exp
+from pytorch_kaldi_snn.config.experiment import load_experiment
+from pytorch_kaldi_snn.data.loading import label_sizes
 from pytorch_kaldi_snn.io.lock import folder_lock
 from pytorch_kaldi_snn.io.ownership import take
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel
@@ -90,7 +92,7 @@ def test_readout_size_that_does_not_match_its_labels(tiny_corpus: Path, tmp_path
                                                      capsys) -> None:
     cfg = synth_cfg(tmp_path, tiny_corpus)
     out = tmp_path / "out"
-    classes = run_exp.label_sizes(run_exp.load_experiment(cfg).train_set)["lab_cd"]
+    classes = label_sizes(load_experiment(cfg).train_set)["lab_cd"]
     rc, err = _main(cfg, out, ["architecture2.dnn_lay=40"], capsys)
     _one_line_error(rc, err, f"{cfg}: [architecture2] out_cd has 40 values but label set lab_cd "
                              f"has {classes} classes (size the readout with N_out_lab_cd)")
@@ -102,7 +104,7 @@ def test_checkpoint_of_another_architecture_is_refused_by_name(tiny_corpus: Path
     cfg = synth_cfg(tmp_path, tiny_corpus)
     out = tmp_path / "out"
     take(out, "a test")
-    other = run_exp.load_experiment(cfg, [f"{o}" for o in QUICK] + ["architecture1.snn_lay=550,550"])
+    other = load_experiment(cfg, [f"{o}" for o in QUICK] + ["architecture1.snn_lay=550,550"])
     torch.save({"cfg_text": other.cfg_text, "model": {}}, out / CHECKPOINT)
     rc, err = _main(cfg, out, [], capsys)
     _one_line_error(rc, err, f"{cfg}: [exp] out_folder: {out / CHECKPOINT} was trained with "

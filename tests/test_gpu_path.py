@@ -24,8 +24,9 @@ from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.kernels import backend, fused, native
 from pytorch_kaldi_snn.layers import recurrence
 from pytorch_kaldi_snn.layers.spiking import ImprovedV2Layer
-from pytorch_kaldi_snn.run_exp import run_experiment
+from pytorch_kaldi_snn.pipeline.runner import run_experiment
 from pytorch_kaldi_snn.train import precision
+from skips import module
 
 HERE = Path(__file__).resolve().parent
 KERNELS_SRC = HERE.parent / "pytorch_kaldi_snn" / "kernels" / "triton_kernels.py"
@@ -37,7 +38,7 @@ FAILED = (f"kernels: {FALLBACK} (cpu, float32; auto: Triton's first launch faile
 @pytest.fixture()
 def failing_triton(monkeypatch: pytest.MonkeyPatch) -> None:
     """``auto`` tries Triton on CPU tensors, whose real launch fails without a GPU driver."""
-    pytest.importorskip("triton")
+    module("triton")
     monkeypatch.delenv(backend.KERNEL_ENV, raising=False)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setattr(backend, "AUTO_TRITON_DEVICES", ("cuda", "cpu"))

@@ -23,9 +23,9 @@ LAYERS = (
     "neurons", "kernels", "layers", "config", "neural_networks",
     "scoring", "corpus", "words", "features", "decoding", "gmm", "graph",
     "data", "train", "diagnostics", "report", "forward",
-    "pipeline", "run_exp", "trained", "export", "evaluate", "transcribe", "prepare_set", "study",
-    "sweep",
+    "pipeline", "trained", "export", "evaluate", "transcribe", "prepare_set", "study", "sweep",
     "gpu_check", "recipes_layout",
+    "run_exp",  # last: a command line only, which nothing imports (the pipeline is pipeline/)
 )
 LOADERS = {"import_module", "__import__"}
 

@@ -19,7 +19,7 @@ from pytorch_kaldi_snn.neurons import surrogate, variants
 from pytorch_kaldi_snn.neurons.dynamics import SpikingState
 from pytorch_kaldi_snn.neurons.options import NeuronOptions, OptionError
 from pytorch_kaldi_snn.neurons.variants import NotImplementedByBackend
-from skips import NO_C_COMPILER, missing
+from skips import NO_C_COMPILER, missing, module
 
 CONTRIBUTING = Path(__file__).resolve().parents[1] / "docs" / "CONTRIBUTING.md"
 
@@ -139,7 +139,7 @@ def test_native_kernels_refuse_a_surrogate_they_lack_by_name(toy_surrogate, monk
 
 def test_triton_kernels_refuse_a_neuron_and_a_surrogate_they_lack_by_name(
         toy, toy_surrogate, monkeypatch):
-    pytest.importorskip("triton")
+    module("triton")
     monkeypatch.setenv("PYTORCH_KALDI_SNN_KERNEL", "triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")  # lets the back end pick Triton on CPU
     with pytest.raises(NotImplementedByBackend,

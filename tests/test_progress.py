@@ -16,7 +16,8 @@ from pytorch_kaldi_snn.corpus import generate
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.io.chatter import relay_command
 from pytorch_kaldi_snn.report import plots
-from pytorch_kaldi_snn.run_exp import open_log, run_experiment
+from pytorch_kaldi_snn.pipeline.logs import open_log
+from pytorch_kaldi_snn.pipeline.runner import run_experiment
 from pytorch_kaldi_snn.train.loop import time_left
 
 # What recipes/synth/run.sh printed during a real quick start (kaldilm's lines verbatim).

@@ -11,7 +11,7 @@ import pytest
 from experiment_cfgs import ROOT, TINY, synth_cfg
 from pytorch_kaldi_snn.io import read_matrices
 from pytorch_kaldi_snn.report import RESULT_KEYS
-from pytorch_kaldi_snn.run_exp import run_experiment
+from pytorch_kaldi_snn.pipeline.runner import run_experiment
 
 pytestmark = pytest.mark.slow
 

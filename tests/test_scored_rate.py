@@ -3,19 +3,58 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytorch_kaldi_snn.report.results import _markdown, scored_fields, scored_rate
+from pytorch_kaldi_snn.report.results import _markdown, scored_rate
+from pytorch_kaldi_snn.scoring.decoded import DecodeResult, Score, is_phone_graph
 from pytorch_kaldi_snn.study import Point, summarise, table1_markdown
 from pytorch_kaldi_snn.sweep import accuracy_lines, plot_accuracy, sweep_row
 
 
 def _results(metric: str, rate: float, frame_acc: float = 50.0) -> dict:
     """A results.json as run_exp writes it after decoding over a ``metric`` graph."""
-    decoded = {"metric": metric, "error_rate": rate, "decoder": "builtin"}
+    decoded = DecodeResult("builtin", _score(metric, rate))
     return {"arch": "ImprovedSNNv2", "frame_acc": frame_acc, "zero_outputs_pct": 70.0,
             "zero_outputs_pct_per_layer": {"nets.snn_layers.net.0": 70.0,
                                                               "nets.snn_layers.net.1": 60.0}, "mults_per_frame": 1e5,
             "mults_vs_lstm": 0.2, "mults_vs_gru": 0.25, "params": 1000, "decoder": "builtin",
-            "epochs": 1, "wall_s": 1.0, **scored_fields(decoded)}
+            "epochs": 1, "wall_s": 1.0, "per": decoded.per, **decoded.results_fields()}
+
+
+def _score(metric: str, rate: float, **changed) -> Score:
+    """A 1-best-only score (no sweep) of ``rate`` on a ``metric`` graph."""
+    fields = dict(metric=metric, error_rate=rate, ins=1, dels=2, subs=3, ref_tokens=40,
+                  scored_on="1-best at acwt 0.2 (save_lattices = False: no LM-weight sweep)",
+                  rescoring=None, decode_mbr=None, best_lmwt=None, best_wip=None, sweep=[],
+                  one_best_acwt=0.2, one_best_error_rate=rate, hyp="d/hyp.txt",
+                  decode_dir="exp/decode_test")
+    return Score(**{**fields, **changed})
+
+
+def test_decode_json_keeps_its_keys_in_order_and_reads_back():
+    """decode.json and results.json's ``decoding`` are what users read: the typed result writes
+    the keys (and order) the dicts had, and a written file reads back to the same result."""
+    one_best = DecodeResult("builtin", _score("PER", 15.0))
+    assert list(one_best.to_json()) == [
+        "metric", "error_rate", "decoder", "scored_on", "rescoring", "best_lmwt", "best_wip", "ins",
+        "del", "sub", "ref_tokens", "sweep", "one_best_acwt", "one_best_error_rate", "hyp",
+        "decode_dir"]
+    swept = DecodeResult("kaldi", _score("WER", 12.5, rescoring="kaldi", decode_mbr=False,
+                                         best_lmwt=7, best_wip=0.5, sweep=[{"lmwt": 7}]))
+    assert list(swept.to_json())[4:7] == ["rescoring", "decode_mbr", "best_lmwt"]
+    assert DecodeResult("none").to_json() == {"metric": None, "error_rate": None, "decoder": "none"}
+    for result in (one_best, swept, DecodeResult("none"), DecodeResult("builtin")):
+        assert DecodeResult.from_json({**result.to_json(), "cfg": "[exp]"}) == result
+    assert (one_best.per, swept.per, swept.results_fields()["wer"]) == (15.0, None, 12.5)
+    assert swept.results_fields()["decoding"]["del"] == 2
+
+
+def test_one_function_says_whether_a_graph_is_of_phones(tmp_path: Path):
+    (tmp_path / "phones.txt").write_text("<eps> 0\nsil_B 1\naa 2\n#0 3\n")
+    (tmp_path / "words.txt").write_text("<eps> 0\nsil 1\naa 2\n#0 3\n")
+    assert is_phone_graph(tmp_path)
+    (tmp_path / "words.txt").write_text("<eps> 0\nsil 1\ncat 2\n#0 3\n")
+    assert not is_phone_graph(tmp_path)
+    (tmp_path / "phones.txt").unlink()
+    assert not is_phone_graph(tmp_path)
 
 
 def test_scored_rate_names_the_metric():

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
-from typing import Iterable, List, Tuple
+from typing import Iterable, Iterator, List, Tuple
 
 import numpy as np
 import pytest
@@ -20,10 +20,10 @@ import torch
 from experiment_cfgs import TINY, synth_cfg
 from pytorch_kaldi_snn.config.experiment import DatasetSpec, load_experiment
 from pytorch_kaldi_snn.config.resolved import training_differences
-from pytorch_kaldi_snn.data.batching import Batch, cut, eval_batches, make_batch, train_order
-from pytorch_kaldi_snn.data.loading import LoadedSet, load_dataset
+from in_memory import LoadedSet, eval_batches, load_dataset, train_order
+from pytorch_kaldi_snn.data.batching import Batch, cut, make_batch
 from pytorch_kaldi_snn.data.streamed import (
-    DataSource, WORKER_NICENESS, epoch_batches, eval_plan, eval_stream, open_source, plan_batches,
+    DataSource, WORKER_NICENESS, eval_plan, open_source, plan_batches,
     share_plans, train_plan,
 )
 from pytorch_kaldi_snn.errors import ConfigError, DataError
@@ -68,6 +68,19 @@ def _same(a: Iterable[Batch], b: Iterable[Batch]) -> int:
         assert all(torch.equal(x.features[k], y.features[k]) for k in x.features)
         assert all(torch.equal(x.labels[k], y.labels[k]) for k in x.labels)
     return len(a)
+
+
+def epoch_batches(source: DataSource, epoch: int, *, seed: int, max_len: int, batch_size: int,
+                  workers: int = 0, start_batch: int = 0) -> Iterator[Batch]:
+    """Training batches of ``epoch`` (train_plan), from ``start_batch`` on, as the trainer reads them."""
+    plans = train_plan(source, epoch, seed, max_len, batch_size)
+    return plan_batches(source, plans, workers, start_batch)
+
+
+def eval_stream(source: DataSource, max_len: int, batch_size: int,
+                workers: int = 0) -> Iterator[Batch]:
+    """Evaluation batches (eval_plan), as validation and the forward stage read them."""
+    return plan_batches(source, eval_plan(source, max_len, batch_size), workers)
 
 
 def _train(source: DataSource, epoch: int, **kw) -> Iterable[Batch]:

@@ -9,7 +9,7 @@ import pytest
 from pytorch_kaldi_snn.decoding import (
     DecodeOptions, decode_ark, decode_utterance, latgen_command, load_graph, read_transition_model,
 )
-from pytorch_kaldi_snn.decoding.graph import load_const_per_arc, read_fst_header
+from pytorch_kaldi_snn.decoding.graph import read_fst_header
 from pytorch_kaldi_snn.decoding.rtf import measure_rtf, plausible_loglikes, spoken_loglikes
 from pytorch_kaldi_snn.graph.synthetic import random_lexicon, synthetic_word_graph
 from pytorch_kaldi_snn.io import write_mat_ark
@@ -65,13 +65,14 @@ def test_measure_rtf_reports_what_it_timed(word_graph):
         measure_rtf(word_graph.graph_dir, word_graph.model, kind="flat")
 
 
-def test_fast_reader_equals_per_arc_reader_on_a_word_graph(word_graph, kaldi_env, tmp_path):
-    """The word HCLG as mkgraph.sh writes it (OpenFst's fstconvert --fst_type=const)."""
+def test_const_reader_equals_openfst_on_a_word_graph(word_graph, kaldi_env, tmp_path):
+    """The word HCLG as mkgraph.sh writes it (OpenFst's fstconvert --fst_type=const) reads as
+    OpenFst's own reader reads the vector graph it was converted from."""
     const = tmp_path / "HCLG.const.fst"
     subprocess.run(["fstconvert", "--fst_type=const", str(word_graph.graph_dir / "HCLG.fst"), str(const)],
                    check=True, env=kaldi_env)
     assert read_fst_header(const.read_bytes(), str(const)).fst_type == "const"
-    new, old = load_graph(const), load_const_per_arc(const)
+    new, old = load_graph(const), kaldifst.StdVectorFst.read(str(word_graph.graph_dir / "HCLG.fst"))
     assert (new.num_states, new.start) == (old.num_states, old.start) == (word_graph.num_states, 0)
     for s in range(new.num_states):
         assert new.final(s).value == old.final(s).value

@@ -28,6 +28,7 @@ from pytorch_kaldi_snn.io import atomic, mat_ark_writer, read_matrices, write_in
 from pytorch_kaldi_snn.io.lock import folder_lock
 from pytorch_kaldi_snn.io.ownership import MARKER
 from pytorch_kaldi_snn.train.loop import CHECKPOINT
+from skips import missing
 
 GOLDEN = Path(__file__).parent / "data" / "kaldi_golden_decode"
 GRAPH, MODEL = GOLDEN / "graph", GOLDEN / "model" / "final.mdl"
@@ -39,7 +40,7 @@ FULL = "cannot write: No space left on device; nothing was replaced (free space 
 def full_disk(monkeypatch) -> Set[str]:
     """The names (``forward_test.ark``) whose atomic writes meet a full disk; add to the set."""
     if not os.path.exists("/dev/full"):
-        pytest.skip("needs /dev/full (Linux)")
+        missing("needs /dev/full (Linux)")
     names: Set[str] = set()
     real = tempfile.mkstemp
 

@@ -1,11 +1,9 @@
 """Experiment data: features and frame labels of a cfg dataset, sequences and padded batches."""
-from pytorch_kaldi_snn.data.batching import Batch, Piece, eval_batches, make_batch, train_order
-from pytorch_kaldi_snn.data.loading import LoadedSet, label_sizes, load_dataset
+from pytorch_kaldi_snn.data.batching import Batch, Piece, make_batch
+from pytorch_kaldi_snn.data.loading import label_sizes
 from pytorch_kaldi_snn.data.streamed import (
-    ChunkPlan, DataSource, epoch_batches, eval_plan, eval_stream, open_source, plan_batches,
-    train_plan,
+    ChunkPlan, DataSource, eval_plan, open_source, plan_batches, train_plan,
 )
 
-__all__ = ["Batch", "ChunkPlan", "DataSource", "LoadedSet", "Piece", "epoch_batches",
-           "eval_batches", "eval_plan", "eval_stream", "label_sizes", "load_dataset",
-           "make_batch", "open_source", "plan_batches", "train_order", "train_plan"]
+__all__ = ["Batch", "ChunkPlan", "DataSource", "Piece", "eval_plan", "label_sizes",
+           "make_batch", "open_source", "plan_batches", "train_plan"]

@@ -6,13 +6,13 @@ so a resumed run sees exactly the batches an uninterrupted run sees. Evaluation 
 utterances (split only beyond ``max_seq_length_valid``), sorted by length to limit padding.
 
 The functions here plan and pad; they read frames through the small :class:`Frames` protocol,
-so the same code batches a set held in memory (:class:`~pytorch_kaldi_snn.data.loading.LoadedSet`)
-and one chunk of a streamed set (:class:`~pytorch_kaldi_snn.data.streamed.Chunk`).
+so the same code batches one chunk of a streamed set (:class:`~pytorch_kaldi_snn.data.streamed.Chunk`)
+and a set the tests hold in memory.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, NamedTuple, Optional, Protocol, Sequence
+from typing import Dict, List, NamedTuple, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -50,13 +50,9 @@ class Frames(Protocol):
     def holds(self, utt: str) -> bool: ...
 
 
-class IndexedFrames(Index, Frames, Protocol):
-    """A set whose frames are all at hand (:class:`~.loading.LoadedSet`)."""
-
-
 class Source(Index, Protocol):
-    """A dataset read chunk by chunk: a streamed :class:`~.streamed.DataSource`, or a
-    :class:`~.loading.LoadedSet` in memory (one chunk, itself)."""
+    """A dataset read chunk by chunk: a streamed :class:`~.streamed.DataSource` (or a set in
+    memory, one chunk, itself)."""
 
     @property
     def n_chunks(self) -> int: ...
@@ -124,20 +120,8 @@ def shuffled(pieces: List[Piece], batch_size: int, key: Sequence[int]) -> List[L
     return [mixed[i:i + batch_size] for i in range(0, len(mixed), batch_size)]
 
 
-def train_order(data: Index, max_len: int, batch_size: int, seed: int,
-                epoch: int) -> List[List[Piece]]:
-    """The epoch's batches of pieces of the whole set, shuffled with ``(seed, epoch)``."""
-    return shuffled(cut(data, max_len), batch_size, (seed, epoch))
-
-
 def eval_order(data: Index, max_len: int, batch_size: int,
                utts: Optional[Sequence[str]] = None) -> List[List[Piece]]:
     """Deterministic batches of whole utterances (pieces of ``max_len``), longest first."""
     pieces = sorted(cut(data, max_len, utts), key=lambda p: (p.start - p.end, p.utt, p.start))
     return [pieces[i:i + batch_size] for i in range(0, len(pieces), batch_size)]
-
-
-def eval_batches(data: IndexedFrames, max_len: int, batch_size: int) -> Iterator[Batch]:
-    """:func:`eval_order` of a set in memory, padded."""
-    for pieces in eval_order(data, max_len, batch_size):
-        yield make_batch(data, pieces)

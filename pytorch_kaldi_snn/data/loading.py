@@ -1,9 +1,9 @@
 """Load one cfg dataset into memory: feature streams (after ``fea_opts`` and the context window)
 and frame labels (``lab_opts`` applied to the alignments in ``lab_folder``).
 
-Training and evaluation stream their sets (:mod:`pytorch_kaldi_snn.data.streamed`, which reuses
-the label reading and checks here); loading a whole set is for small inputs (``transcribe``)
-and is the reference the streamed batches are tested against.
+Every set is streamed (:mod:`pytorch_kaldi_snn.data.streamed`, which reads its labels and checks
+its utterances here); the tests load a whole set into memory as the reference the streamed
+batches are checked against (tests/in_memory.py).
 
 Labels come from Kaldi's ``ali-to-pdf`` / ``ali-to-phones --per-frame=true`` when those binaries
 are on PATH (as PyTorch-Kaldi runs them), else from the native readers; the log says which.
@@ -14,64 +14,17 @@ import logging
 import shlex
 import shutil
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
-from pytorch_kaldi_snn.config.experiment import DatasetSpec, FeatureSpec, LabelSpec
-from pytorch_kaldi_snn.data.batching import Piece
+from pytorch_kaldi_snn.config.experiment import DatasetSpec, LabelSpec
 from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
 from pytorch_kaldi_snn.errors import DataError
-from pytorch_kaldi_snn.features.pipes import read_features
-from pytorch_kaldi_snn.features.transforms import splice_feats
 from pytorch_kaldi_snn.gmm.labels import read_lab_folder
 from pytorch_kaldi_snn.io import read_int_vectors
 
 Log = logging.Logger
-
-
-@dataclass(frozen=True)
-class LoadedSet:
-    """A dataset in memory; every stream and label set has the same frames per utterance."""
-
-    name: str
-    utts: List[str]  # sorted utterance ids present in every stream and label set
-    features: Mapping[str, Mapping[str, np.ndarray]]  # fea_name -> utt -> (T, F) float32
-    labels: Mapping[str, Mapping[str, np.ndarray]]  # lab_name -> utt -> (T,) int64
-
-    def num_frames(self, utt: str) -> int:
-        return len(next(iter(self.features.values()))[utt])
-
-    def feature_dims(self) -> Dict[str, int]:
-        return {name: next(iter(m.values())).shape[1] for name, m in self.features.items()}
-
-    def label_names(self) -> List[str]:
-        return list(self.labels)
-
-    def feature_rows(self, name: str, piece: Piece) -> np.ndarray:
-        return self.features[name][piece.utt][piece.start:piece.end]
-
-    def label_rows(self, name: str, piece: Piece) -> np.ndarray:
-        return self.labels[name][piece.utt][piece.start:piece.end]
-
-    def holds(self, utt: str) -> bool:
-        return utt in next(iter(self.features.values()))
-
-    # As a source of chunks (data/streamed.py): one chunk, the set itself.
-    n_chunks = 1
-
-    def read_chunk(self, utts: Sequence[str]) -> "LoadedSet":
-        return self
-
-
-def _load_features(spec: FeatureSpec, log: Log) -> Dict[str, np.ndarray]:
-    feats = dict(read_features(str(spec.scp), spec.opts, log))
-    if not feats:
-        raise DataError("holds no utterances", file=str(spec.scp))
-    if spec.cw_left or spec.cw_right:
-        feats = {u: splice_feats(m, spec.cw_left, spec.cw_right) for u, m in feats.items()}
-    return {u: np.asarray(m, dtype=np.float32) for u, m in feats.items()}
 
 
 def load_labels(spec: LabelSpec, log: Log, dtype: type = np.int64) -> Dict[str, np.ndarray]:
@@ -148,17 +101,3 @@ def check_lengths(name: str, utts: List[str],
         if len(set(lengths.values())) > 1:
             shown = ", ".join(f"{k} {n}" for k, n in lengths.items())
             raise DataError(f"dataset {name}: frame counts differ ({shown})", utt=utt)
-
-
-def load_dataset(spec: DatasetSpec, feature_names: List[str], label_names: List[str],
-                 log: Log) -> LoadedSet:
-    """Features named ``feature_names`` and labels named ``label_names`` of one dataset."""
-    features = {f.name: _load_features(f, log) for f in spec.features if f.name in feature_names}
-    labels = {lab.name: load_labels(lab, log) for lab in spec.labels if lab.name in label_names}
-    tables = {**{f"fea {k}": v for k, v in features.items()},
-              **{f"lab {k}": v for k, v in labels.items()}}
-    utts = common_utts(spec.name, tables, log)
-    check_lengths(spec.name, utts, tables)
-    frames = sum(len(features[feature_names[0]][u]) for u in utts)
-    log.info(f"{spec.name}: {len(utts)} utterances, {frames} frames")
-    return LoadedSet(spec.name, utts, features, labels)

@@ -13,7 +13,7 @@ Chunks are PyTorch-Kaldi's ``[datasetN] n_chunks``; the plans are pure functions
 ``(seed, epoch, chunk)``, so a resumed run reads exactly the batches of an uninterrupted one:
 
 * training (:func:`train_plan`): with one chunk, the pieces of the whole set shuffled with
-  ``(seed, epoch)``, which is :func:`~pytorch_kaldi_snn.data.batching.train_order`. With
+  ``(seed, epoch)``. With
   ``n`` chunks, the sorted utterance list is permuted with ``(seed, epoch)`` and split into
   ``n`` parts of near-equal counts (``numpy.array_split``); chunk ``c`` holds one part, and
   its pieces are shuffled with ``(seed, epoch, c)`` and batched; a chunk's last batch may be
@@ -22,7 +22,7 @@ Chunks are PyTorch-Kaldi's ``[datasetN] n_chunks``; the plans are pure functions
   as :func:`~pytorch_kaldi_snn.data.batching.eval_order` (whole utterances, longest first,
   within the chunk). With one chunk this is the batching of the whole set.
 
-Iterating (:func:`plan_batches`, :func:`epoch_batches`, :func:`eval_stream`): a
+Iterating (:func:`plan_batches`, :func:`plan_pieces`): a
 ``torch.utils.data.DataLoader`` reads the chunks, in plan order; with ``workers = 0``
 (``[exp] data_workers``, the default) in the calling process, with ``workers = w > 0`` in
 ``w`` background processes, each reading one chunk ahead, so the next chunk's pipe runs while
@@ -48,7 +48,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import (
-    Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union,
+    Callable, ContextManager, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple,
+    Union,
 )
 
 import numpy as np
@@ -218,8 +219,11 @@ class DataSource:
 
 
 def open_source(spec: DatasetSpec, feature_names: List[str], label_names: List[str], log: Log,
-                chatter: Optional[Callable[[str], None]] = None) -> DataSource:
-    """Index ``spec``: scp lines and labels read, features left for the chunks."""
+                chatter: Optional[Callable[[str], None]] = None,
+                num_frames: Optional[Mapping[str, int]] = None) -> DataSource:
+    """Index ``spec``: scp lines and labels read, features left for the chunks. A set read
+    without labels (``transcribe``'s) gives its frames per utterance in ``num_frames`` (its
+    ``utt2num_frames``); the chunks check them against the features."""
     streams = {f.name: f for f in spec.features if f.name in feature_names}
     scp_lines = {}
     for name, stream in streams.items():
@@ -229,13 +233,15 @@ def open_source(spec: DatasetSpec, feature_names: List[str], label_names: List[s
     labels = {lab.name: load_labels(lab, log, np.int32) for lab in spec.labels
               if lab.name in label_names}
     tables = {**{f"fea {k}": v for k, v in scp_lines.items()},
-              **{f"lab {k}": v for k, v in labels.items()}}
+              **{f"lab {k}": v for k, v in labels.items()},
+              **({} if labels or num_frames is None else {"utt2num_frames": num_frames})}
     utts = common_utts(spec.name, tables, log)
     check_lengths(spec.name, utts, {f"lab {k}": v for k, v in labels.items()})
     if spec.n_chunks > len(utts):
         raise DataError(f"dataset {spec.name}: n_chunks = {spec.n_chunks} is more than its "
                         f"{len(utts)} utterances", file=str(next(iter(streams.values())).scp))
-    frames = {u: len(next(iter(labels.values()))[u]) for u in utts}
+    frames = ({u: len(next(iter(labels.values()))[u]) for u in utts} if labels else
+              {u: int(num_frames[u]) for u in utts})
     log.info(f"{spec.name}: {len(utts)} utterances, {sum(frames.values())} frames, "
              f"read in {spec.n_chunks} chunk{'s' if spec.n_chunks > 1 else ''}")
     keep = set(utts)
@@ -363,16 +369,3 @@ def plan_batches(source: Source, plans: Sequence[ChunkPlan], workers: int = 0,
         batch = make_batch(chunk, pieces)
         del chunk  # not held while the next chunk is read
         yield batch
-
-
-def epoch_batches(source: Source, epoch: int, *, seed: int, max_len: int, batch_size: int,
-                  workers: int = 0, start_batch: int = 0) -> Iterator[Batch]:
-    """Training batches of ``epoch`` (:func:`train_plan`), from ``start_batch`` on."""
-    plans = train_plan(source, epoch, seed, max_len, batch_size)
-    return plan_batches(source, plans, workers, start_batch)
-
-
-def eval_stream(source: Source, max_len: int, batch_size: int,
-                workers: int = 0) -> Iterator[Batch]:
-    """Evaluation batches (:func:`eval_plan`)."""
-    return plan_batches(source, eval_plan(source, max_len, batch_size), workers)

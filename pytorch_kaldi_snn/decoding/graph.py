@@ -120,27 +120,3 @@ def load_graph(path: Path | str) -> "kaldifst.StdVectorFst":
     if header.fst_type == "vector":
         return _read_vector(str(path), str(path))
     raise DataError(f"unsupported FST type {header.fst_type!r} (expected const or vector)", file=str(path))
-
-
-def load_const_per_arc(path: Path | str) -> "kaldifst.StdVectorFst":
-    """The former const reader: one kaldifst call per state and per arc.
-
-    Kept as the reference that the tests check :func:`load_graph` against (same states, arcs,
-    weights) and that ``benchmarks/bench_decode.py`` times it against; nothing else uses it.
-    """
-    path = Path(path)
-    data = path.read_bytes()
-    header = read_fst_header(data, str(path))
-    states, arcs = const_arrays(data, header, str(path))
-    fst = kaldifst.StdVectorFst()
-    fst.reserve_states(header.num_states)
-    for _ in range(header.num_states):
-        fst.add_state()
-    if header.start >= 0:
-        fst.start = header.start
-    for state, (final, pos, narcs, _, _) in enumerate(states.tolist()):
-        if final != float("inf"):
-            fst.set_final(state, final)
-        for ilabel, olabel, weight, nextstate in arcs[pos : pos + narcs].tolist():
-            fst.add_arc(state, kaldifst.StdArc(ilabel, olabel, weight, nextstate))
-    return fst

@@ -39,6 +39,7 @@ from pytorch_kaldi_snn.config.latgen_opts import latgen_options
 from pytorch_kaldi_snn.errors import ConfigError, DataError, OutputError, UserInputError, kaldi_error_line
 from pytorch_kaldi_snn.io import as_rspecifier, atomic_outputs, read_int_vectors
 from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, score_files
+from pytorch_kaldi_snn.scoring.decoded import graph_words, is_phone_graph
 
 log = logging.getLogger(__name__)
 LATGEN = "latgen-faster-mapped"
@@ -189,16 +190,12 @@ def _run_kaldi(
     write_hyp_text(out / "hyp.txt", words, graph_dir / "words.txt")
 
 
-def _symbols(table: Path) -> set[str]:
-    return {line.split()[0] for line in table.read_text(encoding="utf-8").splitlines() if line.strip()}
-
-
 def check_phone_reference(ref_text: Path, graph_dir: Path) -> None:
     """On a phone graph (every word of ``words.txt`` is a phone), refuse a reference that is not
     in phones: a word transcript would otherwise be scored as a PER of several hundred percent."""
-    words = _symbols(graph_dir / "words.txt") - {"<eps>", "<s>", "</s>", "#0"}
-    if not (graph_dir / "phones.txt").is_file() or not words <= _symbols(graph_dir / "phones.txt"):
+    if not is_phone_graph(graph_dir):
         return  # a word graph: out-of-vocabulary reference words are normal there
+    words = graph_words(graph_dir)
     for utt, tokens in read_transcripts(ref_text).items():
         unknown = [t for t in tokens if t not in words]
         if unknown:

@@ -16,7 +16,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Dict, List, Optional, Sequence
 
 from pytorch_kaldi_snn.config.experiment import DecodingSettings, Experiment, LabelSpec
 from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions
@@ -24,8 +24,9 @@ from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
 from pytorch_kaldi_snn.decoding.kaldi_bridge import DecodeRun, kaldi_search_path
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, timit_fold_map
+from pytorch_kaldi_snn.scoring.decoded import DecodeResult, Score, metric_of
 from pytorch_kaldi_snn.scoring.lm_sweep import (
-    builtin_hypotheses, kaldi_hypotheses, read_symbols, rescoring_binaries, sweep,
+    builtin_hypotheses, kaldi_hypotheses, rescoring_binaries, sweep,
     write_hypotheses,
 )
 
@@ -39,16 +40,6 @@ BEST_SCORE = "score_best.txt"
 def test_labels(exp: Experiment) -> LabelSpec:
     test = exp.datasets[exp.data_use.forward_with]
     return next(lab for lab in test.labels if lab.name == exp.forward.normalize_with_counts_from)
-
-
-def metric_name(graph: Path) -> str:
-    """PER when every word of ``graph/words.txt`` is a phone of ``graph/phones.txt``."""
-    phones_txt = graph / "phones.txt"
-    if not phones_txt.is_file():
-        return "WER"
-    phones = {p.split("_")[0] for p in read_symbols(phones_txt).values()}
-    words = set(read_symbols(graph / "words.txt").values()) - {"<eps>", "#0", "<s>", "</s>"}
-    return "PER" if words and words <= phones else "WER"
 
 
 def _rescorer(lattices: List[Path], words_txt: Path, opts: ScoringOptions):
@@ -66,24 +57,32 @@ def decode_options(settings: DecodingSettings) -> DecodeOptions:
 
 
 def _one_best_only(settings: DecodingSettings, metric: str, one_best: ErrorCounts, run: DecodeRun,
-                   out: Path, log: logging.Logger) -> Dict[str, Any]:
+                   out: Path, log: logging.Logger) -> Score:
     """With ``save_lattices = False`` there is nothing to sweep: the 1-best at ``acwt`` is the
     reported figure, and the log and the results say so (``scored_on``)."""
     log.info(f"scoring: save_lattices = False: no lattices, so no LM-weight sweep over "
              f"{settings.scoring.as_opts()}; the reported {metric} is the 1-best at acwt {settings.acwt:g}")
     for stale in (BEST_HYP, BEST_SCORE):  # an earlier decode's sweep: not this decode's figure
         (run.out_dir / stale).unlink(missing_ok=True)
-    return {"metric": metric, "error_rate": one_best.error_rate, "decoder": run.decoder,
-            "scored_on": f"1-best at acwt {settings.acwt:g} (save_lattices = False: no LM-weight sweep)",
-            "rescoring": None, "best_lmwt": None, "best_wip": None,
-            "ins": one_best.ins, "del": one_best.dels, "sub": one_best.subs,
-            "ref_tokens": one_best.ref_words, "sweep": [],
-            "one_best_acwt": settings.acwt, "one_best_error_rate": one_best.error_rate,
-            "hyp": str(run.out_dir / "hyp.txt"), "decode_dir": str(out / DECODE_DIR)}
+    return _score(metric, one_best, settings, one_best, run.out_dir / "hyp.txt", out,
+                  scored_on=f"1-best at acwt {settings.acwt:g} (save_lattices = False: no LM-weight sweep)")
 
 
-def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> Dict[str, Any]:
-    """Decode, then the Kaldi-style sweep; returns what ``decode.json`` keeps."""
+def _score(metric: str, counts: ErrorCounts, settings: DecodingSettings, one_best: ErrorCounts,
+           hyp: Path, out: Path, *, scored_on: str, rescoring: Optional[str] = None,
+           decode_mbr: Optional[bool] = None, best_lmwt: Optional[int] = None,
+           best_wip: Optional[float] = None, sweep: Sequence[Dict[str, float]] = ()) -> Score:
+    """The reported figure ``counts`` (the sweep's best, or the 1-best without a sweep)."""
+    return Score(metric=metric, error_rate=counts.error_rate, ins=counts.ins, dels=counts.dels,
+                 subs=counts.subs, ref_tokens=counts.ref_words, scored_on=scored_on,
+                 rescoring=rescoring, decode_mbr=decode_mbr, best_lmwt=best_lmwt,
+                 best_wip=best_wip, sweep=list(sweep), one_best_acwt=settings.acwt,
+                 one_best_error_rate=one_best.error_rate, hyp=str(hyp),
+                 decode_dir=str(out / DECODE_DIR))
+
+
+def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> DecodeResult:
+    """Decode, then the Kaldi-style sweep."""
     lab = test_labels(exp)
     settings = exp.decoding
     fold = timit_fold_map(settings.scoring_fold) if settings.scoring_fold else None
@@ -99,13 +98,13 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
              f"({time.monotonic() - start:.0f} s)")
     if run.counts is None:
         log.info("scoring: skipped (skip_scoring = True)")
-        return {"metric": None, "error_rate": None, "decoder": run.decoder}
-    metric = metric_name(lab.graph)
+        return DecodeResult(run.decoder)
+    metric = metric_of(lab.graph)
     one_best = run.counts
     log.info(f"scoring: 1-best at acwt {settings.acwt:g}: "
              + one_best.kaldi_report().splitlines()[0].replace("%WER", metric))
     if not run.lattices:
-        return _one_best_only(settings, metric, one_best, run, out, log)
+        return DecodeResult(run.decoder, _one_best_only(settings, metric, one_best, run, out, log))
     log.info(f"scoring: LM-weight sweep {settings.scoring.as_opts()} on the lattices")
     start = time.monotonic()
     rescorer, hyps = _rescorer(list(run.lattices), lab.graph / "words.txt", settings.scoring)
@@ -117,11 +116,8 @@ def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> D
     log.info(f"scoring: best over {settings.scoring.as_opts()} ({rescorer} rescoring): "
              f"{metric} {best.counts.error_rate:.2f} at LMWT {best.lmwt}, WIP {best.wip:g} "
              f"({time.monotonic() - start:.0f} s)")
-    return {"metric": metric, "error_rate": best.counts.error_rate, "decoder": run.decoder,
-            "scored_on": f"best of the LM-weight sweep {settings.scoring.as_opts()}",
-            "rescoring": rescorer, "decode_mbr": settings.scoring.decode_mbr,
-            "best_lmwt": best.lmwt, "best_wip": best.wip,
-            "ins": best.counts.ins, "del": best.counts.dels, "sub": best.counts.subs,
-            "ref_tokens": best.counts.ref_words, "sweep": result.table(),
-            "one_best_acwt": settings.acwt, "one_best_error_rate": one_best.error_rate,
-            "hyp": str(run.out_dir / BEST_HYP), "decode_dir": str(out / DECODE_DIR)}
+    return DecodeResult(run.decoder, _score(
+        metric, best.counts, settings, one_best, run.out_dir / BEST_HYP, out,
+        scored_on=f"best of the LM-weight sweep {settings.scoring.as_opts()}", rescoring=rescorer,
+        decode_mbr=settings.scoring.decode_mbr, best_lmwt=best.lmwt, best_wip=best.wip,
+        sweep=result.table()))

@@ -8,6 +8,7 @@ from pytorch_kaldi_snn.report.names import layer_label
 from pytorch_kaldi_snn.layers.cost import ModelReport
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.report.energy_model import render as render_energy
+from pytorch_kaldi_snn.scoring.decoded import DecodeResult
 from pytorch_kaldi_snn.train.checkpoint import save_json
 
 RESULT_KEYS = ("arch", "per", "frame_acc", "zero_outputs_pct", "zero_outputs_pct_per_layer",
@@ -15,12 +16,12 @@ RESULT_KEYS = ("arch", "per", "frame_acc", "zero_outputs_pct", "zero_outputs_pct
                "epochs", "wall_s")
 
 
-def test_metrics(*, arch: str, per: Optional[float], frame_err: float, report: ModelReport,
-                 decoder: str) -> Dict[str, Any]:
+def test_metrics(*, arch: str, frame_err: float, report: ModelReport,
+                 decoded: DecodeResult) -> Dict[str, Any]:
     """PER and frame accuracy, activity and cost of one test set (eval mode)."""
     return {
         "arch": arch,
-        "per": None if per is None else round(per, 2),
+        "per": None if decoded.per is None else round(decoded.per, 2),
         "frame_acc": round(100.0 * (1.0 - frame_err), 2),
         "zero_outputs_pct": round(report.zero_output_pct, 2),
         "zero_outputs_pct_per_layer": {row.name: round(row.zero_output_pct, 2)
@@ -31,22 +32,8 @@ def test_metrics(*, arch: str, per: Optional[float], frame_err: float, report: M
         "mults_vs_lstm": round(report.ratio_vs_lstm, 4),
         "mults_vs_gru": round(report.ratio_vs_gru, 4),
         "params": report.params_total,
-        "decoder": decoder,
+        "decoder": decoded.decoder,
     }
-
-
-NOT_DECODED = {"metric": None, "error_rate": None, "decoder": "none"}
-
-
-def scored_fields(decoded: Dict[str, Any]) -> Dict[str, Any]:
-    """What a decode result (``forward.decode.decode_test``) adds to a results file: the error
-    rate under its own name (``per`` on a phone graph, ``wer`` on a word graph) and the rest of
-    the decoding details."""
-    phones = decoded["metric"] == "PER"
-    return {"per": decoded["error_rate"] if phones else None, "metric": decoded["metric"],
-            "wer": None if phones else decoded["error_rate"],
-            "decoding": {k: v for k, v in decoded.items()
-                         if k not in ("error_rate", "decoder", "metric", "cfg")}}
 
 
 def scored_rate(results: Mapping[str, Any]) -> Tuple[str, Optional[float]]:
@@ -57,12 +44,12 @@ def scored_rate(results: Mapping[str, Any]) -> Tuple[str, Optional[float]]:
     return metric, results.get("wer") if metric == "WER" else results.get("per")
 
 
-def results_dict(*, arch: str, per: Optional[float], frame_err: float, report: ModelReport,
-                 decoder: str, history: List[Dict[str, float]], wall_s: float,
+def results_dict(*, arch: str, frame_err: float, report: ModelReport, decoded: DecodeResult,
+                 history: List[Dict[str, float]], wall_s: float,
                  extra: Dict[str, Any]) -> Dict[str, Any]:
     """Test-set PER and frame accuracy, activity and cost (test set, eval mode), training."""
     return {
-        **test_metrics(arch=arch, per=per, frame_err=frame_err, report=report, decoder=decoder),
+        **test_metrics(arch=arch, frame_err=frame_err, report=report, decoded=decoded),
         "epochs": len(history),
         "wall_s": round(wall_s, 1),
         **extra,
