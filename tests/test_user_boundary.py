@@ -47,7 +47,7 @@ def _no_marker(root: Path) -> None:
 def _transcribe_feats(work: Path, *wavs: Path) -> dict[str, np.ndarray]:
     """What transcribe does with wavs on its command line, up to the features."""
     work.mkdir()
-    data = input_dir(work, wavs, None, None, RATE)
+    data, _ = input_dir(work, wavs, None, None, RATE)
     return dict(compute_features(data / "wav.scp", CONF))
 
 
