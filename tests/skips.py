@@ -18,11 +18,16 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
+# The setup.py extra that installs each optional module the tests import.
+EXTRA_OF = {"triton": "gpu", "onnx": "export", "onnxruntime": "export", "nir": "export",
+            "nirtorch": "export", "snntorch": "export"}
+
+
 def module(name: str) -> ModuleType:
     """``pytest.importorskip`` under the one rule: the module, or a skip here and a failure in CI
     (which installs every extra)."""
     try:
         return importlib.import_module(name)
     except ImportError:
-        missing(f"needs the Python module {name} (pip install -e '.[gpu]' or '.[export]')")
+        missing(f"needs the Python module {name}: pip install -e \".[{EXTRA_OF[name]}]\"")
         raise  # not reached: missing() skips or fails
