@@ -137,15 +137,18 @@ def test_native_kernels_refuse_a_surrogate_they_lack_by_name(toy_surrogate, monk
         _v1_call(toy_surrogate)
 
 
-def test_triton_kernels_refuse_a_neuron_and_a_surrogate_they_lack_by_name(
-        toy, toy_surrogate, monkeypatch):
+def test_triton_kernels_refuse_a_neuron_and_a_surrogate_they_lack_by_name(toy, toy_surrogate):
+    # The declarations fused_loop checks before a Triton launch (kernels/fused.py). Not through
+    # a forced launch on CPU: that needs TRITON_INTERPRET=1 when the kernels are first imported,
+    # which would leave them interpreted for the rest of this process (the suite's other
+    # interpreter runs are child processes).
     module("triton")
-    monkeypatch.setenv("PYTORCH_KALDI_SNN_KERNEL", "triton")
-    monkeypatch.setenv("TRITON_INTERPRET", "1")  # lets the back end pick Triton on CPU
+    from pytorch_kaldi_snn.kernels import triton_kernels, triton_streaming
+
     with pytest.raises(NotImplementedByBackend,
                        match="surrogate 'toy_sg' is not implemented by the Triton kernels"):
-        _v1_call(toy_surrogate)
-    from pytorch_kaldi_snn.kernels import triton_kernels, triton_streaming
+        variants.require("the Triton kernels", triton_kernels.NEURONS, triton_kernels.SURROGATES,
+                         variants.V1, toy_surrogate)
 
     for declared in (triton_kernels.NEURONS, triton_streaming.NEURONS):
         with pytest.raises(NotImplementedByBackend,
