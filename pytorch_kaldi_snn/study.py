@@ -31,16 +31,12 @@ if __name__ == "__main__":  # before `import torch`: the runs' processes inherit
     from pytorch_kaldi_snn.threads import bootstrap
     bootstrap()
 
-import multiprocessing
-import os
 import statistics
 import sys
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import ExitStack, redirect_stderr, redirect_stdout
+from concurrent.futures import Future
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -50,14 +46,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors  # noqa: E402
 from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
 from pytorch_kaldi_snn.pipeline.inputs import prepare_missing_data  # noqa: E402
-from pytorch_kaldi_snn.errors import ConfigError, UserInputError  # noqa: E402
+from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
 from pytorch_kaldi_snn.io.ownership import take  # noqa: E402
 from pytorch_kaldi_snn.layers.cost import layer_mults  # noqa: E402
 from pytorch_kaldi_snn.report.paper_ops import KINDS, PAPER_TIMIT  # noqa: E402
 from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402
-from pytorch_kaldi_snn.pipeline.runner import run_experiment  # noqa: E402
-from pytorch_kaldi_snn.threads import available_cpus, user_threads  # noqa: E402
+from pytorch_kaldi_snn.pipeline.grid import GridRun, Outcome, run_grid  # noqa: E402
 from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
 
 STUDIES = ("table1", "fig5a", "fig5b")
@@ -141,51 +136,6 @@ def point_overrides(point: Point, epochs: int, seed: int, out: Path) -> List[str
     return sets
 
 
-Outcome = Tuple[Optional[Dict], Optional[str]]  # a run's results, or its one-line error
-
-
-def run_seed(point: Point, seed: int, cfg: Path, out: Path, epochs: int, extra: Sequence[str],
-             console: Optional[Path] = None) -> Outcome:
-    """Train, decode and score one seed of a point (``console``: where its output goes)."""
-    sets = [*point_overrides(point, epochs, 1234 + seed, out / point.name / f"seed{seed}"),
-            *extra]
-    with ExitStack() as stack:
-        if console is not None:
-            console.parent.mkdir(parents=True, exist_ok=True)
-            stream = stack.enter_context(open(console, "a", buffering=1))
-            stack.enter_context(redirect_stdout(stream))
-            stack.enter_context(redirect_stderr(stream))
-        try:
-            return run_experiment(cfg, sets), None
-        except UserInputError as err:  # divergence or bad data of this run: the grid goes on
-            return None, " ".join(str(err).split())
-
-
-def _worker_threads(threads: int) -> None:
-    """A run process's thread count (``OMP_NUM_THREADS``, which the runner honours)."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-
-
-class InProcess(Executor):
-    """One run at a time in this process, its output on this console (``--jobs 1``)."""
-
-    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:  # type: ignore[override]
-        future: Future = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
-def run_executor(jobs: int) -> Executor:
-    """``--jobs 1``: this process; more: that many processes sharing the cores (unless the
-    user fixed ``OMP_NUM_THREADS``, which every process then uses)."""
-    if jobs == 1:
-        return InProcess()
-    threads = user_threads() or max(1, available_cpus() // jobs)
-    print(f"study: {jobs} runs at once, {threads} thread(s) each", flush=True)
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_threads, initargs=(threads,))
-
-
 def training_cost(point: Point) -> float:
     """Multiplications per frame of one of the point's layers as training runs it (dense, its
     input as wide as its output). Submitting the costliest runs first keeps a cheap run from
@@ -199,43 +149,40 @@ def run_points(points: Sequence[Point], cfgs: Dict[str, Path], out: Path, seeds:
                epochs: int, extra: Sequence[str], jobs: int) -> List[Dict]:
     """Every seed of every point (``jobs`` at a time, the costliest first), summarised per point
     in the order given."""
-    with run_executor(jobs) as pool:
-        futures: Dict[Tuple[Point, int], Future] = {}
-        for point in sorted(points, key=training_cost, reverse=True):  # longest first
-            for seed in range(seeds):
-                console = None if jobs == 1 else out / point.name / f"seed{seed}.console.log"
-                print(f"study: {point.name} seed {seed}"
-                      + ("" if console is None else f" (output: {console})"), flush=True)
-                futures[point, seed] = pool.submit(run_seed, point, seed, cfgs[point.arch], out,
-                                                   epochs, extra, console)
-                futures[point, seed].add_done_callback(partial(report_done, point, seed))
-        try:
-            return [summarise(point, *collect([futures[point, s] for s in range(seeds)]))
-                    for point in points]
-        except BaseException:  # a run's unexpected error: start no further run
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    runs, names = [], []
+    for point in points:
+        for seed in range(seeds):
+            console = None if jobs == 1 else out / point.name / f"seed{seed}.console.log"
+            sets = (*point_overrides(point, epochs, 1234 + seed, out / point.name / f"seed{seed}"),
+                    *extra)
+            runs.append(GridRun(f"study: {point.name} seed {seed}"
+                                + ("" if console is None else f" (output: {console})"),
+                                cfgs[point.arch], sets, console, training_cost(point)))
+            names.append(f"{point.name} seed {seed}")
+    outcomes = run_grid(runs, jobs, "study", keep_going=True,
+                        on_done=lambda index, future: report_done(names[index], future))
+    return [summarise(point, *collect(outcomes[i * seeds:(i + 1) * seeds]))
+            for i, point in enumerate(points)]
 
 
-def report_done(point: Point, seed: int, future: Future) -> None:
-    """One line as a run ends (an unexpected error is raised by :func:`collect` instead)."""
+def report_done(name: str, future: Future) -> None:
+    """One line as a run ends (an unexpected error is raised by :func:`run_grid` instead)."""
     if future.exception() is not None:
         return
     result, reason = future.result()
     if reason is not None:
-        print(f"study: {point.name} seed {seed} failed: {reason}", file=sys.stderr, flush=True)
+        print(f"study: {name} failed: {reason}", file=sys.stderr, flush=True)
         return
     metric, rate = scored_rate(result)
     score = "not scored" if rate is None else f"{metric} {rate:.2f}%"
-    print(f"study: {point.name} seed {seed} finished: {score}, frame accuracy "
+    print(f"study: {name} finished: {score}, frame accuracy "
           f"{result['frame_acc']:.2f}%", flush=True)
 
 
-def collect(futures: Sequence[Future]) -> Tuple[List[Dict], List[str]]:
+def collect(outcomes: Sequence[Outcome]) -> Tuple[List[Dict], List[str]]:
     """The results of the seeds that finished and ``seed<i>: <one-line error>`` of the others."""
     results, failures = [], []
-    for seed, future in enumerate(futures):
-        result, reason = future.result()
+    for seed, (result, reason) in enumerate(outcomes):
         if reason is None:
             results.append(result)
         else:
