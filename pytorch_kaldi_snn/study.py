@@ -31,33 +31,24 @@ if __name__ == "__main__":  # before `import torch`: the runs' processes inherit
     from pytorch_kaldi_snn.threads import bootstrap
     bootstrap()
 
-import multiprocessing
-import os
-import statistics
 import sys
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import ExitStack, redirect_stderr, redirect_stdout
+from concurrent.futures import Future
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors  # noqa: E402
 from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
 from pytorch_kaldi_snn.pipeline.inputs import prepare_missing_data  # noqa: E402
-from pytorch_kaldi_snn.errors import ConfigError, UserInputError  # noqa: E402
+from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
 from pytorch_kaldi_snn.io.ownership import take  # noqa: E402
 from pytorch_kaldi_snn.layers.cost import layer_mults  # noqa: E402
-from pytorch_kaldi_snn.report.paper_ops import KINDS, PAPER_TIMIT  # noqa: E402
+from pytorch_kaldi_snn.report.paper_ops import KINDS  # noqa: E402
 from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402
-from pytorch_kaldi_snn.pipeline.runner import run_experiment  # noqa: E402
-from pytorch_kaldi_snn.threads import available_cpus, user_threads  # noqa: E402
+from pytorch_kaldi_snn.report.study_tables import (  # noqa: E402
+    fig5_markdown, plot_fig5, summarise, table1_markdown)
+from pytorch_kaldi_snn.pipeline.grid import GridRun, Outcome, run_grid  # noqa: E402
 from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
 
 STUDIES = ("table1", "fig5a", "fig5b")
@@ -73,9 +64,6 @@ PREFIX = {"lstm": "lstm", "gru": "gru", "traditional": "snn", "v1": "snn", "v2":
 PAPER_HIDDEN, PAPER_EPOCHS = 550, 24
 FIG5A_BITS = (1, 2, 3, 4, 6)
 FIG5B_BITS, FIG5B_SCALES = (1, 3, 6), (1.0, 1.5, 2.0, 3.0)
-# Fig. 5(a)'s values quoted in the text (TIMIT, 100 - PER %); the others are only plotted.
-PAPER_FIG5A = {1: 8.8, 3: 70.0}
-METRICS = ("frame_acc", "zero_outputs_pct", "mults_vs_lstm", "params")
 FAILED_EXIT = 1  # some point failed (bad input, before any run, stays 2)
 
 
@@ -141,51 +129,6 @@ def point_overrides(point: Point, epochs: int, seed: int, out: Path) -> List[str
     return sets
 
 
-Outcome = Tuple[Optional[Dict], Optional[str]]  # a run's results, or its one-line error
-
-
-def run_seed(point: Point, seed: int, cfg: Path, out: Path, epochs: int, extra: Sequence[str],
-             console: Optional[Path] = None) -> Outcome:
-    """Train, decode and score one seed of a point (``console``: where its output goes)."""
-    sets = [*point_overrides(point, epochs, 1234 + seed, out / point.name / f"seed{seed}"),
-            *extra]
-    with ExitStack() as stack:
-        if console is not None:
-            console.parent.mkdir(parents=True, exist_ok=True)
-            stream = stack.enter_context(open(console, "a", buffering=1))
-            stack.enter_context(redirect_stdout(stream))
-            stack.enter_context(redirect_stderr(stream))
-        try:
-            return run_experiment(cfg, sets), None
-        except UserInputError as err:  # divergence or bad data of this run: the grid goes on
-            return None, " ".join(str(err).split())
-
-
-def _worker_threads(threads: int) -> None:
-    """A run process's thread count (``OMP_NUM_THREADS``, which the runner honours)."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-
-
-class InProcess(Executor):
-    """One run at a time in this process, its output on this console (``--jobs 1``)."""
-
-    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:  # type: ignore[override]
-        future: Future = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
-def run_executor(jobs: int) -> Executor:
-    """``--jobs 1``: this process; more: that many processes sharing the cores (unless the
-    user fixed ``OMP_NUM_THREADS``, which every process then uses)."""
-    if jobs == 1:
-        return InProcess()
-    threads = user_threads() or max(1, available_cpus() // jobs)
-    print(f"study: {jobs} runs at once, {threads} thread(s) each", flush=True)
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_threads, initargs=(threads,))
-
-
 def training_cost(point: Point) -> float:
     """Multiplications per frame of one of the point's layers as training runs it (dense, its
     input as wide as its output). Submitting the costliest runs first keeps a cheap run from
@@ -199,164 +142,45 @@ def run_points(points: Sequence[Point], cfgs: Dict[str, Path], out: Path, seeds:
                epochs: int, extra: Sequence[str], jobs: int) -> List[Dict]:
     """Every seed of every point (``jobs`` at a time, the costliest first), summarised per point
     in the order given."""
-    with run_executor(jobs) as pool:
-        futures: Dict[Tuple[Point, int], Future] = {}
-        for point in sorted(points, key=training_cost, reverse=True):  # longest first
-            for seed in range(seeds):
-                console = None if jobs == 1 else out / point.name / f"seed{seed}.console.log"
-                print(f"study: {point.name} seed {seed}"
-                      + ("" if console is None else f" (output: {console})"), flush=True)
-                futures[point, seed] = pool.submit(run_seed, point, seed, cfgs[point.arch], out,
-                                                   epochs, extra, console)
-                futures[point, seed].add_done_callback(partial(report_done, point, seed))
-        try:
-            return [summarise(point, *collect([futures[point, s] for s in range(seeds)]))
-                    for point in points]
-        except BaseException:  # a run's unexpected error: start no further run
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    runs, names = [], []
+    for point in points:
+        for seed in range(seeds):
+            console = None if jobs == 1 else out / point.name / f"seed{seed}.console.log"
+            sets = (*point_overrides(point, epochs, 1234 + seed, out / point.name / f"seed{seed}"),
+                    *extra)
+            runs.append(GridRun(f"study: {point.name} seed {seed}"
+                                + ("" if console is None else f" (output: {console})"),
+                                cfgs[point.arch], sets, console, training_cost(point)))
+            names.append(f"{point.name} seed {seed}")
+    outcomes = run_grid(runs, jobs, "study", keep_going=True,
+                        on_done=lambda index, future: report_done(names[index], future))
+    return [summarise(point, *collect(outcomes[i * seeds:(i + 1) * seeds]))
+            for i, point in enumerate(points)]
 
 
-def report_done(point: Point, seed: int, future: Future) -> None:
-    """One line as a run ends (an unexpected error is raised by :func:`collect` instead)."""
+def report_done(name: str, future: Future) -> None:
+    """One line as a run ends (an unexpected error is raised by :func:`run_grid` instead)."""
     if future.exception() is not None:
         return
     result, reason = future.result()
     if reason is not None:
-        print(f"study: {point.name} seed {seed} failed: {reason}", file=sys.stderr, flush=True)
+        print(f"study: {name} failed: {reason}", file=sys.stderr, flush=True)
         return
     metric, rate = scored_rate(result)
     score = "not scored" if rate is None else f"{metric} {rate:.2f}%"
-    print(f"study: {point.name} seed {seed} finished: {score}, frame accuracy "
+    print(f"study: {name} finished: {score}, frame accuracy "
           f"{result['frame_acc']:.2f}%", flush=True)
 
 
-def collect(futures: Sequence[Future]) -> Tuple[List[Dict], List[str]]:
+def collect(outcomes: Sequence[Outcome]) -> Tuple[List[Dict], List[str]]:
     """The results of the seeds that finished and ``seed<i>: <one-line error>`` of the others."""
     results, failures = [], []
-    for seed, future in enumerate(futures):
-        result, reason = future.result()
+    for seed, (result, reason) in enumerate(outcomes):
         if reason is None:
             results.append(result)
         else:
             failures.append(f"seed{seed}: {reason}")
     return results, failures
-
-
-def mean_std(values: Sequence[Optional[float]]) -> Tuple[Optional[float], Optional[float]]:
-    """Mean and sample standard deviation of the values present; the deviation is None below
-    two values (one seed has no spread to report, and 0.00 would claim one)."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None, None
-    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else None
-
-
-def summarise(point: Point, results: List[Dict], failures: Sequence[str] = ()) -> Dict:
-    """Mean ± std over the finished seeds; ``failed`` lists the others' one-line errors."""
-    row: Dict = {"point": point.name, "arch": point.arch, "n_bits": point.n_bits, "k": point.k,
-                 "hidden": point.hidden, "seeds": len(results), "failed": list(failures)}
-    for key in METRICS:
-        row[key], row[f"{key}_std"] = mean_std([r[key] for r in results])
-    rates = [scored_rate(r) for r in results]
-    row["metric"] = "/".join(sorted({metric for metric, _ in rates})) or "PER"  # or WER on words
-    row["error_rate"], row["error_rate_std"] = mean_std([rate for _, rate in rates])
-    row["accuracy"] = None if row["error_rate"] is None else 100.0 - row["error_rate"]
-    return row
-
-
-def _cell(mean: Optional[float], std: Optional[float], failed: bool, digits: int) -> str:
-    """``mean ± std``; the mean alone from one seed; ``failed`` / ``-`` when no seed finished."""
-    if mean is None:
-        return "failed" if failed else "-"
-    return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
-
-
-def _pm(row: Dict, key: str, digits: int = 2) -> str:
-    return _cell(row[key], row[f"{key}_std"], bool(row["failed"]), digits)
-
-
-def _accuracy(row: Dict) -> str:
-    return _cell(row["accuracy"], row["error_rate_std"], bool(row["failed"]), 2)
-
-
-def failure_notes(rows: List[Dict]) -> str:
-    """The lines under a table naming each failed run and its one-line error ('' if none)."""
-    notes = [f"- {row['point']} {reason}" for row in rows for reason in row["failed"]]
-    return "\nfailed runs:\n\n" + "\n".join(notes) + "\n" if notes else ""
-
-
-def table1_markdown(rows: List[Dict]) -> str:
-    """Table 1's columns (ours: mean ± std over seeds) beside the paper's TIMIT column."""
-    metric = "/".join(sorted({row["metric"] for row in rows}))
-    lines = [f"| architecture | precision | threshold | 100 - {metric} % | frame acc % "
-             "| zero outputs % "
-             "| ops/inf vs LSTM | params | paper: acc % | paper: zeros % | paper: ops vs LSTM |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        spiking = PREFIX[row["arch"]] == "snn"
-        paper = PAPER_TIMIT[row["arch"]]
-        precision = f"{row['n_bits']}-bit" if spiking else "full"
-        threshold = f"b/{2 ** row['n_bits'] // row['k']}" if spiking else "-"
-        params = "-" if row["params"] is None else f"{row['params']:.0f}"
-        lines.append(
-            f"| {row['arch']} | {precision} | {threshold} | {_accuracy(row)} "
-            f"| {_pm(row, 'frame_acc')} | {_pm(row, 'zero_outputs_pct')} "
-            f"| {_pm(row, 'mults_vs_lstm', 3)} | {params} | {paper.accuracy:.2f} "
-            f"| {paper.zeros_pct:.2f} | {paper.ops_vs_lstm:.2f} |")
-    return "\n".join(lines) + "\n" + failure_notes(rows)
-
-
-def fig5_markdown(rows: List[Dict]) -> str:
-    """Fig. 5's points as a table: bits, layer size, 100 − PER, frame accuracy, zero outputs."""
-    metric = "/".join(sorted({row["metric"] for row in rows}))
-    lines = [f"| N bits | threshold | units | 100 - {metric} % | frame acc % | zero outputs % "
-             "| paper (TIMIT, text) |", "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        paper = PAPER_FIG5A.get(row["n_bits"])
-        lines.append(
-            f"| {row['n_bits']} | b/{2 ** row['n_bits'] // row['k']} | {row['hidden']} "
-            f"| {_accuracy(row)} | {_pm(row, 'frame_acc')} | {_pm(row, 'zero_outputs_pct')} "
-            f"| {'-' if paper is None else paper} |")
-    return "\n".join(lines) + "\n" + failure_notes(rows)
-
-
-def _yerr(rows: List[Dict], key: str) -> Optional[List[float]]:
-    """Error bars of ``key``: none where a point has one seed (no spread measured)."""
-    spreads = [row[key] for row in rows]
-    return None if all(s is None for s in spreads) else [s or 0.0 for s in spreads]
-
-
-def plot_fig5(rows: List[Dict], path: Path) -> None:
-    """Accuracy against output bits, one line per layer size, the paper's quoted points."""
-    fig, (ax_per, ax_frame) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for hidden in sorted({row["hidden"] for row in rows}):
-        group = [row for row in rows if row["hidden"] == hidden]
-        scored = [row for row in group if row["accuracy"] is not None]
-        if scored:
-            ax_per.errorbar([row["n_bits"] for row in scored], [row["accuracy"] for row in scored],
-                            _yerr(scored, "error_rate_std"), marker="o",
-                            label=f"{hidden} units")
-        done = [row for row in group if row["frame_acc"] is not None]
-        ax_frame.errorbar([row["n_bits"] for row in done], [row["frame_acc"] for row in done],
-                          _yerr(done, "frame_acc_std"), marker="s",
-                          label=f"{hidden} units")
-    failed = sorted({row["n_bits"] for row in rows if row["frame_acc"] is None})
-    for ax in (ax_per, ax_frame):  # a point with no finished seed: a red cross on the axis
-        if failed:
-            ax.plot(failed, [0.0] * len(failed), "rx", ms=9, clip_on=False,
-                    label="failed (see the .md)")
-    ax_per.plot(list(PAPER_FIG5A), list(PAPER_FIG5A.values()), "kx", ms=9,
-                label="paper (TIMIT, text)")
-    metric = "/".join(sorted({row["metric"] for row in rows}))
-    ax_per.set(xlabel="output bits N (threshold b/2^N)", ylabel=f"100 - {metric} (%)")
-    ax_frame.set(xlabel="output bits N (threshold b/2^N)", ylabel="frame accuracy (%)")
-    for ax in (ax_per, ax_frame):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)
 
 
 def run_study(study: str, corpus: str, out: Path, seeds: int, hidden: int, epochs: int,

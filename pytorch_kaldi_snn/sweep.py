@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors  # noqa: E402
 from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
-from pytorch_kaldi_snn.pipeline.runner import run_experiment  # noqa: E402
+from pytorch_kaldi_snn.pipeline.grid import GridRun, run_grid  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
 from pytorch_kaldi_snn.io.ownership import take  # noqa: E402
 from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402
@@ -141,10 +141,10 @@ def run_sweep(cfg: Path, axes: List[Axis], out: Path, cfg_sets: Sequence[str]) -
     for point in grid:  # fail on any bad point before spending time on the others
         check_point(cfg, cfg_sets, out, point)
     take(out, "a sweep of pytorch_kaldi_snn.sweep", legacy=("sweep.json",))
-    rows = []
-    for i, point in enumerate(grid, 1):
-        print(f"sweep point {i}/{len(grid)}: {dict(point)}", flush=True)
-        rows.append(sweep_row(point, run_experiment(cfg, point_overrides(cfg_sets, out, point))))
+    runs = [GridRun(f"sweep point {i}/{len(grid)}: {dict(point)}", cfg,
+                    tuple(point_overrides(cfg_sets, out, point))) for i, point in enumerate(grid, 1)]
+    outcomes = run_grid(runs, 1, "sweep", keep_going=False)
+    rows = [sweep_row(point, results) for point, (results, _) in zip(grid, outcomes)]
     save_json(out / "sweep.json", rows)
     plot_accuracy(rows, axes, out / "accuracy_vs_precision.png")
     return rows
