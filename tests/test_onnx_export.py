@@ -1,6 +1,7 @@
 """ONNX export for streaming (export/onnx.py): onnxruntime against StreamingSNN, refusals."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,19 @@ def test_a_file_that_is_not_an_exported_model_is_one_line(tmp_path: Path):
     with pytest.raises(UserInputError) as err:
         OnnxStreamer(bad)
     assert str(err.value).startswith(f"{bad}: not a readable ONNX model (")
+
+
+def test_a_float64_export_of_a_float32_model_folds_in_float64(tmp_path: Path):
+    """--float64 on a float32 checkpoint: the levels are StreamingSNN's of the float64 model
+    exactly (batch norm folded in float64, not folded in float32 and widened), and the
+    caller's stack and readout stay float32."""
+    stack, readout = _trained_like("v2", 6, torch.float32)
+    export_step(list(stack), list(readout), tmp_path / "m.onnx", torch.float64)
+    assert all(p.dtype == torch.float32 for p in [*stack.parameters(), *readout.parameters()])
+    stream = StreamingSNN(copy.deepcopy(stack).double())
+    frames = torch.randn(200, 10, generator=torch.Generator().manual_seed(0),
+                         dtype=torch.float64) * 2
+    reference = stream.run(frames)
+    _, outputs = OnnxStreamer(tmp_path / "m.onnx").run(frames.numpy())
+    assert np.array_equal(_levels(outputs[-1], stack[1]), _levels(reference, stack[1]))
+    assert np.count_nonzero(reference) > 0

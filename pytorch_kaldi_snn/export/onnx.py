@@ -23,6 +23,7 @@ PyTorch's TorchScript-based one (``dynamo=False``), which needs nothing else.
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import sys
 import warnings
@@ -123,7 +124,11 @@ class NetworkStep(nn.Module):
 def export_step(layers: Sequence[SpikingLayer], readout: Sequence[nn.Module], path: Path,
                 dtype: torch.dtype = torch.float32) -> NetworkStep:
     """Write the one-frame graph of ``layers`` + ``readout`` to ``path`` (in ``dtype``)."""
-    step = NetworkStep(layers, readout).to(dtype).eval()
+    # copies in ``dtype`` before folding: batch norm folded in float32 and then widened moves
+    # membranes by ~1e-6, enough to flip a level near a threshold; and the caller's model stays
+    # as it was
+    layers = [copy.deepcopy(layer).to(dtype) for layer in layers]
+    step = NetworkStep(layers, [copy.deepcopy(layer).to(dtype) for layer in readout]).eval()
     frame = torch.zeros(1, step.layers[0].weight.shape[0], dtype=dtype)
     names = step.state_names()
     args = (frame, *step.zero_state(dtype))
