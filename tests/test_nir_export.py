@@ -14,7 +14,7 @@ import torch
 from pytorch_kaldi_snn.errors import UserInputError
 from pytorch_kaldi_snn.export.nir import to_nir
 from pytorch_kaldi_snn.layers import spiking_stack
-from pytorch_kaldi_snn.layers.baselines import MLP
+from pytorch_kaldi_snn.layers.baselines import MLP, recurrent_stack
 
 pytestmark = pytest.mark.usefixtures("export_extra")
 
@@ -117,3 +117,13 @@ def test_what_nir_cannot_express_is_refused_with_the_reason(variant, bits, reaso
     with pytest.raises(UserInputError) as err:
         to_nir(list(stack), [])
     assert str(err.value) == reason
+
+
+def test_an_lstm_baseline_is_refused_with_the_reason():
+    """model_chain accepts LSTM/GRU baselines (for ONNX); NIR refuses them by name."""
+    stack = recurrent_stack("lstm", 4, [6], acts=["tanh"], dropouts=[0.0], batchnorms=[False],
+                            layernorms=[False])
+    with pytest.raises(UserInputError) as err:
+        to_nir(list(stack), [])
+    assert str(err.value) == ("NIR cannot express a LSTMLayer: NIR describes spiking neurons; "
+                              "only traditional LIF layers export")

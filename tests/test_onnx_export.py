@@ -1,6 +1,7 @@
 """ONNX export for streaming (export/onnx.py): onnxruntime against StreamingSNN, refusals."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from pytorch_kaldi_snn.errors import UserInputError
 from pytorch_kaldi_snn.export.onnx import OnnxStreamer, export_step
 from pytorch_kaldi_snn.kernels.streaming import StreamingSNN
 from pytorch_kaldi_snn.layers import spiking_stack
-from pytorch_kaldi_snn.layers.baselines import MLP
+from pytorch_kaldi_snn.layers.baselines import MLP, recurrent_stack
 
 pytestmark = pytest.mark.usefixtures("export_extra")
 
@@ -76,3 +77,48 @@ def test_a_file_that_is_not_an_exported_model_is_one_line(tmp_path: Path):
     with pytest.raises(UserInputError) as err:
         OnnxStreamer(bad)
     assert str(err.value).startswith(f"{bad}: not a readable ONNX model (")
+
+
+def test_a_float64_export_of_a_float32_model_folds_in_float64(tmp_path: Path):
+    """--float64 on a float32 checkpoint: the levels are StreamingSNN's of the float64 model
+    exactly (batch norm folded in float64, not folded in float32 and widened), and the
+    caller's stack and readout stay float32."""
+    stack, readout = _trained_like("v2", 6, torch.float32)
+    export_step(list(stack), list(readout), tmp_path / "m.onnx", torch.float64)
+    assert all(p.dtype == torch.float32 for p in [*stack.parameters(), *readout.parameters()])
+    stream = StreamingSNN(copy.deepcopy(stack).double())
+    frames = torch.randn(200, 10, generator=torch.Generator().manual_seed(0),
+                         dtype=torch.float64) * 2
+    reference = stream.run(frames)
+    _, outputs = OnnxStreamer(tmp_path / "m.onnx").run(frames.numpy())
+    assert np.array_equal(_levels(outputs[-1], stack[1]), _levels(reference, stack[1]))
+    assert np.count_nonzero(reference) > 0
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_lstm_and_gru_baselines_export_one_step(kind: str, tmp_path: Path):
+    """An LSTM/GRU stack (batch norm statistics from a training pass, one layer norm) exported
+    as one step (frame and h[, c] in, log-posteriors and state out): onnxruntime's per-frame
+    outputs are the PyTorch layers' over 3 utterances to 1e-10 in float64, 1e-4 in float32."""
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-4)):
+        torch.manual_seed(2)
+        stack = recurrent_stack(kind, 10, [24, 16], acts=["tanh"] * 2, dropouts=[0.0] * 2,
+                                batchnorms=[True, False], layernorms=[False, True])
+        readout = MLP(16, [7], acts=["softmax"], dropouts=[0.0], batchnorms=[False],
+                      layernorms=[False])
+        stack.train()
+        stack(torch.randn(40, 8, 10) * 2)
+        stack, readout = stack.eval().to(dtype), readout.eval().to(dtype)
+        export_step(list(stack), list(readout), tmp_path / "m.onnx", dtype)
+        runner = OnnxStreamer(tmp_path / "m.onnx")
+        assert [name for name, _ in runner.state_inputs] == (
+            ["h0", "c0", "h1", "c1"] if kind == "lstm" else ["h0", "h1"])
+        for seed in range(3):
+            frames = torch.randn(50, 10, generator=torch.Generator().manual_seed(seed),
+                                 dtype=dtype) * 2
+            with torch.no_grad():
+                hidden = stack(frames[:, None])[:, 0]
+                expected = readout(hidden).numpy()
+            post, outputs = runner.run(frames.numpy())
+            assert np.abs(post - expected).max() < tol
+            assert np.abs(outputs[-1] - hidden.numpy()).max() < tol

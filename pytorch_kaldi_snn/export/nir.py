@@ -50,6 +50,9 @@ DT = 1e-4  # the step snnTorch's NIR import assumes; any dt gives the same discr
 
 def check_expressible(layer: SpikingLayer) -> None:
     """Raise, with the reason, for a layer NIR cannot express."""
+    if not isinstance(layer, SpikingLayer):  # an LSTM/GRU baseline (ONNX exports those)
+        raise UserInputError(f"NIR cannot express a {type(layer).__name__}: NIR describes "
+                             "spiking neurons; only traditional LIF layers export")
     if layer.neuron.name != "traditional":
         raise UserInputError(f"NIR cannot express neuron {layer.neuron.name!r}: NIR has no gating "
                              "primitive (F⊙I + (1 − F)⊙C multiplies two signals); only "

@@ -16,13 +16,15 @@ product; a runtime that skips zero rows computes the same sums).
 
 Exportable: a cfg whose ``forward_out`` is a chain of ``compute`` operations on one feature
 stream: one spiking architecture (TraditionalSNN, ImprovedSNNv1, ImprovedSNNv2, paper reading,
-no layer norm) followed by MLP readouts. Anything else is refused by name.
+no layer norm) or LSTM/GRU baseline (state ``h<l>``, and ``c<l>`` for an LSTM) followed by MLP
+readouts. Anything else is refused by name.
 
 Needs the ``export`` extra (``pip install -e ".[export]"``: onnx, onnxruntime); the exporter is
 PyTorch's TorchScript-based one (``dynamo=False``), which needs nothing else.
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import sys
 import warnings
@@ -37,7 +39,7 @@ from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.errors import UserInputError
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.kernels.streaming import fold_projection
-from pytorch_kaldi_snn.layers.baselines import MLPLayer
+from pytorch_kaldi_snn.layers.baselines import RECURRENT_LAYERS, MLPLayer
 from pytorch_kaldi_snn.layers.common import InputNorm
 from pytorch_kaldi_snn.layers.spiking import SpikingLayer
 from pytorch_kaldi_snn.neurons.dynamics import SpikingState, membrane
@@ -46,6 +48,7 @@ from pytorch_kaldi_snn.neurons.quantizer import delivered
 EXTRA = 'pip install -e ".[export]"'
 OPSET = 17
 STATE = ("i", "v", "y")
+RECURRENT = tuple(RECURRENT_LAYERS.values())  # the LSTM and GRU baseline layers
 
 
 def require_packages(*names: str) -> None:
@@ -57,7 +60,11 @@ def require_packages(*names: str) -> None:
 
 
 class LayerStep(nn.Module):
-    """One spiking layer's frame: (x, I, V, Ŷ) → (I, V, Ŷ) with batch norm folded (eval)."""
+    """One spiking layer's frame: (x, I, V, Ŷ) → (I, V, Ŷ) with batch norm folded (eval); its
+    output is Ŷ, the last of the state."""
+
+    names = STATE
+    output = 2
 
     def __init__(self, layer: SpikingLayer) -> None:
         super().__init__()
@@ -83,6 +90,27 @@ class LayerStep(nn.Module):
         return current, potential, delivered(potential, self.b, self.n_bits, self.k)
 
 
+class RecurrentStep(nn.Module):
+    """One LSTM or GRU baseline layer's frame: (x, h[, c]) → (h[, c]) by the layer's own
+    ``step``, its projection (and norms) in eval mode; its output is h, the first of the state."""
+
+    output = 0
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+        self.names = layer.state_names
+        self.n = layer.hidden_size
+
+    def forward(self, x: Tensor, *state: Tensor) -> Tuple[Tensor, ...]:
+        return self.layer.step(self.layer.projection(x), state, None)
+
+
+def layer_step(layer: nn.Module) -> nn.Module:
+    """The one-frame module of a spiking or LSTM/GRU layer."""
+    return RecurrentStep(layer) if isinstance(layer, RECURRENT) else LayerStep(layer)
+
+
 def readout_step(layer: nn.Module, x: Tensor) -> Tensor:
     """A readout layer in eval mode without its activity counters (an export has none)."""
     if isinstance(layer, InputNorm):
@@ -98,33 +126,39 @@ def readout_step(layer: nn.Module, x: Tensor) -> Tensor:
 class NetworkStep(nn.Module):
     """The exported graph: frame and state in, log-posteriors and state out."""
 
-    def __init__(self, layers: Sequence[SpikingLayer], readout: Sequence[nn.Module]) -> None:
+    def __init__(self, layers: Sequence[nn.Module], readout: Sequence[nn.Module]) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(LayerStep(layer) for layer in layers)
+        self.layers = nn.ModuleList(layer_step(layer) for layer in layers)
         self.readout = nn.ModuleList(readout)
 
     def forward(self, frame: Tensor, *state: Tensor) -> Tuple[Tensor, ...]:
-        x, new = frame, []
-        for index, layer in enumerate(self.layers):
-            i, v, y = layer(x, *state[3 * index: 3 * index + 3])
-            new += [i, v, y]
-            x = y
+        x, new, start = frame, [], 0
+        for layer in self.layers:
+            out = layer(x, *state[start: start + len(layer.names)])
+            start += len(layer.names)
+            new += out
+            x = out[layer.output]
         for layer in self.readout:
             x = readout_step(layer, x)
         return (x, *new)
 
     def state_names(self) -> List[str]:
-        return [f"{s}{index}" for index in range(len(self.layers)) for s in STATE]
+        return [f"{s}{index}" for index, layer in enumerate(self.layers) for s in layer.names]
 
     def zero_state(self, dtype: torch.dtype) -> List[Tensor]:
-        return [torch.zeros(1, layer.n, dtype=dtype) for layer in self.layers for _ in STATE]
+        return [torch.zeros(1, layer.n, dtype=dtype) for layer in self.layers
+                for _ in layer.names]
 
 
-def export_step(layers: Sequence[SpikingLayer], readout: Sequence[nn.Module], path: Path,
+def export_step(layers: Sequence[nn.Module], readout: Sequence[nn.Module], path: Path,
                 dtype: torch.dtype = torch.float32) -> NetworkStep:
     """Write the one-frame graph of ``layers`` + ``readout`` to ``path`` (in ``dtype``)."""
-    step = NetworkStep(layers, readout).to(dtype).eval()
-    frame = torch.zeros(1, step.layers[0].weight.shape[0], dtype=dtype)
+    # copies in ``dtype`` before folding: batch norm folded in float32 and then widened moves
+    # membranes by ~1e-6, enough to flip a level near a threshold; and the caller's model stays
+    # as it was
+    layers = [copy.deepcopy(layer).to(dtype) for layer in layers]
+    step = NetworkStep(layers, [copy.deepcopy(layer).to(dtype) for layer in readout]).eval()
+    frame = torch.zeros(1, layers[0].input_size, dtype=dtype)
     names = step.state_names()
     args = (frame, *step.zero_state(dtype))
     outputs = ["log_post", *[f"{n}_next" for n in names]]
@@ -139,9 +173,10 @@ def export_step(layers: Sequence[SpikingLayer], readout: Sequence[nn.Module], pa
     return step
 
 
-def model_chain(model: nn.Module, forward_out: str) -> Tuple[str, List[SpikingLayer], List[nn.Module]]:
-    """(feature name, spiking layers, readout layers) of an AcousticModel whose ``forward_out``
-    is compute(readout, ... compute(spiking architecture, feature)); refuses anything else."""
+def model_chain(model: nn.Module, forward_out: str) -> Tuple[str, List[nn.Module], List[nn.Module]]:
+    """(feature name, spiking or LSTM/GRU layers, readout layers) of an AcousticModel whose
+    ``forward_out`` is compute(readout, ... compute(recurrent architecture, feature)); refuses
+    anything else."""
     producers = {op.out: op for op in model.operations if not op.op.startswith("cost_")}
     chain, name = [], forward_out
     while name in producers:
@@ -154,8 +189,10 @@ def model_chain(model: nn.Module, forward_out: str) -> Tuple[str, List[SpikingLa
     chain.reverse()
     nets = [model.nets[arch] for arch in chain]
     first = getattr(nets[0], "net", None) if nets else None
-    if first is None or not all(isinstance(layer, SpikingLayer) for layer in first):
-        raise UserInputError(f"ONNX export needs a spiking architecture first in the chain to "
+    if first is None or not any(all(isinstance(layer, kind) for layer in first)
+                                for kind in (SpikingLayer, RECURRENT)):
+        raise UserInputError(f"ONNX export needs a spiking or LSTM/GRU architecture first in the "
+                             f"chain to "
                              f"{forward_out} (got {', '.join(type(n).__name__ for n in nets)})")
     readout: List[nn.Module] = []
     for net in nets[1:]:
@@ -193,14 +230,16 @@ class OnnxStreamer:
     def run(self, frames: np.ndarray) -> Tuple[np.ndarray, List[np.ndarray]]:
         """A (T, m) utterance: (T, classes) log-posteriors and each layer's (T, n) outputs Ŷ."""
         state = {name: np.zeros(shape, dtype=self.dtype) for name, shape in self.state_inputs}
+        # each layer's output: Ŷ (y<l>) of a spiking layer, h (h<l>) of an LSTM/GRU
+        delivers = [name for name, _ in self.state_inputs if name[0] in "yh"]
         posts: List[np.ndarray] = []
-        outputs: List[List[np.ndarray]] = [[] for _ in range(len(state) // 3)]
+        outputs: List[List[np.ndarray]] = [[] for _ in delivers]
         for frame in np.asarray(frames, dtype=self.dtype):
             result = self.session.run(None, {"frame": frame[None], **state})
             posts.append(result[0][0])
             state = {name: value for (name, _), value in zip(self.state_inputs, result[1:])}
-            for layer, values in enumerate(outputs):
-                values.append(state[f"y{layer}"][0])
+            for name, values in zip(delivers, outputs):
+                values.append(state[name][0])
         return np.stack(posts), [np.stack(values) for values in outputs]
 
 

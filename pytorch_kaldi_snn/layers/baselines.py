@@ -8,7 +8,7 @@ Parameters without biases/norms: LSTM 4(m·n + n²), GRU 3(m·n + n²) (paper, S
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,7 @@ class _GatedRecurrentLayer(CountedLayer):
     """Shared constructor of the LSTM and GRU layers (``n_gates`` input/recurrent blocks)."""
 
     n_gates: int = 1
+    state_names: Tuple[str, ...] = ("h",)
 
     def __init__(self, input_size: int, hidden_size: int, *, act: str = "tanh",
                  use_batchnorm: bool = True, use_layernorm: bool = False, dropout: float = 0.0,
@@ -69,6 +70,18 @@ class _GatedRecurrentLayer(CountedLayer):
         return h
 
     def recur(self, gates: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """h (T, B, n) of the projected inputs, from a zero state."""
+        state = tuple(gates.new_zeros(gates.shape[1], self.hidden_size) for _ in self.state_names)
+        outputs = []
+        for g_t in gates:
+            state = self.step(g_t, state, mask)
+            outputs.append(state[0])
+        return torch.stack(outputs)
+
+    def step(self, g_t: Tensor, state: Tuple[Tensor, ...], mask: Optional[Tensor]
+             ) -> Tuple[Tensor, ...]:
+        """One frame: the projected input (B, gates·n) and the state (h first) → the new state
+        (also what the ONNX export runs per frame)."""
         raise NotImplementedError
 
     def extra_repr(self) -> str:
@@ -80,22 +93,19 @@ class LSTMLayer(_GatedRecurrentLayer):
 
     kind = "lstm"
     n_gates = 4
+    state_names = ("h", "c")
 
-    def recur(self, gates: Tensor, mask: Optional[Tensor]) -> Tensor:
+    def step(self, g_t: Tensor, state: Tuple[Tensor, ...], mask: Optional[Tensor]
+             ) -> Tuple[Tensor, ...]:
         n = self.hidden_size
-        h = gates.new_zeros(gates.shape[1], n)
-        c = h
-        outputs = []
-        for g_t in gates:
-            g = g_t + h @ self.w_rec
-            f, i, o = torch.sigmoid(g[:, :3 * n]).split(n, dim=1)
-            cand = self.act(g[:, 3 * n:])
-            if mask is not None:
-                cand = cand * mask
-            c = f * c + i * cand
-            h = o * self.act(c)
-            outputs.append(h)
-        return torch.stack(outputs)
+        h, c = state
+        g = g_t + h @ self.w_rec
+        f, i, o = torch.sigmoid(g[:, :3 * n]).split(n, dim=1)
+        cand = self.act(g[:, 3 * n:])
+        if mask is not None:
+            cand = cand * mask
+        c = f * c + i * cand
+        return o * self.act(c), c
 
 
 class GRULayer(_GatedRecurrentLayer):
@@ -103,20 +113,17 @@ class GRULayer(_GatedRecurrentLayer):
 
     kind = "gru"
     n_gates = 3
+    state_names = ("h",)
 
-    def recur(self, gates: Tensor, mask: Optional[Tensor]) -> Tensor:
+    def step(self, g_t: Tensor, state: Tuple[Tensor, ...], mask: Optional[Tensor]
+             ) -> Tuple[Tensor, ...]:
         n = self.hidden_size
-        w_zr, w_h = self.w_rec[:, :2 * n], self.w_rec[:, 2 * n:]
-        h = gates.new_zeros(gates.shape[1], n)
-        outputs = []
-        for g_t in gates:
-            z, r = torch.sigmoid(g_t[:, :2 * n] + h @ w_zr).split(n, dim=1)
-            cand = self.act(g_t[:, 2 * n:] + (r * h) @ w_h)
-            if mask is not None:
-                cand = cand * mask
-            h = z * h + (1.0 - z) * cand
-            outputs.append(h)
-        return torch.stack(outputs)
+        (h,) = state
+        z, r = torch.sigmoid(g_t[:, :2 * n] + h @ self.w_rec[:, :2 * n]).split(n, dim=1)
+        cand = self.act(g_t[:, 2 * n:] + (r * h) @ self.w_rec[:, 2 * n:])
+        if mask is not None:
+            cand = cand * mask
+        return (z * h + (1.0 - z) * cand,)
 
 
 RECURRENT_LAYERS = {"lstm": LSTMLayer, "gru": GRULayer}
