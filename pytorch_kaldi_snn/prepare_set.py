@@ -49,13 +49,12 @@ from pathlib import Path
 from typing import Collection, Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
-import soundfile
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.corpus.alignment import num_frames, read_phone_alignment
 from pytorch_kaldi_snn.corpus.phones import PHONES
 from pytorch_kaldi_snn.errors import DataError
-from pytorch_kaldi_snn.features.audio import check_wav_table, kaldi_special
+from pytorch_kaldi_snn.features.audio import check_wav_table
 from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_feats
 from pytorch_kaldi_snn.gmm.align import align_set, align_words
 from pytorch_kaldi_snn.gmm.labels import read_alignments
@@ -138,15 +137,12 @@ def _source_dir(src: Path) -> DataDir:
     return DataDir.load(src)
 
 
-def _audio_frames(data: DataDir, rate: int) -> Dict[str, int]:
-    """The frame count of every utterance in a plain-file wav (checked by check_wav_table);
-    commands are measured once their features exist."""
+def _audio_frames(data: DataDir, samples: Mapping[str, int], rate: int) -> Dict[str, int]:
+    """The frame count of every utterance in the plain-file wavs (``samples`` per wav.scp key,
+    from check_wav_table); commands are measured once their features exist."""
     wav_scp, frames = str(data.root / "wav.scp"), {}
-    for key, wav in (data.wav or {}).items():
-        if kaldi_special(wav):
-            continue
-        info = soundfile.info(wav)
-        for utt, (first, end) in _utterances(data, key, info.frames, rate):
+    for key, n_samples in samples.items():
+        for utt, (first, end) in _utterances(data, key, n_samples, rate):
             frames[utt] = num_frames(end - first, rate)
             if frames[utt] == 0:
                 where = wav_scp if data.segments is None else str(data.root / "segments")
@@ -247,8 +243,8 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False,
         raise DataError("exists; choose another --name or pass --overwrite", file=str(existing[0]))
     data = _source_dir(Path(src))
     rate = FeatureConf.from_file("fbank", recipe.fbank_conf()).sample_rate
-    check_wav_table(data.wav or {}, str(data.root / "wav.scp"), rate)  # pipes: while extracting
-    frames = _audio_frames(data, rate)
+    samples = check_wav_table(data.wav or {}, str(data.root / "wav.scp"), rate)
+    frames = _audio_frames(data, samples, rate)
     phones = read_inventory(recipe.data / "lang" / "phones.txt")
     if has_phone_reference(data, phones):
         reference: Reference = phone_reference(data, phones)

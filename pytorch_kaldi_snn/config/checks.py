@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from pytorch_kaldi_snn.errors import ConfigError
+from pytorch_kaldi_snn.io.tables import NotUtf8, decode_utf8
 
 
 def check_cfg_file(path: Path) -> None:
@@ -31,13 +32,10 @@ def check_cfg_file(path: Path) -> None:
 
 def read_cfg_text(path: Path) -> str:
     """The cfg as UTF-8 text; another encoding names the first bad byte and its line."""
-    data = path.read_bytes()
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
-        raise ConfigError(f"line {line}: byte 0x{data[err.start]:02x} at offset {err.start} "
-                          f"is not UTF-8; save the cfg as UTF-8", file=str(path)) from None
+        return decode_utf8(path.read_bytes())
+    except NotUtf8 as err:
+        raise ConfigError(f"{err}; save the cfg as UTF-8", file=str(path)) from None
 
 
 def check_unique(names: Sequence[str], sections: Sequence[str], key: str, what: str) -> None:

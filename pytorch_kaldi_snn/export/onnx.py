@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -246,7 +247,6 @@ class OnnxStreamer:
 def export_experiment(folder: Path, path: Path, dtype: torch.dtype) -> Dict[str, object]:
     """Export the finished experiment in ``folder`` to ``path``."""
     from pytorch_kaldi_snn.trained import load_trained  # the experiment layer, not needed above
-    import logging
 
     require_packages("onnx")
     trained = load_trained(Path(folder), logging.getLogger("export"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import shlex
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Dict, Mapping
 
 import numpy as np
 import soundfile
@@ -33,31 +33,36 @@ def kaldi_special(entry: str) -> bool:
     return _KALDI_SPECIAL.search(entry) is not None
 
 
-def audio_problem(path: str, rate: int, kaldi_reads_it: bool) -> Optional[str]:
-    """Why ``path`` cannot give features at ``rate`` Hz (None if it can). With
-    ``kaldi_reads_it`` the file must also be 16-bit PCM wav, the only audio Kaldi reads."""
+class AudioProblem(ValueError):
+    """Why a file cannot give features, in the user's words (the caller names the file)."""
+
+
+def checked_info(path: str, rate: int, kaldi_reads_it: bool) -> Any:
+    """soundfile's header of ``path`` (one read, whose ``frames`` callers use too), or
+    :class:`AudioProblem` when it cannot give features at ``rate`` Hz. With ``kaldi_reads_it``
+    the file must also be 16-bit PCM wav, the only audio Kaldi reads."""
     file = Path(path)
     if not file.exists():
-        return "no such file"
+        raise AudioProblem("no such file")
     if file.is_dir():
-        return "a folder, not an audio file"
+        raise AudioProblem("a folder, not an audio file")
     if file.stat().st_size == 0:
-        return "empty file (0 bytes)"
+        raise AudioProblem("empty file (0 bytes)")
     try:
         info = soundfile.info(path)
     except (soundfile.LibsndfileError, OSError) as err:
-        return f"not an audio file libsndfile reads ({_reason(err)})"
+        raise AudioProblem(f"not an audio file libsndfile reads ({_reason(err)})") from None
     convert = f"; convert it, e.g. sox {shlex.quote(path)} -r {rate} -c 1 -b 16 out.wav"
     if info.samplerate != rate:
-        return f"sample rate {info.samplerate} Hz, the features need {rate} Hz{convert}"
+        raise AudioProblem(f"sample rate {info.samplerate} Hz, the features need {rate} Hz{convert}")
     if info.channels != 1:
-        return f"{info.channels} channels, the features need mono{convert}"
+        raise AudioProblem(f"{info.channels} channels, the features need mono{convert}")
     if kaldi_reads_it and (info.format not in _KALDI_FORMATS or info.subtype != "PCM_16"):
-        return (f"{info.format} {info.subtype} audio, Kaldi's wave reader takes only 16-bit PCM "
-                f"wav{convert}")
+        raise AudioProblem(f"{info.format} {info.subtype} audio, Kaldi's wave reader takes only "
+                           f"16-bit PCM wav{convert}")
     if num_frames(info.frames, rate) == 0:
-        return f"empty utterance: {info.frames} samples, shorter than one frame"
-    return None
+        raise AudioProblem(f"empty utterance: {info.frames} samples, shorter than one frame")
+    return info
 
 
 def _reason(err: Exception) -> str:
@@ -65,25 +70,30 @@ def _reason(err: Exception) -> str:
     return text.rstrip(".").lower()
 
 
-def check_wav_table(table: Mapping[str, str], source: str, rate: int) -> None:
+def check_wav_table(table: Mapping[str, str], source: str, rate: int) -> Dict[str, int]:
     """Refuse the first plain-file entry of a user's ``wav.scp`` that Kaldi could not read,
-    naming ``source``, the utterance and the audio file as written there."""
+    naming ``source``, the utterance and the audio file as written there; return the number of
+    samples of every plain-file entry (commands are measured once their features exist)."""
+    samples = {}
     for utt, entry in table.items():
         if kaldi_special(entry):
             continue
-        problem = audio_problem(entry, rate, kaldi_reads_it=True)
-        if problem is not None:
-            raise DataError(f"{entry}: {problem}", file=source, utt=utt)
+        try:
+            samples[utt] = checked_info(entry, rate, kaldi_reads_it=True).frames
+        except AudioProblem as problem:
+            raise DataError(f"{entry}: {problem}", file=source, utt=utt) from None
+    return samples
 
 
 def pcm16_samples(path: str, rate: int) -> np.ndarray:
     """The mono samples of ``path`` as 16-bit integers, converted from any format libsndfile
     reads; a file that cannot give features raises :class:`DataError` naming ``path``."""
-    problem = audio_problem(path, rate, kaldi_reads_it=False)
-    if problem is not None:
-        raise DataError(problem, file=path)
     try:
-        if soundfile.info(path).subtype == "PCM_16":
+        info = checked_info(path, rate, kaldi_reads_it=False)
+    except AudioProblem as problem:
+        raise DataError(str(problem), file=path) from None
+    try:
+        if info.subtype == "PCM_16":
             return soundfile.read(path, dtype="int16")[0]  # exactly as Kaldi reads it
         samples = soundfile.read(path, dtype="float64")[0]
     except (soundfile.LibsndfileError, OSError) as err:

@@ -163,6 +163,21 @@ def read_tokens(source: PathLike) -> Iterator[Tuple[str, str]]:
     return _read_table(kio.SequentialTokenReader, source, str)
 
 
+class NotUtf8(ValueError):
+    """Text that is not UTF-8; the message says where (line, byte, offset)."""
+
+
+def decode_utf8(data: bytes) -> str:
+    """``data`` as UTF-8 text, or :class:`NotUtf8` naming the first bad byte and its line (the
+    caller adds the file and what to do)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise NotUtf8(f"line {line}: byte 0x{data[err.start]:02x} at offset {err.start} is not "
+                      "UTF-8") from None
+
+
 def read_table_lines(path: PathLike) -> list[str]:
     """The lines of a text table a user may have written (a data-dir file, ali.txt, a ctm).
 
@@ -176,11 +191,9 @@ def read_table_lines(path: PathLike) -> list[str]:
     except OSError as err:
         raise DataError(f"cannot read ({err.strerror})", file=name) from None
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
-        raise DataError(f"line {line}: byte 0x{data[err.start]:02x} at offset {err.start} is not "
-                        "UTF-8; save it as UTF-8", file=name) from None
+        text = decode_utf8(data)
+    except NotUtf8 as err:
+        raise DataError(f"{err}; save it as UTF-8", file=name) from None
     if data.startswith(codecs.BOM_UTF8):
         raise DataError("starts with a UTF-8 byte-order mark (BOM); save it without one", file=name)
     if "\ufeff" in text:

@@ -23,6 +23,7 @@ from typing import Callable, List, Mapping, Optional
 import torch
 from torch import Tensor
 
+from pytorch_kaldi_snn.cli import one_line
 from pytorch_kaldi_snn.kernels import backend
 from pytorch_kaldi_snn.neurons.dynamics import SpikingState
 
@@ -87,7 +88,7 @@ def disagreement(ref: List[Tensor], got: List[Tensor], dtype: torch.dtype) -> Op
 
 
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
+    text = one_line(err)
     return f"{type(err).__name__}: {text[:300]}" if text else type(err).__name__
 
 
