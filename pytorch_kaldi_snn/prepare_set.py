@@ -59,7 +59,7 @@ from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_f
 from pytorch_kaldi_snn.gmm.align import align_set, align_words
 from pytorch_kaldi_snn.gmm.labels import read_alignments
 from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB
-from pytorch_kaldi_snn.io.ownership import MARKER, is_ours, mark
+from pytorch_kaldi_snn.io.ownership import MARKER, mark, may_remove
 from pytorch_kaldi_snn.graph.lang import read_inventory
 from pytorch_kaldi_snn.io.data_dir import DataDir
 from pytorch_kaldi_snn.io.tables import read_kaldi_map, read_table_lines, write_kaldi_map
@@ -99,7 +99,7 @@ class RecipeDir:
         """The outputs of ``name`` that exist; any not made by prepare_set is refused by name."""
         existing = [p for p in self.outputs(name) if p.exists() or p.is_symlink()]
         for path in existing:
-            if not _made_here(path):
+            if not may_remove(path):
                 raise DataError(f"exists and was not made by prepare_set (no {MARKER} in it); "
                                 "choose another --name", file=str(path))
         return existing
@@ -118,11 +118,6 @@ def check_set_name(name: str) -> None:
     if not _SET_NAME.fullmatch(name):
         raise DataError(f"{name!r} is not a set name: use one folder name of letters, digits, "
                         "'_', '-' and '.' that starts with a letter or digit", key="--name")
-
-
-def _made_here(path: Path) -> bool:
-    """Whether prepare_set made ``path`` (it never makes links, and marks every folder it makes)."""
-    return not path.is_symlink() and path.is_dir() and is_ours(path)
 
 
 def _make_folder(path: Path, src: Path) -> None:
@@ -257,7 +252,7 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False,
         return _build(recipe, data, reference, name, options.sil_prob)
     except BaseException:
         for path in recipe.outputs(name):  # no half-made set that a cfg could name
-            if _made_here(path):
+            if may_remove(path):
                 shutil.rmtree(path, ignore_errors=True)
         raise
 

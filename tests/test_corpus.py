@@ -207,6 +207,38 @@ def test_cli_rejects_bad_input_in_one_line(tmp_path, capsys):
     assert "exists; remove it or pass --overwrite" in capsys.readouterr().err
 
 
+def test_overwrite_replaces_only_the_generators_own_sets(tmp_path, capsys):
+    """--overwrite over a folder of the user's (named like a set, or a link to one) is refused
+    by name before any set is removed; the generator's own earlier output is replaced."""
+    one = ["--out", str(tmp_path), "--size", "tiny", "--train-speakers", "0", "--dev-speakers",
+           "0", "--test-speakers", "1", "--utts-per-speaker", "1"]
+    assert generate.main(one) == 0
+    (tmp_path / "test" / "stale").write_text("left by the earlier corpus")
+    theirs = tmp_path / "train"
+    theirs.mkdir()
+    (theirs / "thesis.tex").write_text("mine")
+    capsys.readouterr()
+    assert generate.main([*one, "--train-speakers", "1", "--overwrite"]) == 2
+    assert capsys.readouterr().err == (
+        f"generate: {theirs} was not made by the corpus generator (no .pytorch_kaldi_snn in "
+        "it); --overwrite removes only the generator's own sets\n")
+    assert (theirs / "thesis.tex").read_text() == "mine"
+    assert (tmp_path / "test" / "stale").is_file()  # nothing removed before the refusal
+    shutil.rmtree(theirs)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes").write_text("mine")
+    (tmp_path / "dev").symlink_to(elsewhere)
+    assert generate.main([*one, "--overwrite"]) == 2
+    assert capsys.readouterr().err.startswith(f"generate: {tmp_path / 'dev'} was not made by")
+    assert (elsewhere / "notes").read_text() == "mine"
+    (tmp_path / "dev").unlink()
+    assert generate.main([*one, "--overwrite"]) == 0
+    assert not (tmp_path / "test" / "stale").exists()
+    assert (tmp_path / "test" / ".pytorch_kaldi_snn").is_file()
+    assert len(table(tmp_path / "test" / "wav.scp")) == 1
+
+
 def test_explicit_counts_override_the_preset():
     args = generate._parser().parse_args(["--out", "x", "--size", "timit", "--dev-speakers", "5"])
     assert generate.size_from_args(args) == generate.CorpusSize(462, 5, 24, 8)

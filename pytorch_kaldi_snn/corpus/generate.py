@@ -28,6 +28,7 @@ import soundfile
 from ..cli import command_parser, run_reporting_errors
 from ..errors import ConfigError, DataError
 from ..io.atomic import atomic_outputs
+from ..io.ownership import MARKER, NotOurFolder, mark, may_remove
 from . import augment, espeak
 from .alignment import ctm_lines, ensure_frames, frame_labels
 from .augment import RATE, UtteranceAugment
@@ -259,13 +260,21 @@ def _set_tables(
 
 
 def _prepare_out(out: Path, overwrite: bool, names: Sequence[str]) -> None:
-    existing = [out / name for name, _ in SPLITS if (out / name).exists()]
+    """Make the set folders ``names``, marked as the generator's; ``overwrite`` first removes the
+    existing sets, but only ones the generator made: anything else is refused before any is."""
+    sets = [out / name for name, _ in SPLITS]
+    existing = [path for path in sets if path.exists() or path.is_symlink()]
     if existing and not overwrite:
         raise ConfigError(f"{existing[0]} exists; remove it or pass --overwrite")
+    for path in existing:
+        if not may_remove(path):
+            raise NotOurFolder(path, f"was not made by the corpus generator (no {MARKER} in it); "
+                                     "--overwrite removes only the generator's own sets")
     for path in existing:
         shutil.rmtree(path)
     for name in names:
         (out / name / "wav").mkdir(parents=True)
+        mark(out / name, "pytorch_kaldi_snn.corpus.generate")
 
 
 def generate_corpus(

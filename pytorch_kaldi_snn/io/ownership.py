@@ -33,6 +33,13 @@ def is_ours(folder: Path, legacy: Sequence[str] = ()) -> bool:
     return any((folder / name).is_file() for name in (MARKER, *legacy))
 
 
+def may_remove(folder: Path) -> bool:
+    """Whether the project may remove ``folder`` whole: a real folder that carries the marker. A
+    symbolic link is never removed, even to a marked folder: it points at something the project
+    did not make where it stands."""
+    return not folder.is_symlink() and folder.is_dir() and is_ours(folder)
+
+
 def check_may_take(folder: Path, legacy: Sequence[str] = ()) -> None:
     """Raise :class:`NotOurFolder` unless ``folder`` is missing, empty or already ours."""
     folder = Path(folder)
