@@ -51,7 +51,7 @@ from typing import Collection, Dict, List, Mapping, Sequence, Tuple, Union
 import numpy as np
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
-from pytorch_kaldi_snn.corpus.alignment import num_frames, read_phone_alignment
+from pytorch_kaldi_snn.corpus.alignment import FRAME_SLACK, num_frames, read_phone_alignment
 from pytorch_kaldi_snn.corpus.phones import PHONES
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.features.audio import check_wav_table
@@ -69,7 +69,6 @@ from pytorch_kaldi_snn.words.transcripts import OOV_CHOICES, WordTranscripts, wo
 log = logging.getLogger("prepare_set")
 TRAIN_SET = "train"  # the recipe set whose feature confs and GMM a new set reuses
 COPIED = ("wav.scp", "segments", "utt2spk", "spk2utt", "spk2gender")
-FRAME_SLACK = 2  # frames an ali.txt may differ from its audio (framing conventions of other tools)
 _SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 UNALIGNED = "unaligned.txt"  # in data/<name>: the utterances the GMM could not align
 OOV_LEXICON = "oov_lexicon.txt"  # in data/<name>: eSpeak NG's pronunciations, lexicon.txt format

@@ -199,6 +199,22 @@ def test_phone_alignment_errors_name_the_problem(tmp_path):
         read_phone_alignment(tmp_path)
 
 
+def test_a_ctm_phone_past_the_end_of_its_audio_is_refused_by_line(tmp_path):
+    """A ctm of longer audio (a 1.2 s recording's phones on 100 frames, 1.015 s): its last
+    phones would label no frame and vanish from the reference. 20 ms past the end is accepted."""
+    (tmp_path / "utt2num_frames").write_text("u1 100\n")
+    ctm = tmp_path / "phones.ctm"
+    lines = ["u1 1 0.00 0.50 sil", "u1 1 0.50 0.53 ah", "u1 1 1.03 0.10 t"]
+    ctm.write_text("\n".join(lines) + "\n")
+    assert len(read_phone_alignment(tmp_path)["u1"]) == 100
+    ctm.write_text("\n".join([*lines, "u1 1 1.035 0.10 s", "u1 1 1.20 0.10 iy"]) + "\n")
+    with pytest.raises(DataError) as refused:
+        read_phone_alignment(tmp_path)
+    assert str(refused.value) == (
+        f"{ctm}: utterance u1: line 4: phone 's' starts at 1.035 s, after the end of its audio "
+        "(1.015 s, 100 frames; up to 20 ms past it is accepted)")
+
+
 def test_cli_rejects_bad_input_in_one_line(tmp_path, capsys):
     assert generate.main(["--out", str(tmp_path), "--size", "tiny", "--nj", "0"]) == 2
     assert capsys.readouterr().err.strip() == "generate: --nj must be at least 1, got 0"

@@ -229,6 +229,24 @@ def test_an_alignment_two_frames_off_is_accepted(recipe: Path, tmp_path: Path) -
     assert read_kaldi_map(recipe / "data/mine/text") == read_kaldi_map(recipe / "data/test/text")
 
 
+def test_a_ctm_with_phones_past_the_end_of_the_audio_is_refused(recipe: Path, tmp_path: Path,
+                                                                capsys) -> None:
+    """The ctm of a longer take of one utterance: its phones beyond the audio are named, not
+    dropped from the reference without a word."""
+    src = _source(recipe, tmp_path / "src", "phones.ctm")
+    utt = "mte000_05446"
+    end = (_frames(recipe, utt) - 1) * 0.010 + 0.025
+    with open(src / "phones.ctm", "a") as ctm:
+        ctm.write(f"{utt} 1 {end + 0.5:.3f} 0.080 ah\n")
+    line = len((src / "phones.ctm").read_text().splitlines())
+    before = _tree(tmp_path)
+    _refused([str(src), "--dir", str(recipe), "--name", "mine"],
+             f"{src}/phones.ctm: utterance {utt}: line {line}: "
+             f"phone 'ah' starts at {end + 0.5:.3f} s, after the end of its audio ({end:.3f} s, "
+             f"{_frames(recipe, utt)} frames; up to 20 ms past it is accepted)", capsys)
+    assert _tree(tmp_path) == before
+
+
 # -- segments -----------------------------------------------------------------------------------
 
 RATE = 16000
