@@ -38,6 +38,7 @@ from pytorch_kaldi_snn.decoding.jobs import (
 from pytorch_kaldi_snn.config.latgen_opts import latgen_options
 from pytorch_kaldi_snn.errors import ConfigError, DataError, OutputError, UserInputError, kaldi_error_line
 from pytorch_kaldi_snn.io import as_rspecifier, atomic_outputs, read_int_vectors
+from pytorch_kaldi_snn.io.commands import path_argument
 from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, score_files
 from pytorch_kaldi_snn.scoring.decoded import graph_words, is_phone_graph
 
@@ -84,8 +85,8 @@ def latgen_command(
     return [
         latgen,
         *latgen_options(opts, str(graph_dir / "words.txt")),
-        str(model_path),
-        str(graph_dir / "HCLG.fst"),
+        path_argument(model_path),
+        path_argument(graph_dir / "HCLG.fst"),
         as_rspecifier(loglikes),
         lattices,
         f"ark,t:{best / 'best_words.txt'}",
