@@ -22,6 +22,7 @@ from pytorch_kaldi_snn.corpus.phones import PHONES, to_timit
 from pytorch_kaldi_snn.corpus.segments import Segment, espeak_segments
 from pytorch_kaldi_snn.corpus.speakers import SpeakerSpec
 from pytorch_kaldi_snn.errors import ConfigError, DataError
+from pytorch_kaldi_snn.io.ownership import mark
 
 SETS = ("train", "dev", "test")
 TINY = generate.SIZES["tiny"]
@@ -249,6 +250,13 @@ def test_overwrite_replaces_only_the_generators_own_sets(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(f"generate: {tmp_path / 'dev'} was not made by")
     assert (elsewhere / "notes").read_text() == "mine"
     (tmp_path / "dev").unlink()
+    mark(tmp_path / "dev", "prepare_set, from /data/mine")  # a set of prepare_set's
+    assert generate.main([*one, "--overwrite"]) == 2
+    assert capsys.readouterr().err == (
+        f"generate: {tmp_path / 'dev'} was not made by the corpus generator (its "
+        ".pytorch_kaldi_snn says prepare_set made it); --overwrite removes only the generator's "
+        "own sets\n")
+    shutil.rmtree(tmp_path / "dev")
     assert generate.main([*one, "--overwrite"]) == 0
     assert not (tmp_path / "test" / "stale").exists()
     assert (tmp_path / "test" / ".pytorch_kaldi_snn").is_file()
