@@ -63,9 +63,7 @@ export PYTHONUNBUFFERED=1
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f $data/.corpus.done ]; then
   log "Stage 0: generate the $size corpus (seed $seed) in $data"
-  # --overwrite: a stage 0 cut short (no .corpus.done) is redone over its own sets; a set the
-  # generator did not make (no .pytorch_kaldi_snn marker) is refused, never removed
-  python -m pytorch_kaldi_snn.corpus.generate --out $data --size $size --seed $seed --nj $nj --overwrite
+  python -m pytorch_kaldi_snn.corpus.generate --out $data --size $size --seed $seed --nj $nj
   for x in $sets; do
     local/phone_text.sh $data/$x
   done
