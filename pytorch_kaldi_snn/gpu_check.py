@@ -34,6 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
+from pytorch_kaldi_snn.io import commands
 from pytorch_kaldi_snn.kernels import backend, first_launch, fused
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,8 +157,8 @@ def tiny_run(device: torch.device, corpus: Optional[Path], work: Path) -> Dict[s
 
     if corpus is None:
         corpus = work / "synth_tiny"
-        subprocess.run([str(ROOT / SYNTH_DIR / "run.sh"), "--size", "tiny", "--seed", "1",
-                        "--dir", str(corpus)], check=True, cwd=ROOT, capture_output=True)
+        commands.run([str(ROOT / SYNTH_DIR / "run.sh"), "--size", "tiny", "--seed", "1",
+                      "--dir", str(corpus)], check=True, cwd=ROOT, capture_output=True)
     cfg = work / "synth_snn_v2.cfg"
     cfg.write_text(synth_cfg_text(corpus))
     out = work / "run"

@@ -36,7 +36,7 @@ utterance.
 ``--name`` is one folder name (letters, digits, ``_``, ``-``, ``.``; not a path). Each of the three
 folders gets the project's ``.pytorch_kaldi_snn`` marker (io/ownership.py) when it is made; a folder without it (the recipe's own
 ``train``, ``dev``, ``test``, ``lang``, ``mfcc``...) is never replaced, and ``--overwrite``
-removes only folders that carry it.
+removes only folders whose marker names prepare_set (the corpus generator marks its sets as its own).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ from typing import Collection, Dict, List, Mapping, Sequence, Tuple, Union
 import numpy as np
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
-from pytorch_kaldi_snn.corpus.alignment import num_frames, read_phone_alignment
+from pytorch_kaldi_snn.corpus.alignment import FRAME_SLACK, num_frames, read_phone_alignment
 from pytorch_kaldi_snn.corpus.phones import PHONES
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.features.audio import check_wav_table
@@ -59,7 +59,7 @@ from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_f
 from pytorch_kaldi_snn.gmm.align import align_set, align_words
 from pytorch_kaldi_snn.gmm.labels import read_alignments
 from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB
-from pytorch_kaldi_snn.io.ownership import MARKER, is_ours, mark
+from pytorch_kaldi_snn.io.ownership import mark, removal_refused
 from pytorch_kaldi_snn.graph.lang import read_inventory
 from pytorch_kaldi_snn.io.data_dir import DataDir
 from pytorch_kaldi_snn.io.tables import read_kaldi_map, read_table_lines, write_kaldi_map
@@ -69,8 +69,8 @@ from pytorch_kaldi_snn.words.transcripts import OOV_CHOICES, WordTranscripts, wo
 log = logging.getLogger("prepare_set")
 TRAIN_SET = "train"  # the recipe set whose feature confs and GMM a new set reuses
 COPIED = ("wav.scp", "segments", "utt2spk", "spk2utt", "spk2gender")
-FRAME_SLACK = 2  # frames an ali.txt may differ from its audio (framing conventions of other tools)
 _SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAKER = "prepare_set"  # in the marker of the folders it makes: the only ones it removes
 UNALIGNED = "unaligned.txt"  # in data/<name>: the utterances the GMM could not align
 OOV_LEXICON = "oov_lexicon.txt"  # in data/<name>: eSpeak NG's pronunciations, lexicon.txt format
 Reference = Union[Dict[str, str], WordTranscripts]  # phones per utterance, or words to align
@@ -99,8 +99,9 @@ class RecipeDir:
         """The outputs of ``name`` that exist; any not made by prepare_set is refused by name."""
         existing = [p for p in self.outputs(name) if p.exists() or p.is_symlink()]
         for path in existing:
-            if not _made_here(path):
-                raise DataError(f"exists and was not made by prepare_set (no {MARKER} in it); "
+            refused = removal_refused(path, MAKER)
+            if refused:
+                raise DataError(f"exists and was not made by prepare_set ({refused}); "
                                 "choose another --name", file=str(path))
         return existing
 
@@ -120,14 +121,9 @@ def check_set_name(name: str) -> None:
                         "'_', '-' and '.' that starts with a letter or digit", key="--name")
 
 
-def _made_here(path: Path) -> bool:
-    """Whether prepare_set made ``path`` (it never makes links, and marks every folder it makes)."""
-    return not path.is_symlink() and path.is_dir() and is_ours(path)
-
-
 def _make_folder(path: Path, src: Path) -> None:
     path.mkdir(parents=True)
-    mark(path, f"prepare_set, from {src}")
+    mark(path, f"{MAKER}, from {src}")
 
 
 def _source_dir(src: Path) -> DataDir:
@@ -257,7 +253,7 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False,
         return _build(recipe, data, reference, name, options.sil_prob)
     except BaseException:
         for path in recipe.outputs(name):  # no half-made set that a cfg could name
-            if _made_here(path):
+            if not removal_refused(path, MAKER):
                 shutil.rmtree(path, ignore_errors=True)
         raise
 

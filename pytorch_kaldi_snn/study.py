@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors  # noqa: E402
-from pytorch_kaldi_snn.config.experiment import load_experiment  # noqa: E402
+from pytorch_kaldi_snn.config.experiment import Experiment, load_experiment  # noqa: E402
 from pytorch_kaldi_snn.pipeline.inputs import prepare_missing_data  # noqa: E402
+from pytorch_kaldi_snn.pipeline.logs import open_log, to_log_file  # noqa: E402
 from pytorch_kaldi_snn.errors import ConfigError  # noqa: E402
 from pytorch_kaldi_snn.io.atomic import atomic_write  # noqa: E402
 from pytorch_kaldi_snn.io.ownership import take  # noqa: E402
@@ -183,6 +184,18 @@ def collect(outcomes: Sequence[Outcome]) -> Tuple[List[Dict], List[str]]:
     return results, failures
 
 
+def prepare_corpus(exp: Experiment, out: Path) -> None:
+    """Run ``[exp] prepare`` (the corpus recipe) if the data are missing, logged as a run logs
+    it: its lines on the console and in ``OUT/log.log`` with a timestamp, the informational
+    chatter of Kaldi's C++ code (kaldilm's ``[I] ...`` lines) in ``OUT/log.log`` only."""
+    log = open_log(out)
+    try:
+        prepare_missing_data(exp, log.info, to_log_file(log))
+    finally:
+        for handler in log.handlers:
+            handler.close()
+
+
 def run_study(study: str, corpus: str, out: Path, seeds: int, hidden: int, epochs: int,
               extra: Sequence[str], jobs: int = 1) -> List[Dict]:
     points = study_points(study, hidden)
@@ -191,7 +204,7 @@ def run_study(study: str, corpus: str, out: Path, seeds: int, hidden: int, epoch
     checked = [load_experiment(cfgs[point.arch], [*point_overrides(point, epochs, 0,
                                                                    out / "check"), *extra])
                for point in points]  # fail on a bad override before the first run
-    prepare_missing_data(checked[0], print)  # once, before runs that would race to do it
+    prepare_corpus(checked[0], out)  # once, before runs that would race to do it
     rows = run_points(points, cfgs, out / study, seeds, epochs, extra, jobs)
     save_json(out / f"{study}.json", rows)
     text = table1_markdown(rows) if study == "table1" else fig5_markdown(rows)

@@ -22,6 +22,7 @@ from pytorch_kaldi_snn.corpus.phones import PHONES, to_timit
 from pytorch_kaldi_snn.corpus.segments import Segment, espeak_segments
 from pytorch_kaldi_snn.corpus.speakers import SpeakerSpec
 from pytorch_kaldi_snn.errors import ConfigError, DataError
+from pytorch_kaldi_snn.io.ownership import mark
 
 SETS = ("train", "dev", "test")
 TINY = generate.SIZES["tiny"]
@@ -199,12 +200,67 @@ def test_phone_alignment_errors_name_the_problem(tmp_path):
         read_phone_alignment(tmp_path)
 
 
+def test_a_ctm_phone_past_the_end_of_its_audio_is_refused_by_line(tmp_path):
+    """A ctm of longer audio (a 1.2 s recording's phones on 100 frames, 1.015 s): its last
+    phones would label no frame and vanish from the reference. 20 ms past the end is accepted."""
+    (tmp_path / "utt2num_frames").write_text("u1 100\n")
+    ctm = tmp_path / "phones.ctm"
+    lines = ["u1 1 0.00 0.50 sil", "u1 1 0.50 0.53 ah", "u1 1 1.03 0.10 t"]
+    ctm.write_text("\n".join(lines) + "\n")
+    assert len(read_phone_alignment(tmp_path)["u1"]) == 100
+    ctm.write_text("\n".join([*lines, "u1 1 1.035 0.10 s", "u1 1 1.20 0.10 iy"]) + "\n")
+    with pytest.raises(DataError) as refused:
+        read_phone_alignment(tmp_path)
+    assert str(refused.value) == (
+        f"{ctm}: utterance u1: line 4: phone 's' starts at 1.035 s, after the end of its audio "
+        "(1.015 s, 100 frames; up to 20 ms past it is accepted)")
+
+
 def test_cli_rejects_bad_input_in_one_line(tmp_path, capsys):
     assert generate.main(["--out", str(tmp_path), "--size", "tiny", "--nj", "0"]) == 2
     assert capsys.readouterr().err.strip() == "generate: --nj must be at least 1, got 0"
     (tmp_path / "train").mkdir()
     assert generate.main(["--out", str(tmp_path), "--size", "tiny"]) == 2
     assert "exists; remove it or pass --overwrite" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_only_the_generators_own_sets(tmp_path, capsys):
+    """--overwrite over a folder of the user's (named like a set, or a link to one) is refused
+    by name before any set is removed; the generator's own earlier output is replaced."""
+    one = ["--out", str(tmp_path), "--size", "tiny", "--train-speakers", "0", "--dev-speakers",
+           "0", "--test-speakers", "1", "--utts-per-speaker", "1"]
+    assert generate.main(one) == 0
+    (tmp_path / "test" / "stale").write_text("left by the earlier corpus")
+    theirs = tmp_path / "train"
+    theirs.mkdir()
+    (theirs / "thesis.tex").write_text("mine")
+    capsys.readouterr()
+    assert generate.main([*one, "--train-speakers", "1", "--overwrite"]) == 2
+    assert capsys.readouterr().err == (
+        f"generate: {theirs} was not made by the corpus generator (no .pytorch_kaldi_snn in "
+        "it); --overwrite removes only the generator's own sets\n")
+    assert (theirs / "thesis.tex").read_text() == "mine"
+    assert (tmp_path / "test" / "stale").is_file()  # nothing removed before the refusal
+    shutil.rmtree(theirs)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes").write_text("mine")
+    (tmp_path / "dev").symlink_to(elsewhere)
+    assert generate.main([*one, "--overwrite"]) == 2
+    assert capsys.readouterr().err.startswith(f"generate: {tmp_path / 'dev'} was not made by")
+    assert (elsewhere / "notes").read_text() == "mine"
+    (tmp_path / "dev").unlink()
+    mark(tmp_path / "dev", "prepare_set, from /data/mine")  # a set of prepare_set's
+    assert generate.main([*one, "--overwrite"]) == 2
+    assert capsys.readouterr().err == (
+        f"generate: {tmp_path / 'dev'} was not made by the corpus generator (its "
+        ".pytorch_kaldi_snn says prepare_set made it); --overwrite removes only the generator's "
+        "own sets\n")
+    shutil.rmtree(tmp_path / "dev")
+    assert generate.main([*one, "--overwrite"]) == 0
+    assert not (tmp_path / "test" / "stale").exists()
+    assert (tmp_path / "test" / ".pytorch_kaldi_snn").is_file()
+    assert len(table(tmp_path / "test" / "wav.scp")) == 1
 
 
 def test_explicit_counts_override_the_preset():

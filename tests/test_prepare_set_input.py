@@ -89,8 +89,11 @@ def test_the_recipes_own_sets_and_folders_are_never_replaced(
     src = _source(recipe, tmp_path / "src", "text")
     before = _tree(tmp_path)
     argv = [str(src), "--dir", str(recipe), "--name", name] + ["--overwrite"] * overwrite
-    _refused(argv, f"{recipe}/data/{name}: exists and was not made by prepare_set (no {MARKER} "
-                   "in it); choose another --name", capsys)
+    # the corpus generator marks its sets too, as its own: they are not prepare_set's
+    reason = (f"its {MARKER} says pytorch_kaldi_snn.corpus.generate made it"
+              if name in ("train", "dev", "test") else f"no {MARKER} in it")
+    _refused(argv, f"{recipe}/data/{name}: exists and was not made by prepare_set ({reason}); "
+                   "choose another --name", capsys)
     assert _tree(tmp_path) == before
 
 
@@ -227,6 +230,24 @@ def test_an_alignment_two_frames_off_is_accepted(recipe: Path, tmp_path: Path) -
     src = _ali_source(recipe, tmp_path, {"fte001_00374": 2, "mte000_05446": -2})
     assert prepare_cli.main([str(src), "--dir", str(recipe), "--name", "mine"]) == 0
     assert read_kaldi_map(recipe / "data/mine/text") == read_kaldi_map(recipe / "data/test/text")
+
+
+def test_a_ctm_with_phones_past_the_end_of_the_audio_is_refused(recipe: Path, tmp_path: Path,
+                                                                capsys) -> None:
+    """The ctm of a longer take of one utterance: its phones beyond the audio are named, not
+    dropped from the reference without a word."""
+    src = _source(recipe, tmp_path / "src", "phones.ctm")
+    utt = "mte000_05446"
+    end = (_frames(recipe, utt) - 1) * 0.010 + 0.025
+    with open(src / "phones.ctm", "a") as ctm:
+        ctm.write(f"{utt} 1 {end + 0.5:.3f} 0.080 ah\n")
+    line = len((src / "phones.ctm").read_text().splitlines())
+    before = _tree(tmp_path)
+    _refused([str(src), "--dir", str(recipe), "--name", "mine"],
+             f"{src}/phones.ctm: utterance {utt}: line {line}: "
+             f"phone 'ah' starts at {end + 0.5:.3f} s, after the end of its audio ({end:.3f} s, "
+             f"{_frames(recipe, utt)} frames; up to 20 ms past it is accepted)", capsys)
+    assert _tree(tmp_path) == before
 
 
 # -- segments -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ stop the grid) and the grids of Fig. 5."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Optional, Tuple
@@ -11,6 +12,7 @@ import pytest
 from torch import nn
 
 from pytorch_kaldi_snn import study
+from pytorch_kaldi_snn.config.experiment import load_experiment
 from pytorch_kaldi_snn.study import ARCHS, main, study_points
 from pytorch_kaldi_snn.threads import available_cpus, user_threads
 from pytorch_kaldi_snn.train import guards
@@ -63,6 +65,31 @@ def test_table1_runs_every_architecture_two_at_once_writes_the_table_and_resumes
     rerun = capsys.readouterr()
     assert "epoch 1/1" not in rerun.out + rerun.err
     assert json.loads((out / "table1.json").read_text()) == rows
+
+
+def test_the_corpus_recipe_is_logged_as_a_run_logs_it(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """The recipe's kaldilm lines (``[I] Reading \\data\\ section.``) were printed bare on the
+    console; as in run_exp they go to OUT/log.log only, the recipe's own lines to both with
+    the study's timestamp in place of the recipe's."""
+    (tmp_path / "corpus" / "data").mkdir(parents=True)
+    recipe = tmp_path / "recipe.sh"
+    recipe.write_text('echo "2026-01-01 00:00:00 (run.sh:80) Stage 4: G.fst"\n'
+                      'echo "[I] Reading \\\\data\\\\ section." >&2\n')
+    cfg = study.corpus_cfg("v2", str(tmp_path / "corpus"), tmp_path / "cfg")
+    exp = load_experiment(cfg, [f"exp.prepare=bash {recipe}",
+                                f"exp.out_folder={tmp_path / 'check'}"])
+    study.prepare_corpus(exp, tmp_path / "out")
+    console = capsys.readouterr()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
+    assert console.err == "" and len(console.out.splitlines()) == 2
+    assert re.fullmatch(stamp + r".* is missing: preparing the data with `bash .*recipe.sh` "
+                        r"\(a few minutes\)", console.out.splitlines()[0])
+    assert re.fullmatch(stamp + r"\(run.sh:80\) Stage 4: G.fst", console.out.splitlines()[1])
+    logged = (tmp_path / "out" / "log.log").read_text().splitlines()
+    assert logged[:2] == console.out.splitlines()
+    assert len(logged) == 3
+    assert re.fullmatch(stamp + r"kaldi: \[I\] Reading \\data\\ section\.", logged[2])
 
 
 def test_fig5_grids_follow_the_paper() -> None:

@@ -16,6 +16,7 @@ import soundfile
 
 from pytorch_kaldi_snn.config.experiment import FeatureSpec, LabelSpec
 from pytorch_kaldi_snn.data.loading import load_labels
+from pytorch_kaldi_snn.decoding.kaldi_bridge import decode_and_score
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.features import FeatureConf, compute_features, read_features
 from pytorch_kaldi_snn.features.audio import check_wav_table
@@ -203,21 +204,45 @@ def test_a_relative_gz_starting_with_dash_is_a_file(cwd: Path) -> None:
         np.testing.assert_array_equal(got[utt], ali)
 
 
-def test_kaldi_labels_from_a_relative_folder_starting_with_dash(cwd: Path, kaldi_env: dict,
+# Kaldi's option parser: '--ali/final.mdl' as ali-to-pdf's first argument was an unknown option
+# (ali-to-pdf printed its usage), and '--config=x/...' anywhere reads x/... as a config file
+DASHED = ["-lead", "--ali", "--help", "--config=x"]
+
+
+@pytest.mark.parametrize("name", DASHED)
+def test_kaldi_labels_from_a_relative_folder_starting_with_dash(name: str, cwd: Path, kaldi_env: dict,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = cwd / "-lead"
+    folder = cwd / name
     folder.mkdir()
     shutil.copyfile(DECODE / "align/ali.1.gz", folder / "ali.1.gz")
     shutil.copyfile(DECODE / "model/final.mdl", folder / "final.mdl")
     (folder / "num_jobs").write_text("1\n")
     monkeypatch.setenv("PATH", kaldi_env["PATH"])
     monkeypatch.setenv("LD_LIBRARY_PATH", kaldi_env.get("LD_LIBRARY_PATH", ""))
-    spec = LabelSpec("lab_cd", Path("-lead"), "ali-to-pdf", "auto", Path("data"), Path("graph"))
+    spec = LabelSpec("lab_cd", Path(name), "ali-to-pdf", "auto", Path("data"), Path("graph"))
     kaldi = load_labels(spec, logging.getLogger("test"))
     native = read_lab_folder(folder, "ali-to-pdf")
     assert kaldi.keys() == native.keys() and kaldi
     for utt, labels in native.items():
         np.testing.assert_array_equal(kaldi[utt], labels)
+
+
+@pytest.mark.parametrize("name", DASHED)
+def test_kaldi_decoding_with_a_model_and_graph_in_folders_starting_with_dash(
+        name: str, cwd: Path, kaldi_env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """latgen-faster-mapped gets the lab_folder's final.mdl and lab_graph's HCLG.fst as its
+    first positional arguments: with folders named like options it decodes as with any other."""
+    for key in ("PATH", "LD_LIBRARY_PATH"):
+        monkeypatch.setenv(key, kaldi_env.get(key, ""))
+    shutil.copytree(DECODE / "model", cwd / name)
+    shutil.copytree(DECODE / "graph", cwd / f"{name}-graph")
+    loglikes = cwd / "two.ark"
+    write_mat_ark(loglikes, None, list(read_matrices(DECODE / "decode/loglikes.ark"))[:2])
+    run = decode_and_score(loglikes, Path(f"{name}-graph"), Path(name) / "final.mdl", cwd / "out",
+                           use_kaldi=True)
+    expected = (DECODE / "decode/hyp.txt").read_text().splitlines()[:2]
+    assert run.decoder == "kaldi"
+    assert (cwd / "out/hyp.txt").read_text().splitlines() == expected
 
 
 def test_kaldi_rescoring_of_lattices_in_an_out_folder_starting_with_dash(cwd: Path, kaldi_env: dict) -> None:

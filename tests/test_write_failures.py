@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Set
+from typing import List, Set, Tuple
 
 import numpy as np
 import pytest
@@ -207,9 +207,9 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_while_kaldi_decodes_ends_the_jobs_before_the_lock_is_released(
-        sig: int, tmp_path: Path, four: Path) -> None:
+def _runner_decoding(tmp_path: Path, four: Path) -> Tuple[subprocess.Popen, List[int], Path]:
+    """A runner decoding with a slow latgen; returns it, latgen's pid and its child's, and the
+    out_folder, once latgen runs."""
     pids = tmp_path / "pids"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -227,6 +227,13 @@ def test_signal_while_kaldi_decodes_ends_the_jobs_before_the_lock_is_released(
         time.sleep(0.02)
     children: List[int] = [int(p) for p in pids.read_text().split()]
     assert all(_alive(p) for p in children)
+    return runner, children, out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_while_kaldi_decodes_ends_the_jobs_before_the_lock_is_released(
+        sig: int, tmp_path: Path, four: Path) -> None:
+    runner, children, out = _runner_decoding(tmp_path, four)
     runner.send_signal(sig)
     assert runner.wait(timeout=30) == 130
     assert runner.stderr.read() == "interrupted: rerun the same command to resume\n"
@@ -234,6 +241,19 @@ def test_signal_while_kaldi_decodes_ends_the_jobs_before_the_lock_is_released(
     assert (out / ".lock").read_text() == ""  # released cleanly, not dropped by a dying process
     with folder_lock(out):
         pass
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_sigkill_of_the_runner_while_kaldi_decodes_ends_the_jobs(tmp_path: Path, four: Path) -> None:
+    """Nothing in the runner runs on SIGKILL: the kernel ends latgen and its child
+    (io/commands.py). Before, both ran on, writing into decode_test/."""
+    runner, children, _ = _runner_decoding(tmp_path, four)
+    runner.kill()
+    assert runner.wait(timeout=30) == -signal.SIGKILL
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [_alive(p) for p in children] == [False, False]
 
 
 # -- evaluate holds the experiment's lock ----------------------------------------------------------

@@ -24,6 +24,8 @@ from .segments import Segment
 
 WINDOW_S, SHIFT_S = 0.025, 0.010
 _CENTRE_US, _SHIFT_US = 12_500, 10_000  # frame-centre times in integer microseconds
+_WINDOW_US = 25_000
+FRAME_SLACK = 2  # frames an alignment may overrun its audio (framing conventions of other tools)
 
 
 def frame_geometry(rate: int) -> Tuple[int, int]:
@@ -142,17 +144,31 @@ def _read_ctm(path: Path, n_frames: Dict[str, int]) -> Dict[str, np.ndarray]:
             raise DataError(f"line {number}: expected 'utt channel start dur phone'",
                             file=str(path))
         start_us, dur_us = round(float(fields[2]) * 1e6), round(float(fields[3]) * 1e6)
-        spans.setdefault(fields[0], []).append((start_us, start_us + dur_us, fields[4]))
+        spans.setdefault(fields[0], []).append((start_us, start_us + dur_us, fields[4], number))
     alignment: Dict[str, np.ndarray] = {}
     for utt, utt_spans in spans.items():
         if utt not in n_frames:
             raise DataError("no frame count (utt2num_frames or wav.scp)", file=str(path), utt=utt)
+        _check_within_audio(utt_spans, n_frames[utt], path, utt)
         centres = _CENTRE_US + _SHIFT_US * np.arange(n_frames[utt])
         labels = np.full(centres.size, SIL, dtype=object)
-        for start, end, phone in sorted(utt_spans):
+        for start, end, phone, _ in sorted(utt_spans):
             labels[(centres >= start) & (centres < end)] = phone
         alignment[utt] = _ids(list(labels), str(path), utt)
     return alignment
+
+
+def _check_within_audio(spans: Sequence[Tuple[int, int, str, int]], n_frames: int, path: Path,
+                        utt: str) -> None:
+    """A phone that starts past the audio's end (its last frame's window) by more than
+    FRAME_SLACK frames labels no frame: it belongs to other audio, and would vanish unseen."""
+    end_us = _SHIFT_US * (n_frames - 1) + _WINDOW_US if n_frames else 0
+    for start, _, phone, number in spans:
+        if start >= end_us + FRAME_SLACK * _SHIFT_US:
+            raise DataError(f"line {number}: phone {phone!r} starts at {start / 1e6:.3f} s, after "
+                            f"the end of its audio ({end_us / 1e6:.3f} s, {n_frames} frames; up to "
+                            f"{FRAME_SLACK * _SHIFT_US // 1000} ms past it is accepted)",
+                            file=str(path), utt=utt)
 
 
 def read_phone_alignment(data_dir: str | Path) -> Dict[str, np.ndarray]:

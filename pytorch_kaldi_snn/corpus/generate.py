@@ -28,6 +28,7 @@ import soundfile
 from ..cli import command_parser, run_reporting_errors
 from ..errors import ConfigError, DataError
 from ..io.atomic import atomic_outputs
+from ..io.ownership import NotOurFolder, mark, removal_refused
 from . import augment, espeak
 from .alignment import ctm_lines, ensure_frames, frame_labels
 from .augment import RATE, UtteranceAugment
@@ -57,6 +58,7 @@ SPLITS: Tuple[Tuple[str, str], ...] = (("train", "tr"), ("dev", "dv"), ("test", 
 # set alone (train and dev 0 speakers) is what scoring a finished model on new speakers needs.
 OPTIONS = {"train": ("--train-speakers", 0), "dev": ("--dev-speakers", 0),
            "test": ("--test-speakers", 1), "utts_per_speaker": ("--utts-per-speaker", 1)}
+MAKER = "pytorch_kaldi_snn.corpus.generate"  # in the marker of each set: the sets it removes
 KALDI_FILES = (
     "wav.scp", "text", "utt2spk", "spk2utt", "spk2gender", "utt2dur", "utt2num_frames",
     "spk2info", "utt2info", "text.phn", "phones.ctm", "ali.txt",
@@ -259,13 +261,22 @@ def _set_tables(
 
 
 def _prepare_out(out: Path, overwrite: bool, names: Sequence[str]) -> None:
-    existing = [out / name for name, _ in SPLITS if (out / name).exists()]
+    """Make the set folders ``names``, marked as the generator's; ``overwrite`` first removes the
+    existing sets, but only ones the generator made: anything else is refused before any is."""
+    sets = [out / name for name, _ in SPLITS]
+    existing = [path for path in sets if path.exists() or path.is_symlink()]
     if existing and not overwrite:
         raise ConfigError(f"{existing[0]} exists; remove it or pass --overwrite")
+    for path in existing:
+        refused = removal_refused(path, MAKER)
+        if refused:
+            raise NotOurFolder(path, f"was not made by the corpus generator ({refused}); "
+                                     "--overwrite removes only the generator's own sets")
     for path in existing:
         shutil.rmtree(path)
     for name in names:
         (out / name / "wav").mkdir(parents=True)
+        mark(out / name, MAKER)
 
 
 def generate_corpus(

@@ -23,6 +23,7 @@ from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.labels import read_lab_folder
 from pytorch_kaldi_snn.io import read_int_vectors
+from pytorch_kaldi_snn.io.commands import path_argument
 
 Log = logging.Logger
 
@@ -51,7 +52,7 @@ def _kaldi_labels(spec: LabelSpec, alignments: List[Path]) -> Dict[str, np.ndarr
     alignment archives, which the native reader can list.
     """
     script = (f"gunzip -c -- {' '.join(shlex.quote(str(a)) for a in alignments)} | "
-              f"{spec.opts} {shlex.quote(str(spec.folder / 'final.mdl'))} ark:- ark:-")
+              f"{spec.opts} {shlex.quote(path_argument(spec.folder / 'final.mdl'))} ark:- ark:-")
     labels: Dict[str, np.ndarray] = {}
     try:
         for utt, lab in read_int_vectors(f"ark:bash -o pipefail -c {shlex.quote(script)} |"):

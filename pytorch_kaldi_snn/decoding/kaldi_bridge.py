@@ -23,10 +23,8 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Union
@@ -38,6 +36,7 @@ from pytorch_kaldi_snn.decoding.jobs import (
 from pytorch_kaldi_snn.config.latgen_opts import latgen_options
 from pytorch_kaldi_snn.errors import ConfigError, DataError, OutputError, UserInputError, kaldi_error_line
 from pytorch_kaldi_snn.io import as_rspecifier, atomic_outputs, read_int_vectors
+from pytorch_kaldi_snn.io.commands import end_group, path_argument, start
 from pytorch_kaldi_snn.scoring import ErrorCounts, read_transcripts, score_files
 from pytorch_kaldi_snn.scoring.decoded import graph_words, is_phone_graph
 
@@ -46,7 +45,6 @@ LATGEN = "latgen-faster-mapped"
 PathLike = Union[str, os.PathLike]
 # Kaldi's Output::Close when the ``|gzip -c > lat.J.gz`` of a job fails (disk full)
 _LATTICE_PIPE_FAILED = re.compile(r"WARNING \(.*Pipe \|gzip .* had nonzero return status.*")
-_GRACE_S = 5.0  # from SIGTERM to SIGKILL for a job's processes
 
 
 @dataclass(frozen=True)
@@ -84,8 +82,8 @@ def latgen_command(
     return [
         latgen,
         *latgen_options(opts, str(graph_dir / "words.txt")),
-        str(model_path),
-        str(graph_dir / "HCLG.fst"),
+        path_argument(model_path),
+        path_argument(graph_dir / "HCLG.fst"),
         as_rspecifier(loglikes),
         lattices,
         f"ark,t:{best / 'best_words.txt'}",
@@ -95,12 +93,12 @@ def latgen_command(
 
 def _start_job(argv: list[str], log_file: Path, path: str) -> subprocess.Popen:
     """Start one latgen in a process group of its own, which its lattice pipe (``sh``, ``gzip``)
-    joins, so that :func:`_end_jobs` can end them all."""
+    joins, so that :func:`_end_jobs` can end them all, as does the kernel when the runner is
+    killed (io/commands.py)."""
     with open(log_file, "w", encoding="utf-8") as stderr:
         stderr.write(" ".join(shlex.quote(a) for a in argv) + "\n")
         stderr.flush()
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
-                                env={**os.environ, "PATH": path})
+        return start(argv, stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "PATH": path})
 
 
 def _wait_job(job: subprocess.Popen, log_file: Path, lattices: Optional[Path]) -> None:
@@ -121,25 +119,8 @@ def _end_jobs(jobs: list[subprocess.Popen]) -> None:
     until none of its processes is left: on an interrupt or a failed start, no job outlives the
     run and writes into the decode dir after the out_folder lock is released. (A job that has
     ended closed its pipe first: its group is empty.)"""
-    running = [job for job in jobs if job.poll() is None]
-    for job in running:
-        _signal_group(job.pid, signal.SIGTERM)
-    deadline = time.monotonic() + _GRACE_S
-    for job in running:
-        while _signal_group(job.pid, 0) and time.monotonic() < deadline:
-            job.poll()  # reaps latgen; the processes of its pipe are reaped by init
-            time.sleep(0.01)
-        if _signal_group(job.pid, signal.SIGKILL):
-            job.wait()
-
-
-def _signal_group(group: int, sig: int) -> bool:
-    """Send ``sig`` to process group ``group``; whether any process of it was there."""
-    try:
-        os.killpg(group, sig)
-    except ProcessLookupError:
-        return False
-    return True
+    for job in jobs:
+        end_group(job)
 
 
 def _run_latgen_jobs(

@@ -15,6 +15,8 @@ import tempfile
 from contextlib import contextmanager
 from typing import Callable, Iterator, Mapping, Optional
 
+from pytorch_kaldi_snn.io.commands import end_group, start
+
 
 def _printable(line: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in line)
@@ -51,17 +53,25 @@ def relay_command(command: str, say: Callable[[str], None], chatter: Callable[[s
                   env: Optional[Mapping[str, str]] = None) -> int:
     """Run ``command`` (a shell command from a cfg) and pass each line it prints, stdout and
     stderr together, to ``say`` without its own timestamp, or to ``chatter`` where it is Kaldi's
-    informational output. Returns the exit code."""
-    with subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
-                          text=True, errors="replace", bufsize=1) as process:
+    informational output. Returns the exit code. The command ends with this process
+    (io/commands.py)."""
+    with start(["/bin/sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+               env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+               text=True, errors="replace", bufsize=1) as process:
         assert process.stdout is not None
-        for line in process.stdout:
-            line = _printable(line.rstrip("\n"))
-            if not line.strip():
-                continue
-            if _KALDI_INFO.match(line):
-                chatter(line)
-            else:
-                say(_TIMESTAMP.sub("", line, count=1))
+        try:
+            for line in process.stdout:
+                _relay(_printable(line.rstrip("\n")), say, chatter)
+        except BaseException:  # Ctrl-C (or SIGTERM as Ctrl-C): the command's group ends too
+            end_group(process)
+            raise
     return process.returncode
+
+
+def _relay(line: str, say: Callable[[str], None], chatter: Callable[[str], None]) -> None:
+    if not line.strip():
+        return
+    if _KALDI_INFO.match(line):
+        chatter(line)
+    else:
+        say(_TIMESTAMP.sub("", line, count=1))

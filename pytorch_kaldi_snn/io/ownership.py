@@ -10,7 +10,7 @@ Experiment folders of versions before the marker are recognised by their ``resol
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from pytorch_kaldi_snn.errors import UserInputError
 from pytorch_kaldi_snn.io.atomic import atomic_write
@@ -31,6 +31,28 @@ def is_ours(folder: Path, legacy: Sequence[str] = ()) -> bool:
     """Whether ``folder`` carries the marker, or one of the ``legacy`` files that the project
     wrote into such folders before the marker existed."""
     return any((folder / name).is_file() for name in (MARKER, *legacy))
+
+
+def maker(folder: Path) -> Optional[str]:
+    """Which command made ``folder``, as its marker says (``prepare_set`` of ``prepare_set, from
+    /data/x``: the text before a comma), or None without a marker."""
+    try:
+        text = (folder / MARKER).read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    head, tail = _MARKER_TEXT.split("{what}")
+    end = text.find(tail)
+    return text[len(head):end].split(",")[0] if text.startswith(head) and end > 0 else None
+
+
+def removal_refused(folder: Path, command: str) -> Optional[str]:
+    """Why ``command`` may not remove ``folder`` whole (None: it made it): its marker is
+    missing or names another command, or it is a symbolic link (which points at something the
+    project did not make where it stands, even when that is a marked folder)."""
+    made_by = None if folder.is_symlink() or not folder.is_dir() else maker(folder)
+    if made_by is None:
+        return f"no {MARKER} in it"
+    return None if made_by == command else f"its {MARKER} says {made_by} made it"
 
 
 def check_may_take(folder: Path, legacy: Sequence[str] = ()) -> None:

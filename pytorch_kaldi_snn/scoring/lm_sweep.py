@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -29,6 +28,7 @@ from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions
 from pytorch_kaldi_snn.errors import DataError, kaldi_error_line
 from pytorch_kaldi_snn.io.lattice import CompactArc, CompactLattice, CompactWeight, best_path, read_lattices
 from pytorch_kaldi_snn.io import read_kaldi_map
+from pytorch_kaldi_snn.io import commands
 from pytorch_kaldi_snn.io.atomic import atomic_write
 from pytorch_kaldi_snn.scoring.mbr import mbr_decode
 from pytorch_kaldi_snn.scoring.per import ErrorCounts, score
@@ -117,8 +117,8 @@ def kaldi_hypotheses(lattices: Lattices, words_txt: Path, path: Optional[str] = 
         pipe = (f"lattice-scale --inv-acoustic-scale={lmwt} {lat} ark:- | "
                 f"lattice-add-penalty --word-ins-penalty={wip:g} ark:- ark:- | "
                 f"{decoder} ark:- ark,t:-")
-        done = subprocess.run(["bash", "-o", "pipefail", "-c", pipe], capture_output=True,
-                              text=True, env=env)
+        done = commands.run(["bash", "-o", "pipefail", "-c", pipe], capture_output=True,
+                            text=True, env=env)
         if done.returncode != 0:
             raise DataError(f"Kaldi rescoring failed: {kaldi_error_line(done.stderr)}",
                             file=" ".join(map(str, _archives(lattices))))
