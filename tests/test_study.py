@@ -6,9 +6,10 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Tuple
 
 import pytest
+import torch
 from torch import nn
 
 from pytorch_kaldi_snn import study
@@ -113,9 +114,10 @@ def test_a_diverging_point_is_recorded_the_grid_goes_on_and_a_rerun_retries_only
     at 128 units); the four others finish, the JSON/table/plot name the failure, exit 1."""
     real = guards.after_backward
 
-    def nan_at_one_bit(model: nn.Module) -> Optional[str]:
+    def nan_at_one_bit(model: nn.Module) -> guards.Finite:
         if any(getattr(m, "n_bits", None) == 1 for m in model.modules()):
-            return "gradient of nets.snn_layers.net.0.w_rec"
+            return guards.Finite(("gradient of nets.snn_layers.net.0.w_rec",),
+                                 torch.tensor([False]))
         return real(model)
 
     monkeypatch.setattr(guards, "after_backward", nan_at_one_bit)

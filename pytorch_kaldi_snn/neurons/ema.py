@@ -24,7 +24,7 @@ one place where b meets ``torch.distributed``; the fused kernels only return ``v
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import torch
 import torch.distributed as dist
@@ -69,11 +69,23 @@ class MembraneMaxTracker(nn.Module):
         self.register_buffer("b", torch.tensor(float(b_init)))
         self.register_buffer("b_biased", torch.tensor(0.0))
         self.register_buffer("b_steps", torch.tensor(0, dtype=torch.long))
+        # b_steps as a Python int, read from the buffer once after construction or a load:
+        # reading the buffer on every batch would make the host wait for the GPU each time.
+        self._steps_on_host: Optional[int] = None
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._steps_on_host = None  # the loaded b_steps is read again at its next use
+
+    def _steps(self) -> int:
+        if self._steps_on_host is None:
+            self._steps_on_host = int(self.b_steps)
+        return self._steps_on_host
 
     @property
     def started(self) -> bool:
         """True once a training batch has been folded into the EMA."""
-        return int(self.b_steps) > 0
+        return self._steps() > 0
 
     @torch.no_grad()
     def calibrate(self, batch_max: Callable[[Tensor], Tensor],
@@ -94,12 +106,15 @@ class MembraneMaxTracker(nn.Module):
     @torch.no_grad()
     def update(self, v_max: Tensor) -> None:
         """Fold one batch maximum into the EMA (call after the forward pass, training only)."""
-        m = self.momentum
-        v_max = max_over_ranks(v_max.detach()).to(self.b_biased).clamp(min=MIN_B, max=MAX_GROWTH * float(self.b))
+        m, steps = self.momentum, self._steps() + 1
+        # The cap is a tensor (2·b is exact in binary floating point, so it equals the former
+        # float(b) bound): nothing here waits for the device.
+        v_max = torch.minimum(max_over_ranks(v_max.detach()).to(self.b_biased).clamp(min=MIN_B),
+                              MAX_GROWTH * self.b)
         self.b_biased.mul_(1.0 - m).add_(m * v_max)
         self.b_steps.add_(1)
-        correction = 1.0 - (1.0 - m) ** int(self.b_steps.item())
-        self.b.copy_(self.b_biased / correction)
+        self._steps_on_host = steps
+        self.b.copy_(self.b_biased / (1.0 - (1.0 - m) ** steps))
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}"

@@ -21,7 +21,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -117,6 +117,8 @@ class Trainer:
         self.trigger = CheckpointTrigger(exp.exp.checkpoint_every_batches,
                                          exp.exp.checkpoint_every_minutes)
         self.saved: Optional[EpochProgress] = None  # where the checkpoint on disk stands
+        # the last optimiser step's parameter check, not read yet, and the batch it follows
+        self._unconfirmed: Tuple[str, guards.Finite] = ("", guards.Finite())
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -197,23 +199,30 @@ class Trainer:
         return f"{self.out / CHECKPOINT} of epoch {len(self.history)} is kept"
 
     def train_step(self, batch: Batch, weight: float, epoch: int,
-                   index: int) -> Optional[Dict[str, Tensor]]:
-        """Forward, backward and step with the non-finite guards; None when the batch is skipped.
+                   index: int) -> Optional[Tuple[float, float]]:
+        """Forward, backward and step with the non-finite guards: the batch's (loss, frame
+        error), or None when it is skipped.
 
         ``weight`` is this process's share of the global batch (1 for one process): the summed
-        gradients are those of the global batch's mean loss.
+        gradients are those of the global batch's mean loss. The host waits for the device
+        once per batch: the guards' flags come with the loss and error the log needs, and the
+        parameters' check after this step is read with the next batch's
+        (:meth:`_confirm_step` reads it earlier before a checkpoint is written).
         """
         where = f"epoch {epoch + 1}, batch {index + 1}"
         skip = self.exp.exp.on_nonfinite == "skip"
         saved = guards.snapshot_buffers(self.model) if skip else None
         values = self.model(batch.features, batch.labels)
-        bad = self.world.first_bad(guards.after_forward(self.model, values))
-        if bad is None:
-            for opt in self.optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            (values["loss_final"] * weight).backward()
-            self.world.sum_gradients(self.model)
-            bad = guards.after_backward(self.model)
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        (values["loss_final"] * weight).backward()  # NaN in, NaN out: the check below says
+        self.world.sum_gradients(self.model)
+        checks = [self._unconfirmed[1],
+                  guards.after_forward(self.model, values) + guards.after_backward(self.model)]
+        (step_bad, bad), (loss, err) = guards.read(
+            checks, [values["loss_final"], values["err_final"]])
+        self._stop_if_bad_step(step_bad)
+        bad = self.world.first_bad(bad)
         if bad is not None:
             if saved is None:
                 raise guards.divergence(where, bad, self._kept())
@@ -221,10 +230,20 @@ class Trainer:
             return None
         for opt in self.optimizers.values():
             opt.step()
-        bad = guards.after_step(self.model)
+        self._unconfirmed = (where, guards.after_step(self.model))
+        return loss, err
+
+    def _stop_if_bad_step(self, bad: Optional[str]) -> None:
+        """Non-finite parameters after the last step cannot be undone: stop, naming its batch."""
+        where, _ = self._unconfirmed
+        self._unconfirmed = ("", guards.Finite())
         if bad is not None:
             raise guards.divergence(where, bad, self._kept())
-        return values
+
+    def _confirm_step(self) -> None:
+        """Read the last step's parameter check now (before a checkpoint keeps the weights)."""
+        (bad,), _ = guards.read([self._unconfirmed[1]], [])
+        self._stop_if_bad_step(bad)
 
     def _save_mid_epoch(self, progress: EpochProgress, start: float) -> None:
         """A checkpoint inside the epoch. With several processes its running sums are those of
@@ -256,20 +275,21 @@ class Trainer:
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{exp.exp.n_epochs_tr} train", leave=False,
                    disable=None, initial=progress.batch, total=total)
         for index, (batch, share) in enumerate(bar, start=progress.batch):
-            values = self.train_step(batch.to(self.device), share.weight, epoch, index)
+            result = self.train_step(batch.to(self.device), share.weight, epoch, index)
             progress.batch = index + 1
-            if values is None:
+            if result is None:
                 progress.skipped += 1
             else:
-                progress.add(float(values["loss_final"].detach()), float(values["err_final"]),
-                             share.frames)
+                progress.add(*result, share.frames)
                 bar.set_postfix(loss=f"{progress.loss / progress.frames:.3f}",
                                 acc=f"{100 * (1 - progress.err / progress.frames):.1f}")
             due = self.trigger.due(progress.batch)
             if self.trigger.timed:  # rank 0's clock decides: every process saves at one batch
                 due = self.world.broadcast(due)
             if due:
+                self._confirm_step()
                 self._save_mid_epoch(progress, start)
+        self._confirm_step()
         loss, err, frames = self.world.sum([progress.loss, progress.err, progress.frames])
         self.world.average_batchnorm_stats(self.model)
         if not frames:
