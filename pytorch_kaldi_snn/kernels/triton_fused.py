@@ -101,10 +101,11 @@ class TritonRecurrence(torch.autograd.Function):
         if w_rec is None:
             launch(gy, i_buf, v_buf, f_buf, c_buf, *fixed, d_inp, steps, batch, n, **consts)
         else:
+            w_rec_t = w_rec.t()
             for t in reversed(range(steps)):
                 launch(gy[t:], i_buf[t:], v_buf[t:], f_buf[t:], c_buf[t:], *fixed, d_inp[t:], 1,
                        batch, n, **consts)
-                dy_c.addmm_(d_inp[t], w_rec.t())  # dŶ[t−1] += dG[t]·W_rᵀ (Eq. 19-20)
+                dy_c.addmm_(d_inp[t], w_rec_t)  # dŶ[t−1] += dG[t]·W_rᵀ (Eq. 19-20)
         d_w = w_rec_grad(y_buf, d_inp) if w_rec is not None and ctx.needs_input_grad[1] else None
         d_beta_out = d_beta.sum(0) if learn_beta else None
         return (d_inp, d_w, d_alpha.sum(0), d_beta_out, di_c, dv_c, dy_c, None, None, None)
