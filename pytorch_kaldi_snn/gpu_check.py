@@ -10,7 +10,8 @@ For a user with a GPU, in a few minutes, one report (stdout, and ``--json PATH``
    three spiking types: float64 within 1e-9 (relative), float32 by the rate of outputs one
    level apart and the activity (fraction of non-zero outputs) of both;
 4. **speed**: training frames/s (forward + backward) of v2, v1 and traditional stacks against
-   ``torch.nn.GRU``/``LSTM`` (cuDNN; TF32 off and on) at 2 x 550, B = 64, T = 500;
+   ``torch.nn.GRU``/``LSTM`` (cuDNN) at 2 x 550, B = 64, T = 500; GRU, LSTM and v2 (whose
+   recurrent product runs on cuBLAS) with TF32 off and on;
 5. **run_exp**: one epoch of ``cfg/synth_snn_v2.cfg`` on the tiny synthetic corpus (``--corpus
    DIR`` from ``recipes/synth/run.sh --size tiny --dir DIR``, else built in a temporary folder).
 
@@ -130,8 +131,10 @@ def speed(device: torch.device, sizes: Dict) -> Dict[str, float]:
     try:
         for name, make in nets.items():
             net = make().to(device).train()
-            baseline = name in ("GRU", "LSTM")
-            for allow in ((False, True) if baseline and device.type == "cuda" else (False,)):
+            # cuDNN's RNNs and v2's per-step recurrent product (torch.addmm) follow the TF32
+            # switches; the other spiking stacks' time loops are Triton's in IEEE float32
+            tf32_applies = name in ("GRU", "LSTM", "v2")
+            for allow in ((False, True) if tf32_applies and device.type == "cuda" else (False,)):
                 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow
 
                 def step() -> None:

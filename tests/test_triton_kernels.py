@@ -70,6 +70,35 @@ def test_triton_kernels_equal_reference(report, case):
         assert error <= RTOL[case.dtype] * max(1.0, scale), f"result {index}: {error} vs {scale}"
 
 
+V2_FLOAT64 = [case for case in CASES if case.kind == "v2" and case.dtype == "float64"]
+
+
+@pytest.mark.parametrize("case", V2_FLOAT64, ids=[case.name for case in V2_FLOAT64])
+def test_triton_v2_per_step_equals_reference_to_the_last_bits(report, case):
+    """v2 (cuBLAS product + one gated launch per step) in float64: Ŷ and the final Ŷ are
+    bit-equal to the step-by-step loop's; V, I, v_max and every gradient (gates, W_r, α, the
+    initial I, V, Ŷ) agree to a few ulps of the result's magnitude. Not bit-equal: torch's σ and
+    addmm(G, Ŷ, W_r) round differently from Triton's σ and G + Ŷ@W_r (measured ≤ 1.5e-15)."""
+    got = report[case.name]
+    assert got["errors"][0] == 0 and got["errors"][4] == 0
+    assert len(got["errors"]) == 8 + 3 * case.state  # Ŷ, v_max, I, V, Ŷ; G, W_r, α; I0, V0, Ŷ0
+    for index, (error, scale) in enumerate(zip(got["errors"], got["scale"])):
+        assert error <= 1e-13 * max(1.0, scale), f"result {index}: {error} vs {scale}"
+
+
+def test_triton_v2_runs_one_launch_per_step_with_the_product_on_torch(report):
+    """v2 on the Triton back end, per step: one torch product (cuBLAS on a GPU) and ONE launch of
+    the gated kernel v1 uses, over the same (row x neuron) grid, for T = 1; the backward one
+    launch per step, then dŶ[t−1] += dG[t]·W_rᵀ; W_r's gradient one product after the loop.
+    v1 stays one launch per direction for all 7 steps."""
+    steps, grid = 7, [2, 2]
+    launches = report["launches"]
+    assert launches["v1"] == [["pointwise_fwd", grid, steps], "backward",
+                              ["pointwise_bwd", grid, steps]]
+    assert launches["v2"] == (["addmm", ["pointwise_fwd", grid, 1]] * steps + ["backward"]
+                              + [["pointwise_bwd", grid, 1], "addmm_"] * steps + ["mm"])
+
+
 def test_triton_layer_training_pass_equals_loop(report):
     layer = report["layer"]
     assert 0 < layer["nonzero_fraction"] < 1

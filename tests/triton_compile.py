@@ -25,8 +25,9 @@ Spec = Tuple[str, str, Dict[str, object]]  # kernel name, dtype, constexprs (Non
 
 
 def specialisations() -> Iterator[Spec]:
-    """What ``TritonRecurrence`` launches: traditional (β fixed or learned), v1, v2; every
-    surrogate code in float32, one in float64. Then ``triton_streaming.launch``'s three."""
+    """What ``TritonRecurrence`` launches: traditional (β fixed or learned), v1 and v2 (the same
+    gated kernel, v2's a step at a time); every surrogate code in float32, one in float64. Then
+    ``triton_streaming.launch``'s three."""
     from pytorch_kaldi_snn.kernels.triton_kernels import SURROGATES
     from pytorch_kaldi_snn.neurons.surrogate import surrogate_code
 
@@ -34,7 +35,8 @@ def specialisations() -> Iterator[Spec]:
         kinds = sorted(map(surrogate_code, SURROGATES)) if dtype == "fp32" else [0]
         yield "pointwise_fwd", dtype, {"GATED": False, "f_buf": None, "c_buf": None}
         yield "pointwise_fwd", dtype, {"GATED": True, "beta": None}
-        yield "v2_fwd", dtype, {}
+        # v2's per-step launches: Triton specialises the integer T = 1 as a constant
+        yield "pointwise_fwd", dtype, {"GATED": True, "beta": None, "T": 1}
         for kind in kinds:
             yield "pointwise_bwd", dtype, {"GATED": False, "LEARN_BETA": False, "KIND": kind,
                                            "f_buf": None, "c_buf": None, "i_buf": None,
@@ -43,7 +45,8 @@ def specialisations() -> Iterator[Spec]:
                                            "f_buf": None, "c_buf": None}
             yield "pointwise_bwd", dtype, {"GATED": True, "LEARN_BETA": False, "KIND": kind,
                                            "beta": None, "d_beta": None}
-            yield "v2_bwd", dtype, {"KIND": kind}
+            yield "pointwise_bwd", dtype, {"GATED": True, "LEARN_BETA": False, "KIND": kind,
+                                           "beta": None, "d_beta": None, "T": 1}
     for dtype in ("fp32", "fp64"):
         yield "stream_step", dtype, {"GATED": False, "RECURRENT": False, "w_rec": None}
         yield "stream_step", dtype, {"GATED": True, "RECURRENT": False, "w_rec": None,
@@ -58,8 +61,7 @@ def _kernel(name: str):
 
     if name == "stream_step":
         return triton_streaming.stream_step, triton_streaming.STREAM_TILES
-    tiles = triton_fused.V2_TILES if name.startswith("v2") else triton_fused.POINTWISE_TILES
-    return getattr(tk, name), tiles
+    return getattr(tk, name), triton_fused.TILES
 
 
 def _usage(cubin: bytes, bindir: str) -> Optional[Dict[str, int]]:

@@ -51,6 +51,8 @@ def _cases() -> List[Case]:
         cases.append(Case(kind, 5, 20, 70, 3, 2, "pwl", True, True))
         cases.append(Case(kind, 300, 3, 5, 4, 2, "ste", True, False))
     cases.append(Case("v2", 20, 8, 32, 6, 3, "ste", False, False, "float32"))
+    # v2 per step in float32 over 2 x 2 tiles, with dropout and an initial state
+    cases.append(Case("v2", 12, 20, 70, 3, 2, "pwl", True, True, "float32"))
     return cases
 
 
@@ -245,6 +247,64 @@ def layer_check() -> Dict[str, object]:
             float((outputs[0][0] != 0).double().mean())}
 
 
+def launch_check() -> Dict[str, object]:
+    """What a v1 and a v2 recurrence launch, forward then backward: each Triton launch as
+    [kernel, grid, steps it runs] and the matrix products torch runs (v2 on the CPU here; cuBLAS
+    on a GPU). B = 20, n = 70 spans 2 x 2 tiles."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from pytorch_kaldi_snn.kernels import fused
+    from pytorch_kaldi_snn.kernels import triton_kernels as tk
+
+    events: List[object] = []
+
+    class Recorder:
+        def __init__(self, name: str) -> None:
+            self.name, self.kernel = name, getattr(tk, name)
+
+        def __getitem__(self, grid):
+            run = self.kernel[grid]
+            steps = self.kernel.arg_names.index("T")
+
+            def launch(*args, **kwargs):
+                events.append([self.name, list(grid), args[steps]])
+                return run(*args, **kwargs)
+            return launch
+
+    class Products(TorchDispatchMode):  # sees the backward's operators too
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if name in ("addmm", "addmm_", "mm", "bmm"):
+                events.append(name)
+            return func(*args, **(kwargs or {}))
+
+    kernels = {name: getattr(tk, name) for name in ("pointwise_fwd", "pointwise_bwd")}
+    report = {}
+    gen = torch.Generator().manual_seed(4)
+    steps, batch, n = 7, 20, 70
+    for kind in ("v1", "v2"):
+        gates = torch.randn(steps, batch, 2 * n, generator=gen, dtype=torch.float64,
+                            requires_grad=True)
+        lead = (gates, 0.3 * torch.randn(n, 2 * n, generator=gen, dtype=torch.float64,
+                                         requires_grad=True)) if kind == "v2" else (gates,)
+        alpha = torch.full((n,), 0.9, dtype=torch.float64, requires_grad=True)
+        for name in kernels:
+            setattr(tk, name, Recorder(name))
+        try:
+            with Products():
+                y, _, _ = getattr(fused, f"{kind}_fused")(*lead, alpha, gates.new_tensor(2.0), 3,
+                                                         1, "pwl", None)
+                events.append("backward")
+                y.sum().backward()
+        finally:
+            for name, kernel in kernels.items():
+                setattr(tk, name, kernel)
+        report[kind] = list(events)
+        events.clear()
+    return report
+
+
 def half_check() -> Dict[str, object]:
     """bfloat16 gates (autocast output) run in float32: same as the reference on the upcast."""
     import torch
@@ -278,6 +338,7 @@ def main(out: str) -> int:
     report["stream_readout"] = stream_readout_check()
     report["layer"] = layer_check()
     report["half"] = half_check()
+    report["launches"] = launch_check()
     report["log"] = records
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=1)

@@ -6,8 +6,9 @@
 ``auto``    ``triton`` on CUDA tensors when the triton package imports and its first launch
             there matches the PyTorch operators (:mod:`.first_launch`), ``native`` on CPU
             float32/float64 tensors when the C kernels build, ``torch`` otherwise
-``triton``  :mod:`.triton_fused`: one Triton launch per layer and direction; needs a CUDA
-            tensor, or a CPU tensor with ``TRITON_INTERPRET=1`` (Triton's interpreter)
+``triton``  :mod:`.triton_fused`: one Triton launch per layer and direction (v2: per step a
+            cuBLAS product and one launch); needs a CUDA tensor, or a CPU tensor with
+            ``TRITON_INTERPRET=1`` (Triton's interpreter)
 ``native``  :mod:`.native`: one C call per time step (CPU float32/float64)
 ``torch``   PyTorch operators per time step (any device and dtype)
 =========== ==========================================================================

@@ -1,14 +1,14 @@
-"""The check ``auto`` runs (:mod:`.backend`, given it by :mod:`.fused`) before it trusts Triton on a device: one tiny launch per
-kernel, compared with the PyTorch operators.
+"""The check ``auto`` runs (:mod:`.backend`, given it by :mod:`.fused`) before it trusts Triton
+on a device: one tiny launch per kernel, compared with the PyTorch operators.
 
 A Triton kernel's first launch compiles it and a C launcher (which needs a C compiler and
 ``Python.h``), loads ``libcuda.so.1``, writes Triton's cache and asks the driver to accept
 ptxas' output; any of these can fail on a machine that imports triton fine. So the first time
 ``auto`` would run Triton on a device and dtype, the forward and backward of the three fused
-recurrences (traditional, v1, v2: all four kernels) run once on a few steps of a few neurons,
-with ``PYTORCH_KALDI_SNN_KERNEL`` forced to ``triton`` and then to ``torch``. Any exception,
-non-finite value or disagreement is the reason :func:`triton_failure` returns, and ``auto``
-takes the next back end.
+recurrences (traditional, v1, v2: both kernels, v2's as per-step launches between cuBLAS
+products) run once on a few steps of a few neurons, with ``PYTORCH_KALDI_SNN_KERNEL`` forced to
+``triton`` and then to ``torch``. Any exception, non-finite value or disagreement is the reason
+:func:`triton_failure` returns, and ``auto`` takes the next back end.
 
 Agreement: in float64 every result within 1e-9 of the operators' (relative to its largest
 magnitude); in float32 the quantised outputs may differ by one level at a few elements (the

@@ -7,7 +7,7 @@ Same signatures and results as the step-by-step references ``step_loop``, ``lif_
   (T, B, n) buffers: V (all layers), F, C and I (v1, v2; I also for a learned β), Ŷ (v2);
 * each time step's element-wise dynamics is one native kernel call (:mod:`.native`), or a few
   PyTorch operators when the native kernels are unavailable (no compiler, GPU tensors); or the
-  whole loop is one Triton launch per direction (:mod:`.triton_fused`, CUDA);
+  whole loop is one Triton launch per direction (:mod:`.triton_fused`, CUDA; v2 one per step);
   :mod:`.backend` chooses and logs which;
 * v2's recurrent product Ŷ[n−1]·W_r is the only matrix product inside the loop (``addmm``
   into a preallocated buffer); its weight gradient is one (n, T·B)·(T·B, 2n) product after

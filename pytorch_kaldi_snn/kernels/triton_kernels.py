@@ -4,14 +4,15 @@ Same element-wise arithmetic, in the same order, as the C kernels of :mod:`.nati
 equations in :mod:`.fused`): quantiser of Eq. 22, surrogates (the codes of
 ``neurons.surrogate.SURROGATES``, as the ``constexpr``s below),
 recurrent-dropout mask on the candidate, reset scale c, saved buffers of T+1 rows (row 0 the
-initial state). Each kernel runs the whole time loop, so one launch serves one layer and one
-direction of a training pass.
+initial state). Each kernel runs T steps of its rows x neurons tile, with the state in
+registers; every neuron is independent, so the grid tiles (batch rows x neurons).
 
-* Traditional (Eq. 7) and v1 (Eq. 16-18): every neuron is independent, so the grid tiles
-  (batch rows x neurons) and the state stays in registers for all T steps.
-* v2 (Eq. 19-21): Ŷ[n−1]·W_r mixes neurons, so one program owns a block of batch rows and all
-  n neurons; per step it walks the neuron tiles, multiplies with ``tl.dot`` and meets a barrier
-  before the next step reads what this one wrote (the saved Ŷ row, or dG for the backward).
+* Traditional (Eq. 7) and v1 (Eq. 16-18): one launch runs all T steps of a layer and direction.
+* v2 (Eq. 19-21): Ŷ[n−1]·W_r mixes neurons, so :mod:`.triton_fused` runs it one step at a time:
+  cuBLAS adds the recurrent product to G[t], then a step-sized launch (T = 1, buffers offset to
+  step t) of the gated kernel below, the same code as v1's; the backward likewise, with
+  dŶ[t−1] += dG[t]·W_rᵀ between launches. So the backward adds to d_alpha/d_beta (zeroed by
+  the caller) rather than overwriting them.
 
 Scalars come in a small tensor of the input's dtype, ``scal = [c, Δ, γ, 2^N − 1, b]``: a Python
 float argument would be passed as float32 and change float64 results. Float32 divides with
@@ -28,7 +29,7 @@ import triton.language as tl
 
 from pytorch_kaldi_snn.neurons.surrogate import SURROGATES as SURROGATE_TABLE
 
-# What these kernels implement (``pointwise_*`` the traditional layer and v1, ``v2_*`` v2);
+# What these kernels implement (v2 per step, with the recurrent product outside);
 # :func:`pytorch_kaldi_snn.kernels.fused.fused_loop` refuses anything else by name.
 NEURONS: Tuple[str, ...] = ("traditional", "v1", "v2")
 SURROGATES: Tuple[str, ...] = ("ste", "ste_clip", "pwl", "fast_sigmoid")
@@ -104,16 +105,6 @@ def _gated_grads(di, f, cand, i_prev, m):
 
 
 @triton.jit
-def _dot(a, b, acc):
-    """acc + a·b; float32 with IEEE products (no TF32), as cuBLAS and the CPU compute it."""
-    if a.dtype == tl.float32:
-        out = tl.dot(a, b, acc, input_precision="ieee")
-    else:
-        out = tl.dot(a, b, acc, out_dtype=tl.float64)
-    return out
-
-
-@triton.jit
 def _pointwise_tile(alpha, mask, B, n, GATED: tl.constexpr, BB: tl.constexpr,
                     BN: tl.constexpr):
     """This program's tile of (batch rows x neurons), shared by the forward and the backward:
@@ -133,8 +124,10 @@ def _pointwise_tile(alpha, mask, B, n, GATED: tl.constexpr, BB: tl.constexpr,
 @triton.jit
 def pointwise_fwd(inp, mask, alpha, beta, scal, i_buf, v_buf, y_buf, f_buf, c_buf, T, B, n,
                   GATED: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr):
-    """Traditional (GATED=False, ``inp`` = drive (T,B,n)) or v1 (``inp`` = gates (T,B,2n)).
-    Pointers a variant does not use (β for v1; F, C for the traditional layer) may be None."""
+    """Traditional (GATED=False, ``inp`` = drive (T,B,n)) or v1/v2 (``inp`` = gates (T,B,2n),
+    v2's with Ŷ[t−1]·W_r added). Rows 0 of the state buffers hold the state before the first of
+    the T steps. Pointers a variant does not use (β for v1/v2; F, C for the traditional layer)
+    may be None."""
     cols, ok, x, g, width, a, m = _pointwise_tile(alpha, mask, B, n, GATED, BB, BN)
     c, delta, gamma, qmax = tl.load(scal), tl.load(scal + 1), tl.load(scal + 2), tl.load(scal + 3)
     i, v, y = tl.load(i_buf + x, mask=ok), tl.load(v_buf + x, mask=ok), tl.load(y_buf + x, mask=ok)
@@ -163,7 +156,8 @@ def pointwise_bwd(gy, i_buf, v_buf, f_buf, c_buf, mask, alpha, beta, scal, dv_c,
                   d_alpha, d_beta, d_inp, T, B, n, GATED: tl.constexpr, LEARN_BETA: tl.constexpr,
                   KIND: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr):
     """Reverse loop of :func:`pointwise_fwd`. Carries (B,n) in, final carries out (the initial
-    state's gradients); d_alpha/d_beta (B,n) receive Σ_t over each row, summed by the caller."""
+    state's gradients); d_alpha/d_beta (B,n) gain Σ_t over each row (the caller zeroes them
+    and sums the rows)."""
     cols, ok, x, g, width, a, m = _pointwise_tile(alpha, mask, B, n, GATED, BB, BN)
     c, gamma, b = tl.load(scal), tl.load(scal + 2), tl.load(scal + 4)
     if not GATED:
@@ -199,94 +193,7 @@ def pointwise_bwd(gy, i_buf, v_buf, f_buf, c_buf, mask, alpha, beta, scal, dv_c,
     tl.store(dv_c + x, dvc, mask=ok)
     tl.store(dy_c + x, dyc, mask=ok)
     tl.store(di_c + x, dic, mask=ok)
-    tl.store(d_alpha + x, acc_a, mask=ok)
+    # added after the loop, not loaded before it: a live load there made ptxas spill
+    tl.store(d_alpha + x, tl.load(d_alpha + x, mask=ok, other=0.0) + acc_a, mask=ok)
     if LEARN_BETA:
-        tl.store(d_beta + x, acc_b, mask=ok)
-
-
-@triton.jit
-def v2_fwd(inp, w_rec, mask, alpha, scal, i_buf, v_buf, y_buf, f_buf, c_buf, T, B, n,
-           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
-    """v2 forward: per step G[t] + Ŷ[t−1]·W_r (W_r (n, 2n)), then the v1 update, Eq. 19-21."""
-    rows = tl.program_id(0) * BB + tl.arange(0, BB)
-    rok = rows < B
-    c, delta, gamma, qmax = tl.load(scal), tl.load(scal + 1), tl.load(scal + 2), tl.load(scal + 3)
-    step = _wide(B * n)
-    for t in range(T):
-        for j0 in range(0, n, BN):
-            cols = j0 + tl.arange(0, BN)
-            cok = cols < n
-            ok = rok[:, None] & cok[None, :]
-            x = rows[:, None] * n + cols[None, :]
-            at = inp + t * 2 * step + rows[:, None] * 2 * n + cols[None, :]
-            g_f = tl.load(at, mask=ok, other=0.0)
-            g_c = tl.load(at + n, mask=ok, other=0.0)
-            for k0 in range(0, n, BK):
-                ks = k0 + tl.arange(0, BK)
-                kok = ks < n
-                y_k = tl.load(y_buf + t * step + rows[:, None] * n + ks[None, :],
-                              mask=rok[:, None] & kok[None, :], other=0.0)
-                w_at = w_rec + ks[:, None] * 2 * n + cols[None, :]
-                wok = kok[:, None] & cok[None, :]
-                g_f = _dot(y_k, tl.load(w_at, mask=wok, other=0.0), g_f)
-                g_c = _dot(y_k, tl.load(w_at + n, mask=wok, other=0.0), g_c)
-            m = tl.load(mask + x, mask=ok, other=0.0)
-            f, cand, i = _gated_current(g_f, g_c, m, tl.load(i_buf + t * step + x, mask=ok))
-            v = (tl.load(alpha + cols, mask=cok, other=0.0)[None, :]
-                 * tl.load(v_buf + t * step + x, mask=ok) + i
-                 - c * tl.load(y_buf + t * step + x, mask=ok))
-            tl.store(f_buf + t * step + x, f, mask=ok)
-            tl.store(c_buf + t * step + x, cand, mask=ok)
-            tl.store(i_buf + (t + 1) * step + x, i, mask=ok)
-            tl.store(v_buf + (t + 1) * step + x, v, mask=ok)
-            tl.store(y_buf + (t + 1) * step + x, _quantise(v, delta, gamma, qmax), mask=ok)
-        tl.debug_barrier()  # the next step reads every tile of Ŷ[t+1]
-
-
-@triton.jit
-def v2_bwd(gy, i_buf, v_buf, f_buf, c_buf, w_rec, mask, alpha, scal, dv_c, dy_c, di_c,
-           d_alpha, d_inp, T, B, n, KIND: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
-           BK: tl.constexpr):
-    """Reverse loop of :func:`v2_fwd`: dŶ[t] also receives dG[t+1]·W_rᵀ (read back from
-    ``d_inp``). The final dy_c lacks dG[0]·W_rᵀ, which the caller adds as one product.
-    d_alpha (B,n) accumulates Σ_t dV⊙V[t−1] and must start at zero."""
-    rows = tl.program_id(0) * BB + tl.arange(0, BB)
-    rok = rows < B
-    c, gamma, b = tl.load(scal), tl.load(scal + 2), tl.load(scal + 4)
-    step = _wide(B * n)
-    for s in range(T):
-        t = T - 1 - s
-        for j0 in range(0, n, BN):
-            cols = j0 + tl.arange(0, BN)
-            cok = cols < n
-            ok = rok[:, None] & cok[None, :]
-            x = rows[:, None] * n + cols[None, :]
-            rec = tl.zeros([BB, BN], dtype=d_inp.dtype.element_ty)
-            for k0 in range(0, 2 * n, BK):  # dG[t+1]·W_rᵀ, nothing at the last step (s = 0)
-                ks = k0 + tl.arange(0, BK)
-                kok = (ks < 2 * n) & (s > 0)
-                d_g = tl.load(d_inp + (t + 1) * 2 * step + rows[:, None] * 2 * n + ks[None, :],
-                              mask=rok[:, None] & kok[None, :], other=0.0)
-                w_t = tl.load(w_rec + cols[None, :] * 2 * n + ks[:, None],
-                              mask=kok[:, None] & cok[None, :], other=0.0)
-                rec = _dot(d_g, w_t, rec)
-            dyc = tl.load(dy_c + x, mask=ok, other=0.0) + rec
-            dy = tl.load(gy + t * step + x, mask=ok, other=0.0) + dyc
-            v = tl.load(v_buf + (t + 1) * step + x, mask=ok, other=0.0)
-            dv = tl.load(dv_c + x, mask=ok, other=0.0) + _surrogate(v, gamma, b, KIND) * dy
-            di = dv + tl.load(di_c + x, mask=ok, other=0.0)
-            f = tl.load(f_buf + t * step + x, mask=ok, other=0.0)
-            d_f, d_c = _gated_grads(di, f, tl.load(c_buf + t * step + x, mask=ok, other=0.0),
-                                    tl.load(i_buf + t * step + x, mask=ok, other=0.0),
-                                    tl.load(mask + x, mask=ok, other=0.0))
-            at = d_inp + t * 2 * step + rows[:, None] * 2 * n + cols[None, :]
-            tl.store(at, d_f, mask=ok)
-            tl.store(at + n, d_c, mask=ok)
-            a = tl.load(alpha + cols, mask=cok, other=0.0)[None, :]
-            tl.store(dv_c + x, a * dv, mask=ok)
-            tl.store(dy_c + x, -c * dv, mask=ok)
-            tl.store(di_c + x, f * di, mask=ok)
-            acc = tl.load(d_alpha + x, mask=ok, other=0.0)
-            tl.store(d_alpha + x, acc + dv * tl.load(v_buf + t * step + x, mask=ok, other=0.0),
-                     mask=ok)
-        tl.debug_barrier()  # the next (earlier) step reads every tile of dG[t]
+        tl.store(d_beta + x, tl.load(d_beta + x, mask=ok, other=0.0) + acc_b, mask=ok)
