@@ -44,8 +44,11 @@ _PRCTL = _prctl()
 
 
 def _die_with(parent: int) -> None:
-    """In the forked child, before exec: SIGTERM when the starting thread ends; exit at once if
-    the parent died before the request was made (the kernel would not signal then)."""
+    """In the forked child, before exec: a process group of its own (``setpgid`` here, since
+    Popen's ``process_group`` needs Python 3.11), SIGTERM when the starting thread ends, and
+    exit at once if the parent died before the request was made (the kernel would not signal
+    then)."""
+    os.setpgid(0, 0)
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:
@@ -56,7 +59,7 @@ def start(argv: Sequence[str], **popen: Any) -> subprocess.Popen:
     """``subprocess.Popen(argv, **popen)`` for a child that must not outlive this process (see
     the module's doc); its process group id is the returned process's pid."""
     parent = os.getpid()
-    return subprocess.Popen(["/bin/sh", "-c", _GUARD, "sh", *argv], process_group=0,
+    return subprocess.Popen(["/bin/sh", "-c", _GUARD, "sh", *argv],
                             preexec_fn=lambda: _die_with(parent), **popen)
 
 
