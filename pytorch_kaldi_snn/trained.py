@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pytorch_kaldi_snn.config.experiment import DatasetSpec, Experiment, FeatureSpec, load_experiment
+from pytorch_kaldi_snn.config.datasets import DatasetSpec, FeatureSpec
+from pytorch_kaldi_snn.config.experiment import Experiment, load_experiment
 from pytorch_kaldi_snn.data.loading import label_sizes
 from pytorch_kaldi_snn.data.streamed import open_source
 from pytorch_kaldi_snn.errors import DataError

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from pytorch_kaldi_snn.config.experiment import DecodingSettings, Experiment, LabelSpec
+from pytorch_kaldi_snn.config.datasets import LabelSpec
+from pytorch_kaldi_snn.config.experiment import DecodingSettings, Experiment
 from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
 from pytorch_kaldi_snn.decoding.kaldi_bridge import DecodeRun, kaldi_search_path
