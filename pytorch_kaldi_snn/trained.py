@@ -43,14 +43,6 @@ class TrainedExperiment:
     def test_set(self) -> DatasetSpec:
         return self.exp.datasets[self.exp.data_use.forward_with]
 
-    def with_test_set(self, spec: DatasetSpec) -> Experiment:
-        """The experiment with ``spec`` added and forwarded instead of the cfg's test set."""
-        exp = self.exp
-        return dataclasses.replace(
-            exp, datasets={**exp.datasets, spec.name: spec},
-            data_use=dataclasses.replace(exp.data_use, forward_with=spec.name),
-            exp=dataclasses.replace(exp.exp, out_folder=self.folder))
-
 
 def check_finished(folder: Path) -> None:
     """DataError unless ``folder`` holds a finished experiment (results, cfg, checkpoint)."""
