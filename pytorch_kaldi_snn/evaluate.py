@@ -60,11 +60,12 @@ def _evaluate_locked(folder: Path, data_dir: Path, ali_dir: Path, name: str,
     log.info(f"evaluate {folder} on {data_dir} (alignments {ali_dir})")
     trained = load_trained(folder, log)
     spec = dataset_at(trained, data_dir, ali_dir, name)
-    exp = trained.with_test_set(spec)
+    exp = trained.exp
     data = open_source(spec, exp.features_used(), labels_read(exp), log)
     forwarded = forward_test(exp, trained.model, data, trained.offsets, trained.device, out)
     decoded = (NOT_DECODED if not exp.forward.require_decoding
-               else decode_test(exp, forwarded.ark, out, log))
+               else decode_test(exp.decoding, spec, exp.forward.normalize_with_counts_from,
+                                forwarded.ark, out, log))
     results = {
         "set": name,
         **test_metrics(arch=main_arch(exp), frame_err=forwarded.frame_err,

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pytorch_kaldi_snn.config.experiment import DatasetSpec, Experiment, FeatureSpec, load_experiment
+from pytorch_kaldi_snn.config.datasets import DatasetSpec, FeatureSpec
+from pytorch_kaldi_snn.config.experiment import Experiment, load_experiment
 from pytorch_kaldi_snn.data.loading import label_sizes
 from pytorch_kaldi_snn.data.streamed import open_source
 from pytorch_kaldi_snn.errors import DataError
@@ -41,14 +42,6 @@ class TrainedExperiment:
     @property
     def test_set(self) -> DatasetSpec:
         return self.exp.datasets[self.exp.data_use.forward_with]
-
-    def with_test_set(self, spec: DatasetSpec) -> Experiment:
-        """The experiment with ``spec`` added and forwarded instead of the cfg's test set."""
-        exp = self.exp
-        return dataclasses.replace(
-            exp, datasets={**exp.datasets, spec.name: spec},
-            data_use=dataclasses.replace(exp.data_use, forward_with=spec.name),
-            exp=dataclasses.replace(exp.exp, out_folder=self.folder))
 
 
 def check_finished(folder: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Dict, Iterator, List, Mapping, Sequence
 
 import numpy as np
 
-from pytorch_kaldi_snn.config.experiment import DatasetSpec, FeatureSpec
+from pytorch_kaldi_snn.config.datasets import DatasetSpec, FeatureSpec
 from pytorch_kaldi_snn.data.batching import (
     Batch, Index, Piece, cut, eval_order, make_batch, shuffled,
 )

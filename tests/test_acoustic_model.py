@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pytorch_kaldi_snn.config import experiment
-from pytorch_kaldi_snn.config.experiment import ModelSpec, Operation
+from pytorch_kaldi_snn.config import model_language
+from pytorch_kaldi_snn.config.model_language import ModelSpec, Operation
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.train import acoustic_model
 from pytorch_kaldi_snn.train.acoustic_model import AcousticModel
@@ -20,7 +20,7 @@ def _model(*operations: Operation) -> AcousticModel:
 
 
 def test_the_runner_has_a_row_for_every_operation_the_reader_accepts():
-    assert list(acoustic_model.OPERATIONS) == list(experiment.OPERATIONS)
+    assert list(acoustic_model.OPERATIONS) == list(model_language.OPERATIONS)
 
 
 def test_an_unknown_operation_is_refused_by_name_not_run_as_another():

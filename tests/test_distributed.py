@@ -128,7 +128,7 @@ def _worker(rank: int, tmp: str, out: str, port: int) -> None:
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
     exp = _experiment(Path(tmp) / f"rank{rank}", Path(out))
-    world = start_world(exp)
+    world = start_world(exp.exp, exp.cfg_path)
     try:
         _check_synced_batchnorm(rank)
         _check_ranges_over_ranks(rank)
@@ -202,7 +202,7 @@ def test_one_process_world_without_torchrun(tmp_path: Path, monkeypatch) -> None
         monkeypatch.delenv(name, raising=False)
     exp = _experiment(tmp_path, tmp_path / "out")
     with pytest.raises(ConfigError) as info:
-        start_world(exp)
+        start_world(exp.exp, exp.cfg_path)
     assert str(info.value).endswith(
         "[exp] multi_gpu: multi_gpu = True: start the run with torchrun --standalone "
         "--nproc_per_node=N -m pytorch_kaldi_snn.run_exp CFG (data-parallel training; "
@@ -210,11 +210,11 @@ def test_one_process_world_without_torchrun(tmp_path: Path, monkeypatch) -> None
         "models along time)")
     single = load_experiment(exp.cfg_path, [o for o in SETTINGS if "multi_gpu" not in o]
                              + [f"exp.out_folder={tmp_path / 'out'}"])
-    assert type(start_world(single)) is World
+    assert type(start_world(single.exp, single.cfg_path)) is World
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ConfigError, match=r"\[exp\] multi_gpu: multi_gpu = False, but torchrun "
                                           r"started 2 processes; set multi_gpu = True"):
-        start_world(single)
+        start_world(single.exp, single.cfg_path)
 
 
 @pytest.mark.slow  # torchrun with two processes through run_exp: about 40 s on 2 busy cores

@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from experiment_cfgs import TINY, synth_cfg
-from pytorch_kaldi_snn.config.experiment import DatasetSpec, load_experiment
+from pytorch_kaldi_snn.config.datasets import DatasetSpec
+from pytorch_kaldi_snn.config.experiment import load_experiment
 from pytorch_kaldi_snn.config.resolved import training_differences
 from in_memory import LoadedSet, eval_batches, load_dataset, train_order
 from pytorch_kaldi_snn.data.batching import Batch, cut, make_batch

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from pytorch_kaldi_snn.config.experiment import FeatureSpec, LabelSpec
+from pytorch_kaldi_snn.config.datasets import FeatureSpec, LabelSpec
 from pytorch_kaldi_snn.data.loading import load_labels
 from pytorch_kaldi_snn.decoding.kaldi_bridge import decode_and_score
 from pytorch_kaldi_snn.errors import DataError

@@ -1,11 +1,10 @@
 """The one place that reads a whole experiment cfg (PyTorch-Kaldi format) into frozen dataclasses.
 
 A cfg has the sections ``[exp] [datasetN] [data_use] [batches] [architectureN] [model] [forward]
-[decoding]``. ``fea``/``lab`` options of a dataset hold blocks of ``name=value`` lines, one block
-per feature stream or label set, each starting with ``fea_name=`` / ``lab_name=``. ``[model]``
-holds the model language, one operation per line (``out=compute(arch_name,input)``,
-``loss=cost_nll(out,lab)``, ``err=cost_err(out,lab)``, ``sum(a,b)``, ``mult_constant(a,k)``,
-``concatenate(a,b)``); ``loss_final`` and ``err_final`` must be defined.
+[decoding]``. The datasets are read by :mod:`.datasets`, the ``[model]`` language by
+:mod:`.model_language`, each architecture's options by its adapter in :mod:`.architectures`;
+this module reads the other sections, runs the cross-section checks and builds the
+:class:`Experiment`.
 
 Everything is checked here before any work starts, and every problem is a
 :class:`~pytorch_kaldi_snn.errors.ConfigError` naming the file, section and key. Relative paths
@@ -23,17 +22,22 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from pytorch_kaldi_snn.config import checks
 from pytorch_kaldi_snn.config.architectures import ARCHITECTURES, N_OUT_PREFIX, ArchSpec
-from pytorch_kaldi_snn.config.localize import expand_vars
+from pytorch_kaldi_snn.config.datasets import (
+    DatasetSpec, DataUse, check_dataset_names, parse_data_use, parse_dataset,
+)
 from pytorch_kaldi_snn.config.options import Section, get_bool, get_float, get_int, get_str
 from pytorch_kaldi_snn.config.latgen_opts import DecodeOptions
+from pytorch_kaldi_snn.config.model_language import (
+    FEATURE_OR_VALUE, LABEL, ModelSpec, check_model, parse_model,
+)
 from pytorch_kaldi_snn.config.optimizers import optimizer_kwargs
 from pytorch_kaldi_snn.config.reading import read_cfg
 from pytorch_kaldi_snn.config.registry import (
-    LAB_OPTS, OPTIMIZER_KEYS, PRECISIONS, SCHEDULES, SECTION_KEYS, UPSTREAM_CLASSES,
+    OPTIMIZER_KEYS, PRECISIONS, SCHEDULES, SECTION_KEYS, UPSTREAM_CLASSES,
     architecture_extra_keys, check_keys, is_upstream_only,
 )
 from pytorch_kaldi_snn.config.resolved import Recorder, expand_cfg_vars
@@ -42,20 +46,6 @@ from pytorch_kaldi_snn.errors import ConfigError
 
 SECTIONS = ("exp", "data_use", "batches", "model", "forward", "decoding")
 ON_NONFINITE = ("stop", "skip")  # [exp] on_nonfinite: what a NaN/Inf batch does (train/guards.py)
-# What each argument of an operation names: (its word in messages, where the name must be
-# defined). ARCH: an [architectureN]; FEATURE_OR_VALUE: a feature stream or an earlier output;
-# VALUE: an earlier output; LABEL: a label set; NUMBER: a constant. train/acoustic_model.py runs
-# each operation from its own table, with the same names.
-ARCH, FEATURE_OR_VALUE, VALUE, LABEL, NUMBER = "arch", "feature_or_value", "value", "label", "number"
-OPERATIONS: Dict[str, Tuple[Tuple[str, str], Tuple[str, str]]] = {
-    "compute": (("architecture", ARCH), ("input", FEATURE_OR_VALUE)),
-    "cost_nll": (("output", VALUE), ("label set", LABEL)),
-    "cost_err": (("output", VALUE), ("label set", LABEL)),
-    "sum": (("value", VALUE), ("value", VALUE)),
-    "mult_constant": (("value", VALUE), ("constant", NUMBER)),
-    "concatenate": (("value", FEATURE_OR_VALUE), ("value", FEATURE_OR_VALUE)),
-}
-_OPERATION_RE = re.compile(r"^(\w+)\s*=\s*(\w+)\s*\(([^()]*)\)$")
 
 
 @dataclass(frozen=True)
@@ -72,45 +62,6 @@ class ExpSettings:
     sync_batchnorm: bool  # batch-norm statistics over all processes' frames (multi_gpu only)
     data_workers: int  # background processes reading chunks (0: read in the training process)
     precision: str  # "float32" or "bf16": autocast for projections and readout (train/precision.py)
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    name: str
-    scp: Path
-    opts: str  # Kaldi pipe, e.g. "apply-cmvn ... ark:- ark:- | add-deltas ... |"
-    cw_left: int
-    cw_right: int
-
-
-@dataclass(frozen=True)
-class LabelSpec:
-    name: str
-    folder: Path  # alignment dir: ali.*.gz and final.mdl
-    opts: str  # "ali-to-pdf" or "ali-to-phones --per-frame=true"
-    count_file: str  # "auto", "none" or a path
-    data_folder: Path
-    graph: Path
-
-    @property
-    def is_phones(self) -> bool:
-        return self.opts.split()[0] == "ali-to-phones"
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    section: str
-    features: Tuple[FeatureSpec, ...]
-    labels: Tuple[LabelSpec, ...]
-    n_chunks: int  # parts read and trained one at a time per epoch (data/streamed.py)
-
-
-@dataclass(frozen=True)
-class DataUse:
-    train_with: str
-    valid_with: str
-    forward_with: str
 
 
 @dataclass(frozen=True)
@@ -151,28 +102,6 @@ class Architecture:
     freeze: bool
     pretrain_file: Optional[Path]
     spec: ArchSpec  # the class's options, typed (config/architectures.py)
-
-
-@dataclass(frozen=True)
-class Operation:
-    out: str
-    op: str
-    args: Tuple[str, str]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """The ``[model]`` section: operations in order, each reading names defined before it."""
-
-    operations: Tuple[Operation, ...]
-
-    def producer(self, name: str) -> Optional[Operation]:
-        return next((o for o in self.operations if o.out == name), None)
-
-    def arguments(self, *kinds: str) -> List[str]:
-        """Every argument of the operations that names one of ``kinds`` (ARCH, LABEL...)."""
-        return [arg for o in self.operations for arg, (_, kind) in zip(o.args, OPERATIONS[o.op])
-                if kind in kinds]
 
 
 @dataclass(frozen=True)
@@ -270,78 +199,6 @@ def _parse_exp(sec: Section) -> ExpSettings:
     )
 
 
-def _blocks(sec: Section, key: str, first: str, rec: Recorder) -> List[Section]:
-    """Split a multi-line ``fea``/``lab`` value into one Section per ``<first>=`` block."""
-    blocks: List[Dict[str, str]] = []
-    for line in get_str(sec, key).splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        name, sep, value = line.partition("=")
-        if not sep:
-            raise ConfigError(f"line {line!r} of {key} is not name=value", section=sec.name,
-                              key=key)
-        if name.strip() == first or not blocks:
-            blocks.append({})
-        # paths and pipes may name $KALDI_ROOT and the like, as Kaldi's path.sh does; the same
-        # expansion as `localize` (an unset variable is an error, not a literal path)
-        blocks[-1][name.strip()] = expand_vars(value.strip(), os.environ, section=sec.name,
-                                               key=f"{key} {name.strip()}")
-    for block in blocks:
-        if first not in block:
-            raise ConfigError(f"missing option {first}", section=sec.name, key=first)
-        check_keys(sec.name, block, SECTION_KEYS[key])
-    return [Section(sec.name, b, rec.block(sec.name, key, b)) for b in blocks]
-
-
-def _parse_feature(block: Section) -> FeatureSpec:
-    return FeatureSpec(
-        name=get_str(block, "fea_name"),
-        scp=Path(get_str(block, "fea_lst")),
-        opts=get_str(block, "fea_opts", default=""),
-        cw_left=get_int(block, "cw_left", min=0, default=0),
-        cw_right=get_int(block, "cw_right", min=0, default=0),
-    )
-
-
-def _parse_label(block: Section) -> LabelSpec:
-    if get_str(block, "lab_name").lower() == "none":
-        raise ConfigError("lab_name = none is upstream's production mode (forward without "
-                          "labels), not supported: every dataset needs alignments",
-                          section=block.name, key="lab_name")
-    opts = " ".join(get_str(block, "lab_opts").split())
-    if opts not in LAB_OPTS:
-        raise ConfigError(f"lab_opts = {opts!r} is not one of {', '.join(sorted(LAB_OPTS))}",
-                          section=block.name, key="lab_opts")
-    return LabelSpec(
-        name=get_str(block, "lab_name"),
-        folder=Path(get_str(block, "lab_folder")),
-        opts=opts,
-        count_file=get_str(block, "lab_count_file", default="auto"),
-        data_folder=Path(get_str(block, "lab_data_folder")),
-        graph=Path(get_str(block, "lab_graph")),
-    )
-
-
-def _parse_dataset(sec: Section, rec: Recorder) -> DatasetSpec:
-    check_keys(sec.name, sec, SECTION_KEYS["dataset"])
-    features = tuple(_parse_feature(b) for b in _blocks(sec, "fea", "fea_name", rec))
-    labels = tuple(_parse_label(b) for b in _blocks(sec, "lab", "lab_name", rec))
-    return DatasetSpec(name=get_str(sec, "data_name"), section=sec.name, features=features,
-                       labels=labels, n_chunks=get_int(sec, "n_chunks", min=1, default=1))
-
-
-def _parse_data_use(sec: Section, datasets: Mapping[str, DatasetSpec]) -> DataUse:
-    names = {}
-    for key in ("train_with", "valid_with", "forward_with"):
-        names[key] = get_str(sec, key)
-        if names[key] not in datasets:
-            defined = ", ".join(sorted(datasets))
-            raise ConfigError(f"dataset {names[key]!r} is not defined (defined: {defined})",
-                              section=sec.name, key=key)
-    return DataUse(**names)
-
-
 def _parse_batches(sec: Section) -> Batches:
     for key in ("batch_size_train", "max_seq_length_train"):
         if "|" in sec.get(key, ""):
@@ -425,27 +282,6 @@ def saved_architectures(cfg_text: str) -> Dict[str, Architecture]:
     return {arch.name: arch for arch in archs}
 
 
-def _parse_model(sec: Section) -> ModelSpec:
-    operations = []
-    for line in get_str(sec, "model").splitlines():
-        if not line.strip():
-            continue
-        match = _OPERATION_RE.match(line.strip())
-        if not match:
-            raise ConfigError(f"{line.strip()!r} is not of the form out=operation(a,b)",
-                              section=sec.name, key="model")
-        out, op, args = match.groups()
-        if op not in OPERATIONS:
-            raise ConfigError(f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})",
-                              section=sec.name, key="model")
-        parts = tuple(a.strip() for a in args.split(","))
-        if len(parts) != len(OPERATIONS[op]):
-            raise ConfigError(f"{op} takes {len(OPERATIONS[op])} arguments: {line.strip()!r}",
-                              section=sec.name, key="model")
-        operations.append(Operation(out, op, parts))  # type: ignore[arg-type]
-    return ModelSpec(tuple(operations))
-
-
 def _parse_forward(sec: Section) -> ForwardSettings:
     return ForwardSettings(
         forward_out=get_str(sec, "forward_out"),
@@ -488,58 +324,14 @@ def _parse_decoding(sec: Section) -> DecodingSettings:
 # Cross-section checks
 
 
-def _check_model(exp: Experiment, model_sec: Section, forward_sec: Section) -> None:
-    """Every name the model language reads must be defined before it is used."""
-    features = {f.name for f in exp.train_set.features}
-    labels = {lab.name for lab in exp.train_set.labels}
-    defined: set = set()
-
-    def need(name: str, kinds: set, what: str) -> None:
-        if name not in kinds:
-            raise ConfigError(f"{what} {name!r} is not defined", section=model_sec.name,
-                              key="model")
-
-    namespaces = {ARCH: set(exp.architectures), LABEL: labels, VALUE: defined,
-                  FEATURE_OR_VALUE: features | defined}
-    for op in exp.model.operations:
-        for arg, (what, kind) in zip(op.args, OPERATIONS[op.op]):
-            if kind == NUMBER:
-                _check_number(arg, what, op.op, model_sec)
-            else:
-                need(arg, namespaces[kind], what)
-        namespaces[FEATURE_OR_VALUE].add(op.out)
-        defined.add(op.out)
-    for final in ("loss_final", "err_final"):
-        need(final, defined, "output")
-    if exp.forward.forward_out not in defined:
-        raise ConfigError(f"forward_out {exp.forward.forward_out!r} is not a model output",
+def _check_forward(forward: ForwardSettings, defined: Set[str], labels: Sequence[str],
+                   forward_sec: Section) -> None:
+    if forward.forward_out not in defined:
+        raise ConfigError(f"forward_out {forward.forward_out!r} is not a model output",
                           section=forward_sec.name, key="forward_out")
-    if exp.forward.normalize_with_counts_from not in labels:
-        raise ConfigError(f"label set {exp.forward.normalize_with_counts_from!r} is not defined",
+    if forward.normalize_with_counts_from not in labels:
+        raise ConfigError(f"label set {forward.normalize_with_counts_from!r} is not defined",
                           section=forward_sec.name, key="normalize_with_counts_from")
-
-
-def _check_number(text: str, what: str, op: str, model_sec: Section) -> None:
-    try:
-        float(text)
-    except ValueError:
-        raise ConfigError(f"{op} {what} {text!r} is not a number", section=model_sec.name,
-                          key="model") from None
-
-
-def _check_dataset_names(exp: Experiment) -> None:
-    """Every dataset must define the features and labels the model reads."""
-    for ds in exp.datasets.values():
-        features = {f.name for f in ds.features}
-        labels = {lab.name for lab in ds.labels}
-        for name in exp.features_used():
-            if name not in features:
-                raise ConfigError(f"feature {name!r} is not defined", section=ds.section,
-                                  key="fea")
-        for name in exp.labels_used():
-            if name not in labels:
-                raise ConfigError(f"label set {name!r} is not defined", section=ds.section,
-                                  key="lab")
 
 
 def _check_class(name: str, section: str) -> None:
@@ -594,7 +386,7 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
     _check_section_keys(parser, sections)
     datasets: Dict[str, DatasetSpec] = {}
     for sec in _numbered(parser, "dataset", rec):
-        ds = _parse_dataset(sec, rec)
+        ds = parse_dataset(sec, rec)
         if ds.name in datasets:
             raise ConfigError(f"dataset {ds.name!r} is defined twice", section=sec.name,
                               key="data_name")
@@ -610,18 +402,20 @@ def _load(path: Path, overrides: Sequence[str]) -> Experiment:
         cfg_text="",
         exp=settings,
         datasets=datasets,
-        data_use=_parse_data_use(sections["data_use"], datasets),
+        data_use=parse_data_use(sections["data_use"], datasets),
         batches=_parse_batches(sections["batches"]),
         architectures=architectures,
-        model=_parse_model(sections["model"]),
+        model=parse_model(sections["model"]),
         forward=_parse_forward(sections["forward"]),
         decoding=_parse_decoding(sections["decoding"]),
     )
     checks.check_defined_once([op.out for op in exp.model.operations], "model")
-    _check_model(exp, sections["model"], sections["forward"])
     labels = [lab.name for lab in exp.train_set.labels]
+    defined = check_model(exp.model, exp.architectures,
+                          {f.name for f in exp.train_set.features}, set(labels), sections["model"])
+    _check_forward(exp.forward, defined, labels, sections["forward"])
     for arch, sec in zip(parsed, arch_sections):
         checks.check_learning_rate(arch.lr, arch.section)
         checks.check_n_out_names(dict(sec), arch.section, labels, N_OUT_PREFIX)
-    _check_dataset_names(exp)
+    check_dataset_names(exp.datasets.values(), exp.features_used(), exp.labels_used())
     return dataclasses.replace(exp, cfg_text=rec.text(parser))

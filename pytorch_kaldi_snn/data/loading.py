@@ -18,7 +18,7 @@ from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
-from pytorch_kaldi_snn.config.experiment import DatasetSpec, LabelSpec
+from pytorch_kaldi_snn.config.datasets import DatasetSpec, LabelSpec
 from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.labels import read_lab_folder

@@ -57,7 +57,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from pytorch_kaldi_snn.config.experiment import DatasetSpec, FeatureSpec
+from pytorch_kaldi_snn.config.datasets import DatasetSpec, FeatureSpec
 from pytorch_kaldi_snn.data.batching import (
     Batch, Frames, Piece, Source, cut, eval_order, make_batch, shuffled,
 )

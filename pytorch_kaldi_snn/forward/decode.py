@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from pytorch_kaldi_snn.config.experiment import DecodingSettings, Experiment, LabelSpec
+from pytorch_kaldi_snn.config.datasets import DatasetSpec, LabelSpec
+from pytorch_kaldi_snn.config.experiment import DecodingSettings
 from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
 from pytorch_kaldi_snn.decoding.kaldi_bridge import DecodeRun, kaldi_search_path
@@ -37,9 +38,10 @@ BEST_HYP = "hyp_best.txt"  # the hypotheses of the reported (best) sweep row
 BEST_SCORE = "score_best.txt"
 
 
-def test_labels(exp: Experiment) -> LabelSpec:
-    test = exp.datasets[exp.data_use.forward_with]
-    return next(lab for lab in test.labels if lab.name == exp.forward.normalize_with_counts_from)
+def test_labels(test: DatasetSpec, counts_from: str) -> LabelSpec:
+    """The test set's label set named by ``[forward] normalize_with_counts_from``: its graph,
+    alignment folder (final.mdl) and data folder (the reference text)."""
+    return next(lab for lab in test.labels if lab.name == counts_from)
 
 
 def _rescorer(lattices: List[Path], words_txt: Path, opts: ScoringOptions):
@@ -81,13 +83,14 @@ def _score(metric: str, counts: ErrorCounts, settings: DecodingSettings, one_bes
                  decode_dir=str(out / DECODE_DIR))
 
 
-def decode_test(exp: Experiment, ark: Path, out: Path, log: logging.Logger) -> DecodeResult:
-    """Decode, then the Kaldi-style sweep."""
-    lab = test_labels(exp)
-    settings = exp.decoding
+def decode_test(settings: DecodingSettings, test: DatasetSpec, counts_from: str, ark: Path,
+                out: Path, log: logging.Logger) -> DecodeResult:
+    """Decode the forward ``ark`` of ``test`` over the graph of its ``counts_from`` label set,
+    then the Kaldi-style sweep."""
+    lab = test_labels(test, counts_from)
     fold = timit_fold_map(settings.scoring_fold) if settings.scoring_fold else None
     ref = None if settings.skip_scoring else lab.data_folder / "text"
-    log.info(f"decoding {exp.data_use.forward_with} over {lab.graph} (beam {settings.beam:g}, "
+    log.info(f"decoding {test.name} over {lab.graph} (beam {settings.beam:g}, "
              f"{settings.nj} job{'s' if settings.nj > 1 else ''}; a minute or more on a CPU)")
     start = time.monotonic()
     run = decode_and_score(ark, lab.graph, lab.folder / "final.mdl", out / DECODE_DIR,

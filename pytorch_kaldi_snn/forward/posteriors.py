@@ -70,6 +70,6 @@ def forward_test(exp: Experiment, model: AcousticModel, test: DataSource, offset
             for utt, scores in batch_scores(batch, values[exp.forward.forward_out], offset):
                 put(utt, scores)
 
-        result = evaluate(model, test, exp, device, "forward", max_len=sys.maxsize,
-                          collect=collect)
+        result = evaluate(model, test, exp.batches, exp.exp.data_workers, device, "forward",
+                          max_len=sys.maxsize, collect=collect)
     return ForwardResult(out / ARK, result.loss, result.err, result.report)

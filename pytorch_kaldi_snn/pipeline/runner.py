@@ -74,7 +74,7 @@ def run_experiment(cfg: Path, overrides: Sequence[str] = ()) -> Optional[dict]:
     exp = load_experiment(cfg, overrides)
     if exp.exp.prepare is None:
         check_paths(exp)  # fail before the out_folder is created when nothing can fix it
-    world = start_world(exp)
+    world = start_world(exp.exp, exp.cfg_path)
     try:
         if not world.is_writer:
             return _follow(exp, world)

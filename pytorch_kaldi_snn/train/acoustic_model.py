@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pytorch_kaldi_snn.config.architectures import N_OUT_PREFIX
-from pytorch_kaldi_snn.config.experiment import Experiment, Operation
+from pytorch_kaldi_snn.config.experiment import Experiment
+from pytorch_kaldi_snn.config.model_language import Operation
 from pytorch_kaldi_snn.data.batching import IGNORE
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.neural_networks import architecture_class
@@ -103,7 +104,7 @@ def _size_of_first(model: AcousticModel, op: Operation, dims: Mapping[str, int])
     return dims.get(op.args[0])  # none for a cost scaled or summed
 
 
-# one row per operation of config.experiment.OPERATIONS (tests/test_acoustic_model.py checks)
+# one row per operation of config.model_language.OPERATIONS (tests/test_acoustic_model.py checks)
 OPERATIONS: Dict[str, _Op] = {
     "compute": _Op(lambda m, args, v, lab: m._compute(args[0], v[args[1]]),
                    lambda m, op, dims: m.nets[op.args[0]].out_dim),

@@ -40,6 +40,7 @@ import logging
 import os
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -47,7 +48,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from pytorch_kaldi_snn.config.experiment import Experiment
+from pytorch_kaldi_snn.config.experiment import ExpSettings
 from pytorch_kaldi_snn.data.batching import Batch, Frames, Piece, make_batch
 from pytorch_kaldi_snn.data.streamed import ChunkPlan, share_plans
 from pytorch_kaldi_snn.errors import ConfigError
@@ -245,50 +246,51 @@ class ProcessGroup(World):
         dist.destroy_process_group()
 
 
-def _env_int(name: str, exp: Experiment) -> int:
+def _env_int(name: str, cfg: Path) -> int:
     value = os.environ.get(name)
     if value is None or not value.isdigit():
         raise ConfigError(f"multi_gpu = True but the environment variable {name} is "
                           f"{'unset' if value is None else repr(value)}; start with {TORCHRUN}",
-                          file=str(exp.cfg_path), section="exp", key="multi_gpu")
+                          file=str(cfg), section="exp", key="multi_gpu")
     return int(value)
 
 
-def _device(exp: Experiment, local_rank: int) -> torch.device:
-    if not (exp.exp.use_cuda and torch.cuda.is_available()):
+def _device(use_cuda: bool, local_rank: int, cfg: Path) -> torch.device:
+    if not (use_cuda and torch.cuda.is_available()):
         return torch.device("cpu")
     if local_rank >= torch.cuda.device_count():
         raise ConfigError(f"torchrun started local rank {local_rank} but this node has "
                           f"{torch.cuda.device_count()} GPUs; lower --nproc_per_node",
-                          file=str(exp.cfg_path), section="exp", key="use_cuda")
+                          file=str(cfg), section="exp", key="use_cuda")
     device = torch.device("cuda", local_rank)
     torch.cuda.set_device(device)
     return device
 
 
-def start_world(exp: Experiment) -> World:
-    """The world of this process: one process, or a process group joined from torchrun's env."""
+def start_world(settings: ExpSettings, cfg: Path) -> World:
+    """The world of this process: one process, or a process group joined from torchrun's env
+    (``cfg``: the cfg the settings come from, named by the errors)."""
     launched = "WORLD_SIZE" in os.environ
-    if not exp.exp.multi_gpu:
+    if not settings.multi_gpu:
         size = int(os.environ.get("WORLD_SIZE", "1") or 1)
         if size > 1:
             raise ConfigError(f"multi_gpu = False, but torchrun started {size} processes; set "
                               f"multi_gpu = True for data-parallel training (or start one "
-                              f"process)", file=str(exp.cfg_path), section="exp", key="multi_gpu")
+                              f"process)", file=str(cfg), section="exp", key="multi_gpu")
         return World()
     if not launched:
         raise ConfigError(f"multi_gpu = True: start the run with {TORCHRUN} (data-parallel "
                           f"training; upstream's DataParallel is not offered: it splits the "
                           f"time-major batches of recurrent models along time)",
-                          file=str(exp.cfg_path), section="exp", key="multi_gpu")
-    size = _env_int("WORLD_SIZE", exp)
+                          file=str(cfg), section="exp", key="multi_gpu")
+    size = _env_int("WORLD_SIZE", cfg)
     if size == 1:
         return World()
-    rank, local_rank = _env_int("RANK", exp), _env_int("LOCAL_RANK", exp)
-    device = _device(exp, local_rank)
+    rank, local_rank = _env_int("RANK", cfg), _env_int("LOCAL_RANK", cfg)
+    device = _device(settings.use_cuda, local_rank, cfg)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank,
                             world_size=size, timeout=TIMEOUT)
-    return ProcessGroup(rank, size, local_rank, device, exp.exp.sync_batchnorm)
+    return ProcessGroup(rank, size, local_rank, device, settings.sync_batchnorm)
 
 
 def follower_log(rank: int) -> logging.Logger:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from pytorch_kaldi_snn.config.experiment import Experiment
+from pytorch_kaldi_snn.config.experiment import Batches, Experiment
 from pytorch_kaldi_snn.data.batching import Batch, Source
 from pytorch_kaldi_snn.data.streamed import eval_plan, plan_batches, plan_pieces, train_plan
 from pytorch_kaldi_snn.errors import ConfigError
@@ -56,23 +56,25 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: AcousticModel, data: Source, exp: Experiment, device: torch.device,
-             desc: str, max_len: Optional[int] = None,
+def evaluate(model: AcousticModel, data: Source, batches: Batches, data_workers: int,
+             device: torch.device, desc: str, max_len: Optional[int] = None,
              collect: Optional[Callable[[Batch, Dict[str, Tensor]], None]] = None,
              world: World = World()) -> EvalResult:
     """Loss and frame error over ``data`` in eval mode, with the activity counters refilled.
 
-    Utterances longer than ``max_len`` (default ``max_seq_length_valid``) are cut; ``collect``
-    sees every batch with the model's values (the forward stage keeps the outputs). In a world
-    of several processes each computes its share of the batches and the sums are reduced.
+    Batches of ``batches.batch_size_valid`` utterances, read by ``data_workers`` processes;
+    utterances longer than ``max_len`` (default ``batches.max_seq_length_valid``) are cut;
+    ``collect`` sees every batch with the model's values (the forward stage keeps the outputs).
+    In a world of several processes each computes its share of the batches and the sums are
+    reduced.
     """
     model.eval()
     reset_counters(model)
     loss = err = frames = 0.0
-    plans = world.eval_share(eval_plan(data, max_len or exp.batches.max_seq_length_valid,
-                                       exp.batches.batch_size_valid))
-    batches = plan_batches(data, plans, exp.exp.data_workers)
-    bar = tqdm(batches, desc=desc, leave=False, disable=None)
+    plans = world.eval_share(eval_plan(data, max_len or batches.max_seq_length_valid,
+                                       batches.batch_size_valid))
+    stream = plan_batches(data, plans, data_workers)
+    bar = tqdm(stream, desc=desc, leave=False, disable=None)
     for batch in bar:
         batch = batch.to(device)
         with real_frames(model, real_frame_mask(batch.labels)):
@@ -308,8 +310,8 @@ class Trainer:
             start = time.monotonic() - progress.seconds
             lr = {k: s.lr for k, s in self.schedulers.items()}
             row = self._train_epoch(train, progress, start)
-            dev_result = evaluate(self.model, dev, self.exp, self.device, "valid",
-                                  world=self.world)
+            dev_result = evaluate(self.model, dev, self.exp.batches, self.exp.exp.data_workers,
+                                  self.device, "valid", world=self.world)
             for sched in self.schedulers.values():
                 sched.step(dev_result.err)
             self.wall_s += time.monotonic() - start
