@@ -22,8 +22,8 @@ from pytorch_kaldi_snn.neurons.surrogate import surrogate_code
 
 # Tiles: batch rows (BB) x neurons (BN) per program, v2 also the reduction (BK); tl.dot needs
 # >= 16. v2's are smaller so that its products stay in registers (no spills when compiled for
-# sm_90, see tests/triton_compile.py). No FMA contraction, as in the C kernels: the quantiser's
-# floor() must see the V that separate multiplies and adds give.
+# sm_90, see tests/support/triton_compile.py). No FMA contraction, as in the C kernels: the
+# quantiser's floor() must see the V that separate multiplies and adds give.
 POINTWISE_TILES = {"BB": 16, "BN": 64}
 V2_TILES = {"BB": 16, "BN": 32, "BK": 32}
 OPTIONS = {"enable_fp_fusion": False, "num_stages": 2, "num_warps": 4}
