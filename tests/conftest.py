@@ -18,9 +18,9 @@ from typing import Dict
 import pytest
 
 from skips import NO_C_COMPILER, missing as _missing
+from repo_paths import ROOT
 from synth_recipe import tiny_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
 # The development tree keeps an upstream snapshot beside the checkout; elsewhere set the variable.
 UPSTREAM_DEFAULT = ROOT.parent / "shared" / "upstream" / "pytorch-kaldi"
 KALDI_ROOT_DEFAULT = Path("/opt/kaldi")  # where the development tree's Kaldi build is unpacked
@@ -89,7 +89,7 @@ def upstream_checkout(upstream_dir: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``recipes/synth/run.sh --size tiny`` into a session temp dir (data/, exp/ as Kaldi's): the
-    same folder the gmm, graph and recipe tests read (tests/synth_recipe.py), built once."""
+    same folder the gmm, graph and recipe tests read (tests/support/synth_recipe.py), built once."""
     return tiny_recipe(tmp_path_factory)
 
 

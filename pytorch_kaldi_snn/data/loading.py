@@ -3,7 +3,7 @@ and frame labels (``lab_opts`` applied to the alignments in ``lab_folder``).
 
 Every set is streamed (:mod:`pytorch_kaldi_snn.data.streamed`, which reads its labels and checks
 its utterances here); the tests load a whole set into memory as the reference the streamed
-batches are checked against (tests/in_memory.py).
+batches are checked against (tests/support/in_memory.py).
 
 Labels come from Kaldi's ``ali-to-pdf`` / ``ali-to-phones --per-frame=true`` when those binaries
 are on PATH (as PyTorch-Kaldi runs them), else from the native readers; the log says which.

@@ -21,7 +21,7 @@ weights. The readout's log-softmax is not a NIR node: the graph outputs the read
 The reset differs, and NIR cannot express ours: NIR's CubaLIF sets V to ``v_reset`` (0) when it
 fires, this model subtracts what it emitted, Δ, at the next step (Eq. 8, the only reset; see
 docs/model.md). The exported graph is therefore this model's dynamics up to each neuron's first
-spike and an approximation after it; tests/test_nir_export.py measures the agreement.
+spike and an approximation after it; tests/export/test_nir_export.py measures the agreement.
 
 Needs the ``export`` extra (``pip install -e ".[export]"``: nir; snnTorch reads the graph back).
 """

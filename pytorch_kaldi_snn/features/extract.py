@@ -5,7 +5,7 @@ its option structs, reads audio with Kaldi's own wave code (kaldi-native-io, so 
 pipes work and samples arrive at int16 scale as in Kaldi), and lays out the outputs like
 ``steps/make_{fbank,mfcc}.sh`` + ``steps/compute_cmvn_stats.sh``.
 
-Measured against Kaldi (tests/data/kaldi_golden, dither 0): frame counts are identical
+Measured against Kaldi (tests/fixtures/kaldi_golden, dither 0): frame counts are identical
 (snip-edges framing); fbank40 max |diff| 1.4e-3 and MFCC-13 max |diff| 2.7e-3 (log-energy
 scale), from float32 FFT/rounding differences between the two implementations.
 """

@@ -1,6 +1,6 @@
 """CMVN, deltas and splicing with Kaldi's arithmetic, vectorised in numpy.
 
-Checked against files written by Kaldi's binaries (tests/data/kaldi_golden), max |diff|:
+Checked against files written by Kaldi's binaries (tests/fixtures/kaldi_golden), max |diff|:
 
 ======================  ===========================  ================================
 operation               this module (numpy)          kaldi-native-fbank 1.23.0

@@ -3,7 +3,7 @@
 kaldi-hmm-gmm cannot write ``.mdl`` files, so :func:`write_model` serialises the
 TransitionModel and the AmDiagGmm token by token exactly as Kaldi's ``TransitionModel::Write``
 and ``AmDiagGmm::Write`` do in text mode (compare
-tests/data/kaldi_golden_decode/model/final.mdl.txt, written by ``gmm-copy --binary=false``).
+tests/fixtures/kaldi_golden_decode/model/final.mdl.txt, written by ``gmm-copy --binary=false``).
 Kaldi reads text and binary models alike, so ``gmm-copy``, ``show-transitions`` and
 ``latgen-faster-mapped`` accept the file. Floats are printed with 7 significant digits,
 the precision Kaldi's text streams use.

@@ -1,7 +1,7 @@
 """Kaldi's monophone HMM topology, and the kaldi-hmm-gmm objects built from it.
 
 The topology is the one ``utils/prepare_lang.sh --num-sil-states 3`` writes (and the one in
-tests/data/kaldi_golden_decode/lang/topo): three emitting states per phone, left to right
+tests/fixtures/kaldi_golden_decode/lang/topo): three emitting states per phone, left to right
 with self-loops; silence gets the same three states with 0.5/0.5 transitions out of its
 first two states. Three states for silence keep every phone at 3 pdfs, so
 ``num_pdfs == 3 * num_phones`` as in the golden system.

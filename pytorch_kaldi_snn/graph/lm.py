@@ -1,7 +1,7 @@
 """Phone bigram LM (ARPA) estimated on training transcripts, and G.fst from it.
 
 Smoothing (the same as the golden system's lm/lm.arpa, see
-tests/data/kaldi_golden_decode/README.md):
+tests/fixtures/kaldi_golden_decode/README.md):
 
 * unigrams: add-one over the phones and ``</s>``: ``p(w) = (c(w) + 1) / (N + V)``, so a
   phone unseen in training still gets probability; ``<s>`` gets log10 p = -99 as usual;

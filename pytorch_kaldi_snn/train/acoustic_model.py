@@ -104,7 +104,8 @@ def _size_of_first(model: AcousticModel, op: Operation, dims: Mapping[str, int])
     return dims.get(op.args[0])  # none for a cost scaled or summed
 
 
-# one row per operation of config.model_language.OPERATIONS (tests/test_acoustic_model.py checks)
+# one row per operation of config.model_language.OPERATIONS
+# (tests/train/test_acoustic_model.py checks)
 OPERATIONS: Dict[str, _Op] = {
     "compute": _Op(lambda m, args, v, lab: m._compute(args[0], v[args[1]]),
                    lambda m, op, dims: m.nets[op.args[0]].out_dim),
