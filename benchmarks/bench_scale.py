@@ -238,7 +238,7 @@ def train_slice(corpus: Corpus, args: argparse.Namespace, log: logging.Logger,
 
     out = args.dir / f"out_{os.getpid()}"
     exp = experiment(args, out, multi)
-    world = start_world(exp)
+    world = start_world(exp.exp, exp.cfg_path)
     source = data_source(corpus, exp, n_chunks(args), log)
     trainer = make_trainer(exp, source, n_out(), log, world)
     trainer.model.train()
