@@ -59,6 +59,7 @@ SPLITS: Tuple[Tuple[str, str], ...] = (("train", "tr"), ("dev", "dv"), ("test", 
 OPTIONS = {"train": ("--train-speakers", 0), "dev": ("--dev-speakers", 0),
            "test": ("--test-speakers", 1), "utts_per_speaker": ("--utts-per-speaker", 1)}
 MAKER = "pytorch_kaldi_snn.corpus.generate"  # in the marker of each set: the sets it removes
+TOP_FILES = ("phones.txt", "corpus.json")  # written beside the sets
 KALDI_FILES = (
     "wav.scp", "text", "utt2spk", "spk2utt", "spk2gender", "utt2dur", "utt2num_frames",
     "spk2info", "utt2info", "text.phn", "phones.ctm", "ali.txt",
@@ -272,11 +273,23 @@ def _prepare_out(out: Path, overwrite: bool, names: Sequence[str]) -> None:
         if refused:
             raise NotOurFolder(path, f"was not made by the corpus generator ({refused}); "
                                      "--overwrite removes only the generator's own sets")
+    _check_top_files(out, existing)
     for path in existing:
         shutil.rmtree(path)
     for name in names:
         (out / name / "wav").mkdir(parents=True)
         mark(out / name, MAKER)
+
+
+def _check_top_files(out: Path, sets: Sequence[Path]) -> None:
+    """``phones.txt`` and ``corpus.json`` are replaced only beside the generator's own sets (a
+    user's ``phones.txt`` in a folder named by ``--out`` is never overwritten)."""
+    for name in TOP_FILES:
+        if (out / name).exists() or (out / name).is_symlink():
+            if not sets:
+                raise ConfigError(f"{out / name} exists and no set of the corpus generator is "
+                                  f"beside it; remove it or name a new or empty folder for --out")
+            return  # every set in ``sets`` was checked to be the generator's
 
 
 def generate_corpus(

@@ -20,6 +20,7 @@ lexicon's ``phones/align_lexicon.*`` are the lang dir's phone ones: nothing here
 from __future__ import annotations
 
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -113,9 +114,19 @@ def synthetic_word_graph(out_dir: Path, num_words: int = 3000, num_sentences: in
     3000 words and 20000 sentences give about 60k bigrams and an HCLG of about a million arcs.
     """
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # a lang dir of its own, removed at the end: a "lang_test" already in out_dir is not touched
+    lang = Path(tempfile.mkdtemp(prefix="lang_test.", dir=out_dir))
+    try:
+        return _build(out_dir, lang, num_words, num_sentences, seed)
+    finally:
+        shutil.rmtree(lang)
+
+
+def _build(out_dir: Path, lang: Path, num_words: int, num_sentences: int,
+           seed: int) -> WordGraph:
     rng = np.random.default_rng(seed)
     phone_set = PhoneSet.from_inventory(PHONES)
-    lang = out_dir / "lang_test"
     write_lang(phone_set, lang)
     prons = random_lexicon(num_words, phone_set.ids[1:], rng)
     names = [f"w{i:05d}" for i in range(num_words)]
@@ -135,5 +146,4 @@ def synthetic_word_graph(out_dir: Path, num_words: int = 3000, num_sentences: in
     atomic_write(model, lambda t: t.write_text(mdl_text, encoding="utf-8"))
     num_bigrams = int(arpa.split("ngram 2=", 1)[1].split()[0])
     num_arcs = sum(hclg.num_arcs(s) for s in range(hclg.num_states))
-    shutil.rmtree(lang)
     return WordGraph(graph_dir, model, num_words, num_bigrams, hclg.num_states, num_arcs)

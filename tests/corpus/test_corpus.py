@@ -263,6 +263,22 @@ def test_overwrite_replaces_only_the_generators_own_sets(tmp_path, capsys):
     assert len(table(tmp_path / "test" / "wav.scp")) == 1
 
 
+def test_a_users_phones_txt_in_the_out_folder_is_never_overwritten(tmp_path, capsys):
+    """A Kaldi-style folder of the user's with its own phones.txt (and no generated set) is
+    refused before anything is written, with or without --overwrite."""
+    (tmp_path / "phones.txt").write_text("<eps> 0\nmine 1\n")
+    args = ["--out", str(tmp_path), "--size", "tiny", "--train-speakers", "0", "--dev-speakers",
+            "0", "--test-speakers", "1", "--utts-per-speaker", "1"]
+    for extra in ([], ["--overwrite"]):
+        capsys.readouterr()
+        assert generate.main(args + extra) == 2
+        assert capsys.readouterr().err == (
+            f"generate: {tmp_path / 'phones.txt'} exists and no set of the corpus generator is "
+            "beside it; remove it or name a new or empty folder for --out\n")
+        assert (tmp_path / "phones.txt").read_text() == "<eps> 0\nmine 1\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["phones.txt"]
+
+
 def test_explicit_counts_override_the_preset():
     args = generate._parser().parse_args(["--out", "x", "--size", "timit", "--dev-speakers", "5"])
     assert generate.size_from_args(args) == generate.CorpusSize(462, 5, 24, 8)

@@ -18,7 +18,17 @@ from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
 @pytest.fixture(scope="module")
 def word_graph(tmp_path_factory):
-    return synthetic_word_graph(tmp_path_factory.mktemp("wg"), num_words=150, num_sentences=400, seed=1)
+    out = tmp_path_factory.mktemp("wg")
+    (out / "lang_test").mkdir()
+    (out / "lang_test" / "mine.txt").write_text("a user's file\n")  # checked below
+    return synthetic_word_graph(out, num_words=150, num_sentences=400, seed=1)
+
+
+def test_the_build_keeps_what_was_in_its_folder(word_graph):
+    """Its lang dir is a temporary folder of its own: a lang_test already there is untouched."""
+    out = word_graph.graph_dir.parent
+    assert (out / "lang_test" / "mine.txt").read_text() == "a user's file\n"
+    assert sorted(p.name for p in out.iterdir()) == ["final.mdl", "graph", "lang_test"]
 
 
 def lexicon(graph) -> dict[int, list[int]]:
