@@ -17,6 +17,7 @@ from pytorch_kaldi_snn.gmm.agreement import set_agreement
 from pytorch_kaldi_snn.gmm.lexicon_fst import ConnectedSpeech
 from pytorch_kaldi_snn.io import read_kaldi_map
 from pytorch_kaldi_snn.prepare_set import prepare_set
+from pytorch_kaldi_snn.words.in_context import pronunciations_in_context
 from pytorch_kaldi_snn.words.lexicon import espeak_pronunciation, fold_arpabet, load_lexicon
 from pytorch_kaldi_snn.words.normalise import normalise
 
@@ -67,6 +68,16 @@ def test_normalise_refuses_a_character_without_a_rule() -> None:
 
 def test_espeak_pronounces_an_invented_word() -> None:
     assert espeak_pronunciation("blorfing") == ("b", "l", "aa", "r", "f", "ih", "ng")
+
+
+def test_espeak_reads_words_in_context() -> None:
+    """'the' before a vowel and the weak form of 'was'; eSpeak joins 'was the' into one word,
+    cut back into the two words' phones."""
+    words = "it was the end of the swim".split()
+    assert espeak_pronunciation("the") == ("dh", "ah")
+    assert pronunciations_in_context(words) == [
+        ("ih", "t"), ("w", "ah", "z"), ("dh", "ih", "y"), ("eh", "n", "d"), ("ah", "v"), ("dh", "ah"),
+        ("s", "w", "ih", "m")]
 
 
 @pytest.fixture(scope="module")

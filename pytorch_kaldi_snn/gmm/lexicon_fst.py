@@ -113,21 +113,26 @@ class _Builder:
 
 
 class _Lexicon:
-    """The states between words. A word starts at ``consonant`` or ``vowel`` after its first
-    phone; ``between`` leads to both; a linking glide leads only to ``vowel``."""
+    """The states between words. A word starts from the entry of its first phone's class:
+    ``vowel``, ``stop`` or ``other``; ``between`` (no silence) leads to all three, a linking glide
+    only to ``vowel``. After silence a stop-initial word starts at ``stop_after_sil``, without
+    the optional closure: the silence already holds it (two silence HMMs in a row would need
+    6 frames where the speaker made one short closure)."""
 
     def __init__(self, phone_ids: Mapping[str, int], sil_prob: float, speech: ConnectedSpeech) -> None:
         self.fst, self.ids, self.speech = _Builder(), phone_ids, speech
         self.no_sil_cost, self.sil_cost = _cost(1.0 - sil_prob), _cost(sil_prob)
         start = self.fst.state()
-        self.between, self.consonant, self.vowel = self.fst.state(), self.fst.state(), self.fst.state()
-        self.sil_state = self.fst.state()
+        self.between, self.after_sil, self.sil_state = self.fst.state(), self.fst.state(), self.fst.state()
+        self.vowel, self.stop, self.other, self.stop_after_sil = (self.fst.state() for _ in range(4))
         # The first arc's source is the start state (OpenFst's text format).
         self.fst.arc(start, self.between, EPS, EPS, self.no_sil_cost)
         self.fst.arc(start, self.sil_state, EPS, EPS, self.sil_cost)
-        self.fst.arc(self.between, self.consonant, EPS, EPS)
-        self.fst.arc(self.between, self.vowel, EPS, EPS)
-        self.fst.arc(self.sil_state, self.between, self.ids[SIL], EPS)
+        self.fst.arc(self.sil_state, self.after_sil, self.ids[SIL], EPS)
+        for entry in (self.vowel, self.stop, self.other):
+            self.fst.arc(self.between, entry, EPS, EPS)
+        for entry in (self.vowel, self.stop_after_sil, self.other):
+            self.fst.arc(self.after_sil, entry, EPS, EPS)
 
     def _phone(self, src: int, dst: int, options: Tuple[str, ...], olabel: int,
                insertion: Optional[Insertion]) -> None:
@@ -145,12 +150,18 @@ class _Lexicon:
 
     def add(self, word: int, pronunciation: Sequence[str]) -> None:
         """One pronunciation, the word on its first arc."""
-        src = self.vowel if pronunciation[0] in VOWELS else self.consonant
-        previous = None
-        for i, options in enumerate(_slots(pronunciation)):
+        slots = _slots(pronunciation)
+        first, dst = slots[0], self.fst.state()
+        if first[0] in CLOSURE_BEFORE:
+            self._phone(self.stop, dst, first, word, self.speech.closure_before(first[0]))
+            self._phone(self.stop_after_sil, dst, first, word, None)
+        else:
+            self._phone(self.vowel if first[0] in VOWELS else self.other, dst, first, word, None)
+        src, previous = dst, first[0]
+        for options in slots[1:]:
             dst = self.fst.state()
-            glide = self.speech.glide_after(previous) if previous and options[0] in VOWELS else None
-            self._phone(src, dst, options, word if i == 0 else EPS, glide or self.speech.closure_before(options[0]))
+            glide = self.speech.glide_after(previous) if options[0] in VOWELS else None
+            self._phone(src, dst, options, EPS, glide or self.speech.closure_before(options[0]))
             src, previous = dst, options[0]
         self._end(src, self.speech.glide_after(previous))
 
@@ -161,14 +172,15 @@ class _Lexicon:
             self.fst.arc(src, self.between, EPS, EPS, self.no_sil_cost)
             return
         phone, probability = glide
-        self.fst.arc(src, self.consonant, EPS, EPS, self.no_sil_cost)
+        self.fst.arc(src, self.stop, EPS, EPS, self.no_sil_cost)
+        self.fst.arc(src, self.other, EPS, EPS, self.no_sil_cost)
         self.fst.arc(src, self.vowel, EPS, EPS, self.no_sil_cost + _cost(1.0 - probability))
         self.fst.arc(src, self.vowel, self.ids[phone], EPS, self.no_sil_cost + _cost(probability))
 
     def compile(self) -> kaldifst.StdVectorFst:
-        # The utterance ends where a consonant-initial word could start: after silence or a
-        # word, never after a glide.
-        lexicon = kaldifst.compile("".join(self.fst.lines) + f"{self.consonant}\n")
+        # The utterance ends where a word that starts with neither a vowel nor a stop could
+        # start: after silence or a word, never after a glide or a closure.
+        lexicon = kaldifst.compile("".join(self.fst.lines) + f"{self.other}\n")
         kaldifst.arcsort(lexicon, sort_type="olabel")
         return lexicon
 
