@@ -11,12 +11,13 @@ pronunciations read alone (edit distance).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.words.lexicon import Pronunciation, espeak_pronunciation, espeak_to_phones
 
 MAX_JOINED = 4  # transcript words one eSpeak word may cover
 _NO_MATCH = float("inf")
+Moves = Callable[[int, int], List[Tuple[int, int]]]  # (step, position) -> [(advance, cost)]
 
 
 def _edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
@@ -29,7 +30,7 @@ def _edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
     return previous[-1]
 
 
-def _best_path(n_steps: int, n_items: int, moves) -> Optional[List[int]]:
+def _best_path(n_steps: int, n_items: int, moves: Moves) -> Optional[List[int]]:
     """Cheapest way to cover ``n_items`` in ``n_steps`` steps, each step advancing by one of
     ``moves(step, position)`` = [(advance, cost)]; returns the positions after each step."""
     best: Dict[Tuple[int, int], Tuple[float, int]] = {(0, 0): (0.0, -1)}
