@@ -3,6 +3,9 @@ pronunciations, alignment from words with the recipe's GMM, and each refusal's o
 data dirs are made from the tiny corpus, whose synthesizer frame labels (ali.txt) are the truth."""
 from __future__ import annotations
 
+import json
+import math
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -11,11 +14,13 @@ import numpy as np
 import pytest
 import soundfile
 
+from experiment_cfgs import TINY, synth_cfg
 from pytorch_kaldi_snn import prepare_set as prepare_cli
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.agreement import set_agreement
 from pytorch_kaldi_snn.gmm.lexicon_fst import ConnectedSpeech
 from pytorch_kaldi_snn.io import read_kaldi_map
+from pytorch_kaldi_snn.pipeline.runner import run_experiment
 from pytorch_kaldi_snn.prepare_set import prepare_set
 from pytorch_kaldi_snn.words.in_context import pronunciations_in_context
 from pytorch_kaldi_snn.words.lexicon import espeak_pronunciation, fold_arpabet, load_lexicon
@@ -186,3 +191,31 @@ def test_bad_word_transcript_is_one_line(line: str, message: str, recipe: Path, 
     assert prepare_cli.main([str(src), "--dir", str(recipe), "--name", "bad"]) == 2
     assert capsys.readouterr().err == f"prepare_set: {src}/text: utterance {utt}: {message}\n"
     assert not (recipe / "data/bad").exists()
+
+
+def _from_words(set_name: str):
+    """A cfg edit: the quick-start cfg's ``set_name`` replaced by ``<set_name>_words``."""
+    return lambda text: re.sub(rf"(data/{set_name}/|mono_ali_{set_name}$)",
+                               lambda m: m.group(1).replace(set_name, f"{set_name}_words", 1),
+                               text, flags=re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_the_quick_start_cfg_trains_on_sets_imported_from_words(recipe: Path, tmp_path: Path,
+                                                                builtin_env: dict, monkeypatch) -> None:
+    """The train and dev sets imported from their words (alignments and priors from words), the
+    test set the recipe's own: the run ends with a PER scored against the synthesizer's phones."""
+    monkeypatch.setenv("PATH", builtin_env["PATH"])
+    monkeypatch.delenv("KALDI_ROOT", raising=False)
+    for name in ("train", "dev"):
+        src = _words_dir(recipe, tmp_path / name, source=name)
+        assert prepare_set(src, recipe, f"{name}_words") == len(read_kaldi_map(src / "text"))
+    edits = (_from_words("train"), _from_words("dev"))
+    cfg = synth_cfg(tmp_path, recipe, text_edit=lambda text: edits[1](edits[0](text)))
+    text = cfg.read_text()
+    assert "data/train/" not in text and "mono_ali_train_words\n" in text and "mono_ali_dev_words\n" in text
+    assert "data/test/feats.scp" in text
+    out = tmp_path / "exp"
+    run_experiment(cfg, [*TINY, f"exp.out_folder={out}", "decoding.acwt=1.0"])
+    per = json.loads((out / "results.json").read_text())["per"]
+    assert isinstance(per, float) and math.isfinite(per)
