@@ -219,3 +219,15 @@ def test_the_quick_start_cfg_trains_on_sets_imported_from_words(recipe: Path, tm
     run_experiment(cfg, [*TINY, f"exp.out_folder={out}", "decoding.acwt=1.0"])
     per = json.loads((out / "results.json").read_text())["per"]
     assert isinstance(per, float) and math.isfinite(per)
+
+
+def test_a_recipe_without_its_training_text_is_one_line(recipe: Path, tmp_path: Path, capsys) -> None:
+    """Closures and glides are counted in the training set's phone text: without it, one line."""
+    src = _words_dir(recipe, tmp_path / "mine")
+    bare = tmp_path / "synth"
+    shutil.copytree(recipe, bare, symlinks=True, ignore=shutil.ignore_patterns("ark", "wav"))
+    (bare / "data/train/text").unlink()
+    assert prepare_cli.main([str(src), "--dir", str(bare), "--name", "mine"]) == 2
+    assert capsys.readouterr().err == (
+        f"prepare_set: {bare}/data/train/text: missing: run the recipe first (its train set's phone text)\n")
+    assert not (bare / "data/mine").exists()
