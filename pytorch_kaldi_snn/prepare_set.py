@@ -16,7 +16,8 @@ more alternative of each word) or a Kaldi ``lexicon.txt``. Words the lexicon lac
 NG's pronunciation, listed in ``data/<name>/oov_lexicon.txt`` and in one log line, or with
 ``--oov error`` are refused by name. Each utterance is aligned with the recipe's GMM through an
 L.fst of its words' pronunciations, with optional silence between words (``--sil-prob``), closure
-silence before stops and ``dx`` for intervocalic t/d (gmm/lexicon_fst.py); the set's phone
+silence before stops, ``dx`` for intervocalic t/d and glides that link vowels, closures and glides
+as often as the recipe's training ``text`` has them (gmm/lexicon_fst.py); the set's phone
 ``text`` (the scoring reference) is what the alignment chose. Utterances that cannot be aligned
 are listed in one log line and in ``data/<name>/unaligned.txt``: from words they are left out of
 the set (they have no reference), from phones they stay for scoring, without frame labels.
@@ -58,7 +59,7 @@ from pytorch_kaldi_snn.features.audio import check_wav_table
 from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_feats
 from pytorch_kaldi_snn.gmm.align import align_set, align_words
 from pytorch_kaldi_snn.gmm.labels import read_alignments
-from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB
+from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB, ConnectedSpeech
 from pytorch_kaldi_snn.io.ownership import mark, removal_refused
 from pytorch_kaldi_snn.graph.lang import read_inventory
 from pytorch_kaldi_snn.io.data_dir import DataDir
@@ -91,6 +92,13 @@ class RecipeDir:
 
     def mfcc_conf(self) -> Path:
         return self.data / "mfcc" / TRAIN_SET / "conf" / "mfcc.conf"
+
+    def connected_speech(self) -> ConnectedSpeech:
+        """How often closures and glides occur in the training set's phone ``text``."""
+        text = self.data / TRAIN_SET / "text"
+        if not text.is_file():
+            raise DataError("missing: run the recipe first (its train set's phone text)", file=str(text))
+        return ConnectedSpeech.estimate(line.split() for line in read_kaldi_map(text).values())
 
     def outputs(self, name: str) -> List[Path]:
         return [self.data / name, self.data / "mfcc" / name, self.root / "exp" / f"mono_ali_{name}"]
@@ -273,7 +281,7 @@ def _align(recipe: RecipeDir, reference: Reference, mfcc_dir: Path, ali_dir: Pat
     if isinstance(reference, WordTranscripts):
         write_kaldi_map(mfcc_dir / "text.words", {u: " ".join(w) for u, w in reference.words.items()})
         chosen = align_words(lang, model, mfcc_dir, reference.words, reference.pronunciations, ali_dir,
-                             str(mfcc_dir / "text.words"), sil_prob)
+                             str(mfcc_dir / "text.words"), sil_prob, recipe.connected_speech())
         text = {utt: " ".join(phones) for utt, phones in chosen.items()}
         write_kaldi_map(mfcc_dir / "text", text)
         return text

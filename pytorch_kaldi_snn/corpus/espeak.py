@@ -38,6 +38,8 @@ _EVENT_LIST_TERMINATED = 0
 _EVENT_PHONEME = 7
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
 _PHONEMES_SPACED = ord(" ") << 8  # espeak_TextToPhonemes: ASCII names, a space between phonemes
+# ... a '|' between a word's phonemes and a space between words ('|' is in no phoneme name)
+_PHONEMES_BY_WORD = ord("|") << 8
 G2P_VOICE = "en-us"
 
 
@@ -152,20 +154,31 @@ class Espeak:
         return Synthesis(samples.astype(np.int16), events)
 
 
+    def _text_to_phonemes(self, text: str, mode: int) -> List[str]:
+        """espeak_TextToPhonemes over every clause of ``text``, one string per clause."""
+        with self._lock:
+            if self._lib.espeak_SetVoiceByName(G2P_VOICE.encode()) != 0:
+                raise DataError(f"eSpeak NG has no voice {G2P_VOICE!r}")
+            buffer = ctypes.c_char_p(text.encode("utf-8") + b"\0")
+            clauses: List[str] = []
+            while buffer.value:  # one clause per call; the pointer moves past it
+                clause = self._lib.espeak_TextToPhonemes(ctypes.byref(buffer), _CHARS_UTF8, mode)
+                clauses.append((clause or b"").decode("ascii", errors="replace"))
+        return clauses
+
     def phonemes(self, text: str) -> List[str]:
         """eSpeak's own en-us phoneme names for ``text`` (stress marks kept), without speaking it.
 
         This is the pronunciation the synthesizer would speak: the same rules and dictionary.
         """
-        with self._lock:
-            if self._lib.espeak_SetVoiceByName(G2P_VOICE.encode()) != 0:
-                raise DataError(f"eSpeak NG has no voice {G2P_VOICE!r}")
-            buffer = ctypes.c_char_p(text.encode("utf-8") + b"\0")
-            names: List[str] = []
-            while buffer.value:  # one clause per call; the pointer moves past it
-                clause = self._lib.espeak_TextToPhonemes(ctypes.byref(buffer), _CHARS_UTF8, _PHONEMES_SPACED)
-                names += (clause or b"").decode("ascii", errors="replace").split()
-        return names
+        return [name for clause in self._text_to_phonemes(text, _PHONEMES_SPACED) for name in clause.split()]
+
+    def word_phonemes(self, text: str) -> List[List[str]]:
+        """The phoneme names of ``text`` as eSpeak reads it whole, in its words: connected-speech
+        forms ('the' before a vowel, weak forms, linking). eSpeak joins some unstressed words to
+        a neighbour, so there can be fewer words than in ``text``."""
+        return [word.split("|") for clause in self._text_to_phonemes(text, _PHONEMES_BY_WORD)
+                for word in clause.split()]
 
 
 _ENGINE: Optional[Espeak] = None

@@ -27,7 +27,7 @@ from pytorch_kaldi_snn.gmm.model_io import load_trans_model, read_am_diag_gmm
 from pytorch_kaldi_snn.gmm.topology import build_hmm_system
 from pytorch_kaldi_snn.gmm.train import Aligner, MonoConfig, MonoModel
 from pytorch_kaldi_snn.gmm.train_mono import gmm_features, phone_transcripts
-from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB, lexicon_fst
+from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB, ConnectedSpeech, lexicon_fst
 from pytorch_kaldi_snn.io.tables import read_symbol_table
 
 log = logging.getLogger("align")
@@ -75,10 +75,12 @@ def align_set(lang: Path, model_dir: Path, feats_dir: Path, text: Path, out: Pat
 
 def align_words(lang: Path, model_dir: Path, feats_dir: Path, words: Mapping[str, Sequence[str]],
                 lexicon: Mapping[str, Sequence[Sequence[str]]], out: Path, text: str,
-                sil_prob: float = SIL_PROB, config: MonoConfig = MonoConfig()) -> Dict[str, List[str]]:
+                sil_prob: float = SIL_PROB, speech: ConnectedSpeech = ConnectedSpeech(),
+                config: MonoConfig = MonoConfig()) -> Dict[str, List[str]]:
     """Align every utterance of ``feats_dir`` to its ``words`` through ``lexicon`` (every word in
-    it), with optional silence between words; returns each aligned utterance's phones, runs
-    collapsed (the pronunciations and silences the audio chose). ``text`` names the transcript."""
+    it), with optional silence between words and the closures and glides of ``speech``; returns
+    each aligned utterance's phones, runs collapsed (the pronunciations, silences and glides the
+    audio chose). ``text`` names the transcript."""
     model = load_model(lang, model_dir)
     phone_ids = read_symbol_table(Path(lang) / "phones.txt")
     vocabulary = sorted({w for line in words.values() for w in line})
@@ -86,7 +88,7 @@ def align_words(lang: Path, model_dir: Path, feats_dir: Path, words: Mapping[str
     lexicon_ids = {word_ids[w]: lexicon[w] for w in vocabulary}
     feats = _checked_features(model, feats_dir, set(words), text)
     aligner = Aligner(model.hmm, model.hmm.topo.phones, config,
-                      lexicon=lexicon_fst(lexicon_ids, phone_ids, sil_prob))
+                      lexicon=lexicon_fst(lexicon_ids, phone_ids, sil_prob, speech))
     transcripts = {utt: [word_ids[w] for w in line] for utt, line in words.items()}
     alignments = _align_and_write(model, aligner, feats, transcripts, model_dir, out)
     symbols = {i: p for p, i in phone_ids.items()}

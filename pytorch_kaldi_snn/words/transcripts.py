@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Sequence
 
 from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.words.in_context import pronunciations_in_context
 from pytorch_kaldi_snn.words.lexicon import Pronunciation, espeak_pronunciation
 from pytorch_kaldi_snn.words.normalise import dropped_summary, normalise
 
@@ -47,9 +48,10 @@ def word_transcripts(text: Mapping[str, str], lexicon: Mapping[str, Sequence[Pro
                      lexicon_name: str, oov: str, where: Path, espeak_alternatives: bool) -> WordTranscripts:
     """Words and pronunciations; ``oov`` is ``espeak`` (eSpeak NG pronounces unknown words) or
     ``error`` (unknown words are refused, by name). With ``espeak_alternatives`` eSpeak NG's
-    pronunciation is one more alternative of every word: CMUdict writes reduced vowels as ``ah``
-    where eSpeak often says ``ih`` (``-es``, ``-ed``), and syllabic /l/ as ``ah l``; the audio
-    chooses between them."""
+    pronunciations are more alternatives of every word: read alone (CMUdict writes reduced
+    vowels as ``ah`` where eSpeak often says ``ih`` (``-es``, ``-ed``), and syllabic /l/ as
+    ``ah l``) and as read in each transcript (words/in_context.py: "the" before a vowel, weak
+    forms); the audio chooses between them."""
     words = normalised_words(text, lexicon, where)
     vocabulary = sorted({w for line in words.values() for w in line})
     unknown = [w for w in vocabulary if w not in lexicon]
@@ -64,8 +66,17 @@ def word_transcripts(text: Mapping[str, str], lexicon: Mapping[str, Sequence[Pro
                         file=str(where))
     pronunciations = {w: list(lexicon[w]) if w in lexicon else [guessed[w]] for w in vocabulary}
     if espeak_alternatives:
-        for word, alternatives in pronunciations.items():
-            spoken = guessed.get(word) or espeak_pronunciation(word)
-            if spoken and spoken not in alternatives:
-                alternatives.append(spoken)
+        _add_espeak_alternatives(words, pronunciations, guessed)
     return WordTranscripts(words, pronunciations, guessed)
+
+
+def _add_espeak_alternatives(words: Mapping[str, Sequence[str]], pronunciations: Dict[str, List[Pronunciation]],
+                             guessed: Mapping[str, Pronunciation]) -> None:
+    spoken = {w: [guessed.get(w) or espeak_pronunciation(w)] for w in pronunciations}
+    for line in words.values():
+        for word, pronunciation in zip(line, pronunciations_in_context(line) or ()):
+            spoken[word].append(pronunciation)
+    for word, alternatives in pronunciations.items():
+        for pronunciation in spoken[word]:
+            if pronunciation and pronunciation not in alternatives:  # a word eSpeak joined may get no phones
+                alternatives.append(pronunciation)
