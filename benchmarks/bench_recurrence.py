@@ -314,6 +314,41 @@ def measured_zeros(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]) -
     return [1.0 - a / (frames * layer.n) for a, layer in zip(active, streamer.layers)]
 
 
+def weights_read(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]) -> float:
+    """Mean weight values a frame reads: the rows of the non-zero inputs of every layer (W),
+    and for v2 of each layer's non-zero outputs of the frame before (W_r)."""
+    total = 0
+    for frames in utterances:
+        streamer.reset()
+        previous = [0] * len(streamer.layers)
+        for frame in frames:
+            before = streamer.active_outputs
+            streamer.step(frame)
+            now = [a - b for a, b in zip(streamer.active_outputs, before)]
+            inputs = [int(torch.count_nonzero(frame))] + now[:-1]
+            total += sum(x * layer.weight.shape[1] + (0 if layer.w_rec is None else
+                                                      y * layer.w_rec.shape[1])
+                         for x, y, layer in zip(inputs, previous, streamer.layers))
+            previous = now
+    return total / sum(len(u) for u in utterances)
+
+
+def rowless_frames(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]
+                   ) -> Callable[[], None]:
+    """Every layer's kernel call per frame with no non-zero input and no non-zero previous
+    output, so that no weight row is read: what a frame costs whatever the sparsity (the call,
+    the bias, every neuron's dynamics and quantiser)."""
+    zeros = [torch.zeros_like(layer.weight[:, 0]) for layer in streamer.layers]
+
+    def run() -> None:
+        for frames in utterances:
+            for _ in range(len(frames)):
+                for layer, x in zip(streamer.layers, zeros):
+                    layer.y.zero_()
+                    layer.step(x)
+    return run
+
+
 def checkpoint_streaming(trained: TrainedStream, reps: int) -> Dict[str, object]:
     """Batch-1 latency per frame of a trained spiking stack (its own weights and b) on its test
     utterances, at the sparsity it has there, against GRUCell/LSTMCell stacks of its sizes on
@@ -321,7 +356,8 @@ def checkpoint_streaming(trained: TrainedStream, reps: int) -> Dict[str, object]
     utterances, streamer = trained.utterances, trained.streamer
     zeros = measured_zeros(streamer, utterances)
     frames = sum(len(u) for u in utterances)
-    fns = {"checkpoint": stream_utterances(streamer, utterances)}
+    fns = {"checkpoint": stream_utterances(streamer, utterances),
+           "checkpoint_no_rows": rowless_frames(streamer, utterances)}
     for name, cell in (("grucell", nn.GRUCell), ("lstmcell", nn.LSTMCell)):
         step = cell_stack_step(cell, sizes=trained.sizes)
         fns[name] = lambda step=step: [stream_utterance(step, u)() for u in utterances]
@@ -331,14 +367,23 @@ def checkpoint_streaming(trained: TrainedStream, reps: int) -> Dict[str, object]
           f"{trained.folder}, {len(utterances)} test utterances, {frames} frames:")
     for name, value in latency.items():
         shown = [round(z, 4) for z in zeros] if name == "checkpoint" else "-"
-        print(f"  {name:10s} {value * 1e6:8.1f} us/frame   zeros per layer {shown}")
+        print(f"  {name:18s} {value * 1e6:8.1f} us/frame   zeros per layer {shown}")
     ratios = {f"{variant}_stream_vs_{base}": latency["checkpoint"] / latency[base]
               for base in ("grucell", "lstmcell")}
+    reads = weights_read(streamer, utterances)
+    rows_s = latency["checkpoint"] - latency["checkpoint_no_rows"]
+    split = {"weights_read_per_frame": reads, "rows_seconds_per_frame": rows_s,
+             "rows_bytes_per_s": reads * streamer.layers[0].weight.element_size() / rows_s,
+             "fixed_share": latency["checkpoint_no_rows"] / latency["checkpoint"]}
+    print(f"  {reads:.0f} weights read per frame in {rows_s * 1e6:.1f} us "
+          f"({split['rows_bytes_per_s'] / 1e9:.1f} GB/s); the rest, "
+          f"{split['fixed_share']:.0%} of a frame, is paid whatever the sparsity")
     for key, value in ratios.items():
         print(f"  {key:24s} {value:6.3f}")
     return {"folder": trained.folder, "variant": variant, "sizes": trained.sizes,
             "utterances": len(utterances), "frames": frames, "zero_fraction": zeros,
-            "kernel": streamer.kernel, "stream_seconds_per_frame": latency, "ratios": ratios}
+            "kernel": streamer.kernel, "stream_seconds_per_frame": latency, "ratios": ratios,
+            "time_split": split}
 
 
 def synchronised(fn: Callable[[], object]) -> Callable[[], None]:
