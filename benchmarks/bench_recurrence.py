@@ -293,6 +293,16 @@ def load_stream(folder: str, count: int) -> TrainedStream:
     return TrainedStream(folder, streamer, real_utterances(trained, feature, count), sizes)
 
 
+def stream_all(step: Callable[[torch.Tensor], object], utterances: Sequence[torch.Tensor]
+               ) -> Callable[[], None]:
+    """Feed every frame of every utterance to ``step`` (a cell stack: its state carries over)."""
+    def run() -> None:
+        for frames in utterances:
+            for frame in frames:
+                step(frame)
+    return run
+
+
 def stream_utterances(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]
                       ) -> Callable[[], None]:
     """Stream every utterance from a zero state, frame by frame."""
@@ -304,20 +314,12 @@ def stream_utterances(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]
     return run
 
 
-def measured_zeros(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]) -> List[float]:
-    """Each layer's fraction of zero outputs over the utterances, as the streamer counts them."""
-    active = [0] * len(streamer.layers)
-    for frames in utterances:
-        stream_utterances(streamer, [frames])()
-        active = [a + b for a, b in zip(active, streamer.active_outputs)]
-    frames = sum(len(u) for u in utterances)
-    return [1.0 - a / (frames * layer.n) for a, layer in zip(active, streamer.layers)]
-
-
-def weights_read(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]) -> float:
-    """Mean weight values a frame reads: the rows of the non-zero inputs of every layer (W),
-    and for v2 of each layer's non-zero outputs of the frame before (W_r)."""
-    total = 0
+def activity(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]
+             ) -> Tuple[List[float], float]:
+    """Each layer's fraction of zero outputs over the utterances, as the streamer counts them,
+    and the mean weight values a frame reads: the rows of every layer's non-zero inputs (W)
+    and, for v2, of its own non-zero outputs of the frame before (W_r)."""
+    outputs, reads = [0] * len(streamer.layers), 0
     for frames in utterances:
         streamer.reset()
         previous = [0] * len(streamer.layers)
@@ -326,11 +328,14 @@ def weights_read(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]) -> 
             streamer.step(frame)
             now = [a - b for a, b in zip(streamer.active_outputs, before)]
             inputs = [int(torch.count_nonzero(frame))] + now[:-1]
-            total += sum(x * layer.weight.shape[1] + (0 if layer.w_rec is None else
+            reads += sum(x * layer.weight.shape[1] + (0 if layer.w_rec is None else
                                                       y * layer.w_rec.shape[1])
                          for x, y, layer in zip(inputs, previous, streamer.layers))
+            outputs = [a + b for a, b in zip(outputs, now)]
             previous = now
-    return total / sum(len(u) for u in utterances)
+    frames = sum(len(u) for u in utterances)
+    return ([1.0 - a / (frames * layer.n) for a, layer in zip(outputs, streamer.layers)],
+            reads / frames)
 
 
 def rowless_frames(streamer: StreamingSNN, utterances: Sequence[torch.Tensor], call: bool = True
@@ -356,14 +361,14 @@ def checkpoint_streaming(trained: TrainedStream, reps: int) -> Dict[str, object]
     utterances, at the sparsity it has there, against GRUCell/LSTMCell stacks of its sizes on
     the same frames. The readout is left out on both sides."""
     utterances, streamer = trained.utterances, trained.streamer
-    zeros = measured_zeros(streamer, utterances)
+    zeros, reads = activity(streamer, utterances)
     frames = sum(len(u) for u in utterances)
     fns = {"checkpoint": stream_utterances(streamer, utterances),
            "checkpoint_no_rows": rowless_frames(streamer, utterances),
            "zeroing_only": rowless_frames(streamer, utterances, call=False)}
     for name, cell in (("grucell", nn.GRUCell), ("lstmcell", nn.LSTMCell)):
         step = cell_stack_step(cell, sizes=trained.sizes)
-        fns[name] = lambda step=step: [stream_utterance(step, u)() for u in utterances]
+        fns[name] = stream_all(step, utterances)
     latency = {name: value / frames for name, value in interleaved_medians(fns, reps).items()}
     variant = streamer.layers[0].neuron.name
     print(f"streaming the trained {variant} stack {' x '.join(map(str, trained.sizes[1:]))} of "
@@ -373,7 +378,6 @@ def checkpoint_streaming(trained: TrainedStream, reps: int) -> Dict[str, object]
         print(f"  {name:18s} {value * 1e6:8.1f} us/frame   zeros per layer {shown}")
     ratios = {f"{variant}_stream_vs_{base}": latency["checkpoint"] / latency[base]
               for base in ("grucell", "lstmcell")}
-    reads = weights_read(streamer, utterances)
     fixed = latency["checkpoint_no_rows"] - latency["zeroing_only"]
     rows_s = latency["checkpoint"] - fixed
     split = {"weights_read_per_frame": reads, "fixed_seconds_per_frame": fixed,
@@ -488,7 +492,7 @@ def cuda_section(args: argparse.Namespace) -> Dict[str, object]:
 def training_ratios(result: Dict[str, object]) -> Dict[str, float]:
     """The training section's ratios to nn.GRU and to the GEMM peak."""
     fps, memory = result["train_frames_per_s"], result["bptt_saved_bytes"]
-    v2_flops = v2_training_flops() * fps["v2"] / (T * B)
+    v2_flops = result["v2_train_flops_per_s"]
     print(f"GEMM {result['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s, "
           f"v2 training {v2_flops / 1e9:.1f} GFLOP/s")
     return {"snn_train_vs_gru": fps["snn"] / fps["gru"],
@@ -521,8 +525,9 @@ def measure(args: argparse.Namespace) -> Dict[str, object]:
     if not args.streaming_only:
         print("training (2 x 550, batch 64, 200 frames, forward + backward):")
         result.update(training(args, x))
+        result["v2_train_flops_per_s"] = (v2_training_flops() * result["train_frames_per_s"]["v2"]
+                                          / (T * B))
         ratios.update(training_ratios(result))
-        result["v2_train_flops_per_s"] = ratios["v2_gemm_efficiency"] * result["gemm_flops_per_s"]
     print("streaming (batch 1, per frame):")
     result.update(streaming(args, x[:, 0, :]))
     ratios.update(stream_ratios(result["stream_seconds_per_frame"]))

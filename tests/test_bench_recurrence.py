@@ -4,6 +4,7 @@ test utterances, at the sparsity it really has there, against GRU/LSTM cell stac
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,21 @@ def test_checkpoint_that_is_not_a_finished_experiment_is_one_line(tmp_path: Path
         2, f"bench_recurrence: {tmp_path / 'results.json'}: missing: not a finished experiment "
            f"folder (run ./run_exp.sh first)\n")
     assert not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.parametrize("streaming_only", [False, True])
+def test_the_default_run_needs_no_checkpoint(streaming_only: bool, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch):
+    """What CI can run: imposed sparsity, no trained model (sizes shrunk to keep it fast)."""
+    bench = _bench()
+    for name, value in (("T", 6), ("B", 2), ("N", 8)):
+        monkeypatch.setattr(bench, name, value)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--json", str(out), "--reps", "1", "--threads", "1"]
+                      + (["--streaming-only"] if streaming_only else [])) == 0
+    result = json.loads(out.read_text())
+    assert result["stream_sparsity_source"] == "imposed via b"
+    assert "checkpoint" not in result
+    assert all(z == pytest.approx(0.85, abs=0.1) for z in result["stream_zero_fraction"]["v2"])
+    assert ("v2_stream_vs_grucell" in result, "v2_train_vs_gru" in result, "cuda" in result) == (
+        True, not streaming_only, not streaming_only)
