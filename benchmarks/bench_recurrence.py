@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_recurrence.py --json bench.json [--reps 5] [--threads 2]
-        [--checkpoint PATH] [--target-zeros 0.85] [--loop]
+        [--target-zeros 0.85] [--loop] [--checkpoint EXP [--stream-utts 8]] [--streaming-only]
 
 Measured on the same random input (2 layers x 550, 40-dim input, batch 64, 200 frames):
 
@@ -14,9 +14,14 @@ Measured on the same random input (2 layers x 550, 40-dim input, batch 64, 200 f
 * batch-1 streaming latency per frame of each spiking stack (:class:`StreamingSNN`, event-driven;
   ``<variant>_onnx``: the same stack exported by export/onnx.py and run by onnxruntime, with the
   export extra)
-  against ``GRUCell`` / ``LSTMCell`` stacks, at the output sparsity of a trained checkpoint
-  (``--checkpoint``) or, without one, at an imposed sparsity: each layer's membrane maximum b is
-  chosen so that ``--target-zeros`` of its outputs on the benchmark utterance are zero.
+  against ``GRUCell`` / ``LSTMCell`` stacks, at an imposed sparsity: each layer's membrane
+  maximum b is chosen so that ``--target-zeros`` of its outputs on the benchmark utterance are
+  zero (no trained model needed: the default, and what CI runs);
+* with ``--checkpoint EXP`` (a finished experiment of a spiking model), also that trained
+  stack's batch-1 streaming latency on the first ``--stream-utts`` utterances of its test set
+  (its cfg's features, its own weights and b, so the sparsity is the one it really has there)
+  against GRUCell/LSTMCell stacks of its sizes on the same frames (key ``checkpoint``; readouts
+  left out on both sides). ``--streaming-only`` skips the training and CUDA sections.
 
 Ratios are taken within this run, so a loaded machine shifts both sides; the models take turns
 in every repetition and the medians of ``--reps`` repetitions after one warm-up are reported.
@@ -36,6 +41,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import platform
 import statistics
@@ -44,7 +50,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from unittest import mock
 
 from pytorch_kaldi_snn.threads import bootstrap
@@ -54,12 +60,19 @@ bootstrap()  # the runner's OpenMP wait policy, set before torch loads (docs/per
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from pytorch_kaldi_snn.cli import run_reporting_errors  # noqa: E402
+from pytorch_kaldi_snn.data.batching import Piece  # noqa: E402
+from pytorch_kaldi_snn.data.streamed import open_source  # noqa: E402
+from pytorch_kaldi_snn.errors import UserInputError  # noqa: E402
+from pytorch_kaldi_snn.export.onnx import model_chain  # noqa: E402
 from pytorch_kaldi_snn.kernels import backend, native  # noqa: E402
 from pytorch_kaldi_snn.kernels.streaming import StreamingSNN  # noqa: E402
 from pytorch_kaldi_snn.layers import spiking_stack  # noqa: E402
+from pytorch_kaldi_snn.trained import TrainedExperiment, load_trained  # noqa: E402
 
 T, B, M, N, LAYERS = 200, 64, 40, 550, 2
 VARIANTS = {"snn": "traditional", "v1": "v1", "v2": "v2"}
+LOG = logging.getLogger("bench_recurrence")
 
 
 def interleaved_medians(fns: Dict[str, Callable[[], object]], reps: int) -> Dict[str, float]:
@@ -154,21 +167,6 @@ def calibrate_sparsity(stack: nn.Sequential, utterance: torch.Tensor, target: fl
     return zeros
 
 
-def load_checkpoint(stack: nn.Sequential, path: str) -> None:
-    """Load a state dict (or one under 'model'/'state_dict') whose keys end with the stack's."""
-    state = torch.load(path, map_location="cpu")
-    for key in ("model", "state_dict"):
-        state = state.get(key, state) if isinstance(state, dict) else state
-    wanted = stack.state_dict()
-    picked = {}
-    for name in wanted:
-        matches = [key for key in state if key == name or key.endswith("." + name)]
-        if len(matches) != 1:
-            raise SystemExit(f"{path}: no unique entry for {name!r} (found {matches})")
-        picked[name] = state[matches[0]]
-    stack.load_state_dict(picked)
-
-
 def stream_utterance(step: Callable[[torch.Tensor], object],
                      frames: torch.Tensor) -> Callable[[], None]:
     """Feed every frame of the utterance to ``step``, one at a time."""
@@ -178,10 +176,12 @@ def stream_utterance(step: Callable[[torch.Tensor], object],
     return run
 
 
-def cell_stack_step(cell_type: type, device: str = "cpu") -> Callable[[torch.Tensor], object]:
-    """A batch-1 GRUCell/LSTMCell stack (40 → 550 → 550) keeping its state between frames."""
-    cells = [cell_type(M, N).to(device), cell_type(N, N).to(device)]
-    state: List[object] = [None] * LAYERS
+def cell_stack_step(cell_type: type, device: str = "cpu", sizes: Sequence[int] = (M, N, N)
+                    ) -> Callable[[torch.Tensor], object]:
+    """A batch-1 GRUCell/LSTMCell stack (``sizes``: input, then each layer's units; 40 → 550 →
+    550 by default) keeping its state between frames."""
+    cells = [cell_type(m, n).to(device) for m, n in zip(sizes, sizes[1:])]
+    state: List[object] = [None] * len(cells)
 
     @torch.no_grad()
     def step(frame: torch.Tensor) -> torch.Tensor:
@@ -239,14 +239,7 @@ def streaming(args: argparse.Namespace, utterance: torch.Tensor) -> Dict[str, ob
     fns, zeros = {}, {}
     for key, variant in VARIANTS.items():
         stack = make_stack(variant, "fused")
-        if args.checkpoint and key == "v2":
-            load_checkpoint(stack, args.checkpoint)
-            with torch.no_grad():
-                out = stack.eval()[0](utterance[:, None, :])
-                zeros[key] = [float((out == 0).double().mean()),
-                              float((stack[1](out) == 0).double().mean())]
-        else:
-            zeros[key] = calibrate_sparsity(stack, utterance, args.target_zeros)
+        zeros[key] = calibrate_sparsity(stack, utterance, args.target_zeros)
         fns[key] = stream_utterance(StreamingSNN(stack).step, utterance)
         onnx = onnx_stream(stack, utterance)
         if onnx is not None:  # the same stack exported (export/onnx.py), run by onnxruntime
@@ -257,9 +250,149 @@ def streaming(args: argparse.Namespace, utterance: torch.Tensor) -> Dict[str, ob
                for name, value in interleaved_medians(fns, args.reps).items()}
     for name, value in latency.items():
         print(f"  {name:8s} {value * 1e6:8.1f} us/frame   zeros per layer {zeros.get(name, '-')}")
-    source = f"checkpoint {args.checkpoint} (v2)" if args.checkpoint else "imposed via b"
     return {"stream_seconds_per_frame": latency, "stream_zero_fraction": zeros,
-            "stream_sparsity_source": source}
+            "stream_sparsity_source": "imposed via b"}
+
+
+def trained_stack(folder: Path) -> Tuple[TrainedExperiment, str, List[nn.Module]]:
+    """The finished experiment in ``folder``, the feature its recurrent stack reads and the
+    stack's layers (the chain ONNX export follows: a recurrent architecture, then readouts)."""
+    trained = load_trained(folder, LOG)
+    feature, layers, _ = model_chain(trained.model.cpu(), trained.exp.forward.forward_out)
+    return trained, feature, layers
+
+
+def real_utterances(trained: TrainedExperiment, feature: str, count: int) -> List[torch.Tensor]:
+    """The first ``count`` test utterances (sorted ids) as the model reads them: the cfg's
+    feature pipe (CMVN, deltas) and context window, (T, m) each."""
+    test = trained.test_set
+    source = open_source(test, [feature], [lab.name for lab in test.labels[:1]], LOG)
+    chunk = source.read_chunk(source.utts[:count])
+    return [torch.from_numpy(chunk.feature_rows(feature, Piece(utt, 0, frames)).copy())
+            for utt, (_, frames) in chunk.spans.items()]
+
+
+class TrainedStream(NamedTuple):
+    """What ``--checkpoint`` streams: the trained stack, its test utterances, its sizes."""
+
+    folder: str
+    streamer: StreamingSNN
+    utterances: List[torch.Tensor]
+    sizes: List[int]  # input, then each layer's units
+
+
+def load_stream(folder: str, count: int) -> TrainedStream:
+    """The spiking stack of the finished experiment in ``folder`` ready to stream, and its first
+    ``count`` test utterances; one line naming the folder for anything else."""
+    trained, feature, layers = trained_stack(Path(folder))
+    try:
+        streamer = StreamingSNN(layers)
+    except ValueError as err:
+        raise UserInputError(f"streams spiking models only: {err}", file=folder) from None
+    sizes = [layers[0].input_size] + [layer.hidden_size for layer in layers]
+    return TrainedStream(folder, streamer, real_utterances(trained, feature, count), sizes)
+
+
+def stream_all(step: Callable[[torch.Tensor], object], utterances: Sequence[torch.Tensor]
+               ) -> Callable[[], None]:
+    """Feed every frame of every utterance to ``step`` (a cell stack: its state carries over)."""
+    def run() -> None:
+        for frames in utterances:
+            for frame in frames:
+                step(frame)
+    return run
+
+
+def stream_utterances(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]
+                      ) -> Callable[[], None]:
+    """Stream every utterance from a zero state, frame by frame."""
+    def run() -> None:
+        for frames in utterances:
+            streamer.reset()
+            for frame in frames:
+                streamer.step(frame)
+    return run
+
+
+def activity(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]
+             ) -> Tuple[List[float], float]:
+    """Each layer's fraction of zero outputs over the utterances, as the streamer counts them,
+    and the mean weight values a frame reads: the rows of every layer's non-zero inputs (W)
+    and, for v2, of its own non-zero outputs of the frame before (W_r)."""
+    outputs, reads = [0] * len(streamer.layers), 0
+    for frames in utterances:
+        streamer.reset()
+        previous = [0] * len(streamer.layers)
+        for frame in frames:
+            before = streamer.active_outputs
+            streamer.step(frame)
+            now = [a - b for a, b in zip(streamer.active_outputs, before)]
+            inputs = [int(torch.count_nonzero(frame))] + now[:-1]
+            reads += sum(x * layer.weight.shape[1] + (0 if layer.w_rec is None else
+                                                      y * layer.w_rec.shape[1])
+                         for x, y, layer in zip(inputs, previous, streamer.layers))
+            outputs = [a + b for a, b in zip(outputs, now)]
+            previous = now
+    frames = sum(len(u) for u in utterances)
+    return ([1.0 - a / (frames * layer.n) for a, layer in zip(outputs, streamer.layers)],
+            reads / frames)
+
+
+def rowless_frames(streamer: StreamingSNN, utterances: Sequence[torch.Tensor], call: bool = True
+                   ) -> Callable[[], None]:
+    """Every layer's kernel call per frame with no non-zero input and no non-zero previous
+    output (Ŷ zeroed first), so that no weight row is read: what a frame costs whatever the
+    sparsity (the call, the bias, every neuron's dynamics and quantiser). ``call=False`` only
+    zeroes, to take that out of the time."""
+    zeros = [torch.zeros_like(layer.weight[:, 0]) for layer in streamer.layers]
+
+    def run() -> None:
+        for frames in utterances:
+            for _ in range(len(frames)):
+                for layer, x in zip(streamer.layers, zeros):
+                    layer.y.zero_()
+                    if call:
+                        layer.step(x)
+    return run
+
+
+def checkpoint_streaming(trained: TrainedStream, reps: int) -> Dict[str, object]:
+    """Batch-1 latency per frame of a trained spiking stack (its own weights and b) on its test
+    utterances, at the sparsity it has there, against GRUCell/LSTMCell stacks of its sizes on
+    the same frames. The readout is left out on both sides."""
+    utterances, streamer = trained.utterances, trained.streamer
+    zeros, reads = activity(streamer, utterances)
+    frames = sum(len(u) for u in utterances)
+    fns = {"checkpoint": stream_utterances(streamer, utterances),
+           "checkpoint_no_rows": rowless_frames(streamer, utterances),
+           "zeroing_only": rowless_frames(streamer, utterances, call=False)}
+    for name, cell in (("grucell", nn.GRUCell), ("lstmcell", nn.LSTMCell)):
+        step = cell_stack_step(cell, sizes=trained.sizes)
+        fns[name] = stream_all(step, utterances)
+    latency = {name: value / frames for name, value in interleaved_medians(fns, reps).items()}
+    variant = streamer.layers[0].neuron.name
+    print(f"streaming the trained {variant} stack {' x '.join(map(str, trained.sizes[1:]))} of "
+          f"{trained.folder}, {len(utterances)} test utterances, {frames} frames:")
+    for name, value in latency.items():
+        shown = [round(z, 4) for z in zeros] if name == "checkpoint" else "-"
+        print(f"  {name:18s} {value * 1e6:8.1f} us/frame   zeros per layer {shown}")
+    ratios = {f"{variant}_stream_vs_{base}": latency["checkpoint"] / latency[base]
+              for base in ("grucell", "lstmcell")}
+    fixed = latency["checkpoint_no_rows"] - latency["zeroing_only"]
+    rows_s = latency["checkpoint"] - fixed
+    split = {"weights_read_per_frame": reads, "fixed_seconds_per_frame": fixed,
+             "rows_seconds_per_frame": rows_s,
+             "rows_bytes_per_s": reads * streamer.layers[0].weight.element_size() / rows_s,
+             "fixed_share": fixed / latency["checkpoint"]}
+    print(f"  {reads:.0f} weights read per frame in {rows_s * 1e6:.1f} us "
+          f"({split['rows_bytes_per_s'] / 1e9:.1f} GB/s); the rest, {fixed * 1e6:.1f} us "
+          f"({split['fixed_share']:.0%} of a frame), is paid whatever the sparsity")
+    for key, value in ratios.items():
+        print(f"  {key:24s} {value:6.3f}")
+    return {"folder": trained.folder, "variant": variant, "sizes": trained.sizes,
+            "utterances": len(utterances), "frames": frames, "zero_fraction": zeros,
+            "kernel": streamer.kernel, "stream_seconds_per_frame": latency, "ratios": ratios,
+            "time_split": split}
 
 
 def synchronised(fn: Callable[[], object]) -> Callable[[], None]:
@@ -356,53 +489,84 @@ def cuda_section(args: argparse.Namespace) -> Dict[str, object]:
     return result
 
 
-def main(argv: List[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--json", required=True, help="write ratios and raw figures here")
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--checkpoint", help="trained v2 stack (2x550) state dict")
-    parser.add_argument("--target-zeros", type=float, default=0.85,
-                        help="imposed fraction of zero outputs without a checkpoint")
-    parser.add_argument("--loop", action="store_true", help="also time impl='loop'")
-    parser.add_argument("--cuda-frames", type=int, default=1000,
-                        help="sequence length of the CUDA section (run when a GPU is present)")
-    args = parser.parse_args(argv)
+def training_ratios(result: Dict[str, object]) -> Dict[str, float]:
+    """The training section's ratios to nn.GRU and to the GEMM peak."""
+    fps, memory = result["train_frames_per_s"], result["bptt_saved_bytes"]
+    v2_flops = result["v2_train_flops_per_s"]
+    print(f"GEMM {result['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s, "
+          f"v2 training {v2_flops / 1e9:.1f} GFLOP/s")
+    return {"snn_train_vs_gru": fps["snn"] / fps["gru"],
+            "v1_train_vs_gru": fps["v1"] / fps["gru"],
+            "v2_train_vs_gru": fps["v2"] / fps["gru"],
+            "v2_gemm_efficiency": v2_flops / result["gemm_flops_per_s"],
+            "v2_bptt_bytes_vs_gru": memory["v2"] / memory["gru"]}
+
+
+def stream_ratios(lat: Dict[str, float]) -> Dict[str, float]:
+    """The imposed-sparsity streaming section's ratios to the GRUCell/LSTMCell stacks."""
+    return {"v2_stream_vs_grucell": lat["v2"] / lat["grucell"],
+            "snn_stream_vs_grucell": lat["snn"] / lat["grucell"],
+            "v1_stream_vs_grucell": lat["v1"] / lat["grucell"],
+            "v2_stream_vs_lstmcell": lat["v2"] / lat["lstmcell"]}
+
+
+def measure(args: argparse.Namespace) -> Dict[str, object]:
+    """Every section the arguments ask for, in one dict (the JSON)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x = torch.randn(T, B, M)
     info = machine()
     print(f"threads={info['threads']} torch={info['torch']} native={info['native_kernels']} "
           f"load={info['load_average']}")
-    print("training (2 x 550, batch 64, 200 frames, forward + backward):")
-    result: Dict[str, object] = {"machine": info, **training(args, x)}
-    gemm = result["gemm_flops_per_s"]
-    fps, memory = result["train_frames_per_s"], result["bptt_saved_bytes"]
-    v2_flops = v2_training_flops() * fps["v2"] / (T * B)
+    # a bad --checkpoint is refused before minutes of timing
+    trained = load_stream(args.checkpoint, args.stream_utts) if args.checkpoint else None
+    result: Dict[str, object] = {"machine": info}
+    ratios: Dict[str, float] = {}
+    if not args.streaming_only:
+        print("training (2 x 550, batch 64, 200 frames, forward + backward):")
+        result.update(training(args, x))
+        result["v2_train_flops_per_s"] = (v2_training_flops() * result["train_frames_per_s"]["v2"]
+                                          / (T * B))
+        ratios.update(training_ratios(result))
     print("streaming (batch 1, per frame):")
     result.update(streaming(args, x[:, 0, :]))
-    lat = result["stream_seconds_per_frame"]
-    ratios = {
-        "snn_train_vs_gru": fps["snn"] / fps["gru"],
-        "v1_train_vs_gru": fps["v1"] / fps["gru"],
-        "v2_train_vs_gru": fps["v2"] / fps["gru"],
-        "v2_gemm_efficiency": v2_flops / gemm,
-        "v2_stream_vs_grucell": lat["v2"] / lat["grucell"],
-        "snn_stream_vs_grucell": lat["snn"] / lat["grucell"],
-        "v1_stream_vs_grucell": lat["v1"] / lat["grucell"],
-        "v2_stream_vs_lstmcell": lat["v2"] / lat["lstmcell"],
-        "v2_bptt_bytes_vs_gru": memory["v2"] / memory["gru"],
-    }
-    result.update(ratios, v2_train_flops_per_s=v2_flops)
-    result["cuda"] = cuda_section(args)
-    print(f"GEMM {gemm / 1e9:.1f} GFLOP/s, v2 training {v2_flops / 1e9:.1f} GFLOP/s")
+    ratios.update(stream_ratios(result["stream_seconds_per_frame"]))
+    result.update(ratios)
     for key, value in ratios.items():
         print(f"  {key:24s} {value:6.2f}")
-    tmp = args.json + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as out:
-        json.dump(result, out, indent=2)
-    os.replace(tmp, args.json)
-    return 0
+    if trained is not None:
+        result["checkpoint"] = checkpoint_streaming(trained, args.reps)
+    if not args.streaming_only:
+        result["cuda"] = cuda_section(args)
+    return result
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", required=True, help="write ratios and raw figures here")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", metavar="EXP",
+                        help="a finished experiment folder of a spiking model: also stream its "
+                             "stack on its test utterances at its own sparsity (key checkpoint)")
+    parser.add_argument("--stream-utts", type=int, default=8,
+                        help="test utterances streamed with --checkpoint")
+    parser.add_argument("--streaming-only", action="store_true",
+                        help="skip the training and CUDA sections")
+    parser.add_argument("--target-zeros", type=float, default=0.85,
+                        help="imposed fraction of zero outputs of the benchmark's own stacks")
+    parser.add_argument("--loop", action="store_true", help="also time impl='loop'")
+    parser.add_argument("--cuda-frames", type=int, default=1000,
+                        help="sequence length of the CUDA section (run when a GPU is present)")
+    args = parser.parse_args(argv)
+
+    def run() -> None:
+        result = measure(args)
+        tmp = args.json + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as out:
+            json.dump(result, out, indent=2)
+        os.replace(tmp, args.json)
+    return run_reporting_errors("bench_recurrence", run)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ LSTM and GRU of the same sizes, priced with 45 nm figures (Horowitz, ISSCC 2014)
 ``python -m pytorch_kaldi_snn.report.energy EXP`` prints the table of a finished experiment
 from the activity its ``results.json`` recorded (``--pj NAME=VALUE`` overrides a constant);
 ``--study`` prints it for the study's 2 x 550 models from the zero-output percentages that
-docs/study.md quotes (no checkpoint needed). Every run writes the table into results.json
-(``energy``) and results.md.
+docs/study.md quotes (no checkpoint needed); ``--study-dir OUT`` from the per-layer activity
+that the study's trained spiking runs measured (``python -m pytorch_kaldi_snn.study table1
+--out OUT``, seed 0 of each point). Every run writes the table into results.json (``energy``)
+and results.md.
 
 Counted per layer and frame (m inputs, n units, g pre-activations per unit: 1 for the
 traditional layer, 2 for v1/v2; s the measured non-zero fraction of the layer's inputs, r that
@@ -40,7 +42,7 @@ import json
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.errors import DataError, UserInputError
@@ -65,25 +67,49 @@ def study_activity(arch: str, n_bits: int = 6) -> List[LayerActivity]:
             LayerActivity("readout", "mlp", STUDY_N, STUDY_OUT, r, 1.0, binary, False)]
 
 
-def study_table(constants: Constants = Constants()) -> str:
-    """Totals of the study's three spiking models beside the LSTM and GRU, with the paper's
-    Table 1 ops column (report.paper_ops) for comparison."""
+def quoted_models() -> Dict[str, Tuple[float, List[LayerActivity]]]:
+    """The study's three spiking models at docs/study.md's quoted sparsity (zeros %, layers)."""
+    return {arch: (STUDY_ZEROS[arch], study_activity(arch)) for arch in STUDY_ZEROS}
+
+
+def trained_models(study: Path) -> Dict[str, Tuple[float, List[LayerActivity]]]:
+    """The spiking points of a finished ``study table1 --out STUDY``: seed 0 of each, with the
+    zero outputs % and the per-layer activity its run measured on the test set."""
+    found = {}
+    for arch in STUDY_ZEROS:
+        runs = sorted(Path(study).glob(f"table1/{arch}_N*/seed0"))
+        for run in runs:
+            if (run / "results.json").is_file():
+                results, layers = read_activity(run)
+                found[f"{arch} ({run.parent.name})" if len(runs) > 1 else arch] = (
+                    float(results["zero_outputs_pct"]), layers)
+    if not found:
+        raise DataError("holds no finished spiking run of table1 (table1/<arch>_N*/seed0/"
+                        "results.json): not the --out of `python -m pytorch_kaldi_snn.study "
+                        "table1`?", file=str(study))
+    return found
+
+
+def study_table(models: Dict[str, Tuple[float, List[LayerActivity]]],
+                constants: Constants = Constants()) -> str:
+    """Totals of the study's spiking ``models`` (name: zeros %, layers) beside the LSTM and GRU
+    of their sizes, with the paper's Table 1 ops column (report.paper_ops) for comparison."""
     lines = ["| model | zeros % | fp32 pJ/frame | int8 pJ/frame | fp32 vs LSTM | int8 vs LSTM "
              "| break-even non-zero % | paper ops vs LSTM |", "|---|---|---|---|---|---|---|---|"]
-    reference = estimate(study_activity("v2"), constants)["total"]
+    reference = estimate(next(iter(models.values()))[1], constants)["total"]
     for label, row in (("lstm", reference[1]), ("gru", reference[2])):
         lines.append(f"| {label} | 0.00 | {row['fp32_pj']:.0f} | {row['int8_pj']:.0f} "
                      f"| {row['fp32_pj'] / reference[1]['fp32_pj']:.3f} "
                      f"| {row['int8_pj'] / reference[1]['int8_pj']:.3f} | - "
                      f"| {PAPER_TIMIT[label].ops_vs_lstm:.2f} |")
-    for arch in STUDY_ZEROS:
-        section = estimate(study_activity(arch), constants)
+    for name, (zeros, layers) in models.items():
+        section = estimate(layers, constants)
         this = section["total"][0]
-        lines.append(f"| {arch} | {STUDY_ZEROS[arch]:.2f} | {this['fp32_pj']:.0f} "
+        lines.append(f"| {name} | {zeros:.2f} | {this['fp32_pj']:.0f} "
                      f"| {this['int8_pj']:.0f} | {this['fp32_pj'] / reference[1]['fp32_pj']:.3f} "
                      f"| {this['int8_pj'] / reference[1]['int8_pj']:.3f} "
                      f"| {section['break_even_nonzero_pct']:.1f} "
-                     f"| {PAPER_TIMIT[arch].ops_vs_lstm:.2f} |")
+                     f"| {PAPER_TIMIT[name.split()[0]].ops_vs_lstm:.2f} |")
     return "\n".join(lines)
 
 
@@ -104,19 +130,23 @@ def parse_constants(pairs: Sequence[str]) -> Constants:
     return Constants(**values)
 
 
-def experiment_section(folder: Path, constants: Constants) -> Dict[str, Any]:
-    """The energy section of a finished experiment, recomputed with ``constants``."""
+def read_activity(folder: Path) -> Tuple[Dict[str, Any], List[LayerActivity]]:
+    """A finished experiment's results.json and the layer activity its energy section holds."""
     path = Path(folder) / "results.json"
     if not path.is_file():
         raise DataError("missing: not a finished experiment folder (run ./run_exp.sh first)",
                         file=str(path))
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
-        layers = [LayerActivity(**row) for row in results["energy"]["activity"]]
+        return results, [LayerActivity(**row) for row in results["energy"]["activity"]]
     except (ValueError, KeyError, TypeError):
         raise DataError("has no energy section (written before energy estimates, or edited); "
                         "rerun the experiment", file=str(path)) from None
-    return estimate(layers, constants)
+
+
+def experiment_section(folder: Path, constants: Constants) -> Dict[str, Any]:
+    """The energy section of a finished experiment, recomputed with ``constants``."""
+    return estimate(read_activity(folder)[1], constants)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -124,16 +154,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("exp", type=Path, nargs="?", help="finished experiment folder")
     parser.add_argument("--study", action="store_true",
                         help="the study's 2 x 550 models at docs/study.md's sparsities")
+    parser.add_argument("--study-dir", type=Path, metavar="OUT",
+                        help="the study's trained spiking models: seed 0 of each point of "
+                             "OUT/table1 (python -m pytorch_kaldi_snn.study table1 --out OUT)")
     parser.add_argument("--pj", action="append", default=[], metavar="NAME=VALUE",
                         help="override a constant in pJ, e.g. --pj fp32_read=100 (repeatable)")
     args: argparse.Namespace = parser.parse_args(argv)
-    if (args.exp is None) == (not args.study):
-        parser.error("give an experiment folder or --study")
+    if [args.exp is not None, args.study, args.study_dir is not None].count(True) != 1:
+        parser.error("give one of: an experiment folder, --study, --study-dir OUT")
 
     def run() -> None:
         constants = parse_constants(args.pj)
         if args.study:
-            print(study_table(constants))
+            print(study_table(quoted_models(), constants))
+        elif args.study_dir is not None:
+            print(study_table(trained_models(args.study_dir), constants))
         else:
             print(render(experiment_section(args.exp, constants)))
     return run_reporting_errors("energy", run)

@@ -74,7 +74,7 @@ def test_estimate_totals_are_the_sum_of_the_layers_and_constants_override():
 
 
 def test_study_table_prices_the_2x550_models_at_the_quoted_sparsity():
-    table = energy.study_table()
+    table = energy.study_table(energy.quoted_models())
     lstm_ops = 4 * (40 + 550) * 550 + 4 * 1100 * 550 + 550 * 117
     lstm_pj = lstm_ops * (4.6 + 5.0) + 2 * 3 * 550 * (3.7 + 0.9)
     assert f"| lstm | 0.00 | {lstm_pj:.0f} |" in table
@@ -123,3 +123,42 @@ def test_command_refuses_bad_input_in_one_line(tmp_path: Path):
         "estimates, or edited); rerun the experiment\n")
     assert _run(str(tmp_path), "--pj", "int8_add=-1").stderr == (
         "energy: --pj int8_add=-1: an energy cannot be negative\n")
+
+
+def _study_run(out: Path, point: str, zeros_pct: float, layers) -> None:
+    run = out / "table1" / point / "seed0"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"zero_outputs_pct": zeros_pct,
+                                                  "energy": estimate(layers)}))
+
+
+def test_study_dir_prices_the_trained_runs_at_their_measured_activity(tmp_path: Path, capsys):
+    measured = {"v2": [LayerActivity("layer 1", "snn_v2", 40, 550, 1.0, 0.3, False, False),
+                       LayerActivity("layer 2", "snn_v2", 550, 550, 0.3, 0.2, False, False),
+                       LayerActivity("readout", "mlp", 550, 117, 0.2, 1.0, False, False)],
+                "v1": [LayerActivity("layer 1", "snn_v1", 40, 550, 1.0, 0.4, False, False),
+                       LayerActivity("layer 2", "snn_v1", 550, 550, 0.4, 0.4, False, False),
+                       LayerActivity("readout", "mlp", 550, 117, 0.4, 1.0, False, False)]}
+    _study_run(tmp_path, "v2_N6_k4_h550", 75.0, measured["v2"])
+    _study_run(tmp_path, "v1_N6_k4_h550", 60.0, measured["v1"])
+    (tmp_path / "table1" / "traditional_N6_k4_h550" / "seed0").mkdir(parents=True)  # unfinished
+    assert energy.main(["--study-dir", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
+    assert list(rows) == ["lstm", "gru", "v1", "v2"]
+    v2 = estimate(measured["v2"])
+    lstm = v2["total"][1]
+    assert rows["v2"] == (f"| v2 | 75.00 | {v2['total'][0]['fp32_pj']:.0f} "
+                          f"| {v2['total'][0]['int8_pj']:.0f} "
+                          f"| {v2['total'][0]['fp32_pj'] / lstm['fp32_pj']:.3f} "
+                          f"| {v2['total'][0]['int8_pj'] / lstm['int8_pj']:.3f} "
+                          f"| {v2['break_even_nonzero_pct']:.1f} | 0.08 |")
+    # the quoted sparsities (--study) give other figures: these come from the runs
+    assert rows["v2"] not in energy.study_table(energy.quoted_models())
+
+
+def test_study_dir_without_finished_runs_is_one_line(tmp_path: Path, capsys):
+    assert energy.main(["--study-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"energy: {tmp_path}: holds no finished spiking run of table1 (table1/<arch>_N*/seed0/"
+        "results.json): not the --out of `python -m pytorch_kaldi_snn.study table1`?\n")
