@@ -9,19 +9,25 @@ alone. Static library state carries over from one synthesis to the next and surv
 count by up to ~220 samples. The engine's own noise generator is seeded from the clock at
 initialisation. Hence the rules the corpus generator follows:
 
-* every speaker is synthesized in a fresh process forked from one that never synthesized, its
-  utterances in a fixed order, so the state sequence is the same on every run and for any ``nj``;
+* every speaker is synthesized in a fresh process whose engine has never run, its utterances
+  in a fixed order, so the state sequence is the same on every run and for any ``nj``. Reading
+  text into phonemes (``espeak_TextToPhonemes``, the G2P of :mod:`pytorch_kaldi_snn.words`)
+  changes that state as well: a process that read words and then forked a synthesizer gave
+  no phones for 'a' (found when the test order changed). So the fresh processes come from
+  :func:`pristine_context`, never from a fork of the process that asks for them;
 * every synthesis reseeds the engine's noise (``espeak_ng_SetRandSeed``), which makes the
   breathy variants (f2, steph, ...) reproducible across processes.
 
-:func:`has_synthesized` tells a worker whether it inherited a used engine.
+:func:`has_been_used` tells a worker whether it inherited a used engine.
 """
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import threading
+from multiprocessing.context import BaseContext
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -138,9 +144,9 @@ class Espeak:
 
     def synthesize(self, text: str, voice: Voice, seed: int) -> Synthesis:
         """Speak ``text`` with ``voice``; ``seed`` seeds the engine's noise (breathy variants)."""
-        global _SYNTHESIZED
+        global _USED
         with self._lock:  # the callback fills per-call buffers: one synthesis at a time
-            _SYNTHESIZED = True
+            _USED = True
             self._configure(voice, seed)
             self._chunks, self._events = [], []
             data = text.encode("utf-8") + b"\0"
@@ -156,7 +162,9 @@ class Espeak:
 
     def _text_to_phonemes(self, text: str, mode: int) -> List[str]:
         """espeak_TextToPhonemes over every clause of ``text``, one string per clause."""
+        global _USED
         with self._lock:
+            _USED = True  # the translator's state changes, as in a synthesis
             if self._lib.espeak_SetVoiceByName(G2P_VOICE.encode()) != 0:
                 raise DataError(f"eSpeak NG has no voice {G2P_VOICE!r}")
             buffer = ctypes.c_char_p(text.encode("utf-8") + b"\0")
@@ -183,12 +191,23 @@ class Espeak:
 
 _ENGINE: Optional[Espeak] = None
 _ENGINE_LOCK = threading.Lock()
-_SYNTHESIZED = False
+_USED = False
 
 
-def has_synthesized() -> bool:
-    """True once this process (or the parent it was forked from) has synthesized anything."""
-    return _SYNTHESIZED
+def has_been_used() -> bool:
+    """True once this process (or the parent it was forked from) has synthesized or read any
+    text with eSpeak NG."""
+    return _USED
+
+
+def pristine_context(preload: Sequence[str] = ()) -> BaseContext:
+    """A multiprocessing context whose processes start with an engine that has never run,
+    whatever this process did: they fork from a fork server, a fresh interpreter that imports
+    ``preload`` (so each process does not import them again) and never uses eSpeak NG.
+    (``fork`` would copy this process's engine; ``spawn`` would pay the imports per process.)"""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, *preload])
+    return context
 
 
 def engine() -> Espeak:

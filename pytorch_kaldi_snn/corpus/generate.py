@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import shutil
 import sys
 import time
@@ -191,7 +190,7 @@ def render_utt(spec: SpeakerSpec, plan: UttPlan, wav_dir: Path) -> UttResult:
 
 def render_speaker(job: SpeakerJob) -> List[UttResult]:
     """Render a speaker's utterances in order; must run in a process with a pristine engine."""
-    if espeak.has_synthesized():
+    if espeak.has_been_used():
         raise RuntimeError("eSpeak NG state is not pristine: render a speaker in a fresh process")
     wav_dir = Path(job.wav_dir)
     return [render_utt(job.spec, plan, wav_dir) for plan in job.utts]
@@ -199,11 +198,10 @@ def render_speaker(job: SpeakerJob) -> List[UttResult]:
 
 def render(jobs: Sequence[SpeakerJob], nj: int,
            done: Callable[[int], None] = lambda n: None) -> List[List[UttResult]]:
-    """Render every job, each in its own process forked from this (never-synthesizing) one;
-    ``done(n)`` is called after each of the ``n`` first speakers is written."""
-    if espeak.has_synthesized():
-        raise RuntimeError("generate from a process that has not used eSpeak NG itself")
-    context = multiprocessing.get_context("fork")
+    """Render every job, each in a process of its own with a pristine engine
+    (:func:`~.espeak.pristine_context`); ``done(n)`` is called after each of the ``n`` first
+    speakers is written."""
+    context = espeak.pristine_context([__name__])
     results: List[List[UttResult]] = []
     with context.Pool(nj, maxtasksperchild=1) as pool:
         for result in pool.imap(render_speaker, jobs, chunksize=1):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import multiprocessing
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,8 +236,7 @@ def _isolated_pronunciations(words: Sequence[str]) -> Dict[str, str]:
 
 
 def librispeech_lexicon(words: Sequence[str]) -> Dict[str, str]:
-    context = multiprocessing.get_context("fork")
-    with context.Pool(1, maxtasksperchild=1) as pool:
+    with espeak.pristine_context().Pool(1, maxtasksperchild=1) as pool:
         return pool.apply(_isolated_pronunciations, (list(words),))
 
 
