@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
@@ -40,6 +38,7 @@ from pytorch_kaldi_snn.io.lattice import CompactLattice, RawArc, compact_from_ra
 from pytorch_kaldi_snn.decoding.transition_model import TransitionModel, read_transition_model
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.io import atomic_outputs, read_matrices, write_int_vectors
+from pytorch_kaldi_snn.io.commands import worker_pool
 from pytorch_kaldi_snn.kaldi_ports import kaldi_decoder, kaldi_hmm_gmm, kaldifst
 
 import _kaldifst  # noqa: E402  (kaldifst's iterator.py does not cover Lattice; its C class does)
@@ -195,8 +194,7 @@ def _run_jobs(
     name = os.fspath(loglikes) if isinstance(loglikes, (str, os.PathLike)) else None
     with tempfile.TemporaryDirectory(prefix="split.", dir=out) as tmp:
         parts = split_loglikes(loglikes, nj, Path(tmp))
-        # spawn: a fresh interpreter per worker (no fork of a process holding torch's threads)
-        with ProcessPoolExecutor(nj, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with worker_pool(nj) as pool:
             futures = [pool.submit(decode_job, part, graph_dir, model_path, opts, lat, name)
                        for part, lat in zip(parts, lattices)]
             return [f.result() for f in futures]

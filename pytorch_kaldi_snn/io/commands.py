@@ -1,5 +1,6 @@
 """The commands the project runs: how a path becomes one of their arguments, and children that
-end with the process that started them.
+end with the process that started them (Kaldi jobs and shell pipes through :func:`start`,
+Python worker processes through :func:`worker_pool`).
 
 A Kaldi job or shell pipe started with :func:`start` (or :func:`run`) runs under a small ``sh``
 in a process group of its own. On Linux the kernel sends that ``sh`` SIGTERM when the thread
@@ -13,12 +14,14 @@ not on SIGKILL.
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Optional, Sequence, Union
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 # ``sh -c GUARD sh ARGV...``: the command runs in the background, so that the trap is taken at
@@ -114,3 +117,25 @@ def path_argument(path: PathLike) -> str:
     take ``-x``. The path still names the same file."""
     text = os.fspath(path)
     return f"./{text}" if text.startswith("-") else text
+
+
+def worker_pool(workers: int, initializer: Optional[Callable[..., None]] = None,
+                initargs: Tuple[Any, ...] = ()) -> ProcessPoolExecutor:
+    """A pool of ``workers`` fresh interpreters (``spawn``: no fork of a process holding torch's
+    threads) that end with this process: on Linux each asks the kernel for SIGKILL when the
+    thread that started it ends (a SIGKILLed runner included), before ``initializer``. Create
+    and use the pool in one thread. Without it, a worker in the middle of a task (a decoding
+    job, a study's run) went on after its parent was killed."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_start,
+                               initargs=(os.getpid(), initializer, initargs))
+
+
+def _worker_start(parent: int, initializer: Optional[Callable[..., None]],
+                  initargs: Tuple[Any, ...]) -> None:
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)  # the parent died before the request was made
+    if initializer is not None:
+        initializer(*initargs)

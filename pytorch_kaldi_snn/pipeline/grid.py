@@ -4,9 +4,8 @@
 in the order given."""
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from functools import partial
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.errors import UserInputError
+from pytorch_kaldi_snn.io.commands import worker_pool
 from pytorch_kaldi_snn.pipeline.runner import run_experiment
 from pytorch_kaldi_snn.threads import available_cpus, user_threads
 
@@ -71,8 +71,7 @@ def run_executor(jobs: int, command: str) -> Executor:
         return InProcess()
     threads = user_threads() or max(1, available_cpus() // jobs)
     print(f"{command}: {jobs} runs at once, {threads} thread(s) each", flush=True)
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_threads, initargs=(threads,))
+    return worker_pool(jobs, _worker_threads, (threads,))
 
 
 def run_grid(runs: Sequence[GridRun], jobs: int, command: str, keep_going: bool,

@@ -24,6 +24,25 @@ print(child.pid, flush=True)
 time.sleep(300)
 """
 
+# a study- or decoder-like parent: a Python worker in the middle of a long task
+POOL_PARENT = """
+import os, time
+from pytorch_kaldi_snn.io.commands import worker_pool
+pool = worker_pool(1)
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 300)
+time.sleep(300)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not a zombie), from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
 
 def _group(pgid: int) -> List[int]:
     """The live processes (not zombies) of process group ``pgid``, from /proc."""
@@ -68,6 +87,20 @@ def test_a_pipeline_dies_with_a_parent_killed_with_sigkill() -> None:
         parent.kill()
         parent.wait()
     assert _wait_for(lambda: not _group(group), 5), _group(group)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_python_worker_dies_with_a_parent_killed_with_sigkill() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", POOL_PARENT], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        worker = int(parent.stdout.readline())
+        assert _alive(worker)
+        time.sleep(0.5)  # the worker is in its 300 s task now
+    finally:
+        parent.kill()
+        parent.wait()
+    assert _wait_for(lambda: not _alive(worker), 5)
 
 
 def test_run_gives_the_commands_output_and_status() -> None:
