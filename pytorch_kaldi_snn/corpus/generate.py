@@ -282,12 +282,12 @@ def _prepare_out(out: Path, overwrite: bool, names: Sequence[str]) -> None:
 def _check_top_files(out: Path, sets: Sequence[Path]) -> None:
     """``phones.txt`` and ``corpus.json`` are replaced only beside the generator's own sets (a
     user's ``phones.txt`` in a folder named by ``--out`` is never overwritten)."""
-    for name in TOP_FILES:
-        if (out / name).exists() or (out / name).is_symlink():
-            if not sets:
-                raise ConfigError(f"{out / name} exists and no set of the corpus generator is "
-                                  f"beside it; remove it or name a new or empty folder for --out")
-            return  # every set in ``sets`` was checked to be the generator's
+    if sets:
+        return  # every set in ``sets`` was checked to be the generator's
+    for path in (out / name for name in TOP_FILES):
+        if path.exists() or path.is_symlink():
+            raise ConfigError(f"{path} exists and no set of the corpus generator is beside it; "
+                              f"remove it or name a new or empty folder for --out")
 
 
 def generate_corpus(

@@ -46,16 +46,21 @@ def _prctl() -> Optional[Callable[..., int]]:
 _PRCTL = _prctl()
 
 
-def _die_with(parent: int) -> None:
-    """In the forked child, before exec: a process group of its own (``setpgid`` here, since
-    Popen's ``process_group`` needs Python 3.11), SIGTERM when the starting thread ends, and
-    exit at once if the parent died before the request was made (the kernel would not signal
-    then)."""
-    os.setpgid(0, 0)
+def _die_with(parent: int, sig: int) -> None:
+    """In a child: ``sig`` when the thread of ``parent`` that started it ends, and exit at once
+    if the parent died before the request was made (the kernel would not signal then)."""
     if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        _PRCTL(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent:
             os._exit(1)
+
+
+def _guard_start(parent: int) -> None:
+    """In the forked guard, before exec: a process group of its own (``setpgid`` here, since
+    Popen's ``process_group`` needs Python 3.11) and SIGTERM, which its trap turns into the
+    group's SIGKILL, at the parent's death."""
+    os.setpgid(0, 0)
+    _die_with(parent, signal.SIGTERM)
 
 
 def start(argv: Sequence[str], **popen: Any) -> subprocess.Popen:
@@ -63,7 +68,7 @@ def start(argv: Sequence[str], **popen: Any) -> subprocess.Popen:
     the module's doc); its process group id is the returned process's pid."""
     parent = os.getpid()
     return subprocess.Popen(["/bin/sh", "-c", _GUARD, "sh", *argv],
-                            preexec_fn=lambda: _die_with(parent), **popen)
+                            preexec_fn=lambda: _guard_start(parent), **popen)
 
 
 def end_group(process: subprocess.Popen) -> None:
@@ -133,9 +138,6 @@ def worker_pool(workers: int, initializer: Optional[Callable[..., None]] = None,
 
 def _worker_start(parent: int, initializer: Optional[Callable[..., None]],
                   initargs: Tuple[Any, ...]) -> None:
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)  # the parent died before the request was made
+    _die_with(parent, signal.SIGKILL)
     if initializer is not None:
         initializer(*initargs)
