@@ -54,7 +54,7 @@ import numpy as np
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.corpus.alignment import FRAME_SLACK, num_frames, read_phone_alignment
 from pytorch_kaldi_snn.corpus.phones import PHONES
-from pytorch_kaldi_snn.errors import DataError
+from pytorch_kaldi_snn.errors import DataError, UserInputError
 from pytorch_kaldi_snn.features.audio import check_wav_table
 from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_feats
 from pytorch_kaldi_snn.gmm.align import align_set, align_words
@@ -215,12 +215,14 @@ def phone_reference(data: DataDir, phones: Sequence[str]) -> Dict[str, str]:
 def _write_set(data: DataDir, dest: Path, keep: Collection[str]) -> None:
     """The source's tables for the utterances in ``keep`` (their lines as the user wrote them)."""
     _make_folder(dest, data.root)
+    keep = set(keep)  # looked up once per table line: a list would make the filter quadratic
     recordings = {data.segments[u].recording for u in keep} if data.segments is not None else keep
     kept_keys = {"wav.scp": recordings, "segments": keep, "utt2spk": keep,
                  "spk2gender": {data.utt2spk[u] for u in keep}}
     for name, keys in kept_keys.items():
         if (data.root / name).is_file():
-            lines = [line for line in read_table_lines(data.root / name) if line.split()[:1] and line.split()[0] in keys]
+            lines = [line for line in read_table_lines(data.root / name)
+                     if (line.split(maxsplit=1) or [""])[0] in keys]
             (dest / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     write_kaldi_map(dest / "spk2utt", {spk: " ".join(u for u in utts if u in keep)
                                        for spk, utts in data.spk2utt.items() if any(u in keep for u in utts)})
@@ -234,6 +236,12 @@ class Options:
     lexicon: str = CMUDICT
     oov: str = "espeak"
     sil_prob: float = SIL_PROB
+
+    def __post_init__(self) -> None:
+        # its cost -log(p) and -log(1 - p) must be finite: 0 and 1 would end in a traceback
+        if not 0.0 < self.sil_prob < 1.0:
+            raise UserInputError(f"--sil-prob {self.sil_prob:g} is not a probability strictly "
+                                 f"between 0 and 1")
 
 
 def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False,

@@ -25,10 +25,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from pytorch_kaldi_snn.corpus.phones import VOWELS
+from pytorch_kaldi_snn.corpus.phones import SIL, VOWELS
 from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
-SIL = "sil"
 SIL_PROB = 0.5  # prepare_lang.sh's default --sil-prob
 CLOSURE_BEFORE = frozenset("b d g p t k ch jh".split())
 FLAPPED = frozenset({"t", "d"})

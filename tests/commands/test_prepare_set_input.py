@@ -81,6 +81,17 @@ def test_a_name_that_is_a_path_is_refused_before_anything_is_touched(
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.2"])
+def test_a_silence_probability_that_is_not_one_is_refused_before_anything_is_touched(
+        value: str, recipe: Path, tmp_path: Path, capsys) -> None:
+    """0 and 1 would make a cost -log(0) in the lexicon FST (a traceback before)."""
+    src = _source(recipe, tmp_path / "src", "text")
+    before = _tree(tmp_path)
+    _refused([str(src), "--dir", str(recipe), "--name=mine", "--sil-prob", value],
+             f"--sil-prob {float(value):g} is not a probability strictly between 0 and 1", capsys)
+    assert _tree(tmp_path) == before
+
+
 @pytest.mark.parametrize("name", ["train", "dev", "test", "lang", "lang_test_bg", "mfcc", "ark",
                                   "phones.txt", "corpus.json"])
 @pytest.mark.parametrize("overwrite", [False, True])
