@@ -72,16 +72,22 @@ class _GatedRecurrentLayer(CountedLayer):
     def recur(self, gates: Tensor, mask: Optional[Tensor]) -> Tensor:
         """h (T, B, n) of the projected inputs, from a zero state."""
         state = tuple(gates.new_zeros(gates.shape[1], self.hidden_size) for _ in self.state_names)
+        weights = self.recurrent_views()
         outputs = []
         for g_t in gates:
-            state = self.step(g_t, state, mask)
+            state = self.step(g_t, state, mask, weights)
             outputs.append(state[0])
         return torch.stack(outputs)
 
-    def step(self, g_t: Tensor, state: Tuple[Tensor, ...], mask: Optional[Tensor]
-             ) -> Tuple[Tensor, ...]:
+    def recurrent_views(self) -> Tuple[Tensor, ...]:
+        """The parts of ``w_rec`` a step multiplies by, made once per sequence: a view made in
+        every step would add a full-size zero gradient per step to the backward pass."""
+        return (self.w_rec,)
+
+    def step(self, g_t: Tensor, state: Tuple[Tensor, ...], mask: Optional[Tensor],
+             weights: Optional[Tuple[Tensor, ...]] = None) -> Tuple[Tensor, ...]:
         """One frame: the projected input (B, gates·n) and the state (h first) → the new state
-        (also what the ONNX export runs per frame)."""
+        (also what the ONNX export runs per frame); ``weights``: :meth:`recurrent_views`."""
         raise NotImplementedError
 
     def extra_repr(self) -> str:
@@ -95,11 +101,12 @@ class LSTMLayer(_GatedRecurrentLayer):
     n_gates = 4
     state_names = ("h", "c")
 
-    def step(self, g_t: Tensor, state: Tuple[Tensor, ...], mask: Optional[Tensor]
-             ) -> Tuple[Tensor, ...]:
+    def step(self, g_t: Tensor, state: Tuple[Tensor, ...], mask: Optional[Tensor],
+             weights: Optional[Tuple[Tensor, ...]] = None) -> Tuple[Tensor, ...]:
         n = self.hidden_size
         h, c = state
-        g = g_t + h @ self.w_rec
+        (w_rec,) = weights or self.recurrent_views()
+        g = g_t + h @ w_rec
         f, i, o = torch.sigmoid(g[:, :3 * n]).split(n, dim=1)
         cand = self.act(g[:, 3 * n:])
         if mask is not None:
@@ -115,12 +122,17 @@ class GRULayer(_GatedRecurrentLayer):
     n_gates = 3
     state_names = ("h",)
 
-    def step(self, g_t: Tensor, state: Tuple[Tensor, ...], mask: Optional[Tensor]
-             ) -> Tuple[Tensor, ...]:
+    def recurrent_views(self) -> Tuple[Tensor, ...]:
+        n = self.hidden_size
+        return self.w_rec[:, :2 * n], self.w_rec[:, 2 * n:]
+
+    def step(self, g_t: Tensor, state: Tuple[Tensor, ...], mask: Optional[Tensor],
+             weights: Optional[Tuple[Tensor, ...]] = None) -> Tuple[Tensor, ...]:
         n = self.hidden_size
         (h,) = state
-        z, r = torch.sigmoid(g_t[:, :2 * n] + h @ self.w_rec[:, :2 * n]).split(n, dim=1)
-        cand = self.act(g_t[:, 2 * n:] + (r * h) @ self.w_rec[:, 2 * n:])
+        w_gates, w_cand = weights or self.recurrent_views()
+        z, r = torch.sigmoid(g_t[:, :2 * n] + h @ w_gates).split(n, dim=1)
+        cand = self.act(g_t[:, 2 * n:] + (r * h) @ w_cand)
         if mask is not None:
             cand = cand * mask
         return (z * h + (1.0 - z) * cand,)
