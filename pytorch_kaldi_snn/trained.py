@@ -41,7 +41,7 @@ class TrainedExperiment:
 
     @property
     def test_set(self) -> DatasetSpec:
-        return self.exp.datasets[self.exp.data_use.forward_with]
+        return self.exp.test_set
 
 
 def check_finished(folder: Path) -> None:

@@ -167,8 +167,7 @@ def transcribe(folder: Path, wavs: Sequence[Path] = (), wav_scp: Optional[Path] 
     ``ctm`` and ``lattices`` (in Kaldi's sorted order) when given; with ``onnx``, the
     posteriors come from that exported model instead of the checkpoint."""
     trained = load_trained(Path(folder), log)
-    lab = next(lab for lab in trained.test_set.labels
-               if lab.name == trained.exp.forward.normalize_with_counts_from)
+    lab = trained.test_set.label_set(trained.exp.forward.normalize_with_counts_from)
     kind, conf = feature_conf(trained)
     options = FeatureConf.from_file(kind, conf)
     with tempfile.TemporaryDirectory(prefix="transcribe.") as tmp:

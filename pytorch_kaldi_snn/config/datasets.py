@@ -49,6 +49,10 @@ class DatasetSpec:
     labels: Tuple[LabelSpec, ...]
     n_chunks: int  # parts read and trained one at a time per epoch (data/streamed.py)
 
+    def label_set(self, name: str) -> LabelSpec:
+        """The label set ``name`` (the cfg's checks make sure every set the model reads exists)."""
+        return next(lab for lab in self.labels if lab.name == name)
+
 
 @dataclass(frozen=True)
 class DataUse:

@@ -148,6 +148,10 @@ class Experiment:
     def train_set(self) -> DatasetSpec:
         return self.datasets[self.data_use.train_with]
 
+    @property
+    def test_set(self) -> DatasetSpec:
+        return self.datasets[self.data_use.forward_with]
+
     def labels_used(self) -> List[str]:
         """Label sets the model language reads (cost_nll/cost_err second arguments)."""
         return sorted(set(self.model.arguments(LABEL)))

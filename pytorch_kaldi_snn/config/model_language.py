@@ -85,15 +85,14 @@ def check_model(model: ModelSpec, architectures: Iterable[str], features: Set[st
             raise ConfigError(f"{what} {name!r} is not defined", section=model_sec.name,
                               key="model")
 
-    namespaces = {ARCH: set(architectures), LABEL: labels, VALUE: defined,
-                  FEATURE_OR_VALUE: features | defined}
+    namespaces = {ARCH: set(architectures), LABEL: labels, VALUE: defined}
     for op in model.operations:
         for arg, (what, kind) in zip(op.args, OPERATIONS[op.op]):
             if kind == NUMBER:
                 _check_number(arg, what, op.op, model_sec)
             else:
-                need(arg, namespaces[kind], what)
-        namespaces[FEATURE_OR_VALUE].add(op.out)
+                need(arg, features | defined if kind == FEATURE_OR_VALUE else namespaces[kind],
+                     what)
         defined.add(op.out)
     for final in ("loss_final", "err_final"):
         need(final, defined, "output")

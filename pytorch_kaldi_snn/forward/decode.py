@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from pytorch_kaldi_snn.config.datasets import DatasetSpec, LabelSpec
+from pytorch_kaldi_snn.config.datasets import DatasetSpec
 from pytorch_kaldi_snn.config.experiment import DecodingSettings
 from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions
 from pytorch_kaldi_snn.decoding import DecodeOptions, decode_and_score
@@ -36,12 +36,6 @@ BEST_HYP = "hyp_best.txt"  # the hypotheses of the reported (best) sweep row
 # Its compute-wer report, beside ``score.txt`` (the bridge's report of ``hyp.txt``, the 1-best
 # at acwt), so that each file scores the hypotheses it is named for.
 BEST_SCORE = "score_best.txt"
-
-
-def test_labels(test: DatasetSpec, counts_from: str) -> LabelSpec:
-    """The test set's label set named by ``[forward] normalize_with_counts_from``: its graph,
-    alignment folder (final.mdl) and data folder (the reference text)."""
-    return next(lab for lab in test.labels if lab.name == counts_from)
 
 
 def _rescorer(lattices: List[Path], words_txt: Path, opts: ScoringOptions):
@@ -87,7 +81,7 @@ def decode_test(settings: DecodingSettings, test: DatasetSpec, counts_from: str,
                 out: Path, log: logging.Logger) -> DecodeResult:
     """Decode the forward ``ark`` of ``test`` over the graph of its ``counts_from`` label set,
     then the Kaldi-style sweep."""
-    lab = test_labels(test, counts_from)
+    lab = test.label_set(counts_from)  # its graph, final.mdl and reference text
     fold = timit_fold_map(settings.scoring_fold) if settings.scoring_fold else None
     ref = None if settings.skip_scoring else lab.data_folder / "text"
     log.info(f"decoding {test.name} over {lab.graph} (beam {settings.beam:g}, "

@@ -8,6 +8,7 @@ from pytorch_kaldi_snn.config.experiment import Experiment
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.io.chatter import relay_command
 from pytorch_kaldi_snn.scoring import timit_fold_map
+from pytorch_kaldi_snn.scoring.decoded import graph_words
 
 
 def check_paths(exp: Experiment) -> None:
@@ -28,13 +29,10 @@ def _check_timit_fold(exp: Experiment) -> None:
     phones, and scoring the 48 unfolded would silently give a different PER."""
     if exp.decoding.scoring_fold_given or not exp.forward.require_decoding:
         return
-    test = exp.datasets[exp.data_use.forward_with]
-    words_txt = next(lab.graph for lab in test.labels
-                     if lab.name == exp.forward.normalize_with_counts_from) / "words.txt"
-    if not words_txt.is_file():
+    graph = exp.test_set.label_set(exp.forward.normalize_with_counts_from).graph
+    if not (graph / "words.txt").is_file():
         return
-    words = {line.split()[0] for line in words_txt.read_text().splitlines() if line.strip()}
-    if len(words & set(timit_fold_map(48))) >= 39:
+    if len(graph_words(graph) & set(timit_fold_map(48))) >= 39:
         raise ConfigError("the test graph's words are TIMIT phones: say scoring_fold = 48-39 "
                           "(Kaldi's TIMIT scoring, 39 phones) or none (48 phones)",
                           file=str(exp.cfg_path), section="decoding", key="scoring_fold")

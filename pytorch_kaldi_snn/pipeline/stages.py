@@ -91,8 +91,8 @@ def decode_stage(exp: Experiment, forwarded: ForwardResult, log: logging.Logger)
     if not exp.forward.require_decoding:
         log.info("decoding: skipped (require_decoding = False)")
         return NOT_DECODED
-    decoded = decode_test(exp.decoding, exp.datasets[exp.data_use.forward_with],
-                          exp.forward.normalize_with_counts_from, forwarded.ark, out, log)
+    decoded = decode_test(exp.decoding, exp.test_set, exp.forward.normalize_with_counts_from,
+                          forwarded.ark, out, log)
     save_json(out / DECODE_JSON, {**decoded.to_json(), "cfg": exp.cfg_text})
     return decoded
 
