@@ -293,24 +293,15 @@ def load_stream(folder: str, count: int) -> TrainedStream:
     return TrainedStream(folder, streamer, real_utterances(trained, feature, count), sizes)
 
 
-def stream_all(step: Callable[[torch.Tensor], object], utterances: Sequence[torch.Tensor]
-               ) -> Callable[[], None]:
-    """Feed every frame of every utterance to ``step`` (a cell stack: its state carries over)."""
+def stream_all(step: Callable[[torch.Tensor], object], utterances: Sequence[torch.Tensor],
+               reset: Callable[[], None] = lambda: None) -> Callable[[], None]:
+    """Feed every frame of every utterance to ``step``, calling ``reset`` before each (a
+    StreamingSNN starts every utterance from a zero state; a cell stack's state carries over)."""
     def run() -> None:
         for frames in utterances:
+            reset()
             for frame in frames:
                 step(frame)
-    return run
-
-
-def stream_utterances(streamer: StreamingSNN, utterances: Sequence[torch.Tensor]
-                      ) -> Callable[[], None]:
-    """Stream every utterance from a zero state, frame by frame."""
-    def run() -> None:
-        for frames in utterances:
-            streamer.reset()
-            for frame in frames:
-                streamer.step(frame)
     return run
 
 
@@ -363,7 +354,7 @@ def checkpoint_streaming(trained: TrainedStream, reps: int) -> Dict[str, object]
     utterances, streamer = trained.utterances, trained.streamer
     zeros, reads = activity(streamer, utterances)
     frames = sum(len(u) for u in utterances)
-    fns = {"checkpoint": stream_utterances(streamer, utterances),
+    fns = {"checkpoint": stream_all(streamer.step, utterances, streamer.reset),
            "checkpoint_no_rows": rowless_frames(streamer, utterances),
            "zeroing_only": rowless_frames(streamer, utterances, call=False)}
     for name, cell in (("grucell", nn.GRUCell), ("lstmcell", nn.LSTMCell)):
