@@ -21,10 +21,9 @@ from typing import Mapping, Union
 from torch import Tensor, nn
 
 from pytorch_kaldi_snn.config.architectures import (
-    ARCHITECTURES, SpikingSpec, StackSpec, spiking_spec, stack_spec,
+    SpikingSpec, StackSpec, check_arch_class, spiking_spec, stack_spec,
 )
 from pytorch_kaldi_snn.config.options import section_name
-from pytorch_kaldi_snn.config.registry import UPSTREAM_CLASSES
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers import baselines
 from pytorch_kaldi_snn.layers.spiking import stack_of
@@ -136,11 +135,5 @@ class MLP(nn.Module):
 
 def architecture_class(name: str, section: str) -> type:
     """The class named by ``arch_class`` (PyTorch-Kaldi's arch_library registry)."""
-    cls = globals().get(name)
-    if name in ARCHITECTURES and isinstance(cls, type):
-        return cls
-    if name in UPSTREAM_CLASSES:
-        raise ConfigError(f"arch_class = {name} is upstream's: {UPSTREAM_CLASSES[name]}",
-                          section=section, key="arch_class")
-    raise ConfigError(f"unknown architecture class {name!r} (known: {', '.join(ARCHITECTURES)})",
-                      section=section, key="arch_class")
+    check_arch_class(name, section)
+    return globals()[name]

@@ -19,6 +19,7 @@ from pytorch_kaldi_snn.config.options import (
     Section, get_bool, get_bool_list, get_float, get_float_list, get_int, get_int_list, get_str,
     get_str_list, per_layer, section_name,
 )
+from pytorch_kaldi_snn.config.registry import UPSTREAM_CLASSES
 from pytorch_kaldi_snn.errors import ConfigError
 from pytorch_kaldi_snn.layers.baselines import ACTIVATIONS, RECURRENT_ACTIVATIONS
 from pytorch_kaldi_snn.neurons.options import MAX_DROPOUT, NeuronOptions, OptionError
@@ -179,3 +180,15 @@ ARCHITECTURES: Dict[str, Callable[[Options], ArchSpec]] = {
     "UniGRU": lambda options: stack_spec("gru", options),
     "MLP": lambda options: stack_spec("dnn", options),
 }
+
+
+def check_arch_class(name: str, section: str) -> None:
+    """``arch_class`` names one of :data:`ARCHITECTURES`; upstream's own classes are refused
+    with what to use instead."""
+    if name in ARCHITECTURES:
+        return
+    if name in UPSTREAM_CLASSES:
+        raise ConfigError(f"arch_class = {name} is upstream's: {UPSTREAM_CLASSES[name]}",
+                          section=section, key="arch_class")
+    raise ConfigError(f"unknown architecture class {name!r} (known: {', '.join(ARCHITECTURES)})",
+                      section=section, key="arch_class")

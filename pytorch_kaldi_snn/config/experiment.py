@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from pytorch_kaldi_snn.config import checks
-from pytorch_kaldi_snn.config.architectures import ARCHITECTURES, N_OUT_PREFIX, ArchSpec
+from pytorch_kaldi_snn.config.architectures import (
+    ARCHITECTURES, N_OUT_PREFIX, ArchSpec, check_arch_class,
+)
 from pytorch_kaldi_snn.config.datasets import (
     DatasetSpec, DataUse, check_dataset_names, parse_data_use, parse_dataset,
 )
@@ -37,8 +39,8 @@ from pytorch_kaldi_snn.config.model_language import (
 from pytorch_kaldi_snn.config.optimizers import optimizer_kwargs
 from pytorch_kaldi_snn.config.reading import read_cfg
 from pytorch_kaldi_snn.config.registry import (
-    OPTIMIZER_KEYS, PRECISIONS, SCHEDULES, SECTION_KEYS, UPSTREAM_CLASSES,
-    architecture_extra_keys, check_keys, is_upstream_only,
+    OPTIMIZER_KEYS, PRECISIONS, SCHEDULES, SECTION_KEYS, architecture_extra_keys, check_keys,
+    is_upstream_only,
 )
 from pytorch_kaldi_snn.config.resolved import Recorder, expand_cfg_vars
 from pytorch_kaldi_snn.config.scoring_opts import ScoringOptions, parse_scoring_opts
@@ -243,7 +245,7 @@ def _lr_per_epoch(sec: Section, n_epochs: int) -> Tuple[float, ...]:
 def _parse_architecture(sec: Section, n_epochs: int) -> Architecture:
     opt = get_str(sec, "arch_opt", choices=tuple(OPTIMIZER_KEYS))
     arch_class = get_str(sec, "arch_class")
-    _check_class(arch_class, sec.name)
+    check_arch_class(arch_class, sec.name)
     extra, elsewhere = architecture_extra_keys(arch_class, opt)
     check_keys(sec.name, sec, SECTION_KEYS["architecture"], extra, elsewhere)
     pretrain = get_str(sec, "arch_pretrain_file", default="none")
@@ -336,16 +338,6 @@ def _check_forward(forward: ForwardSettings, defined: Set[str], labels: Sequence
     if forward.normalize_with_counts_from not in labels:
         raise ConfigError(f"label set {forward.normalize_with_counts_from!r} is not defined",
                           section=forward_sec.name, key="normalize_with_counts_from")
-
-
-def _check_class(name: str, section: str) -> None:
-    if name in ARCHITECTURES:
-        return
-    if name in UPSTREAM_CLASSES:
-        raise ConfigError(f"arch_class = {name} is upstream's: {UPSTREAM_CLASSES[name]}",
-                          section=section, key="arch_class")
-    raise ConfigError(f"unknown architecture class {name!r} (known: {', '.join(ARCHITECTURES)})",
-                      section=section, key="arch_class")
 
 
 # ---------------------------------------------------------------------------------------------
