@@ -11,7 +11,7 @@ cuts it. An ``ali.txt`` must have its audio's frame count, give or take ``FRAME_
 
 A word ``text`` is normalised as Kaldi's LibriSpeech/TIMIT data preparation does (words/normalise.py;
 the dropped punctuation is counted in one log line) and pronounced with ``--lexicon``: ``cmudict``
-(the CMU Pronouncing Dictionary, folded to the 39 phones, with eSpeak NG's pronunciation as one
+(the CMU Pronouncing Dictionary in the recipe's phones, with eSpeak NG's pronunciation as one
 more alternative of each word) or a Kaldi ``lexicon.txt``. Words the lexicon lacks get eSpeak
 NG's pronunciation, listed in ``data/<name>/oov_lexicon.txt`` and in one log line, or with
 ``--oov error`` are refused by name. Each utterance is aligned with the recipe's GMM through an
