@@ -49,10 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Dict, List, Mapping, Sequence, Set, Tuple, Union
 
-import numpy as np
-
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
-from pytorch_kaldi_snn.corpus.alignment import FRAME_SLACK, num_frames, read_phone_alignment
+from pytorch_kaldi_snn.corpus.alignment import FRAME_SLACK, num_frames, read_phone_alignment, run_labels
 from pytorch_kaldi_snn.corpus.phones import PHONES
 from pytorch_kaldi_snn.errors import DataError, UserInputError
 from pytorch_kaldi_snn.features.audio import check_wav_table
@@ -176,12 +174,6 @@ def check_alignment_frames(data: DataDir, frames: Mapping[str, int]) -> None:
                             f"10 ms; up to {FRAME_SLACK} apart is accepted)", file=str(ali), utt=utt)
 
 
-def _runs(ids: np.ndarray) -> List[str]:
-    """A frame labelling as its phone sequence (runs collapsed, ``sil`` kept, as text.phn)."""
-    keep = np.concatenate([[True], ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, bool)
-    return [PHONES[i] for i in ids[keep]]
-
-
 def is_phone_text(text: Mapping[str, str], phones: Sequence[str]) -> bool:
     """Whether every token of ``text`` is a phone of the recipe (else it is a word transcript)."""
     allowed = set(phones)
@@ -194,7 +186,8 @@ def reference(data: DataDir, phones: Sequence[str], options: Options) -> Referen
     src = data.root
     if (src / "ali.txt").is_file() or (src / "phones.ctm").is_file():
         where = src / ("ali.txt" if (src / "ali.txt").is_file() else "phones.ctm")
-        transcript = {utt: " ".join(_runs(ids)) for utt, ids in read_phone_alignment(src).items()}
+        transcript = {utt: " ".join(PHONES[i] for i in run_labels(ids))
+                      for utt, ids in read_phone_alignment(src).items()}
     elif data.text is None:
         raise DataError("no reference: needs a word or phone text, a phones.ctm or an ali.txt", file=str(src))
     elif is_phone_text(data.text, phones):

@@ -23,8 +23,10 @@ from typing import Dict, List, Mapping, Sequence, Set
 import numpy as np
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
+from pytorch_kaldi_snn.corpus.alignment import run_labels
+from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
 from pytorch_kaldi_snn.errors import DataError
-from pytorch_kaldi_snn.gmm.labels import write_ali_dir
+from pytorch_kaldi_snn.gmm.labels import frame_labels, write_ali_dir
 from pytorch_kaldi_snn.gmm.model_io import load_trans_model, read_am_diag_gmm
 from pytorch_kaldi_snn.gmm.topology import build_hmm_system
 from pytorch_kaldi_snn.gmm.train import Aligner, MonoConfig, MonoModel, log_failed
@@ -94,12 +96,8 @@ def align_words(lang: Path, model_dir: Path, feats_dir: Path, words: Mapping[str
     transcripts = {utt: [word_ids[w] for w in line] for utt, line in words.items()}
     alignments = _align_and_write(model, aligner, feats, transcripts, model_dir, out)
     symbols = {i: p for p, i in phone_ids.items()}
-    return {utt: _phone_runs([symbols[model.trans_model.transition_id_to_phone(int(t))] for t in ali])
-            for utt, ali in alignments.items()}
-
-
-def _phone_runs(frames: Sequence[str]) -> List[str]:
-    return [p for i, p in enumerate(frames) if i == 0 or frames[i - 1] != p]
+    phones = frame_labels(alignments, read_transition_model(Path(model_dir) / "final.mdl"), "phone")
+    return {utt: [symbols[int(i)] for i in run_labels(ids)] for utt, ids in phones.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,10 +16,13 @@ import soundfile
 
 from experiment_cfgs import TINY, synth_cfg
 from pytorch_kaldi_snn import prepare_set as prepare_cli
+from pytorch_kaldi_snn.corpus.alignment import run_labels
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.agreement import set_agreement
+from pytorch_kaldi_snn.gmm.labels import read_lab_folder
 from pytorch_kaldi_snn.gmm.lexicon_fst import ConnectedSpeech
 from pytorch_kaldi_snn.io import read_kaldi_map
+from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.pipeline.runner import run_experiment
 from pytorch_kaldi_snn.prepare_set import prepare_set
 from pytorch_kaldi_snn.words.in_context import pronunciations_in_context
@@ -116,6 +119,10 @@ def test_alignment_from_words_agrees_with_the_synthesizer(recipe: Path, tmp_path
     assert set(text) == set(read_kaldi_map(src / "text"))
     assert all(line.split()[0] == "sil" and line.split()[-1] == "sil" for line in text.values())
     assert read_kaldi_map(recipe / "data/from_words/text.words") == read_kaldi_map(src / "text")
+    # the reference is the phone sequence of the alignment written (ali-to-phones of ali.1.gz)
+    frames = read_lab_folder(recipe / "exp/mono_ali_from_words", "ali-to-phones --per-frame=true")
+    symbols = {i: p for p, i in read_symbol_table(phones_txt).items()}
+    assert {u: " ".join(symbols[i] for i in run_labels(ids)) for u, ids in frames.items()} == text
     # CMUdict's "around" is 'er aw n d'; the synthesizer links er to the vowel with r, as the
     # recipe's training transcripts do, and the alignment chose the glide.
     around = [u for u, line in read_kaldi_map(src / "text").items() if "around" in line.split()]
