@@ -25,7 +25,7 @@ from pytorch_kaldi_snn.io import read_kaldi_map
 from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.pipeline.runner import run_experiment
 from pytorch_kaldi_snn.prepare_set import prepare_set
-from pytorch_kaldi_snn.words.in_context import pronunciations_in_context
+from pytorch_kaldi_snn.words.in_context import _edit_distance, pronunciations_in_context
 from pytorch_kaldi_snn.words.lexicon import espeak_pronunciation, fold_arpabet, load_lexicon
 from pytorch_kaldi_snn.words.normalise import normalise
 
@@ -86,6 +86,17 @@ def test_espeak_reads_words_in_context() -> None:
     assert pronunciations_in_context(words) == [
         ("ih", "t"), ("w", "ah", "z"), ("dh", "ih", "y"), ("eh", "n", "d"), ("ah", "v"), ("dh", "ah"),
         ("s", "w", "ih", "m")]
+
+
+@pytest.mark.parametrize("a, b, distance", [
+    (("k", "ae", "t"), ("k", "ah", "t", "s"), 2),  # one substitution, one insertion
+    (("dh", "ah"), ("dh", "ih", "y"), 2),
+    (("aa",), ("a", "a"), 2),  # a phone is one symbol, never its letters
+    ((), ("ah", "v"), 2),  # an empty piece of a joined word
+    ((), (), 0),
+])
+def test_pieces_are_matched_by_phone_edit_distance(a: tuple, b: tuple, distance: int) -> None:
+    assert _edit_distance(a, b) == _edit_distance(b, a) == distance
 
 
 @pytest.fixture(scope="module")
