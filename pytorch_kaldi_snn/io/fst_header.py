@@ -4,8 +4,8 @@ binaries (the header and the lattice bodies after it)."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from pytorch_kaldi_snn.errors import DataError
 

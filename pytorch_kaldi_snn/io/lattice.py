@@ -308,17 +308,18 @@ def _read_weight(cur: ByteCursor, compact: bool) -> CompactWeight:
     return CompactWeight(graph, acoustic, cur.take(f"<{n}i"))
 
 
-def _read_binary_lattice(cur: ByteCursor, key: str) -> CompactLattice:
-    """An OpenFst vector FST of ``compactlattice44`` or ``lattice4`` arcs (Kaldi accepts both).
+def _read_binary_lattice(data: bytes, pos: int, key: str) -> tuple[CompactLattice, int]:
+    """An OpenFst vector FST of ``compactlattice44`` or ``lattice4`` arcs (Kaldi accepts both)
+    from byte ``pos`` on, and the byte after it.
 
     A ``lattice4`` FST is converted arc by arc (word = olabel, string = [ilabel]); chains are
     not re-merged, which changes no path.
     """
-    header = read_fst_header(cur.data, key, cur.pos)
+    header = read_fst_header(data, key, pos)
     if header.fst_type != "vector" or header.arc_type not in (COMPACT_ARC_TYPE, LATTICE_ARC_TYPE):
         raise DataError(f"unsupported lattice FST {header.fst_type}/{header.arc_type}", utt=key)
     compact = header.arc_type == COMPACT_ARC_TYPE
-    cur.pos += header.size
+    cur = ByteCursor(data, pos + header.size, lambda _: DataError("truncated binary lattice", utt=key))
     arcs, finals = [], {}
     for s in range(header.num_states):
         final = _read_weight(cur, compact)
@@ -331,7 +332,7 @@ def _read_binary_lattice(cur: ByteCursor, key: str) -> CompactLattice:
             if not compact:
                 w = CompactWeight(w.graph, w.acoustic, (ilabel,) if ilabel else ())
             arcs.append(CompactArc(s, dst, olabel, w))
-    return CompactLattice(header.start, header.num_states, tuple(arcs), finals)
+    return CompactLattice(header.start, header.num_states, tuple(arcs), finals), cur.pos
 
 
 # ---------------------------------------------------------------- archives
@@ -362,9 +363,8 @@ def read_lattices(path: Path | str) -> Iterator[tuple[str, CompactLattice]]:
             yield key, _read_text_lattice(iter(data[pos + 1 : end].decode("ascii").split("\n")), key)
             pos = end
         elif data[pos : pos + 1] == b"\xd6":
-            cur = ByteCursor(data, pos, lambda _: DataError("truncated binary lattice", utt=key))
-            yield key, _read_binary_lattice(cur, key)
-            pos = cur.pos
+            lat, pos = _read_binary_lattice(data, pos, key)
+            yield key, lat
         else:
             raise DataError("lattice is neither text nor an OpenFst binary", file=str(path), utt=key)
 
