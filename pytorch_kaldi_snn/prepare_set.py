@@ -47,7 +47,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Dict, List, Mapping, Sequence, Set, Tuple, Union
+from typing import Collection, Dict, List, Mapping, Sequence, Tuple, Union
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.corpus.alignment import FRAME_SLACK, num_frames, read_phone_alignment, run_labels
@@ -266,7 +266,7 @@ def _word_reference(text: Mapping[str, str], where: Path, phones: Sequence[str],
 
 
 def _align(recipe: RecipeDir, reference: Reference, mfcc_dir: Path, ali_dir: Path,
-           sil_prob: float) -> Tuple[Dict[str, str], Set[str]]:
+           sil_prob: float) -> tuple[dict[str, str], set[str]]:
     """Align the MFCC set; returns the phone reference of the set (for a word transcript, the
     phones the alignment chose, so only the utterances that aligned) and the aligned utterances."""
     lang, model = recipe.data / "lang", recipe.root / "exp" / "mono"
@@ -281,7 +281,7 @@ def _align(recipe: RecipeDir, reference: Reference, mfcc_dir: Path, ali_dir: Pat
     return reference, set(align_set(lang, model, mfcc_dir, mfcc_dir / "text", ali_dir))
 
 
-def _report_unaligned(data: DataDir, aligned: Set[str], fbank_dir: Path, reference: Reference) -> None:
+def _report_unaligned(data: DataDir, aligned: set[str], fbank_dir: Path, reference: Reference) -> None:
     """Failed utterances, by name, in one log line (the only one: the aligner names none) and in
     ``unaligned.txt``."""
     failed = [utt for utt in data.utts if utt not in aligned]

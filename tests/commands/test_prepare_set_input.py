@@ -284,8 +284,8 @@ def test_an_utterance_that_cannot_align_is_named_once(recipe: Path, tmp_path: Pa
     assert (out / "unaligned.txt").read_text() == f"{short}\n"
     assert short in read_kaldi_map(out / "text") and short not in read_alignments(recipe / "exp/mono_ali_mine")
     assert [r.getMessage() for r in caplog.records if short in r.getMessage()] == [
-        f"1 of 5 utterances could not be aligned, kept for scoring, without frame labels: {short} "
-        f"(listed in {out}/unaligned.txt)"]
+        (f"1 of 5 utterances could not be aligned, kept for scoring, without frame labels: {short} "
+         f"(listed in {out}/unaligned.txt)")]
     caplog.clear()
     mfcc = recipe / "data/mfcc/mine"
     with caplog.at_level("INFO"):

@@ -188,8 +188,8 @@ def test_oov_words_unalignable_utterances_and_refusals(recipe: Path, tmp_path: P
     messages = [r.getMessage() for r in caplog.records]
     assert f"2 words not in the lexicon were pronounced by eSpeak NG: blorfing zquix (listed in {out}/oov_lexicon.txt)" in messages
     assert [m for m in messages if short in m] == [  # named once: the aligner's warning is not repeated
-        f"1 of 5 utterances could not be aligned, left out of the set (no phone reference): {short} "
-        f"(listed in {out}/unaligned.txt)"]
+        (f"1 of 5 utterances could not be aligned, left out of the set (no phone reference): {short} "
+         f"(listed in {out}/unaligned.txt)")]
     assert prepare_cli.main([str(src), "--dir", str(recipe), "--name", "oov_refused", "--oov", "error"]) == 2
     assert capsys.readouterr().err == (
         f"prepare_set: {src}/text: 2 words are not in the lexicon cmudict: blorfing zquix (give them "
