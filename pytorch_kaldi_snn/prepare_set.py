@@ -49,16 +49,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Dict, List, Mapping, Sequence, Tuple, Union
 
-import numpy as np
-
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
-from pytorch_kaldi_snn.corpus.alignment import FRAME_SLACK, num_frames, read_phone_alignment
+from pytorch_kaldi_snn.corpus.alignment import FRAME_SLACK, num_frames, read_phone_alignment, run_labels
 from pytorch_kaldi_snn.corpus.phones import PHONES
 from pytorch_kaldi_snn.errors import DataError, UserInputError
 from pytorch_kaldi_snn.features.audio import check_wav_table
 from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_feats
 from pytorch_kaldi_snn.gmm.align import align_set, align_words
-from pytorch_kaldi_snn.gmm.labels import read_alignments
 from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB, ConnectedSpeech
 from pytorch_kaldi_snn.io.ownership import mark, removal_refused
 from pytorch_kaldi_snn.graph.lang import read_inventory
@@ -177,39 +174,30 @@ def check_alignment_frames(data: DataDir, frames: Mapping[str, int]) -> None:
                             f"10 ms; up to {FRAME_SLACK} apart is accepted)", file=str(ali), utt=utt)
 
 
-def _runs(ids: np.ndarray) -> List[str]:
-    """A frame labelling as its phone sequence (runs collapsed, ``sil`` kept, as text.phn)."""
-    keep = np.concatenate([[True], ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, bool)
-    return [PHONES[i] for i in ids[keep]]
-
-
 def is_phone_text(text: Mapping[str, str], phones: Sequence[str]) -> bool:
     """Whether every token of ``text`` is a phone of the recipe (else it is a word transcript)."""
     allowed = set(phones)
     return all(token in allowed for line in text.values() for token in line.split())
 
 
-def has_phone_reference(data: DataDir, phones: Sequence[str]) -> bool:
-    """An ali.txt, a phones.ctm or a phone text; without one, ``text`` is read as words."""
-    if (data.root / "ali.txt").is_file() or (data.root / "phones.ctm").is_file():
-        return True
-    return data.text is not None and is_phone_text(data.text, phones)
-
-
-def phone_reference(data: DataDir, phones: Sequence[str]) -> Dict[str, str]:
-    """The phone transcript of every utterance, from ali.txt, phones.ctm or text (in that order)."""
+def reference(data: DataDir, phones: Sequence[str], options: Options) -> Reference:
+    """The phone transcript of every utterance, from ali.txt, phones.ctm or a phone text (in that
+    order); else ``text`` is read as words, to be aligned."""
     src = data.root
     if (src / "ali.txt").is_file() or (src / "phones.ctm").is_file():
         where = src / ("ali.txt" if (src / "ali.txt").is_file() else "phones.ctm")
-        reference = {utt: " ".join(_runs(ids)) for utt, ids in read_phone_alignment(src).items()}
-    elif data.text is not None and is_phone_text(data.text, phones):
-        where, reference = src / "text", dict(data.text)
-    else:
+        transcript = {utt: " ".join(PHONES[i] for i in run_labels(ids))
+                      for utt, ids in read_phone_alignment(src).items()}
+    elif data.text is None:
         raise DataError("no reference: needs a word or phone text, a phones.ctm or an ali.txt", file=str(src))
+    elif is_phone_text(data.text, phones):
+        where, transcript = src / "text", dict(data.text)
+    else:
+        return _word_reference(data.text, src / "text", phones, options)
     for utt in data.utts:
-        if not reference.get(utt, "").split():
+        if not transcript.get(utt, "").split():
             raise DataError("empty utterance: no phones in the reference", file=str(where), utt=utt)
-    return {utt: reference[utt] for utt in data.utts}
+    return {utt: transcript[utt] for utt in data.utts}
 
 
 def _write_set(data: DataDir, dest: Path, keep: Collection[str]) -> None:
@@ -258,15 +246,12 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False,
     samples = check_wav_table(data.wav or {}, str(data.root / "wav.scp"), rate)
     frames = _audio_frames(data, samples, rate)
     phones = read_inventory(recipe.data / "lang" / "phones.txt")
-    if has_phone_reference(data, phones):
-        reference: Reference = phone_reference(data, phones)
-        check_alignment_frames(data, frames)
-    else:
-        reference = _word_reference(data, phones, options)
+    ref = reference(data, phones, options)
+    check_alignment_frames(data, frames)
     for path in existing:
         shutil.rmtree(path)
     try:
-        return _build(recipe, data, reference, name, options.sil_prob)
+        return _build(recipe, data, ref, name, options.sil_prob)
     except BaseException:
         for path in recipe.outputs(name):  # no half-made set that a cfg could name
             if not removal_refused(path, MAKER):
@@ -274,17 +259,16 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False,
         raise
 
 
-def _word_reference(data: DataDir, phones: Sequence[str], options: Options) -> WordTranscripts:
-    if data.text is None:
-        raise DataError("no reference: needs a word or phone text, a phones.ctm or an ali.txt", file=str(data.root))
+def _word_reference(text: Mapping[str, str], where: Path, phones: Sequence[str], options: Options) -> WordTranscripts:
     lexicon = load_lexicon(options.lexicon, phones)
-    return word_transcripts(data.text, lexicon, options.lexicon, options.oov, data.root / "text",
+    return word_transcripts(text, lexicon, options.lexicon, options.oov, where,
                             espeak_alternatives=options.lexicon == CMUDICT)
 
 
-def _align(recipe: RecipeDir, reference: Reference, mfcc_dir: Path, ali_dir: Path, sil_prob: float) -> Dict[str, str]:
+def _align(recipe: RecipeDir, reference: Reference, mfcc_dir: Path, ali_dir: Path,
+           sil_prob: float) -> tuple[dict[str, str], set[str]]:
     """Align the MFCC set; returns the phone reference of the set (for a word transcript, the
-    phones the alignment chose, so only the utterances that aligned)."""
+    phones the alignment chose, so only the utterances that aligned) and the aligned utterances."""
     lang, model = recipe.data / "lang", recipe.root / "exp" / "mono"
     if isinstance(reference, WordTranscripts):
         write_kaldi_map(mfcc_dir / "text.words", {u: " ".join(w) for u, w in reference.words.items()})
@@ -292,15 +276,14 @@ def _align(recipe: RecipeDir, reference: Reference, mfcc_dir: Path, ali_dir: Pat
                              str(mfcc_dir / "text.words"), sil_prob, recipe.connected_speech())
         text = {utt: " ".join(phones) for utt, phones in chosen.items()}
         write_kaldi_map(mfcc_dir / "text", text)
-        return text
+        return text, set(text)
     write_kaldi_map(mfcc_dir / "text", reference)
-    align_set(lang, model, mfcc_dir, mfcc_dir / "text", ali_dir)
-    return reference
+    return reference, set(align_set(lang, model, mfcc_dir, mfcc_dir / "text", ali_dir))
 
 
-def _report_unaligned(data: DataDir, ali_dir: Path, fbank_dir: Path, reference: Reference) -> None:
-    """Failed utterances, by name, in one log line and in ``unaligned.txt``."""
-    aligned = set(read_alignments(ali_dir))
+def _report_unaligned(data: DataDir, aligned: set[str], fbank_dir: Path, reference: Reference) -> None:
+    """Failed utterances, by name, in one log line (the only one: the aligner names none) and in
+    ``unaligned.txt``."""
     failed = [utt for utt in data.utts if utt not in aligned]
     if not failed:
         return
@@ -331,18 +314,17 @@ def _build(recipe: RecipeDir, data: DataDir, reference: Reference, name: str, si
     # Audio from pipes is measured only now, by its features.
     check_alignment_frames(data, {utt: int(n) for utt, n in read_kaldi_map(mfcc_dir / "utt2num_frames").items()})
     _make_folder(ali_dir, data.root)
-    text = _align(recipe, reference, mfcc_dir, ali_dir, sil_prob)
+    text, aligned = _align(recipe, reference, mfcc_dir, ali_dir, sil_prob)
     _write_set(data, fbank_dir, set(text))
     write_kaldi_map(fbank_dir / "text", text)
     if isinstance(reference, WordTranscripts):
         write_kaldi_map(fbank_dir / "text.words", {u: " ".join(reference.words[u]) for u in text})
     _write_oov(reference, fbank_dir, "the lexicon")
-    _report_unaligned(data, ali_dir, fbank_dir, reference)
+    _report_unaligned(data, aligned, fbank_dir, reference)
     log.info("%s: fbank features", name)
     make_pytorch_kaldi_feats(fbank_dir, "fbank", recipe.fbank_conf(), recipe.data / "ark" / "fbank")
-    aligned = len(read_alignments(ali_dir))
-    print(f"{name}: {aligned} of {len(data.utts)} utterances -> {fbank_dir} (features), {ali_dir} (alignments)")
-    return aligned
+    print(f"{name}: {len(aligned)} of {len(data.utts)} utterances -> {fbank_dir} (features), {ali_dir} (alignments)")
+    return len(aligned)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

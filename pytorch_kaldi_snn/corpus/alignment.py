@@ -55,6 +55,13 @@ def frame_labels(segments: Sequence[Segment], n_samples: int, rate: int) -> List
     return [segments[i].label for i in owner]
 
 
+def run_labels(ids: np.ndarray) -> np.ndarray:
+    """The label of each run of equal frame labels, in order: a frame alignment as its phone
+    sequence (``sil`` kept), as ``ali-to-phones`` gives it."""
+    ids = np.asarray(ids)
+    return ids[np.concatenate(([True], ids[1:] != ids[:-1]))] if len(ids) else ids
+
+
 def ensure_frames(segments: Sequence[Segment], n_samples: int, rate: int) -> List[Segment]:
     """Merge every segment that holds no frame centre into its left neighbour (else the right).
 

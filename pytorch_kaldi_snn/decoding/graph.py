@@ -12,20 +12,18 @@ rebuild in the tests).
 """
 from __future__ import annotations
 
-import struct
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from pytorch_kaldi_snn.errors import DataError
-from pytorch_kaldi_snn.io.fst_header import FST_MAGIC, FstHeader, read_fst_header
+from pytorch_kaldi_snn.io.fst_header import FstHeader, read_fst_header, vector_fst_header
 from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
 _IS_ALIGNED = 0x4
 _ALIGNMENT = 16  # OpenFst's kArchAlignment for aligned const FSTs
 _MUTABLE = 0x2  # OpenFst's kMutable property bit
-_VECTOR_VERSION = 2  # VectorFst's file version
 _CONST_STATE = np.dtype(
     [("final", "<f4"), ("pos", "<u4"), ("narcs", "<u4"), ("niepsilons", "<u4"), ("noepsilons", "<u4")]
 )
@@ -50,18 +48,6 @@ def const_arrays(data: bytes, header: FstHeader, file: str) -> tuple[np.ndarray,
     return states, arcs
 
 
-def _vector_header(header: FstHeader) -> bytes:
-    """OpenFst's header of a ``vector`` FST with the const FST's start, states and properties."""
-    def string(text: str) -> bytes:
-        return struct.pack("<i", len(text)) + text.encode("ascii")
-
-    properties = header.properties | _MUTABLE  # a vector FST is mutable; the rest stays true
-    return (
-        struct.pack("<i", FST_MAGIC) + string("vector") + string(header.arc_type)
-        + struct.pack("<iiQqqq", _VECTOR_VERSION, 0, properties, header.start, header.num_states, 0)
-    )
-
-
 def const_to_vector_bytes(data: bytes, header: FstHeader, file: str) -> bytes:
     """The same FST in OpenFst's *vector* binary layout, built with numpy in one pass.
 
@@ -83,7 +69,9 @@ def const_to_vector_bytes(data: bytes, header: FstHeader, file: str) -> bytes:
     arc_word = 3 * (owner + 1) + 4 * np.arange(header.num_arcs, dtype=np.int64)
     for field, column in enumerate(("ilabel", "olabel", "weight", "nextstate")):
         words[arc_word + field] = arcs[column].view(np.uint32)
-    return _vector_header(header) + words.astype("<u4", copy=False).tobytes()
+    # a vector FST is mutable; the const FST's other properties stay true
+    vector = vector_fst_header(header.arc_type, header.properties | _MUTABLE, header.start, header.num_states)
+    return vector + words.astype("<u4", copy=False).tobytes()
 
 
 def _read_vector(path: str, file: str) -> "kaldifst.StdVectorFst":

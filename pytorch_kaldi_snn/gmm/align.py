@@ -9,10 +9,12 @@ Inputs: the lang dir the model was trained with, the model dir (``final.mdl``, `
 data dir of 13-dim MFCCs with ``cmvn.scp`` (the GMM's features, made with the training set's
 ``conf/mfcc.conf``) and a phone transcript ``text``. Output: an alignment dir
 (``ali.1.gz``, ``final.mdl``, ``tree``, ``num_jobs``) that a cfg's ``lab_folder`` names.
-Utterances whose alignment fails even with the retry beam are left out and logged, as Kaldi does.
+Utterances whose alignment fails even with the retry beam are left out and named in one log
+line, as Kaldi does (prepare_set names them in its own line, with what becomes of them).
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
@@ -21,14 +23,16 @@ from typing import Dict, List, Mapping, Sequence, Set
 import numpy as np
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
+from pytorch_kaldi_snn.corpus.alignment import run_labels
+from pytorch_kaldi_snn.decoding.transition_model import read_transition_model
 from pytorch_kaldi_snn.errors import DataError
-from pytorch_kaldi_snn.gmm.labels import write_ali_dir
+from pytorch_kaldi_snn.gmm.labels import frame_labels, write_ali_dir
 from pytorch_kaldi_snn.gmm.model_io import load_trans_model, read_am_diag_gmm
 from pytorch_kaldi_snn.gmm.topology import build_hmm_system
-from pytorch_kaldi_snn.gmm.train import Aligner, MonoConfig, MonoModel
+from pytorch_kaldi_snn.gmm.train import Aligner, MonoConfig, MonoModel, log_failed
 from pytorch_kaldi_snn.gmm.train_mono import gmm_features, phone_transcripts
 from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB, ConnectedSpeech, lexicon_fst
-from pytorch_kaldi_snn.io.tables import read_symbol_table
+from pytorch_kaldi_snn.io.tables import read_kaldi_map, read_symbol_table
 
 log = logging.getLogger("align")
 
@@ -92,12 +96,8 @@ def align_words(lang: Path, model_dir: Path, feats_dir: Path, words: Mapping[str
     transcripts = {utt: [word_ids[w] for w in line] for utt, line in words.items()}
     alignments = _align_and_write(model, aligner, feats, transcripts, model_dir, out)
     symbols = {i: p for p, i in phone_ids.items()}
-    return {utt: _phone_runs([symbols[model.trans_model.transition_id_to_phone(int(t))] for t in ali])
-            for utt, ali in alignments.items()}
-
-
-def _phone_runs(frames: Sequence[str]) -> List[str]:
-    return [p for i, p in enumerate(frames) if i == 0 or frames[i - 1] != p]
+    phones = frame_labels(alignments, read_transition_model(Path(model_dir) / "final.mdl"), "phone")
+    return {utt: [symbols[int(i)] for i in run_labels(ids)] for utt, ids in phones.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,8 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="alignment dir to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    return run_reporting_errors("align", lambda: align_set(
-        args.lang, args.model, args.feats, args.text, args.out))
+    return run_reporting_errors("align", lambda: _align_command(args))
+
+
+def _align_command(args: argparse.Namespace) -> None:
+    """Align, then name in one log line the utterances of ``feats.scp`` that failed."""
+    alignments = align_set(args.lang, args.model, args.feats, args.text, args.out)
+    log_failed(read_kaldi_map(args.feats / "feats.scp"), alignments)
 
 
 if __name__ == "__main__":

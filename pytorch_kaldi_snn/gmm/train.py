@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Collection, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -235,22 +235,21 @@ class Aligner:
     def align_all(
         self, model: MonoModel, feats: Mapping[str, np.ndarray], transcripts: Mapping[str, Sequence[int]]
     ) -> dict[str, np.ndarray]:
-        """Align every utterance; failures are left out and listed in one log line, as Kaldi
-        logs them (``failed`` names them for the caller)."""
+        """Align every utterance; failures are left out. The caller names them once
+        (:func:`log_failed`, or its own line that also says what becomes of them)."""
         alis = {}
         for utt, utt_feats in feats.items():
             ali = self.align(model, utt, utt_feats, transcripts[utt])
             if ali is not None:
                 alis[utt] = ali
-        failed = failed_utterances(feats, alis)
-        if failed:
-            log.warning("alignment failed for %d of %d utterances: %s", len(failed), len(feats), " ".join(failed))
         return alis
 
 
-def failed_utterances(feats: Mapping[str, np.ndarray], alis: Mapping[str, np.ndarray]) -> list[str]:
-    """The utterances of ``feats`` without an alignment, sorted."""
-    return sorted(set(feats) - set(alis))
+def log_failed(utts: Collection[str], alis: Mapping[str, np.ndarray]) -> None:
+    """The utterances of ``utts`` without an alignment, sorted, in one log line as Kaldi logs them."""
+    failed = sorted(set(utts) - set(alis))
+    if failed:
+        log.warning("alignment failed for %d of %d utterances: %s", len(failed), len(utts), " ".join(failed))
 
 
 def _check_inputs(feats: Mapping[str, np.ndarray], phone_frames: Mapping[str, np.ndarray]) -> None:
@@ -285,6 +284,7 @@ def train_mono(
     for it in range(config.num_iters):
         if it in config.realign_iters:
             alis = aligner.align_all(model, feats, transcripts)
+            log_failed(feats, alis)
             if not alis:
                 raise DataError(f"iteration {it}: no utterance could be aligned")
         gmm_accs, trans_accs = _accumulate(model, feats, alis)

@@ -28,7 +28,7 @@ from pytorch_kaldi_snn.gmm.agreement import read_reference
 from pytorch_kaldi_snn.gmm.labels import write_ali_dir
 from pytorch_kaldi_snn.gmm.model_io import write_model
 from pytorch_kaldi_snn.gmm.topology import build_hmm_system
-from pytorch_kaldi_snn.gmm.train import MonoConfig, train_mono
+from pytorch_kaldi_snn.gmm.train import MonoConfig, log_failed, train_mono
 from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.io.data_dir import DataDir
 from pytorch_kaldi_snn.io.tables import atomic_outputs, read_double_matrices, read_kaldi_map, read_matrices
@@ -84,6 +84,7 @@ def run(lang: Path, feats_root: Path, data_root: Path, exp: Path, sets: Sequence
         set_feats = feats if name == "train" else gmm_features(feats_root / name)
         transcripts = phone_transcripts(data_root / name / "text", phone_ids)
         alignments = aligner.align_all(model, set_feats, transcripts)
+        log_failed(set_feats, alignments)
         log.info("%s: aligned %d of %d utterances", name, len(alignments), len(set_feats))
         write_ali_dir(exp / f"mono_ali_{name}", alignments, mono)
         if name == "train":

@@ -28,7 +28,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
-from pytorch_kaldi_snn.io.fst_header import FST_MAGIC, read_fst_header
+from pytorch_kaldi_snn.io.fst_header import ByteCursor, read_fst_header, vector_fst_header
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.io.atomic import atomic_outputs
 
@@ -289,38 +289,18 @@ def _read_text_lattice(lines: Iterator[str], key: str) -> CompactLattice:
 
 
 def _write_binary_lattice(out: BinaryIO, lat: CompactLattice) -> None:
-    def string(s: str) -> bytes:
-        return struct.pack("<i", len(s)) + s.encode("ascii")
-
     def weight(w: CompactWeight) -> bytes:
         return struct.pack(f"<ffi{len(w.tids)}i", w.graph, w.acoustic, len(w.tids), *w.tids)
 
     zero = CompactWeight(math.inf, math.inf, ())
-    out.write(struct.pack("<i", FST_MAGIC) + string("vector") + string(COMPACT_ARC_TYPE))
-    # num_arcs = 0, as OpenFst's VectorFst::WriteFst leaves it (readers count arcs per state).
-    out.write(struct.pack("<iiQqqq", 2, 0, _WRITE_PROPERTIES, lat.start, lat.num_states, 0))
+    out.write(vector_fst_header(COMPACT_ARC_TYPE, _WRITE_PROPERTIES, lat.start, lat.num_states))
     for s, arcs in enumerate(lat.arcs_by_state()):
         out.write(weight(lat.finals.get(s, zero)) + struct.pack("<q", len(arcs)))
         for arc in arcs:
             out.write(struct.pack("<ii", arc.word, arc.word) + weight(arc.weight) + struct.pack("<i", arc.dst))
 
 
-class _Bytes:
-    """A cursor for the binary lattice reader."""
-
-    def __init__(self, data: bytes, pos: int, key: str) -> None:
-        self.data, self.pos, self.key = data, pos, key
-
-    def take(self, fmt: str) -> tuple:
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.data):
-            raise DataError("truncated binary lattice", utt=self.key)
-        values = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += size
-        return values
-
-
-def _read_weight(cur: _Bytes, compact: bool) -> CompactWeight:
+def _read_weight(cur: ByteCursor, compact: bool) -> CompactWeight:
     graph, acoustic = cur.take("<ff")
     if not compact:
         return CompactWeight(graph, acoustic, ())
@@ -328,17 +308,18 @@ def _read_weight(cur: _Bytes, compact: bool) -> CompactWeight:
     return CompactWeight(graph, acoustic, cur.take(f"<{n}i"))
 
 
-def _read_binary_lattice(cur: _Bytes) -> CompactLattice:
-    """An OpenFst vector FST of ``compactlattice44`` or ``lattice4`` arcs (Kaldi accepts both).
+def _read_binary_lattice(data: bytes, pos: int, key: str) -> tuple[CompactLattice, int]:
+    """An OpenFst vector FST of ``compactlattice44`` or ``lattice4`` arcs (Kaldi accepts both)
+    from byte ``pos`` on, and the byte after it.
 
     A ``lattice4`` FST is converted arc by arc (word = olabel, string = [ilabel]); chains are
     not re-merged, which changes no path.
     """
-    header = read_fst_header(cur.data, cur.key, cur.pos)
+    header = read_fst_header(data, key, pos)
     if header.fst_type != "vector" or header.arc_type not in (COMPACT_ARC_TYPE, LATTICE_ARC_TYPE):
-        raise DataError(f"unsupported lattice FST {header.fst_type}/{header.arc_type}", utt=cur.key)
+        raise DataError(f"unsupported lattice FST {header.fst_type}/{header.arc_type}", utt=key)
     compact = header.arc_type == COMPACT_ARC_TYPE
-    cur.pos += header.size
+    cur = ByteCursor(data, pos + header.size, lambda _: DataError("truncated binary lattice", utt=key))
     arcs, finals = [], {}
     for s in range(header.num_states):
         final = _read_weight(cur, compact)
@@ -351,7 +332,7 @@ def _read_binary_lattice(cur: _Bytes) -> CompactLattice:
             if not compact:
                 w = CompactWeight(w.graph, w.acoustic, (ilabel,) if ilabel else ())
             arcs.append(CompactArc(s, dst, olabel, w))
-    return CompactLattice(header.start, header.num_states, tuple(arcs), finals)
+    return CompactLattice(header.start, header.num_states, tuple(arcs), finals), cur.pos
 
 
 # ---------------------------------------------------------------- archives
@@ -382,9 +363,8 @@ def read_lattices(path: Path | str) -> Iterator[tuple[str, CompactLattice]]:
             yield key, _read_text_lattice(iter(data[pos + 1 : end].decode("ascii").split("\n")), key)
             pos = end
         elif data[pos : pos + 1] == b"\xd6":
-            cur = _Bytes(data, pos, key)
-            yield key, _read_binary_lattice(cur)
-            pos = cur.pos
+            lat, pos = _read_binary_lattice(data, pos, key)
+            yield key, lat
         else:
             raise DataError("lattice is neither text nor an OpenFst binary", file=str(path), utt=key)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import kaldialign
+
 from pytorch_kaldi_snn.words.lexicon import Pronunciation, espeak_pronunciation, espeak_to_phones
 
 MAX_JOINED = 4  # transcript words one eSpeak word may cover
@@ -21,13 +23,8 @@ Moves = Callable[[int, int], List[Tuple[int, int]]]  # (step, position) -> [(adv
 
 
 def _edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
+    """Levenshtein distance of two phone sequences (unit costs)."""
+    return kaldialign.edit_distance(a, b)["total"]
 
 
 def _best_path(n_steps: int, n_items: int, moves: Moves) -> Optional[List[int]]:

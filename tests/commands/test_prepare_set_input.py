@@ -15,6 +15,8 @@ import pytest
 import soundfile
 
 from pytorch_kaldi_snn import prepare_set as prepare_cli
+from pytorch_kaldi_snn.gmm.align import main as align_main
+from pytorch_kaldi_snn.gmm.labels import read_alignments
 from pytorch_kaldi_snn.io import read_kaldi_map, read_matrices
 from pytorch_kaldi_snn.io.segments import read_segment_waves, read_segments
 from pytorch_kaldi_snn.io.tables import read_waves
@@ -259,6 +261,38 @@ def test_a_ctm_with_phones_past_the_end_of_the_audio_is_refused(recipe: Path, tm
              f"phone 'ah' starts at {end + 0.5:.3f} s, after the end of its audio ({end:.3f} s, "
              f"{_frames(recipe, utt)} frames; up to 20 ms past it is accepted)", capsys)
     assert _tree(tmp_path) == before
+
+
+# -- an utterance the GMM cannot align -----------------------------------------------------------
+
+def test_an_utterance_that_cannot_align_is_named_once(recipe: Path, tmp_path: Path, caplog) -> None:
+    """A phone reference keeps it for scoring, named in one log line (the aligner's own warning
+    is not repeated) and in unaligned.txt; the gmm.align command names it in its own line."""
+    src = _source(recipe, tmp_path / "src", "text")
+    short = "zz_short"  # 0.3 s of tone for 60 phones: too short for 3 HMM states per phone
+    t = np.arange(int(0.3 * RATE)) / RATE
+    soundfile.write(tmp_path / "short.wav", (3000 * np.sin(2 * np.pi * 220 * t)).astype(np.int16), RATE,
+                    subtype="PCM_16")
+    for table, line in (("wav.scp", f"{tmp_path}/short.wav"), ("utt2spk", "zz"), ("text", "sil ah t " * 20)):
+        with open(src / table, "a") as f:
+            f.write(f"{short} {line}\n")
+    with open(src / "spk2utt", "a") as f:
+        f.write(f"zz {short}\n")
+    with caplog.at_level("INFO"):
+        assert prepare_cli.main([str(src), "--dir", str(recipe), "--name", "mine"]) == 0
+    out = recipe / "data/mine"
+    assert (out / "unaligned.txt").read_text() == f"{short}\n"
+    assert short in read_kaldi_map(out / "text") and short not in read_alignments(recipe / "exp/mono_ali_mine")
+    assert [r.getMessage() for r in caplog.records if short in r.getMessage()] == [
+        (f"1 of 5 utterances could not be aligned, kept for scoring, without frame labels: {short} "
+         f"(listed in {out}/unaligned.txt)")]
+    caplog.clear()
+    mfcc = recipe / "data/mfcc/mine"
+    with caplog.at_level("INFO"):
+        assert align_main(["--lang", str(recipe / "data/lang"), "--model", str(recipe / "exp/mono"),
+                           "--feats", str(mfcc), "--text", str(mfcc / "text"), "--out", str(tmp_path / "ali")]) == 0
+    assert [r.getMessage() for r in caplog.records if short in r.getMessage()] == [
+        f"alignment failed for 1 of 5 utterances: {short}"]
 
 
 # -- segments -----------------------------------------------------------------------------------

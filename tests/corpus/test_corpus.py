@@ -198,6 +198,15 @@ def test_ensure_frames_merges_a_phone_without_frame():
     assert alignment.ensure_frames(segs, 1000, 16000) == [Segment(0, 1000, "sil")]
 
 
+def test_run_labels_collapses_runs_and_keeps_repeats_apart():
+    """A frame alignment as its phone sequence: one label per run, a phone that comes back after
+    another phone counted again, no frames no phones."""
+    frames = np.array([0, 0, 7, 7, 7, 3, 7, 7, 0], dtype=np.int64)
+    assert alignment.run_labels(frames).tolist() == [0, 7, 3, 7, 0]
+    assert alignment.run_labels(np.array([5])).tolist() == [5]
+    assert alignment.run_labels(np.zeros(0, np.int64)).tolist() == []
+
+
 def test_unmapped_espeak_symbol_is_named():
     with pytest.raises(DataError, match="'Q9'"):
         to_timit("Q9")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pytorch_kaldi_snn.io.fst_header import FstHeader, read_fst_header, vector_fst_header
 from pytorch_kaldi_snn.io.lattice import (
+    COMPACT_ARC_TYPE,
     CompactArc,
     CompactLattice,
     CompactWeight,
@@ -134,6 +136,28 @@ def test_reads_lattice4_binary(tmp_path):
     ((key, back),) = read_lattices(tmp_path / "lat.ark")
     assert key == "utt1"
     assert best_path(back, 1.0) == ([11], [3, 4], CompactWeight(2.0, 25.0, (3, 4)))
+
+
+def test_a_cut_lattice_and_a_cut_header_are_one_line_each(tmp_path, kaldi_binary):
+    """The one byte cursor raises each reader's own line: the lattice's utterance, the header's
+    file and byte."""
+    write_lattices(tmp_path / "cut.ark", [("u", kaldi_binary["m3_u050"])])
+    (tmp_path / "cut.ark").write_bytes((tmp_path / "cut.ark").read_bytes()[:-30])
+    with pytest.raises(DataError) as err:
+        list(read_lattices(tmp_path / "cut.ark"))
+    assert str(err.value) == "utterance u: truncated binary lattice"
+    header = vector_fst_header(COMPACT_ARC_TYPE, 0x10003, 0, 5)
+    with pytest.raises(DataError) as err:
+        read_fst_header(header[:20], "g.fst")  # 18 bytes of magic and "vector", then the arc type
+    assert str(err.value) == "g.fst: truncated OpenFst binary at byte 18"
+
+
+def test_the_vector_header_written_reads_back():
+    """What the lattice writer and the const-to-vector graph rewrite put first: the header
+    OpenFst's VectorFst writes, which read_fst_header gives back field by field."""
+    header = vector_fst_header(COMPACT_ARC_TYPE, 0x10003, 1, 5)
+    assert read_fst_header(b"utt " + header + b"states...", "x", 4) == FstHeader(
+        "vector", COMPACT_ARC_TYPE, 2, 0, 0x10003, 1, 5, 0, len(header))
 
 
 def test_bad_archives(tmp_path, kaldi_binary):
