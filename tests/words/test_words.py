@@ -17,6 +17,7 @@ import soundfile
 from experiment_cfgs import TINY, synth_cfg
 from pytorch_kaldi_snn import prepare_set as prepare_cli
 from pytorch_kaldi_snn.corpus.alignment import run_labels
+from pytorch_kaldi_snn.corpus.timit import PHONES_48
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.agreement import set_agreement
 from pytorch_kaldi_snn.gmm.labels import read_lab_folder
@@ -25,7 +26,6 @@ from pytorch_kaldi_snn.io import read_kaldi_map
 from pytorch_kaldi_snn.io.tables import read_symbol_table
 from pytorch_kaldi_snn.pipeline.runner import run_experiment
 from pytorch_kaldi_snn.prepare_set import prepare_set
-from pytorch_kaldi_snn.corpus.timit import PHONES_48
 from pytorch_kaldi_snn.words.in_context import _edit_distance, pronunciations_in_context
 from pytorch_kaldi_snn.words.lexicon import espeak_pronunciation, fold_arpabet, load_lexicon
 from pytorch_kaldi_snn.words.normalise import normalise
