@@ -47,7 +47,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Dict, List, Mapping, Sequence, Tuple, Union
+from typing import Collection, Dict, List, Mapping, Sequence, Union
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.corpus.alignment import FRAME_SLACK, num_frames, read_phone_alignment, run_labels
@@ -60,6 +60,7 @@ from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB, ConnectedSpeech
 from pytorch_kaldi_snn.io.ownership import mark, removal_refused
 from pytorch_kaldi_snn.graph.lang import read_inventory
 from pytorch_kaldi_snn.io.data_dir import DataDir
+from pytorch_kaldi_snn.io.segments import recording_utterances
 from pytorch_kaldi_snn.io.tables import read_kaldi_map, read_table_lines, write_kaldi_map
 from pytorch_kaldi_snn.words.lexicon import CMUDICT, load_lexicon
 from pytorch_kaldi_snn.words.transcripts import OOV_CHOICES, WordTranscripts, word_transcripts
@@ -143,22 +144,14 @@ def _audio_frames(data: DataDir, samples: Mapping[str, int], rate: int) -> Dict[
     from check_wav_table); commands are measured once their features exist."""
     wav_scp, frames = str(data.root / "wav.scp"), {}
     for key, n_samples in samples.items():
-        for utt, (first, end) in _utterances(data, key, n_samples, rate):
+        for utt, (first, end) in recording_utterances(data.segments, key, n_samples, rate,
+                                                      str(data.root / "segments")):
             frames[utt] = num_frames(end - first, rate)
             if frames[utt] == 0:
                 where = wav_scp if data.segments is None else str(data.root / "segments")
                 raise DataError(f"empty utterance: {end - first} samples, shorter than one frame",
                                 file=where, utt=utt)
     return frames
-
-
-def _utterances(data: DataDir, key: str, n_samples: int, rate: int) -> List[Tuple[str, Tuple[int, int]]]:
-    """The utterances in wav.scp entry ``key`` with their sample ranges (segments of a recording)."""
-    if data.segments is None:
-        return [(key, (0, n_samples))]
-    where = str(data.root / "segments")
-    return [(utt, seg.samples(rate, n_samples, where, utt))
-            for utt, seg in data.segments.items() if seg.recording == key]
 
 
 def check_alignment_frames(data: DataDir, frames: Mapping[str, int]) -> None:
