@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Set
+from typing import Dict, List, Mapping, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -76,7 +76,8 @@ def align_set(lang: Path, model_dir: Path, feats_dir: Path, text: Path, out: Pat
 def align_words(lang: Path, model_dir: Path, feats_dir: Path, words: Mapping[str, Sequence[str]],
                 lexicon: Mapping[str, Sequence[Sequence[str]]], out: Path, text: str,
                 sil_prob: float = SIL_PROB, speech: ConnectedSpeech = ConnectedSpeech(),
-                config: MonoConfig = MonoConfig()) -> Dict[str, List[str]]:
+                config: MonoConfig = MonoConfig(),
+                pron_probs: Mapping[str, Mapping[Tuple[str, ...], float]] = {}) -> Dict[str, List[str]]:
     """Align every utterance of ``feats_dir`` to its ``words`` through ``lexicon`` (every word in
     it), with optional silence between words and the closures and glides of ``speech``; returns
     each aligned utterance's phones, runs collapsed (the pronunciations, silences and glides the
@@ -86,9 +87,11 @@ def align_words(lang: Path, model_dir: Path, feats_dir: Path, words: Mapping[str
     vocabulary = sorted({w for line in words.values() for w in line})
     word_ids = {w: i for i, w in enumerate(vocabulary, 1)}
     lexicon_ids = {word_ids[w]: lexicon[w] for w in vocabulary}
+    probabilities = {word_ids[w]: [pron_probs[w].get(tuple(p), 1.0) for p in lexicon[w]]
+                     for w in vocabulary if w in pron_probs}
     feats = _checked_features(model, feats_dir, set(words), text)
     aligner = Aligner(model.hmm, model.hmm.topo.phones, config,
-                      lexicon=lexicon_fst(lexicon_ids, phone_ids, sil_prob, speech))
+                      lexicon=lexicon_fst(lexicon_ids, phone_ids, sil_prob, speech, probabilities))
     transcripts = {utt: [word_ids[w] for w in line] for utt, line in words.items()}
     alignments = _align_and_write(model, aligner, feats, transcripts, model_dir, out)
     symbols = {i: p for p, i in phone_ids.items()}
