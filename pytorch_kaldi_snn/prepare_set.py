@@ -15,9 +15,11 @@ the dropped punctuation is counted in one log line) and pronounced with ``--lexi
 more alternative of each word) or a Kaldi ``lexicon.txt``. Words the lexicon lacks get eSpeak
 NG's pronunciation, listed in ``data/<name>/oov_lexicon.txt`` and in one log line, or with
 ``--oov error`` are refused by name. Each utterance is aligned with the recipe's GMM through an
-L.fst of its words' pronunciations, with optional silence between words (``--sil-prob``), closure
-silence before stops, ``dx`` for intervocalic t/d and glides that link vowels, closures and glides
-as often as the recipe's training ``text`` has them (gmm/lexicon_fst.py); the set's phone
+L.fst of its words' pronunciations, with optional silence between words, closure silence before
+stops, ``dx`` for intervocalic t/d and glides that link vowels, silences and glides as often as
+the recipe's training ``text`` has them and each pronunciation as often as the training set said
+it (gmm/lexicon_fst.py, gmm/pron_probs.py; ``--sil-prob`` for the leading and trailing silence
+and for phone pairs the training text lacks); the set's phone
 ``text`` (the scoring reference) is what the alignment chose. Utterances that cannot be aligned
 are listed in one log line and in ``data/<name>/unaligned.txt``: from words they are left out of
 the set (they have no reference), from phones they stay for scoring, without frame labels.
@@ -376,7 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--oov", choices=OOV_CHOICES, default="espeak",
                         help="words the lexicon lacks: pronounced by eSpeak NG, or refused by name")
     parser.add_argument("--sil-prob", type=float, default=SIL_PROB,
-                        help="probability of optional silence between words (as prepare_lang.sh)")
+                        help="probability of the optional leading and trailing silence, and of silence "
+                        "between words where the training text has no count (as prepare_lang.sh)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     return run_reporting_errors("prepare_set", lambda: prepare_set(

@@ -27,10 +27,10 @@ from pytorch_kaldi_snn.words.lexicon import espeak_pronunciation, fold_arpabet, 
 from pytorch_kaldi_snn.words.normalise import normalise
 
 # Alignment from words agrees with the synthesizer's frames a little less than realignment from
-# the true phones on the tiny corpus's test set: 73.9 % against 77.2 % (8 training utterances
-# leave the GMM too weak to place optional silences as well as a transcript that lists them).
-# The default size is measured in docs/corpus.md.
-AGREEMENT_GAP = 0.04
+# the true phones on the tiny corpus's test set: 75.3 % against 77.2 % (8 training utterances
+# leave the GMM too weak, and the silence and pronunciation counts too sparse, to place optional
+# silences as well as a transcript that lists them). The default size is measured in docs/corpus.md.
+AGREEMENT_GAP = 0.025
 
 
 def test_cmudict_folds_to_the_39_phones() -> None:
