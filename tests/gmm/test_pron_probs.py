@@ -4,6 +4,7 @@ from __future__ import annotations
 from pytorch_kaldi_snn.corpus.phones import PHONES
 from pytorch_kaldi_snn.gmm.lexicon_fst import ConnectedSpeech
 from pytorch_kaldi_snn.gmm.pron_probs import PronProbs, count_pronunciations
+from pytorch_kaldi_snn.prepare_set import RecipeDir
 
 PHONE_IDS = {p: i for i, p in enumerate(PHONES, 1)}
 LEXICON = {"the": [("dh", "ah"), ("dh", "iy")], "end": [("eh", "n", "d")], "cat": [("k", "ae", "t")]}
@@ -28,3 +29,10 @@ def test_probabilities_are_relative_to_the_most_said_alternative() -> None:
     probs = PronProbs({"the": {("dh", "ah"): 2, ("dh", "iy"): 1}})
     assert probs.of("the", [("dh", "ah"), ("dh", "iy"), ("dh", "ih")]) == [1.0, 2 / 3, 1 / 3]
     assert probs.of("cat", [("k", "ae", "t")]) is None
+
+
+def test_a_recipe_without_a_training_word_text_gives_no_probabilities(tmp_path) -> None:
+    """recipes/timit_builtin's training set has phones only: every pronunciation costs nothing."""
+    (tmp_path / "data/train").mkdir(parents=True)
+    (tmp_path / "data/train/text").write_text("u1 sil dh ah sil\n")
+    assert RecipeDir(tmp_path).pron_probs(ConnectedSpeech()) == PronProbs()
