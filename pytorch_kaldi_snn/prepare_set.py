@@ -15,9 +15,11 @@ the dropped punctuation is counted in one log line) and pronounced with ``--lexi
 more alternative of each word) or a Kaldi ``lexicon.txt``. Words the lexicon lacks get eSpeak
 NG's pronunciation, listed in ``data/<name>/oov_lexicon.txt`` and in one log line, or with
 ``--oov error`` are refused by name. Each utterance is aligned with the recipe's GMM through an
-L.fst of its words' pronunciations, with optional silence between words (``--sil-prob``), closure
-silence before stops, ``dx`` for intervocalic t/d and glides that link vowels, closures and glides
-as often as the recipe's training ``text`` has them (gmm/lexicon_fst.py); the set's phone
+L.fst of its words' pronunciations, with optional silence between words, closure silence before
+stops, ``dx`` for intervocalic t/d and glides that link vowels, silences and glides as often as
+the recipe's training ``text`` has them and each pronunciation as often as the training set said
+it (gmm/lexicon_fst.py, gmm/pron_probs.py; ``--sil-prob`` for the leading and trailing silence
+and for phone pairs the training text lacks); the set's phone
 ``text`` (the scoring reference) is what the alignment chose. Utterances that cannot be aligned
 are listed in one log line and in ``data/<name>/unaligned.txt``: from words they are left out of
 the set (they have no reference), from phones they stay for scoring, without frame labels.
@@ -47,7 +49,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Dict, List, Mapping, Sequence, Tuple, Union
+from typing import Collection, Dict, List, Mapping, Sequence, Union
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.corpus.alignment import FRAME_SLACK, num_frames, read_phone_alignment, run_labels
@@ -57,10 +59,12 @@ from pytorch_kaldi_snn.features.audio import check_wav_table
 from pytorch_kaldi_snn.features.extract import FeatureConf, make_pytorch_kaldi_feats
 from pytorch_kaldi_snn.gmm.align import align_set, align_words
 from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB, ConnectedSpeech
+from pytorch_kaldi_snn.gmm.pron_probs import PronProbs, count_pronunciations
 from pytorch_kaldi_snn.io.ownership import mark, removal_refused
 from pytorch_kaldi_snn.graph.lang import read_inventory
 from pytorch_kaldi_snn.io.data_dir import DataDir
-from pytorch_kaldi_snn.io.tables import read_kaldi_map, read_table_lines, write_kaldi_map
+from pytorch_kaldi_snn.io.segments import recording_utterances
+from pytorch_kaldi_snn.io.tables import read_kaldi_map, read_symbol_table, read_table_lines, write_kaldi_map
 from pytorch_kaldi_snn.words.lexicon import CMUDICT, load_lexicon
 from pytorch_kaldi_snn.words.transcripts import OOV_CHOICES, WordTranscripts, word_transcripts
 
@@ -96,6 +100,22 @@ class RecipeDir:
         if not text.is_file():
             raise DataError("missing: run the recipe first (its train set's phone text)", file=str(text))
         return ConnectedSpeech.estimate(line.split() for line in read_kaldi_map(text).values())
+
+    def pron_probs(self, speech: ConnectedSpeech) -> PronProbs:
+        """How often the training set said each CMUdict / eSpeak NG pronunciation of its words
+        (its ``text.words`` matched to its phone ``text``); none without a word text."""
+        words, text = self.data / TRAIN_SET / "text.words", self.data / TRAIN_SET / "text"
+        if not words.is_file():
+            return PronProbs()
+        phone_ids = read_symbol_table(self.data / "lang" / "phones.txt")
+        said = word_transcripts(read_kaldi_map(words), load_lexicon(CMUDICT, list(phone_ids)), CMUDICT,
+                                "espeak", words, espeak_alternatives=True)
+        phones = {utt: line.split() for utt, line in read_kaldi_map(text).items()}
+        probs = count_pronunciations(said.words, phones, said.pronunciations, phone_ids, speech)
+        log.info("pronunciation probabilities: counted in %d training utterances (%d whose phones "
+                 "no pronunciation of their words gives left out)", len(said.words) - probs.unmatched,
+                 probs.unmatched)
+        return probs
 
     def outputs(self, name: str) -> List[Path]:
         return [self.data / name, self.data / "mfcc" / name, self.root / "exp" / f"mono_ali_{name}"]
@@ -143,22 +163,14 @@ def _audio_frames(data: DataDir, samples: Mapping[str, int], rate: int) -> Dict[
     from check_wav_table); commands are measured once their features exist."""
     wav_scp, frames = str(data.root / "wav.scp"), {}
     for key, n_samples in samples.items():
-        for utt, (first, end) in _utterances(data, key, n_samples, rate):
+        for utt, (first, end) in recording_utterances(data.segments, key, n_samples, rate,
+                                                      str(data.root / "segments")):
             frames[utt] = num_frames(end - first, rate)
             if frames[utt] == 0:
                 where = wav_scp if data.segments is None else str(data.root / "segments")
                 raise DataError(f"empty utterance: {end - first} samples, shorter than one frame",
                                 file=where, utt=utt)
     return frames
-
-
-def _utterances(data: DataDir, key: str, n_samples: int, rate: int) -> List[Tuple[str, Tuple[int, int]]]:
-    """The utterances in wav.scp entry ``key`` with their sample ranges (segments of a recording)."""
-    if data.segments is None:
-        return [(key, (0, n_samples))]
-    where = str(data.root / "segments")
-    return [(utt, seg.samples(rate, n_samples, where, utt))
-            for utt, seg in data.segments.items() if seg.recording == key]
 
 
 def check_alignment_frames(data: DataDir, frames: Mapping[str, int]) -> None:
@@ -272,8 +284,9 @@ def _align(recipe: RecipeDir, reference: Reference, mfcc_dir: Path, ali_dir: Pat
     lang, model = recipe.data / "lang", recipe.root / "exp" / "mono"
     if isinstance(reference, WordTranscripts):
         write_kaldi_map(mfcc_dir / "text.words", {u: " ".join(w) for u, w in reference.words.items()})
+        speech = recipe.connected_speech()
         chosen = align_words(lang, model, mfcc_dir, reference.words, reference.pronunciations, ali_dir,
-                             str(mfcc_dir / "text.words"), sil_prob, recipe.connected_speech())
+                             str(mfcc_dir / "text.words"), sil_prob, speech, pron_probs=recipe.pron_probs(speech))
         text = {utt: " ".join(phones) for utt, phones in chosen.items()}
         write_kaldi_map(mfcc_dir / "text", text)
         return text, set(text)
@@ -340,7 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--oov", choices=OOV_CHOICES, default="espeak",
                         help="words the lexicon lacks: pronounced by eSpeak NG, or refused by name")
     parser.add_argument("--sil-prob", type=float, default=SIL_PROB,
-                        help="probability of optional silence between words (as prepare_lang.sh)")
+                        help="probability of the optional leading and trailing silence, and of silence "
+                        "between words where the training text has no count (as prepare_lang.sh)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     return run_reporting_errors("prepare_set", lambda: prepare_set(

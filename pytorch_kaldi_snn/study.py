@@ -47,12 +47,12 @@ from pytorch_kaldi_snn.io.ownership import take  # noqa: E402
 from pytorch_kaldi_snn.layers.cost import layer_mults  # noqa: E402
 from pytorch_kaldi_snn.report.paper_ops import KINDS  # noqa: E402
 from pytorch_kaldi_snn.report.results import scored_rate  # noqa: E402
+from pytorch_kaldi_snn.report.study_layout import (  # noqa: E402
+    STUDIES, TABLE1, console_log, point_name, seed_folder)
 from pytorch_kaldi_snn.report.study_tables import (  # noqa: E402
     fig5_markdown, plot_fig5, summarise, table1_markdown)
 from pytorch_kaldi_snn.pipeline.grid import GridRun, Outcome, run_grid  # noqa: E402
 from pytorch_kaldi_snn.train.checkpoint import save_json  # noqa: E402
-
-STUDIES = ("table1", "fig5a", "fig5b")
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH_DIR = "recipes/synth"  # the corpus folder the shipped synth cfgs name
@@ -79,13 +79,11 @@ class Point:
 
     @property
     def name(self) -> str:
-        if self.arch in ("lstm", "gru"):
-            return f"{self.arch}_h{self.hidden}"
-        return f"{self.arch}_N{self.n_bits}_k{self.k}_h{self.hidden}"
+        return point_name(self.arch, self.n_bits, self.k, self.hidden)
 
 
 def study_points(study: str, hidden: int) -> List[Point]:
-    if study == "table1":
+    if study == TABLE1:
         return [Point(arch, 6, 4, hidden) for arch in ARCHS]
     if study == "fig5a":
         return [Point("v2", n, 1, hidden) for n in FIG5A_BITS]
@@ -139,16 +137,16 @@ def training_cost(point: Point) -> float:
     return layer_mults(KINDS[point.arch], point.hidden, point.hidden)
 
 
-def run_points(points: Sequence[Point], cfgs: Dict[str, Path], out: Path, seeds: int,
+def run_points(study: str, points: Sequence[Point], cfgs: Dict[str, Path], out: Path, seeds: int,
                epochs: int, extra: Sequence[str], jobs: int) -> List[Dict]:
     """Every seed of every point (``jobs`` at a time, the costliest first), summarised per point
     in the order given."""
     runs, names = [], []
     for point in points:
         for seed in range(seeds):
-            console = None if jobs == 1 else out / point.name / f"seed{seed}.console.log"
-            sets = (*point_overrides(point, epochs, 1234 + seed, out / point.name / f"seed{seed}"),
-                    *extra)
+            console = None if jobs == 1 else console_log(out, study, point.name, seed)
+            sets = (*point_overrides(point, epochs, 1234 + seed,
+                                     seed_folder(out, study, point.name, seed)), *extra)
             runs.append(GridRun(f"study: {point.name} seed {seed}"
                                 + ("" if console is None else f" (output: {console})"),
                                 cfgs[point.arch], sets, console, training_cost(point)))
@@ -205,12 +203,12 @@ def run_study(study: str, corpus: str, out: Path, seeds: int, hidden: int, epoch
                                                                    out / "check"), *extra])
                for point in points]  # fail on a bad override before the first run
     prepare_corpus(checked[0], out)  # once, before runs that would race to do it
-    rows = run_points(points, cfgs, out / study, seeds, epochs, extra, jobs)
+    rows = run_points(study, points, cfgs, out, seeds, epochs, extra, jobs)
     save_json(out / f"{study}.json", rows)
-    text = table1_markdown(rows) if study == "table1" else fig5_markdown(rows)
+    text = table1_markdown(rows) if study == TABLE1 else fig5_markdown(rows)
     atomic_write(out / f"{study}.md", lambda tmp: Path(tmp).write_text(text))
     print(text, end="")
-    if study != "table1":
+    if study != TABLE1:
         plot_fig5(rows, out / f"{study}.png")
     return rows
 

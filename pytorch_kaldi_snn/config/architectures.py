@@ -4,9 +4,10 @@ Each PyTorch-Kaldi class (:mod:`pytorch_kaldi_snn.neural_networks`) is built fro
 parsed here once: :class:`SpikingSpec` holds one :class:`~pytorch_kaldi_snn.neurons.options.
 NeuronOptions` per layer (the neuron code states each default, range and cross-option check;
 this module only translates ``snn_*`` strings and words its errors by cfg key), and
-:class:`StackSpec` the options of the LSTM/GRU/MLP baselines, whose activation names the layer
-code defines. A width may be ``N_out_<lab>`` until the label set's size is known
-(:meth:`sized`); the PyTorch-Kaldi classes also accept the strings themselves.
+:class:`StackSpec` the options of the LSTM/GRU/MLP baselines, whose activation names
+:mod:`~pytorch_kaldi_snn.config.registry` lists (the layer code implements each). A width may
+be ``N_out_<lab>`` until the label set's size is known (:meth:`sized`); the PyTorch-Kaldi
+classes also accept the strings themselves.
 """
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ from pytorch_kaldi_snn.config.options import (
     Section, get_bool, get_bool_list, get_float, get_float_list, get_int, get_int_list, get_str,
     get_str_list, per_layer, section_name,
 )
-from pytorch_kaldi_snn.config.registry import UPSTREAM_CLASSES
+from pytorch_kaldi_snn.config.registry import ACTIVATIONS, RECURRENT_ACTIVATIONS, UPSTREAM_CLASSES
 from pytorch_kaldi_snn.errors import ConfigError
-from pytorch_kaldi_snn.layers.baselines import ACTIVATIONS, RECURRENT_ACTIVATIONS
 from pytorch_kaldi_snn.neurons.options import MAX_DROPOUT, NeuronOptions, OptionError
 from pytorch_kaldi_snn.neurons.variants import neuron
 
@@ -154,7 +154,7 @@ def stack_spec(kind: str, options: Options) -> StackSpec:
     def layers(values: List[Any], key: str) -> Tuple[Any, ...]:
         return tuple(per_layer(values, len(sizes), options, key))
 
-    acts = (tuple(ACTIVATIONS), "softmax") if kind == "dnn" else (RECURRENT_ACTIVATIONS, "tanh")
+    acts = (ACTIVATIONS, "softmax") if kind == "dnn" else (RECURRENT_ACTIVATIONS, "tanh")
     return StackSpec(
         kind=kind, sizes=sizes,
         acts=layers(get_str_list(options, f"{p}_act", choices=acts[0], default=[acts[1]]),

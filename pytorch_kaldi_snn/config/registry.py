@@ -30,10 +30,13 @@ from pytorch_kaldi_snn.errors import ConfigError
 
 PROTO_DIR = Path(__file__).resolve().parents[1] / "proto"
 HONOURED, OURS, UPSTREAM_ONLY = "honoured", "ours", "upstream only"
-# the values of keys whose code lives above config/: train/precision.py, train/scheduler.py and
-# gmm/labels.py implement each of them
+# the values of keys whose code lives above config/: train/precision.py, train/scheduler.py,
+# gmm/labels.py and layers/baselines.py implement each of them
 PRECISIONS = ("float32", "bf16")  # [exp] precision
 SCHEDULES = ("upstream", "fork", "consecutive")  # arch_lr_schedule, the first the default
+# lstm_act / gru_act / dnn_act; "softmax" (PyTorch-Kaldi's log-softmax) only for dnn_act
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "linear", "softmax")
+RECURRENT_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
 LAB_OPTS = {"ali-to-pdf": "pdf", "ali-to-phones --per-frame=true": "phone"}  # lab_opts -> labels
 
 

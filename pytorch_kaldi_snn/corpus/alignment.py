@@ -8,7 +8,8 @@ Two interchangeable files hold an alignment (the contract of docs/corpus.md):
 
 * ``ali.txt``: ``utt p0 p1 ...``, one 39-class phone symbol per frame;
 * ``phones.ctm``: ``utt channel start duration phone`` in seconds; frames whose centre no line
-  covers are ``sil``. The frame count comes from ``utt2num_frames``, else from the wav file.
+  covers are ``sil``. The frame count comes from ``utt2num_frames``, else from the wav file (of
+  each segment, where the data dir has a ``segments`` file).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 import numpy as np
 
 from ..errors import DataError
+from ..io.segments import read_segments, recording_utterances
 from ..io.tables import read_table_lines
 from .phones import PHONE_ID, SIL
 from .segments import Segment
@@ -126,18 +128,25 @@ def _read_ali_txt(path: Path) -> Dict[str, np.ndarray]:
 
 
 def _frame_counts(data_dir: Path) -> Dict[str, int]:
-    """Frames per utterance from utt2num_frames, else from the plain-file wavs of wav.scp."""
+    """Frames per utterance from utt2num_frames, else from the plain-file wavs of wav.scp, cut
+    by ``segments`` where the data dir has one (the frames of each segment, as its features)."""
     counts = data_dir / "utt2num_frames"
     if counts.is_file():
         return {utt: int(n) for utt, n in _table(counts).items()}
     import soundfile
 
+    wav_scp, segments_file = data_dir / "wav.scp", data_dir / "segments"
+    segments = read_segments(segments_file) if segments_file.is_file() else None
     frames: Dict[str, int] = {}
-    for utt, wav in _table(data_dir / "wav.scp").items():
+    for key, wav in _table(wav_scp).items():
         if wav.endswith("|") or not Path(wav).is_file():
-            raise DataError("wav is not a plain file; add utt2num_frames", file="wav.scp", utt=utt)
+            raise DataError(f"{'recording' if segments else 'utterance'} {key}: its wav is not a "
+                            "plain file, so phones.ctm's frames cannot be counted; add "
+                            "utt2num_frames", file=str(wav_scp))
         info = soundfile.info(wav)
-        frames[utt] = num_frames(info.frames, info.samplerate)
+        for utt, (first, end) in recording_utterances(segments, key, info.frames,
+                                                      info.samplerate, str(segments_file)):
+            frames[utt] = num_frames(end - first, info.samplerate)
     return frames
 
 
@@ -155,7 +164,8 @@ def _read_ctm(path: Path, n_frames: Dict[str, int]) -> Dict[str, np.ndarray]:
     alignment: Dict[str, np.ndarray] = {}
     for utt, utt_spans in spans.items():
         if utt not in n_frames:
-            raise DataError("no frame count (utt2num_frames or wav.scp)", file=str(path), utt=utt)
+            raise DataError("no frame count (utt2num_frames, segments or wav.scp)", file=str(path),
+                            utt=utt)
         _check_within_audio(utt_spans, n_frames[utt], path, utt)
         centres = _CENTRE_US + _SHIFT_US * np.arange(n_frames[utt])
         labels = np.full(centres.size, SIL, dtype=object)

@@ -32,6 +32,7 @@ from pytorch_kaldi_snn.gmm.topology import build_hmm_system
 from pytorch_kaldi_snn.gmm.train import Aligner, MonoConfig, MonoModel, log_failed
 from pytorch_kaldi_snn.gmm.train_mono import gmm_features, phone_transcripts
 from pytorch_kaldi_snn.gmm.lexicon_fst import SIL_PROB, ConnectedSpeech, lexicon_fst
+from pytorch_kaldi_snn.gmm.pron_probs import PronProbs
 from pytorch_kaldi_snn.io.tables import read_kaldi_map, read_symbol_table
 
 log = logging.getLogger("align")
@@ -80,19 +81,21 @@ def align_set(lang: Path, model_dir: Path, feats_dir: Path, text: Path, out: Pat
 def align_words(lang: Path, model_dir: Path, feats_dir: Path, words: Mapping[str, Sequence[str]],
                 lexicon: Mapping[str, Sequence[Sequence[str]]], out: Path, text: str,
                 sil_prob: float = SIL_PROB, speech: ConnectedSpeech = ConnectedSpeech(),
-                config: MonoConfig = MonoConfig()) -> Dict[str, List[str]]:
+                config: MonoConfig = MonoConfig(), pron_probs: PronProbs = PronProbs()) -> Dict[str, List[str]]:
     """Align every utterance of ``feats_dir`` to its ``words`` through ``lexicon`` (every word in
-    it), with optional silence between words and the closures and glides of ``speech``; returns
-    each aligned utterance's phones, runs collapsed (the pronunciations, silences and glides the
-    audio chose). ``text`` names the transcript."""
+    it, each alternative with its ``pron_probs``), with optional silence between words and the
+    closures and glides of ``speech``; returns each aligned utterance's phones, runs collapsed
+    (the pronunciations, silences and glides the audio chose). ``text`` names the transcript."""
     model = load_model(lang, model_dir)
     phone_ids = read_symbol_table(Path(lang) / "phones.txt")
     vocabulary = sorted({w for line in words.values() for w in line})
     word_ids = {w: i for i, w in enumerate(vocabulary, 1)}
     lexicon_ids = {word_ids[w]: lexicon[w] for w in vocabulary}
+    said = {word_ids[w]: pron_probs.of(w, lexicon[w]) for w in vocabulary}
+    probabilities = {i: p for i, p in said.items() if p is not None}  # words the training set said
     feats = _checked_features(model, feats_dir, set(words), text)
     aligner = Aligner(model.hmm, model.hmm.topo.phones, config,
-                      lexicon=lexicon_fst(lexicon_ids, phone_ids, sil_prob, speech))
+                      lexicon=lexicon_fst(lexicon_ids, phone_ids, sil_prob, speech, probabilities))
     transcripts = {utt: [word_ids[w] for w in line] for utt, line in words.items()}
     alignments = _align_and_write(model, aligner, feats, transcripts, model_dir, out)
     symbols = {i: p for p, i in phone_ids.items()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterator, Mapping, NamedTuple, Tuple
+from typing import Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
 import kaldi_native_io as kio
 import numpy as np
@@ -67,6 +67,20 @@ def read_segments(path: PathLike) -> dict[str, UttSegment]:
             raise DataError(f"line {number}: duplicate key", file=name, utt=utt)
         table[utt] = UttSegment(recording, start, end)
     return table
+
+
+Ranges = List[Tuple[str, Tuple[int, int]]]  # (utt, (first, end sample)) of a recording
+
+
+def recording_utterances(segments: Optional[Mapping[str, UttSegment]], recording: str,
+                         n_samples: int, rate: float, where: str) -> Ranges:
+    """The utterances of ``wav.scp`` entry ``recording`` (``n_samples`` at ``rate``) with their
+    sample ranges: the whole recording without ``segments``, else each of its segments as
+    ``extract-segments`` cuts it (``where``: the segments file, named by a refusal)."""
+    if segments is None:
+        return [(recording, (0, n_samples))]
+    return [(utt, seg.samples(rate, n_samples, where, utt))
+            for utt, seg in segments.items() if seg.recording == recording]
 
 
 def read_segment_waves(

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pytorch_kaldi_snn.config.registry import ACTIVATIONS, RECURRENT_ACTIVATIONS
 from pytorch_kaldi_snn.layers.common import (
     InputNorm,
     InputProjection,
@@ -22,7 +23,8 @@ from pytorch_kaldi_snn.layers.common import (
 )
 from pytorch_kaldi_snn.layers.cost import CountedLayer
 
-ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
+# one function per name of config/registry.py's ACTIVATIONS (the cfg reader checks names there)
+_FUNCTIONS: Dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu,
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
@@ -31,13 +33,12 @@ ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
     "linear": lambda x: x,
     "softmax": lambda x: F.log_softmax(x, dim=-1),  # log-softmax, as PyTorch-Kaldi's "softmax"
 }
-RECURRENT_ACTIVATIONS = tuple(name for name in ACTIVATIONS if name != "softmax")
 
 
 def _activation(name: str, valid: Sequence[str]) -> Callable[[Tensor], Tensor]:
     if name not in valid:
         raise ValueError(f"unknown activation {name!r}; valid: {', '.join(valid)}")
-    return ACTIVATIONS[name]
+    return _FUNCTIONS[name]
 
 
 class _GatedRecurrentLayer(CountedLayer):
@@ -181,7 +182,7 @@ class MLPLayer(CountedLayer):
                  bias: bool = True) -> None:
         super().__init__(input_size, output_size)
         self.act_name = act
-        self.act = _activation(act, tuple(ACTIVATIONS))
+        self.act = _activation(act, ACTIVATIONS)
         self.linear = nn.Linear(input_size, output_size,
                                 bias=bias and not (use_batchnorm or use_layernorm))
         nn.init.xavier_uniform_(self.linear.weight)

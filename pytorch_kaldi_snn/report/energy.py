@@ -42,12 +42,13 @@ import json
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.cli import command_parser, run_reporting_errors
 from pytorch_kaldi_snn.errors import DataError, UserInputError
 from pytorch_kaldi_snn.report.energy_model import Constants, LayerActivity, estimate, render
 from pytorch_kaldi_snn.report.paper_ops import PAPER_TIMIT
+from pytorch_kaldi_snn.report.study_layout import TABLE1, finished_runs, seed_folder
 
 
 # docs/study.md, 2 x 550 units, 40 inputs, 6-bit outputs, seed 1234: zero outputs % of each
@@ -67,49 +68,57 @@ def study_activity(arch: str, n_bits: int = 6) -> List[LayerActivity]:
             LayerActivity("readout", "mlp", STUDY_N, STUDY_OUT, r, 1.0, binary, False)]
 
 
-def quoted_models() -> Dict[str, Tuple[float, List[LayerActivity]]]:
-    """The study's three spiking models at docs/study.md's quoted sparsity (zeros %, layers)."""
-    return {arch: (STUDY_ZEROS[arch], study_activity(arch)) for arch in STUDY_ZEROS}
+class PricedModel(NamedTuple):
+    """One spiking model of the study's table: its architecture (the paper's row it is compared
+    with), zero outputs % and the activity of each layer."""
+    arch: str
+    zeros_pct: float
+    layers: List[LayerActivity]
 
 
-def trained_models(study: Path) -> Dict[str, Tuple[float, List[LayerActivity]]]:
+def quoted_models() -> Dict[str, PricedModel]:
+    """The study's three spiking models at docs/study.md's quoted sparsity, by row label."""
+    return {arch: PricedModel(arch, zeros, study_activity(arch))
+            for arch, zeros in STUDY_ZEROS.items()}
+
+
+def trained_models(study: Path) -> Dict[str, PricedModel]:
     """The spiking points of a finished ``study table1 --out STUDY``: seed 0 of each, with the
-    zero outputs % and the per-layer activity its run measured on the test set."""
+    zero outputs % and the per-layer activity its run measured on the test set; a row is
+    labelled by its point's folder where an architecture has several."""
     found = {}
+    runs = finished_runs(study, TABLE1, seed=0)
     for arch in STUDY_ZEROS:
-        runs = sorted(Path(study).glob(f"table1/{arch}_N*/seed0"))
-        for run in runs:
-            if (run / "results.json").is_file():
-                results, layers = read_activity(run)
-                found[f"{arch} ({run.parent.name})" if len(runs) > 1 else arch] = (
-                    float(results["zero_outputs_pct"]), layers)
+        for run in runs.get(arch, []):
+            results, layers = read_activity(run)
+            label = f"{arch} ({run.parent.name})" if len(runs[arch]) > 1 else arch
+            found[label] = PricedModel(arch, float(results["zero_outputs_pct"]), layers)
     if not found:
-        raise DataError("holds no finished spiking run of table1 (table1/<arch>_N*/seed0/"
-                        "results.json): not the --out of `python -m pytorch_kaldi_snn.study "
-                        "table1`?", file=str(study))
+        pattern = seed_folder(Path(), TABLE1, "<arch>_N*", 0) / "results.json"
+        raise DataError(f"holds no finished spiking run of {TABLE1} ({pattern}): not the --out "
+                        f"of `python -m pytorch_kaldi_snn.study {TABLE1}`?", file=str(study))
     return found
 
 
-def study_table(models: Dict[str, Tuple[float, List[LayerActivity]]],
-                constants: Constants = Constants()) -> str:
-    """Totals of the study's spiking ``models`` (name: zeros %, layers) beside the LSTM and GRU
-    of their sizes, with the paper's Table 1 ops column (report.paper_ops) for comparison."""
+def study_table(models: Dict[str, PricedModel], constants: Constants = Constants()) -> str:
+    """Totals of the study's spiking ``models`` (by row label) beside the LSTM and GRU of their
+    sizes, with the paper's Table 1 ops column (report.paper_ops) for comparison."""
     lines = ["| model | zeros % | fp32 pJ/frame | int8 pJ/frame | fp32 vs LSTM | int8 vs LSTM "
              "| break-even non-zero % | paper ops vs LSTM |", "|---|---|---|---|---|---|---|---|"]
-    reference = estimate(next(iter(models.values()))[1], constants)["total"]
+    reference = estimate(next(iter(models.values())).layers, constants)["total"]
     for label, row in (("lstm", reference[1]), ("gru", reference[2])):
         lines.append(f"| {label} | 0.00 | {row['fp32_pj']:.0f} | {row['int8_pj']:.0f} "
                      f"| {row['fp32_pj'] / reference[1]['fp32_pj']:.3f} "
                      f"| {row['int8_pj'] / reference[1]['int8_pj']:.3f} | - "
                      f"| {PAPER_TIMIT[label].ops_vs_lstm:.2f} |")
-    for name, (zeros, layers) in models.items():
-        section = estimate(layers, constants)
+    for name, model in models.items():
+        section = estimate(model.layers, constants)
         this = section["total"][0]
-        lines.append(f"| {name} | {zeros:.2f} | {this['fp32_pj']:.0f} "
+        lines.append(f"| {name} | {model.zeros_pct:.2f} | {this['fp32_pj']:.0f} "
                      f"| {this['int8_pj']:.0f} | {this['fp32_pj'] / reference[1]['fp32_pj']:.3f} "
                      f"| {this['int8_pj'] / reference[1]['int8_pj']:.3f} "
                      f"| {section['break_even_nonzero_pct']:.1f} "
-                     f"| {PAPER_TIMIT[name.split()[0]].ops_vs_lstm:.2f} |")
+                     f"| {PAPER_TIMIT[model.arch].ops_vs_lstm:.2f} |")
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@
 phone graph?" (its error rate is then a PER, else a WER)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Set
 
@@ -36,23 +36,43 @@ def metric_of(graph: Path) -> str:
 
 @dataclass(frozen=True)
 class Score:
-    """The reported figure of a scored decode, how it was found, and the 1-best at ``acwt``."""
+    """The reported figure of a scored decode, how it was found, and the 1-best at ``acwt``.
+
+    Its fields are ``decode.json``'s keys in their order (``decoder`` comes after ``error_rate``),
+    under their ``json`` metadata's name where that differs; a field marked ``omit_none`` is left
+    out of the file while None (and read back as None when absent)."""
     metric: str  # PER or WER (metric_of the graph)
     error_rate: float
-    ins: int  # the reported figure's errors and reference length
-    dels: int
-    subs: int
-    ref_tokens: int
     scored_on: str
     rescoring: Optional[str]  # kaldi or builtin; None without a sweep
-    decode_mbr: Optional[bool]  # None without a sweep (then not in the json)
+    decode_mbr: Optional[bool] = field(metadata={"omit_none": True})  # None without a sweep
     best_lmwt: Optional[int]
     best_wip: Optional[float]
+    ins: int  # the reported figure's errors and reference length
+    dels: int = field(metadata={"json": "del"})
+    subs: int = field(metadata={"json": "sub"})
+    ref_tokens: int
     sweep: List[Dict[str, float]]  # the sweep's table, one row per (LMWT, WIP)
     one_best_acwt: float
     one_best_error_rate: float
     hyp: str  # the reported figure's hypotheses
     decode_dir: str
+
+
+def _json_key(f: Field) -> str:
+    return f.metadata.get("json", f.name)
+
+
+def _score_json(score: "Score") -> Dict[str, Any]:
+    """``score``'s keys of ``decode.json``, in their order."""
+    values = ((f, getattr(score, f.name)) for f in fields(Score))
+    return {_json_key(f): v for f, v in values if not (v is None and f.metadata.get("omit_none"))}
+
+
+def _score_from_json(data: Mapping[str, Any]) -> "Score":
+    """The :class:`Score` that :func:`_score_json` wrote as ``data``."""
+    return Score(**{f.name: data.get(_json_key(f)) if f.metadata.get("omit_none")
+                    else data[_json_key(f)] for f in fields(Score)})
 
 
 @dataclass(frozen=True)
@@ -73,30 +93,14 @@ class DecodeResult:
     def to_json(self) -> Dict[str, Any]:
         """What ``decode.json`` keeps, in its keys and order."""
         head = {"metric": self.metric, "error_rate": self.error_rate, "decoder": self.decoder}
-        s = self.score
-        if s is None:
-            return head
-        mbr = {} if s.decode_mbr is None else {"decode_mbr": s.decode_mbr}
-        return {**head, "scored_on": s.scored_on, "rescoring": s.rescoring, **mbr,
-                "best_lmwt": s.best_lmwt, "best_wip": s.best_wip,
-                "ins": s.ins, "del": s.dels, "sub": s.subs, "ref_tokens": s.ref_tokens,
-                "sweep": s.sweep,
-                "one_best_acwt": s.one_best_acwt, "one_best_error_rate": s.one_best_error_rate,
-                "hyp": s.hyp, "decode_dir": s.decode_dir}
+        return head if self.score is None else {**head, **_score_json(self.score)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "DecodeResult":
         """A ``decode.json`` as :meth:`to_json` wrote it (its ``cfg`` key is the caller's)."""
         if data.get("metric") is None:
             return cls(data["decoder"])
-        return cls(data["decoder"], Score(
-            metric=data["metric"], error_rate=data["error_rate"], ins=data["ins"],
-            dels=data["del"], subs=data["sub"], ref_tokens=data["ref_tokens"],
-            scored_on=data["scored_on"], rescoring=data["rescoring"],
-            decode_mbr=data.get("decode_mbr"), best_lmwt=data["best_lmwt"],
-            best_wip=data["best_wip"], sweep=data["sweep"], one_best_acwt=data["one_best_acwt"],
-            one_best_error_rate=data["one_best_error_rate"], hyp=data["hyp"],
-            decode_dir=data["decode_dir"]))
+        return cls(data["decoder"], _score_from_json(data))
 
     @property
     def per(self) -> Optional[float]:

@@ -348,6 +348,22 @@ def test_segments_give_the_features_of_the_audio_cut_by_hand(recipe: Path, tmp_p
         (recipe / "data/byhand/cmvn_speaker.ark").read_bytes()
 
 
+def test_segments_with_a_phones_ctm_count_each_segments_frames(recipe: Path, tmp_path: Path) -> None:
+    """A phones.ctm beside segments (no utt2num_frames) is read on the frames of each segment:
+    the reference is the one the same audio cut by hand gives."""
+    src, hand, utts = _segmented_source(recipe, tmp_path)
+    ctm = [line for line in (recipe / "data/test/phones.ctm").read_text().splitlines()
+           if line.split()[0] in utts]
+    for folder in (src, hand):
+        (folder / "text").unlink()
+        (folder / "phones.ctm").write_text("\n".join(ctm) + "\n")
+    assert prepare_cli.main([str(hand), "--dir", str(recipe), "--name", "byhand"]) == 0
+    assert prepare_cli.main([str(src), "--dir", str(recipe), "--name", "segmented"]) == 0
+    reference = read_kaldi_map(recipe / "data/segmented/text")
+    assert list(reference) == utts and all(reference.values())
+    assert reference == read_kaldi_map(recipe / "data/byhand/text")
+
+
 def test_segments_are_cut_as_kaldis_extract_segments(kaldi_env: dict, recipe: Path,
                                                      tmp_path: Path) -> None:
     """Rounding (half away from zero), an end of -1 and an end overshooting by < 0.5 s."""

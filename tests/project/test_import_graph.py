@@ -22,7 +22,7 @@ PACKAGES = ("neurons", "layers", "kernels")
 # from one earlier in this list (a top-level module counts as a package of its own)
 LAYERS = (
     "errors", "threads", "kaldi_ports", "cli", "io",
-    "neurons", "kernels", "layers", "config", "neural_networks",
+    "neurons", "kernels", "config", "layers", "neural_networks",
     "scoring", "corpus", "words", "features", "decoding", "gmm", "graph",
     "data", "train", "diagnostics", "report", "forward",
     "pipeline", "trained", "export", "evaluate", "transcribe", "prepare_set", "study", "sweep",
@@ -166,6 +166,16 @@ def test_packages_import_in_one_direction():
         for target in targets:
             low, high = (rank[name.split(".")[1]] for name in (target, source))
             assert low <= high, f"{source} imports {target}"
+
+
+def test_config_imports_neither_layers_nor_torch():
+    """config/ reads cfgs into typed specs: the names it checks (activations, schedules...) live
+    in config/registry.py, and the model code takes them from there, never the other way."""
+    found = sorted(f"{_module_name(path)} imports {target}"
+                   for path in (ROOT / "config").rglob("*.py") for target in _imports(path)
+                   if target.split(".")[0] == "torch"
+                   or target.startswith("pytorch_kaldi_snn.layers"))
+    assert found == []
 
 
 @pytest.mark.parametrize("source,expected", [

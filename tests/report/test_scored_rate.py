@@ -1,7 +1,10 @@
 """Tables and plots read each run's own error rate: PER on a phone graph, WER on a word graph."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from pytorch_kaldi_snn.report.results import _markdown, scored_rate
 from pytorch_kaldi_snn.scoring.decoded import DecodeResult, Score, is_phone_graph
@@ -45,6 +48,33 @@ def test_decode_json_keeps_its_keys_in_order_and_reads_back():
         assert DecodeResult.from_json({**result.to_json(), "cfg": "[exp]"}) == result
     assert (one_best.per, swept.per, swept.results_fields()["wer"]) == (15.0, None, 12.5)
     assert swept.results_fields()["decoding"]["del"] == 2
+
+
+# decode.json files as the hand-written to_json wrote them (keys, order, the omitted decode_mbr)
+_ONE_BEST_JSON = {
+    "metric": "PER", "error_rate": 15.0, "decoder": "builtin", "scored_on": "1-best at acwt 0.2",
+    "rescoring": None, "best_lmwt": None, "best_wip": None, "ins": 1, "del": 2, "sub": 3,
+    "ref_tokens": 40, "sweep": [], "one_best_acwt": 0.2, "one_best_error_rate": 15.0,
+    "hyp": "d/hyp.txt", "decode_dir": "exp/decode_test"}
+_SWEPT_JSON = {
+    "metric": "WER", "error_rate": 12.5, "decoder": "kaldi", "scored_on": "best of the sweep",
+    "rescoring": "kaldi", "decode_mbr": True, "best_lmwt": 7, "best_wip": 0.5, "ins": 4, "del": 5,
+    "sub": 6, "ref_tokens": 120, "sweep": [{"lmwt": 7, "wip": 0.5, "error_rate": 12.5}],
+    "one_best_acwt": 0.1, "one_best_error_rate": 13.0, "hyp": "h.txt", "decode_dir": "exp/d"}
+
+
+def test_decode_json_written_before_reads_and_writes_back_unchanged():
+    """The fields-driven to_json/from_json keep the hand-written format: an old decode.json reads
+    into the right fields and writes back byte for byte (keys, order, ``del``/``sub``, and
+    ``decode_mbr`` only where there was a sweep); a file missing a key still fails loudly."""
+    for written in (_ONE_BEST_JSON, _SWEPT_JSON):
+        result = DecodeResult.from_json(written)
+        assert json.dumps(result.to_json()) == json.dumps(written)
+    swept = DecodeResult.from_json(_SWEPT_JSON).score
+    assert (swept.dels, swept.subs, swept.decode_mbr, swept.best_lmwt) == (5, 6, True, 7)
+    assert DecodeResult.from_json(_ONE_BEST_JSON).score.decode_mbr is None
+    with pytest.raises(KeyError, match="'sub'"):
+        DecodeResult.from_json({k: v for k, v in _SWEPT_JSON.items() if k != "sub"})
 
 
 def test_one_function_says_whether_a_graph_is_of_phones(tmp_path: Path):

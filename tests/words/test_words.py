@@ -31,10 +31,10 @@ from pytorch_kaldi_snn.words.lexicon import espeak_pronunciation, fold_arpabet, 
 from pytorch_kaldi_snn.words.normalise import normalise
 
 # Alignment from words agrees with the synthesizer's frames a little less than realignment from
-# the true phones on the tiny corpus's test set: 73.9 % against 77.2 % (8 training utterances
-# leave the GMM too weak to place optional silences as well as a transcript that lists them).
-# The default size is measured in docs/corpus.md.
-AGREEMENT_GAP = 0.04
+# the true phones on the tiny corpus's test set: 75.3 % against 77.2 % (8 training utterances
+# leave the GMM too weak, and the silence and pronunciation counts too sparse, to place optional
+# silences as well as a transcript that lists them). The default size is measured in docs/corpus.md.
+AGREEMENT_GAP = 0.025
 
 
 def test_cmudict_folds_to_the_39_phones() -> None:
@@ -56,16 +56,21 @@ def test_cmudict_keeps_the_distinctions_of_timits_48_phones() -> None:
 
 
 def test_connected_speech_is_counted_in_phone_transcripts() -> None:
-    """Closures before stops and vowel-linking glides, as often as the transcripts have them
-    (Laplace-smoothed); silence before an utterance's first phone is no closure."""
+    """Silence by the class of the phone before and the phone after, and vowel-linking glides,
+    as often as the transcripts have them (Laplace-smoothed); silence before an utterance's first
+    phone is no closure or pause."""
     speech = ConnectedSpeech.estimate([
         "sil p ah sil p iy y ah er ah sil".split(),
-        "sil t iy y ow sil t er r ah sil".split(),
+        "sil t iy y ow sil t er r ah d ah s sil d ah sil".split(),
     ])
-    assert speech.closure_before("p") == ("sil", 2 / 3)  # the first p follows leading silence
-    assert speech.closure_before("t") == ("sil", 2 / 3)
-    assert speech.closure_before("b") == ("sil", 0.5)  # never seen: as likely as not
-    assert speech.closure_before("ah") is None
+    assert speech.closure_before("ah", "p") == ("sil", 2 / 3)  # the first p follows leading silence
+    assert speech.closure_before("ow", "t") == ("sil", 2 / 3)
+    assert speech.closure_before("ah", "d") == ("sil", 1 / 3)  # d after a vowel: no closure
+    assert speech.closure_before("s", "d") == ("sil", 2 / 3)  # after a fricative: closed
+    assert speech.closure_before("n", "d") == ("sil", 0.5)  # never seen: as likely as not
+    assert speech.closure_before("ah", "ah") is None  # silence between words only
+    assert speech.silence_between("vowel", "s", 0.2) == 1 / 3
+    assert speech.silence_between("stop", "s", 0.2) == 0.2  # never seen: the caller's prior
     assert speech.glide_after("iy") == ("y", 3 / 4)
     assert speech.glide_after("er") == ("r", 1 / 2)  # once linked by r, once not
     assert speech.glide_after("ow") is None  # never followed by a vowel: no glide offered
