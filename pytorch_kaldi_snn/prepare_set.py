@@ -11,7 +11,7 @@ cuts it. An ``ali.txt`` must have its audio's frame count, give or take ``FRAME_
 
 A word ``text`` is normalised as Kaldi's LibriSpeech/TIMIT data preparation does (words/normalise.py;
 the dropped punctuation is counted in one log line) and pronounced with ``--lexicon``: ``cmudict``
-(the CMU Pronouncing Dictionary, folded to the 39 phones, with eSpeak NG's pronunciation as one
+(the CMU Pronouncing Dictionary in the recipe's phones, with eSpeak NG's pronunciation as one
 more alternative of each word) or a Kaldi ``lexicon.txt``. Words the lexicon lacks get eSpeak
 NG's pronunciation, listed in ``data/<name>/oov_lexicon.txt`` and in one log line, or with
 ``--oov error`` are refused by name. Each utterance is aligned with the recipe's GMM through an
@@ -94,23 +94,33 @@ class RecipeDir:
     def mfcc_conf(self) -> Path:
         return self.data / "mfcc" / TRAIN_SET / "conf" / "mfcc.conf"
 
-    def connected_speech(self) -> ConnectedSpeech:
-        """How often closures and glides occur in the training set's phone ``text``."""
+    def training_phones(self) -> Dict[str, List[str]]:
+        """The training set's phone ``text``, per utterance: what the GMM was trained on."""
         text = self.data / TRAIN_SET / "text"
         if not text.is_file():
             raise DataError("missing: run the recipe first (its train set's phone text)", file=str(text))
-        return ConnectedSpeech.estimate(line.split() for line in read_kaldi_map(text).values())
+        return {utt: line.split() for utt, line in read_kaldi_map(text).items()}
+
+    def spoken_phones(self) -> List[str]:
+        """The phones the training transcripts use: CMUdict's ARPAbet becomes one of the
+        recipe's own phones only if it is among these (words/lexicon.py), so TIMIT's ``ax`` for
+        an unstressed AH needs an ``ax`` the GMM was trained on."""
+        return sorted({p for phones in self.training_phones().values() for p in phones})
+
+    def connected_speech(self) -> ConnectedSpeech:
+        """How often closures and glides occur in the training set's phone ``text``."""
+        return ConnectedSpeech.estimate(self.training_phones().values())
 
     def pron_probs(self, speech: ConnectedSpeech) -> PronProbs:
         """How often the training set said each CMUdict / eSpeak NG pronunciation of its words
         (its ``text.words`` matched to its phone ``text``); none without a word text."""
-        words, text = self.data / TRAIN_SET / "text.words", self.data / TRAIN_SET / "text"
+        words = self.data / TRAIN_SET / "text.words"
         if not words.is_file():
             return PronProbs()
         phone_ids = read_symbol_table(self.data / "lang" / "phones.txt")
-        said = word_transcripts(read_kaldi_map(words), load_lexicon(CMUDICT, list(phone_ids)), CMUDICT,
+        said = word_transcripts(read_kaldi_map(words), load_lexicon(CMUDICT, self.spoken_phones()), CMUDICT,
                                 "espeak", words, espeak_alternatives=True)
-        phones = {utt: line.split() for utt, line in read_kaldi_map(text).items()}
+        phones = self.training_phones()
         probs = count_pronunciations(said.words, phones, said.pronunciations, phone_ids, speech)
         log.info("pronunciation probabilities: counted in %d training utterances (%d whose phones "
                  "no pronunciation of their words gives left out)", len(said.words) - probs.unmatched,
@@ -192,9 +202,9 @@ def is_phone_text(text: Mapping[str, str], phones: Sequence[str]) -> bool:
     return all(token in allowed for line in text.values() for token in line.split())
 
 
-def reference(data: DataDir, phones: Sequence[str], options: Options) -> Reference:
+def reference(data: DataDir, phones: Sequence[str], options: Options, spoken: Sequence[str]) -> Reference:
     """The phone transcript of every utterance, from ali.txt, phones.ctm or a phone text (in that
-    order); else ``text`` is read as words, to be aligned."""
+    order); else ``text`` is read as words, to be aligned (CMUdict in the ``spoken`` phones)."""
     src = data.root
     if (src / "ali.txt").is_file() or (src / "phones.ctm").is_file():
         where = src / ("ali.txt" if (src / "ali.txt").is_file() else "phones.ctm")
@@ -205,7 +215,9 @@ def reference(data: DataDir, phones: Sequence[str], options: Options) -> Referen
     elif is_phone_text(data.text, phones):
         where, transcript = src / "text", dict(data.text)
     else:
-        return _word_reference(data.text, src / "text", phones, options)
+        lexicon = load_lexicon(options.lexicon, spoken if options.lexicon == CMUDICT else phones)
+        return word_transcripts(data.text, lexicon, options.lexicon, options.oov, src / "text",
+                                espeak_alternatives=options.lexicon == CMUDICT)
     for utt in data.utts:
         if not transcript.get(utt, "").split():
             raise DataError("empty utterance: no phones in the reference", file=str(where), utt=utt)
@@ -258,7 +270,7 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False,
     samples = check_wav_table(data.wav or {}, str(data.root / "wav.scp"), rate)
     frames = _audio_frames(data, samples, rate)
     phones = read_inventory(recipe.data / "lang" / "phones.txt")
-    ref = reference(data, phones, options)
+    ref = reference(data, phones, options, recipe.spoken_phones())
     check_alignment_frames(data, frames)
     for path in existing:
         shutil.rmtree(path)
@@ -269,12 +281,6 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False,
             if not removal_refused(path, MAKER):
                 shutil.rmtree(path, ignore_errors=True)
         raise
-
-
-def _word_reference(text: Mapping[str, str], where: Path, phones: Sequence[str], options: Options) -> WordTranscripts:
-    lexicon = load_lexicon(options.lexicon, phones)
-    return word_transcripts(text, lexicon, options.lexicon, options.oov, where,
-                            espeak_alternatives=options.lexicon == CMUDICT)
 
 
 def _align(recipe: RecipeDir, reference: Reference, mfcc_dir: Path, ali_dir: Path,

@@ -10,7 +10,9 @@ Additions, because the recipe's phones are TIMIT-style surface phones, where a s
 ``sil``, an intervocalic /t/ or /d/ may be the flap ``dx``, and a glide may link two vowels
 ("the_y_end", "her_r_own"), while a lexicon writes none of them:
 
-* inside a word, before a stop or affricate, a closure ``sil`` is optional;
+* inside a word, before a stop or affricate, a closure ``sil`` is optional (in a recipe with
+  TIMIT's 48 phones, the closure its training transcripts write before that stop: ``cl`` or
+  ``vcl``; recipes/timit_builtin);
 * a /t/ or /d/ between two vowels of a pronunciation may also be ``dx``;
 * between a vowel that links (``iy ih ey ay oy`` by ``y``, ``uw ow aw uh`` by ``w``, ``er`` by
   ``r``) and a following vowel, in a word or across a word boundary, the glide is optional.
@@ -34,6 +36,7 @@ from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
 SIL_PROB = 0.5  # prepare_lang.sh's default --sil-prob
 CLOSURE_BEFORE = frozenset("b d g p t k ch jh".split())
+CLOSURES = frozenset({SIL, "cl", "vcl"})  # what precedes a stop: TIMIT's 48 phones keep cl/vcl apart
 NASALS = frozenset({"m", "n", "ng"})
 FRICATIVES = frozenset("s z sh f v th dh hh".split())
 FLAPPED = frozenset({"t", "d"})
@@ -73,20 +76,27 @@ class ConnectedSpeech:
 
     silence: Mapping[Context, float] = field(default_factory=dict)
     glide: Mapping[str, float] = field(default_factory=dict)
+    closure: Mapping[str, str] = field(default_factory=dict)  # stop -> its closure phone (else sil)
 
     @classmethod
     def estimate(cls, transcripts: Iterable[Sequence[str]]) -> "ConnectedSpeech":
         """Counted in phone transcripts with explicit ``sil`` (a recipe's training ``text``). An
         utterance's first phone is left out of the silence counts: silence before it is the
-        utterance's leading silence, not a closure or pause."""
+        utterance's leading silence, not a closure or pause. A closure phone (``cl``, ``vcl``)
+        counts as the silence before its stop, and each stop's closure is the one it follows
+        most often."""
         silent, chances, glided, vowel_pairs = Counter(), Counter(), Counter(), Counter()
+        closures: Dict[str, Counter] = {}
         for phones in transcripts:
             for i in range(2, len(phones)):
-                before = phones[i - 2] if phones[i - 1] == SIL else phones[i - 1]
-                if SIL not in (phones[i], before):
+                gap = phones[i - 1] in CLOSURES
+                before = phones[i - 2] if gap else phones[i - 1]
+                if phones[i] in CLOSURE_BEFORE and gap:
+                    closures.setdefault(phones[i], Counter())[phones[i - 1]] += 1
+                if not CLOSURES & {phones[i], before}:
                     context = (phone_class(before), phones[i])
                     chances[context] += 1
-                    silent[context] += phones[i - 1] == SIL
+                    silent[context] += gap
             for first, middle, last in zip(phones, phones[1:], phones[2:]):
                 if first in LINKING_GLIDE and middle == LINKING_GLIDE[first] and last in VOWELS:
                     glided[first] += 1
@@ -94,7 +104,12 @@ class ConnectedSpeech:
                 elif first in LINKING_GLIDE and middle in VOWELS:
                     vowel_pairs[first] += 1
         return cls({c: _smoothed(silent[c], n) for c, n in chances.items()},
-                   {v: _smoothed(glided[v], n) for v, n in vowel_pairs.items()})
+                   {v: _smoothed(glided[v], n) for v, n in vowel_pairs.items()},
+                   {stop: count.most_common(1)[0][0] for stop, count in closures.items()})
+
+    def gap_before(self, phone: str) -> str:
+        """The phone of a silence before ``phone``: a stop's closure, else ``sil``."""
+        return self.closure.get(phone, SIL)
 
     def silence_between(self, before_class: str, phone: str, unseen: float) -> float:
         """The probability of silence between a phone of ``before_class`` and ``phone``;
@@ -102,10 +117,10 @@ class ConnectedSpeech:
         return self.silence.get((before_class, phone), unseen)
 
     def closure_before(self, before: str, phone: str) -> Optional[Insertion]:
-        """Inside a word: the closure ``sil`` a stop may have after ``before``."""
+        """Inside a word: the closure a stop may have after ``before``."""
         if phone not in CLOSURE_BEFORE:
             return None
-        return SIL, self.silence_between(phone_class(before), phone, UNKNOWN)
+        return self.gap_before(phone), self.silence_between(phone_class(before), phone, UNKNOWN)
 
     def glide_after(self, vowel: str) -> Optional[Insertion]:
         """The glide that may link ``vowel`` to a following vowel; none where the transcripts
@@ -150,7 +165,8 @@ class _Lexicon:
     where ``next`` is ``vowel`` or ``other``, the class of the next word's first phone (a
     linking glide leads only to a vowel). From there the next word starts directly or after a
     silence, with the probability of silence between those two phones (``silence_between``;
-    ``sil_prob`` where the transcripts never had them in a row). That silence ends in
+    ``sil_prob`` where the transcripts never had them in a row; before a stop, the silence is its
+closure phone, ``gap_before``). That silence ends in
     ``after_silence[phone]``, one state per first phone, and the word starts with no closure:
     the silence already holds it (two silence HMMs in a row would need 6 frames where the
     speaker made one short closure). The utterance starts at ``first``, after an optional
@@ -194,7 +210,7 @@ class _Lexicon:
             for (c, k), src in self.boundary.items():
                 if k == ("vowel" if phone in VOWELS else "other"):
                     probability = self.speech.silence_between(c, phone, self.sil_prob)
-                    self.fst.arc(src, state, self.ids[SIL], EPS, _cost(probability))
+                    self.fst.arc(src, state, self.ids[self.speech.gap_before(phone)], EPS, _cost(probability))
         return self.after_silence[phone]
 
     def add(self, word: int, pronunciation: Sequence[str], probability: float = 1.0) -> None:

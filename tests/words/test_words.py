@@ -17,6 +17,7 @@ import soundfile
 from experiment_cfgs import TINY, synth_cfg
 from pytorch_kaldi_snn import prepare_set as prepare_cli
 from pytorch_kaldi_snn.corpus.alignment import run_labels
+from pytorch_kaldi_snn.corpus.timit import PHONES_48
 from pytorch_kaldi_snn.errors import DataError
 from pytorch_kaldi_snn.gmm.agreement import set_agreement
 from pytorch_kaldi_snn.gmm.labels import read_lab_folder
@@ -41,6 +42,17 @@ def test_cmudict_folds_to_the_39_phones() -> None:
     lexicon = load_lexicon("cmudict", [])
     assert lexicon["read"] == (("r", "eh", "d"), ("r", "iy", "d"))
     assert lexicon["the"] == (("dh", "ah"), ("dh", "iy"))  # DH AH0 and DH AH1 are one entry
+
+
+def test_cmudict_keeps_the_distinctions_of_timits_48_phones() -> None:
+    """recipes/timit_builtin trains on 48 phones: ao and zh stay, unstressed AH/IH are TIMIT's
+    ax/ix, and AH1 stays ah."""
+    assert fold_arpabet(["AO1", "ZH", "AH0", "AH1", "IH0", "IH1", "ER0"], PHONES_48) == (
+        "ao", "zh", "ax", "ah", "ix", "ih", "er")
+    lexicon = load_lexicon("cmudict", PHONES_48)
+    assert lexicon["roses"] == (("r", "ow", "z", "ix", "z"),)
+    assert lexicon["the"] == (("dh", "ax"), ("dh", "ah"), ("dh", "iy"))
+    assert load_lexicon("cmudict", [])["the"] == (("dh", "ah"), ("dh", "iy"))  # cached per inventory
 
 
 def test_connected_speech_is_counted_in_phone_transcripts() -> None:
