@@ -12,6 +12,10 @@ and ``.TXT``, in upper or lower case. As Kaldi's ``egs/timit/s5/local/timit_data
   sequence folded 61 -> 48 with ``q`` deleted (Kaldi's ``phones.60-48-39.map``, the one table in
   :func:`pytorch_kaldi_snn.scoring.timit_fold_map`); scoring folds 48 -> 39.
 
+Beyond Kaldi's data prep, ``text.words`` holds each utterance's ``.WRD`` words (lower case), when
+every utterance of the set has a ``.WRD``: with the phone ``text`` it is what prepare_set counts
+pronunciation probabilities in when a set of recordings is aligned from its words.
+
 SPHERE is read with libsndfile (``soundfile``, its NIST reader) and written as RIFF wavs under
 ``<out>/<set>/wav/`` so that every Kaldi wave reader takes ``wav.scp``. ``ali.txt`` labels each
 frame (Kaldi's framing, docs/corpus.md) with the 48-class phone of the ``.PHN`` segment under its
@@ -101,6 +105,23 @@ def list_sets(root: Path, dev_list: Sequence[str], test_list: Sequence[str]) -> 
     return {name: [u for spk in chosen[name] for u in speaker_utts(spk, dirs[name][spk])] for name in SETS}
 
 
+def read_wrd(path: Path) -> List[str]:
+    """The words of a ``.WRD`` (``start end word`` per line), lower-cased."""
+    words = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 3:
+            raise DataError(f"line {number}: expected 'start end word'", file=str(path))
+        words.append(fields[2].lower())
+    return words
+
+
+def _wrd_path(utt: TimitUtt) -> Path:
+    return utt.phn.with_suffix(".WRD" if utt.phn.suffix == ".PHN" else ".wrd")
+
+
 def read_phn(path: Path) -> List[Segment]:
     """``.PHN`` lines ``start end phone`` (samples, 61-phone set)."""
     segments = []
@@ -168,7 +189,8 @@ def _convert(utt: TimitUtt, wav_dir: Path) -> tuple[Path, List[str], List[str]]:
 
 
 def write_set(utts: Sequence[TimitUtt], out: Path) -> None:
-    """One Kaldi data dir: wav/, wav.scp, utt2spk, spk2utt, spk2gender, text, ali.txt, utt2num_frames."""
+    """One Kaldi data dir: wav/, wav.scp, utt2spk, spk2utt, spk2gender, text, ali.txt, utt2num_frames
+    and, where every utterance has its ``.WRD``, text.words."""
     (out / "wav").mkdir(parents=True, exist_ok=True)
     tables: Dict[str, List[str]] = {n: [] for n in ("wav.scp", "utt2spk", "text", "ali.txt", "utt2num_frames")}
     for utt in sorted(utts, key=lambda u: u.utt.encode()):
@@ -178,6 +200,9 @@ def write_set(utts: Sequence[TimitUtt], out: Path) -> None:
         tables["text"].append(f"{utt.utt} {' '.join(text)}")
         tables["ali.txt"].append(f"{utt.utt} {' '.join(labels)}")
         tables["utt2num_frames"].append(f"{utt.utt} {len(labels)}")
+    if all(_wrd_path(u).is_file() for u in utts):
+        tables["text.words"] = [f"{u.utt} {' '.join(read_wrd(_wrd_path(u)))}"
+                                for u in sorted(utts, key=lambda u: u.utt.encode())]
     speakers = sorted({u.spk for u in utts}, key=str.encode)
     tables["spk2utt"] = [f"{s} {' '.join(sorted((u.utt for u in utts if u.spk == s), key=str.encode))}" for s in speakers]
     tables["spk2gender"] = [f"{s} {s[0]}" for s in speakers]  # TIMIT speaker ids start with f or m

@@ -10,9 +10,11 @@ Additions, because the recipe's phones are TIMIT-style surface phones, where a s
 ``sil``, an intervocalic /t/ or /d/ may be the flap ``dx``, and a glide may link two vowels
 ("the_y_end", "her_r_own"), while a lexicon writes none of them:
 
-* inside a word, before a stop or affricate, a closure ``sil`` is optional (in a recipe with
-  TIMIT's 48 phones, the closure its training transcripts write before that stop: ``cl`` or
-  ``vcl``; recipes/timit_builtin);
+* inside a word, before a stop or affricate, a closure ``sil`` is optional. A recipe with TIMIT's
+  48 phones (recipes/timit_builtin) writes closures apart from pauses, as ``cl`` or ``vcl``:
+  there each stop, word-initial ones too, may have the closure its training transcripts write
+  before it, as often as they do, and silence is a pause (``sil vcl d`` is a pause, then a
+  closure);
 * a /t/ or /d/ between two vowels of a pronunciation may also be ``dx``;
 * between a vowel that links (``iy ih ey ay oy`` by ``y``, ``uw ow aw uh`` by ``w``, ``er`` by
   ``r``) and a following vowel, in a word or across a word boundary, the glide is optional.
@@ -36,7 +38,7 @@ from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
 SIL_PROB = 0.5  # prepare_lang.sh's default --sil-prob
 CLOSURE_BEFORE = frozenset("b d g p t k ch jh".split())
-CLOSURES = frozenset({SIL, "cl", "vcl"})  # what precedes a stop: TIMIT's 48 phones keep cl/vcl apart
+CLOSURES = frozenset({"cl", "vcl"})  # TIMIT's 48 phones write closures apart from pauses
 NASALS = frozenset({"m", "n", "ng"})
 FRICATIVES = frozenset("s z sh f v th dh hh".split())
 FLAPPED = frozenset({"t", "d"})
@@ -76,27 +78,28 @@ class ConnectedSpeech:
 
     silence: Mapping[Context, float] = field(default_factory=dict)
     glide: Mapping[str, float] = field(default_factory=dict)
-    closure: Mapping[str, str] = field(default_factory=dict)  # stop -> its closure phone (else sil)
+    closure: Mapping[str, Insertion] = field(default_factory=dict)  # stop -> its cl/vcl, how often
 
     @classmethod
     def estimate(cls, transcripts: Iterable[Sequence[str]]) -> "ConnectedSpeech":
         """Counted in phone transcripts with explicit ``sil`` (a recipe's training ``text``). An
         utterance's first phone is left out of the silence counts: silence before it is the
-        utterance's leading silence, not a closure or pause. A closure phone (``cl``, ``vcl``)
-        counts as the silence before its stop, and each stop's closure is the one it follows
-        most often."""
+        utterance's leading silence, not a closure or pause. Closures written apart (``cl``,
+        ``vcl``) are counted per stop, as the one it follows most often and how often it has
+        one, and left out of the silence counts."""
         silent, chances, glided, vowel_pairs = Counter(), Counter(), Counter(), Counter()
-        closures: Dict[str, Counter] = {}
-        for phones in transcripts:
+        closed: Dict[str, Counter] = {}
+        for written in transcripts:
+            for previous, stop in zip(written, written[1:]):
+                if stop in CLOSURE_BEFORE:
+                    closed.setdefault(stop, Counter())[previous if previous in CLOSURES else None] += 1
+            phones = [p for p in written if p not in CLOSURES]
             for i in range(2, len(phones)):
-                gap = phones[i - 1] in CLOSURES
-                before = phones[i - 2] if gap else phones[i - 1]
-                if phones[i] in CLOSURE_BEFORE and gap:
-                    closures.setdefault(phones[i], Counter())[phones[i - 1]] += 1
-                if not CLOSURES & {phones[i], before}:
+                before = phones[i - 2] if phones[i - 1] == SIL else phones[i - 1]
+                if SIL not in (phones[i], before):
                     context = (phone_class(before), phones[i])
                     chances[context] += 1
-                    silent[context] += gap
+                    silent[context] += phones[i - 1] == SIL
             for first, middle, last in zip(phones, phones[1:], phones[2:]):
                 if first in LINKING_GLIDE and middle == LINKING_GLIDE[first] and last in VOWELS:
                     glided[first] += 1
@@ -105,11 +108,7 @@ class ConnectedSpeech:
                     vowel_pairs[first] += 1
         return cls({c: _smoothed(silent[c], n) for c, n in chances.items()},
                    {v: _smoothed(glided[v], n) for v, n in vowel_pairs.items()},
-                   {stop: count.most_common(1)[0][0] for stop, count in closures.items()})
-
-    def gap_before(self, phone: str) -> str:
-        """The phone of a silence before ``phone``: a stop's closure, else ``sil``."""
-        return self.closure.get(phone, SIL)
+                   {stop: _closure(count) for stop, count in closed.items() if sum(count.values()) > count[None]})
 
     def silence_between(self, before_class: str, phone: str, unseen: float) -> float:
         """The probability of silence between a phone of ``before_class`` and ``phone``;
@@ -117,15 +116,22 @@ class ConnectedSpeech:
         return self.silence.get((before_class, phone), unseen)
 
     def closure_before(self, before: str, phone: str) -> Optional[Insertion]:
-        """Inside a word: the closure a stop may have after ``before``."""
+        """Inside a word: the closure a stop may have after ``before`` (a written-apart one, else
+        a ``sil`` as often as silence comes between the two)."""
         if phone not in CLOSURE_BEFORE:
             return None
-        return self.gap_before(phone), self.silence_between(phone_class(before), phone, UNKNOWN)
+        return self.closure.get(phone) or (SIL, self.silence_between(phone_class(before), phone, UNKNOWN))
 
     def glide_after(self, vowel: str) -> Optional[Insertion]:
         """The glide that may link ``vowel`` to a following vowel; none where the transcripts
         never had a vowel after ``vowel``."""
         return (LINKING_GLIDE[vowel], self.glide[vowel]) if vowel in self.glide else None
+
+
+def _closure(count: Counter) -> Insertion:
+    """The closure phone a stop follows most often, and how often it has one (smoothed)."""
+    phone = max((p for p in count if p is not None), key=lambda p: (count[p], p))
+    return phone, _smoothed(sum(n for p, n in count.items() if p is not None), sum(count.values()))
 
 
 def _slots(pronunciation: Sequence[str]) -> List[Tuple[str, ...]]:
@@ -165,11 +171,10 @@ class _Lexicon:
     where ``next`` is ``vowel`` or ``other``, the class of the next word's first phone (a
     linking glide leads only to a vowel). From there the next word starts directly or after a
     silence, with the probability of silence between those two phones (``silence_between``;
-    ``sil_prob`` where the transcripts never had them in a row; before a stop, the silence is its
-closure phone, ``gap_before``). That silence ends in
-    ``after_silence[phone]``, one state per first phone, and the word starts with no closure:
-    the silence already holds it (two silence HMMs in a row would need 6 frames where the
-    speaker made one short closure). The utterance starts at ``first``, after an optional
+    ``sil_prob`` where the transcripts never had them in a row). That silence ends in
+    ``after_silence[phone]``, one state per first phone, and the word starts with no ``sil``
+    closure: the silence already holds it (two silence HMMs in a row would need 6 frames where the
+    speaker made one short closure); a closure written apart (``vcl``) may follow. The utterance starts at ``first``, after an optional
     leading silence (``sil_prob``), and ends after a word and an optional trailing one."""
 
     def __init__(self, phone_ids: Mapping[str, int], sil_prob: float, speech: ConnectedSpeech) -> None:
@@ -188,15 +193,15 @@ closure phone, ``gap_before``). That silence ends in
         self.fst.final(self.end)
 
     def _phone(self, src: int, dst: int, options: Tuple[str, ...], olabel: int,
-               insertion: Optional[Insertion]) -> None:
-        """Arcs for one phone (and its alternatives), with an optional phone inserted before it."""
-        cost = 0.0
+               insertion: Optional[Insertion], cost: float = 0.0) -> None:
+        """Arcs for one phone (and its alternatives), with an optional phone inserted before it;
+        ``cost`` is on both paths."""
         if insertion is not None and insertion[0] in self.ids:
             inserted, probability = insertion
             middle = self.fst.state()
-            self.fst.arc(src, middle, self.ids[inserted], olabel, _cost(probability))
+            self.fst.arc(src, middle, self.ids[inserted], olabel, cost + _cost(probability))
             self._options(middle, dst, options, EPS)
-            cost = _cost(1.0 - probability)
+            cost += _cost(1.0 - probability)
         self._options(src, dst, options, olabel, cost)
 
     def _options(self, src: int, dst: int, options: Tuple[str, ...], olabel: int, cost: float = 0.0) -> None:
@@ -210,7 +215,7 @@ closure phone, ``gap_before``). That silence ends in
             for (c, k), src in self.boundary.items():
                 if k == ("vowel" if phone in VOWELS else "other"):
                     probability = self.speech.silence_between(c, phone, self.sil_prob)
-                    self.fst.arc(src, state, self.ids[self.speech.gap_before(phone)], EPS, _cost(probability))
+                    self.fst.arc(src, state, self.ids[SIL], EPS, _cost(probability))
         return self.after_silence[phone]
 
     def add(self, word: int, pronunciation: Sequence[str], probability: float = 1.0) -> None:
@@ -219,11 +224,13 @@ closure phone, ``gap_before``). That silence ends in
         first, dst = slots[0], self.fst.state()
         kind = "vowel" if first[0] in VOWELS else "other"
         own = _cost(probability)
+        # A closure written apart may start the word; in the 39 classes a silence holds it.
+        closure = self.speech.closure.get(first[0])
         for c in CLASSES:  # no silence before the word (its probability: on the arcs to _silence_to)
             probability = self.speech.silence_between(c, first[0], self.sil_prob)
-            self._options(self.boundary[c, kind], dst, first, word, _cost(1.0 - probability) + own)
+            self._phone(self.boundary[c, kind], dst, first, word, closure, _cost(1.0 - probability) + own)
         for src in (self.first, self._silence_to(first[0])):
-            self._options(src, dst, first, word, own)
+            self._phone(src, dst, first, word, closure, own)
         src, previous = dst, first[0]
         for options in slots[1:]:
             dst = self.fst.state()

@@ -63,18 +63,24 @@ def test_pronunciation_probabilities_cost_their_log() -> None:
 
 
 def test_timits_48_phones_close_a_stop_with_the_closure_its_transcripts_write() -> None:
-    """TIMIT's 48 phones write a closure as cl (before p t k) or vcl (before b d g): counted as
-    the silence before the stop, and the phone the word graph inserts, inside a word and as the
-    pause before a stop-initial word. The 39 classes keep sil."""
+    """TIMIT's 48 phones write closures apart from pauses, cl (before p t k) or vcl (b d g): each
+    stop, word-initial ones too, may have its closure as often as the transcripts give it one,
+    also after a pause (sil vcl d); silence between words stays sil, counted with the closures
+    left out. The 39 classes keep their sil closure."""
     speech = ConnectedSpeech.estimate(["sil ae cl t s cl t ae vcl d sil".split(),
-                                       "sil s ae vcl d ae cl t sil vcl d ae sil".split()])
-    assert (speech.gap_before("t"), speech.gap_before("d"), speech.gap_before("s")) == ("cl", "vcl", "sil")
-    assert speech.closure_before("ae", "t") == ("cl", 3 / 4)  # vowel -> t: closed twice of twice
-    assert speech.closure_before("ae", "d") == ("vcl", 3 / 4)
+                                       "sil s ae vcl d ae t sil vcl d ae sil".split()])
+    assert speech.closure == {"t": ("cl", 3 / 5), "d": ("vcl", 4 / 5)}  # t closed 2 of 3, d 3 of 3
+    assert speech.closure_before("ae", "t") == ("cl", 3 / 5)
+    # counted with the closures left out: 'ae t sil vcl d' is a pause between a stop and d
+    assert (speech.silence_between("stop", "d", 0.5), speech.silence_between("vowel", "d", 0.5)) == (2 / 3, 1 / 4)
     assert ConnectedSpeech.estimate(["sil ae sil t sil".split()]).closure_before("ae", "t") == ("sil", 2 / 3)
     timit = dict(speech=speech, phone_ids={p: i for i, p in enumerate(("sil", "ae", "cl", "vcl", "t", "d", "s"), 1)},
                  lexicon_words={1: [("ae", "t")], 2: [("d", "ae")]})
-    assert cost("ae cl t", [1], **timit) == pytest.approx(EDGES - math.log(3 / 4), abs=1e-4)
+    assert cost("ae cl t", [1], **timit) == pytest.approx(EDGES - math.log(3 / 5), abs=1e-4)
     assert cost("ae sil t", [1], **timit) == math.inf
-    assert cost("ae t vcl d ae", [1, 2], **timit) < math.inf  # the pause before 'd' is its vcl
-    assert cost("ae t sil d ae", [1, 2], **timit) == math.inf
+    unclosed_t, closed_d = -math.log(2 / 5), -math.log(4 / 5)
+    assert cost("ae t vcl d ae", [1, 2], **timit) == pytest.approx(
+        EDGES + unclosed_t - math.log(1 / 3) + closed_d, abs=1e-4)
+    assert cost("ae t sil vcl d ae", [1, 2], **timit) == pytest.approx(
+        EDGES + unclosed_t - math.log(2 / 3) + closed_d, abs=1e-4)
+    assert cost("sil vcl d ae sil", [2], **timit) == pytest.approx(-2 * math.log(0.5) + closed_d, abs=1e-4)

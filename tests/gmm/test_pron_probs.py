@@ -24,6 +24,17 @@ def test_the_phones_say_which_alternative_was_said() -> None:
     assert probs.unmatched == 1
 
 
+def test_timits_closures_written_apart_do_not_stop_the_match() -> None:
+    """In TIMIT's 48 phones a stop's closure is cl/vcl, after a pause too ('sil vcl d')."""
+    phones = {"u1": "sil dh iy eh n vcl d sil".split(), "u2": "sil dh ah sil cl k ae cl t sil".split()}
+    ids = {p: i for i, p in enumerate(sorted({p for line in phones.values() for p in line}), 1)}
+    words = {"u1": ["the", "end"], "u2": ["the", "cat"]}
+    probs = count_pronunciations(words, phones, LEXICON, ids, ConnectedSpeech.estimate(phones.values()))
+    assert probs.counts == {"the": {("dh", "iy"): 1, ("dh", "ah"): 1}, "end": {("eh", "n", "d"): 1},
+                            "cat": {("k", "ae", "t"): 1}}
+    assert probs.unmatched == 0
+
+
 def test_probabilities_are_relative_to_the_most_said_alternative() -> None:
     """Kaldi's max-normalisation with add-one smoothing; a word never said has none."""
     probs = PronProbs({"the": {("dh", "ah"): 2, ("dh", "iy"): 1}})
@@ -32,7 +43,7 @@ def test_probabilities_are_relative_to_the_most_said_alternative() -> None:
 
 
 def test_a_recipe_without_a_training_word_text_gives_no_probabilities(tmp_path) -> None:
-    """recipes/timit_builtin's training set has phones only: every pronunciation costs nothing."""
+    """A training set with phones only (a TIMIT tree without .WRD): every pronunciation costs nothing."""
     (tmp_path / "data/train").mkdir(parents=True)
     (tmp_path / "data/train/text").write_text("u1 sil dh ah sil\n")
     assert RecipeDir(tmp_path).pron_probs(ConnectedSpeech()) == PronProbs()
