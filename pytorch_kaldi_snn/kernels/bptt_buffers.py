@@ -10,7 +10,8 @@ from typing import Any, NamedTuple, Optional, Tuple
 
 from torch import Tensor
 
-from pytorch_kaldi_snn.neurons.quantizer import delivered, kernel_scalars, threshold, top_level
+from pytorch_kaldi_snn.neurons.levels import top_level
+from pytorch_kaldi_snn.neurons.quantizer import delivered, kernel_scalars, threshold
 from pytorch_kaldi_snn.neurons.surrogate import surrogate_grad
 
 

@@ -15,7 +15,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from pytorch_kaldi_snn.neurons.dynamics import SpikingState, membrane_step, zero_state
+from pytorch_kaldi_snn.neurons.dynamics import SpikingState, membrane, zero_state
+from pytorch_kaldi_snn.neurons.quantizer import quantize
 from pytorch_kaldi_snn.neurons.surrogate import check_surrogate
 from pytorch_kaldi_snn.neurons.variants import TRADITIONAL, V1, V2, Neuron
 
@@ -49,7 +50,8 @@ def step_loop(neuron: Neuron, inputs: Tensor, alpha: Tensor, params: Sequence[Te
     outputs = []
     for x_t in inputs:
         i = neuron.current(x_t, state, params, mask)
-        v, y = membrane_step(i, state, alpha, b, n_bits, k, surrogate)
+        v = membrane(i, state, alpha)  # Eq. 8
+        y = quantize(v, b, n_bits, k, surrogate)  # Eq. 22
         state = SpikingState(i, v, y)
         v_max = _running_max(v_max, v)
         outputs.append(y)

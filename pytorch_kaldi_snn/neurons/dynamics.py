@@ -1,4 +1,4 @@
-"""State and step dynamics of the spiking neurons as PyTorch operators (Eq. 7-8, 16-22).
+"""State and step dynamics of the spiking neurons as tensor operators (Eq. 7-8, 16-21).
 
 Symbols (per layer of n neurons, batch B):
 
@@ -16,17 +16,20 @@ The membrane update is shared by all variants (Eq. 8)::
     V[n] = α ⊙ V[n−1] + I[n] − R[n−1],    Ŷ[n] = Q(V[n])
 
 Only the synaptic current differs (:mod:`.variants` names each variant's current function).
-The step-by-step loops of :mod:`pytorch_kaldi_snn.layers.recurrence`, the authors' reading and
-the PyTorch streaming path all step through these functions.
+The step-by-step loops of :mod:`pytorch_kaldi_snn.layers.recurrence` (which quantise V with
+:func:`~pytorch_kaldi_snn.neurons.quantizer.quantize`), the authors' reading and the PyTorch
+streaming path all step through these functions.
+
+The functions use tensor operators and methods only: this module imports no torch, so that the
+neuron registry (:mod:`.variants`), which names each variant's current, is read by the cfg
+reader without loading PyTorch (``tests/project/test_import_graph.py``).
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
-import torch
-from torch import Tensor
-
-from pytorch_kaldi_snn.neurons.quantizer import quantize
+if TYPE_CHECKING:
+    from torch import Tensor
 
 RESET_SCALE = 1.0  # c of R = c·Ŷ in the compiled kernels: R = Ŷ
 
@@ -50,13 +53,6 @@ def membrane(i: Tensor, state: SpikingState, alpha: Tensor) -> Tensor:
     return alpha * state.v + i - state.y
 
 
-def membrane_step(i: Tensor, state: SpikingState, alpha: Tensor, b: Tensor, n_bits: int, k: int,
-                  surrogate: str) -> Tuple[Tensor, Tensor]:
-    """Eq. 8 and Eq. 22 for one step: returns (V[n], Ŷ[n]) given the new current I[n]."""
-    v = membrane(i, state, alpha)
-    return v, quantize(v, b, n_bits, k, surrogate)
-
-
 def lif_current(x_t: Tensor, i_prev: Tensor, beta: Tensor) -> Tensor:
     """Eq. 7: I[n] = β ⊙ I[n−1] + x_t (x_t the step's masked weighted input sums)."""
     return beta * i_prev + x_t
@@ -69,8 +65,8 @@ def gated_current(g_t: Tensor, i_prev: Tensor, mask: Optional[Tensor]) -> Tensor
     C = mask ⊙ ReLU(g_c).
     """
     n = g_t.shape[-1] // 2
-    f = torch.sigmoid(g_t[..., :n])
-    c = torch.relu(g_t[..., n:])
+    f = g_t[..., :n].sigmoid()
+    c = g_t[..., n:].relu()
     if mask is not None:
         c = c * mask
     return f * i_prev + (1.0 - f) * c

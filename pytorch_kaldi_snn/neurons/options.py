@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from pytorch_kaldi_snn.neurons.quantizer import MAX_BITS, MIN_BITS, top_level
+from pytorch_kaldi_snn.neurons.levels import MAX_BITS, MIN_BITS, top_level
 from pytorch_kaldi_snn.neurons.surrogate import SURROGATE_NAMES
 
 IMPLS = ("loop", "fused")  # the step-by-step reference, or the fused kernels (kernels.fused)

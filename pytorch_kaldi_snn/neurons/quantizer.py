@@ -15,7 +15,8 @@ the readout receive; it is zero exactly when q is zero, so the cost model of Eq.
 same non-zero inputs either way (the scale Δ folds into the next layer's weights on hardware).
 
 Δ, γ and the top level 2^N − 1 are computed here only (:func:`step_size`, :func:`threshold`,
-:func:`top_level`, :func:`kernel_scalars`); every back end takes them from these functions.
+:func:`kernel_scalars`; the top level and N's range in :mod:`.levels`, which the options share);
+every back end takes them from these functions.
 """
 from __future__ import annotations
 
@@ -24,10 +25,8 @@ from typing import Any, NamedTuple, Tuple
 import torch
 from torch import Tensor
 
+from pytorch_kaldi_snn.neurons.levels import MAX_BITS, MIN_BITS, top_level
 from pytorch_kaldi_snn.neurons.surrogate import surrogate_grad
-
-MIN_BITS = 1
-MAX_BITS = 16
 
 
 def check_bits_threshold(n_bits: int, k: int) -> None:
@@ -47,11 +46,6 @@ def step_size(b: Tensor, n_bits: int) -> Tensor:
 def threshold(b: Tensor, n_bits: int, k: int) -> Tensor:
     """γ = k·Δ (exact: dividing by a power of two rounds nothing)."""
     return k * step_size(b, n_bits)
-
-
-def top_level(n_bits: int) -> int:
-    """The largest output level 2^N − 1."""
-    return 2 ** n_bits - 1
 
 
 class KernelScalars(NamedTuple):

@@ -22,23 +22,26 @@ quantising (as the authors' code does): above b the output is constant, so no gr
 the C and Triton kernels branch on (the C source gets the codes as generated ``#define``s, the
 Triton kernels as ``constexpr``s). A back end that lacks a surrogate refuses it by name
 (:func:`~pytorch_kaldi_snn.neurons.variants.require`).
+
+The functions are written with tensor operators and methods only: this module imports no torch,
+so that the options (:mod:`.options`) and the cfg reader take :data:`SURROGATE_NAMES` from this
+one table without loading PyTorch (``tests/project/test_import_graph.py``).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, NamedTuple, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, NamedTuple, Tuple
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def _distance(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
     """d = max(γ − V, V − b, 0) / b: how far V lies outside [γ, b], in units of b."""
-    zero = torch.zeros((), dtype=v.dtype, device=v.device)
-    return torch.maximum(torch.maximum(gamma - v, v - b), zero) / b
+    return (gamma - v).maximum(v - b).maximum(v.new_zeros(())) / b
 
 
 def _ste(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
-    return torch.ones_like(v)
+    return v.new_ones(v.shape)
 
 
 def _ste_clip(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
@@ -53,8 +56,7 @@ def _fast_sigmoid(v: Tensor, gamma: Tensor, b: Tensor) -> Tensor:
     return (1.0 + 10.0 * _distance(v, gamma, b)).pow(-2)
 
 
-SurrogateFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-
+SurrogateFn = Callable[["Tensor", "Tensor", "Tensor"], "Tensor"]
 
 
 class Surrogate(NamedTuple):

@@ -3,7 +3,10 @@
 A :class:`Neuron` states what a variant is: its name (cfg and layer), the integer code the
 compiled kernels switch on, how many pre-activations per neuron its input projection makes, the
 per-layer tensors besides α its dynamics read, its options (:mod:`.options`) and its synaptic
-current as PyTorch operators (:mod:`.dynamics`). :data:`NEURONS` lists them.
+current as tensor operators (:mod:`.dynamics`). :data:`NEURONS` lists them. Like the modules it
+reads, this one imports no torch: the cfg reader (:mod:`pytorch_kaldi_snn.config.architectures`)
+takes each variant's options from here without loading PyTorch
+(``tests/project/test_import_graph.py``).
 
 Each back end declares which neurons and surrogates it implements and calls :func:`require`
 before it runs, which raises by name for anything else: nothing guesses a variant from a
@@ -25,16 +28,17 @@ authors' reading                    ``layers/authors.py`` via ``Neuron.current``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Collection, Dict, Optional, Sequence, Tuple, Type
-
-from torch import Tensor
+from typing import TYPE_CHECKING, Callable, Collection, Dict, Optional, Sequence, Tuple, Type
 
 from pytorch_kaldi_snn.neurons.dynamics import SpikingState, gated_current, lif_current
 from pytorch_kaldi_snn.neurons.options import GatedOptions, LIFOptions, NeuronOptions, V2Options
 from pytorch_kaldi_snn.neurons.surrogate import check_surrogate
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
 # (step input x_t, previous state, the tensors named by Neuron.params, dropout mask) → I[n]
-Current = Callable[[Tensor, SpikingState, Sequence[Tensor], Optional[Tensor]], Tensor]
+Current = Callable[["Tensor", SpikingState, Sequence["Tensor"], Optional["Tensor"]], "Tensor"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class Neuron:
         params: the layer's tensors besides α that the dynamics read, in the order the time
             loops take them (a layer attribute of each name).
         options: the typed options of its layers.
-        current: I[n] as PyTorch operators, from the step's projected input.
+        current: I[n] as tensor operators, from the step's projected input.
     """
 
     name: str

@@ -24,7 +24,7 @@ def test_reset_is_no_longer_a_layer_option():
 
 
 def test_clipped_ste_passes_no_gradient_above_b():
-    from pytorch_kaldi_snn.neurons import quantize
+    from pytorch_kaldi_snn.neurons.quantizer import quantize
     v = torch.tensor([-1.0, 0.5, 0.99, 1.0, 1.5], requires_grad=True)
     quantize(v, torch.tensor(1.0), 3, 1, "ste_clip").sum().backward()
     assert v.grad.tolist() == [1.0, 1.0, 1.0, 1.0, 0.0]

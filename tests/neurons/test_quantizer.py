@@ -2,13 +2,9 @@
 import pytest
 import torch
 
-from pytorch_kaldi_snn.neurons import (
-    MembraneMaxTracker,
-    check_bits_threshold,
-    quantize,
-    quantize_level,
-    surrogate_grad,
-)
+from pytorch_kaldi_snn.neurons.ema import MembraneMaxTracker
+from pytorch_kaldi_snn.neurons.quantizer import check_bits_threshold, quantize, quantize_level
+from pytorch_kaldi_snn.neurons.surrogate import surrogate_grad
 
 B = torch.tensor(2.0, dtype=torch.float64)
 

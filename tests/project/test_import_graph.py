@@ -9,6 +9,9 @@ own package is not (its ``__init__`` has always run first).
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Set
 
@@ -176,6 +179,21 @@ def test_config_imports_neither_layers_nor_torch():
                    if target.split(".")[0] == "torch"
                    or target.startswith("pytorch_kaldi_snn.layers"))
     assert found == []
+
+
+def test_reading_a_cfg_loads_no_torch():
+    """Importing every module of config/ loads no torch, through the neuron definitions it reads
+    either (options, registry, surrogates): the test above sees only config/'s own imports."""
+    modules = sorted(f"pytorch_kaldi_snn.config.{path.stem}"
+                     for path in (ROOT / "config").glob("*.py") if path.stem != "__init__")
+    code = (f"import importlib, sys\nfor name in {modules!r}: importlib.import_module(name)\n"
+            "print(sorted(name for name in sys.modules if name.startswith('pytorch_kaldi_snn'))"
+            " if 'torch' in sys.modules else 'torch-free')")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, (str(CHECKOUT), os.environ.get("PYTHONPATH"))))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          check=True)
+    assert done.stdout.strip() == "torch-free"
 
 
 @pytest.mark.parametrize("source,expected", [
