@@ -45,26 +45,32 @@ class ByteCursor:
         return values
 
 
-def _read_string(cur: ByteCursor, file: str) -> str:
+def _read_string(cur: ByteCursor, error: Callable[[str], DataError]) -> str:
     (length,) = cur.take("<i")
     if length < 0 or length > 256:
-        raise DataError(f"bad string length {length} in OpenFst header", file=file)
+        raise error(f"bad string length {length} in OpenFst header")
     return cur.take(f"<{length}s")[0].decode("ascii", "replace")
 
 
-def read_fst_header(data: bytes, file: str, offset: int = 0) -> FstHeader:
-    """Parse an OpenFst binary header starting at ``offset``.
+def read_fst_header(data: bytes, file: str | None, offset: int = 0, utt: str | None = None) -> FstHeader:
+    """Parse an OpenFst binary header starting at ``offset``: of a graph ``file``, or of
+    utterance ``utt``'s lattice in an archive (whose reader names the file). Errors name both;
+    a truncation's byte is counted from ``offset``, the FST's first byte.
 
     Symbol tables are refused: Kaldi graphs and lattices never carry them.
     """
-    cur = ByteCursor(data, offset, lambda pos: DataError(f"truncated OpenFst binary at byte {pos}", file=file))
+    def error(message: str) -> DataError:
+        return DataError(message, file=file, utt=utt)
+
+    where = " of the lattice" if utt else ""
+    cur = ByteCursor(data, offset, lambda pos: error(f"truncated OpenFst header at byte {pos - offset}{where}"))
     if cur.take("<i")[0] != FST_MAGIC:
-        raise DataError("not an OpenFst binary (bad magic number)", file=file)
-    fst_type, arc_type = _read_string(cur, file), _read_string(cur, file)
+        raise error("not an OpenFst binary (bad magic number)")
+    fst_type, arc_type = _read_string(cur, error), _read_string(cur, error)
     version, flags = cur.take("<ii")
     properties, start, num_states, num_arcs = cur.take("<Qqqq")
     if flags & (_HAS_ISYMBOLS | _HAS_OSYMBOLS):
-        raise DataError("FSTs with embedded symbol tables are not supported", file=file)
+        raise error("FSTs with embedded symbol tables are not supported")
     return FstHeader(fst_type, arc_type, version, flags, properties, start, num_states, num_arcs, cur.pos - offset)
 
 

@@ -315,11 +315,12 @@ def _read_binary_lattice(data: bytes, pos: int, key: str) -> tuple[CompactLattic
     A ``lattice4`` FST is converted arc by arc (word = olabel, string = [ilabel]); chains are
     not re-merged, which changes no path.
     """
-    header = read_fst_header(data, key, pos)
+    header = read_fst_header(data, None, pos, utt=key)
     if header.fst_type != "vector" or header.arc_type not in (COMPACT_ARC_TYPE, LATTICE_ARC_TYPE):
         raise DataError(f"unsupported lattice FST {header.fst_type}/{header.arc_type}", utt=key)
     compact = header.arc_type == COMPACT_ARC_TYPE
-    cur = ByteCursor(data, pos + header.size, lambda _: DataError("truncated binary lattice", utt=key))
+    cur = ByteCursor(data, pos + header.size,
+                     lambda at: DataError(f"truncated binary lattice at byte {at - pos} of the lattice", utt=key))
     arcs, finals = [], {}
     for s in range(header.num_states):
         final = _read_weight(cur, compact)
@@ -346,8 +347,20 @@ def _open_bytes(path: Path) -> bytes:
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
+def _read_lattice(data: bytes, pos: int, key: str) -> tuple[CompactLattice, int]:
+    """Utterance ``key``'s lattice, text or binary, from byte ``pos`` on, and the byte after it."""
+    if data[pos : pos + 1] == b"\n":
+        end = data.find(b"\n\n", pos)
+        end = len(data) if end < 0 else end + 2
+        return _read_text_lattice(iter(data[pos + 1 : end].decode("ascii").split("\n")), key), end
+    if data[pos : pos + 1] == b"\xd6":
+        return _read_binary_lattice(data, pos, key)
+    raise DataError("lattice is neither text nor an OpenFst binary", utt=key)
+
+
 def read_lattices(path: Path | str) -> Iterator[tuple[str, CompactLattice]]:
-    """Read a CompactLattice archive, binary or text, gzipped or not (detected from bytes)."""
+    """Read a CompactLattice archive, binary or text, gzipped or not (detected from bytes).
+    A bad lattice is one line naming the archive and the utterance."""
     path = Path(path)
     data = _open_bytes(path)
     pos = 0
@@ -356,17 +369,11 @@ def read_lattices(path: Path | str) -> Iterator[tuple[str, CompactLattice]]:
         if space < 0:
             raise DataError(f"archive ends inside a key at byte {pos}", file=str(path))
         key = data[pos:space].decode("utf-8").strip()
-        pos = space + 1
-        if data[pos : pos + 1] == b"\n":
-            end = data.find(b"\n\n", pos)
-            end = len(data) if end < 0 else end + 2
-            yield key, _read_text_lattice(iter(data[pos + 1 : end].decode("ascii").split("\n")), key)
-            pos = end
-        elif data[pos : pos + 1] == b"\xd6":
-            lat, pos = _read_binary_lattice(data, pos, key)
-            yield key, lat
-        else:
-            raise DataError("lattice is neither text nor an OpenFst binary", file=str(path), utt=key)
+        try:
+            lat, pos = _read_lattice(data, space + 1, key)
+        except DataError as err:  # the lattice readers know the utterance, not the file
+            raise err.with_file(str(path)) from None
+        yield key, lat
 
 
 def write_lattices(path: Path | str, items: Iterable[tuple[str, CompactLattice]], binary: bool = True) -> int:

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154  # stage, stop_stage, data, exp, sets: set by the calling recipe
+# shellcheck disable=SC2154  # stage, stop_stage, data, exp, sets (an array): set by the calling recipe
 # Stages 1-4 shared by the built-in recipes (recipes/synth/run.sh, recipes/timit_builtin/run.sh),
 # which differ only in where data/<set>/ comes from (stage 0). Sourced, never run; the caller has
 # cd'ed into its recipe folder (conf/, local/) and defines log().
@@ -12,6 +12,12 @@
 #
 # builtin_am_markers: sets feats_done, lang_done, mono_done and graph_done, the .done marker of
 # stages 1-4 (the one place they are named: the stages touch them, a recipe may remove them).
+# set_list: the sets as one comma-separated argument (train,dev,test), as the Python steps take them.
+set_list() {
+  local IFS=,
+  echo "${sets[*]}"
+}
+
 builtin_am_markers() {
   feats_done=$data/.feats.done
   lang_done=$data/lang_test_bg/.done
@@ -24,7 +30,7 @@ builtin_am_stages() {
   builtin_am_markers
   if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ ! -f "$feats_done" ]; then
     log "Stage 1: fbank40 and MFCC13 features with per-speaker CMVN"
-    for x in $sets; do
+    for x in "${sets[@]}"; do
       local/make_feats.py fbank conf/fbank.conf "$data/$x" "$data/ark/fbank"
       mkdir -p "$data/mfcc/$x"
       # this stage's own files of an earlier run (of another corpus, after run.sh --overwrite):
@@ -44,10 +50,10 @@ builtin_am_stages() {
   fi
 
   if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ] && [ ! -f "$mono_done" ]; then
-    log "Stage 3: monophone GMM from $origin; realign $sets"
+    log "Stage 3: monophone GMM from $origin; realign ${sets[*]}"
     mkdir -p "$exp/mono/log"
     python -m pytorch_kaldi_snn.gmm.train_mono --lang "$data/lang" --feats "$data/mfcc" \
-      --data "$data" --exp "$exp" --sets "${sets// /,}" 2>&1 | tee "$exp/mono/log/train_mono.log"
+      --data "$data" --exp "$exp" --sets "$(set_list)" 2>&1 | tee "$exp/mono/log/train_mono.log"
     touch "$mono_done"
   fi
 

@@ -144,8 +144,9 @@ if [ "$stage" -le 0 ]; then
   write_text "$dir/num_jobs" "$njobs"
   running=0
   for job in $(seq 1 "$njobs"); do
+    # the lattice file is named inside a shell command (Kaldi runs the wspecifier's pipe with sh): quoted
     step_bg "$dir/log/decode.$job.log" "$latgen" ${thread_opts[@]+"${thread_opts[@]}"} "${latgen_opts[@]}" \
-      "$ali/final.mdl" "$graph/HCLG.fst" "${feats[$((job - 1))]}" "ark:|gzip -c > $dir/lat.$job.gz"
+      "$ali/final.mdl" "$graph/HCLG.fst" "${feats[$((job - 1))]}" "ark:|gzip -c > $(quote_cmd "$dir/lat.$job.gz")"
     running=$((running + 1))
     if [ "$nj" -gt 0 ] && [ "$running" -ge "$nj" ]; then wait_bg; running=0; fi
   done

@@ -63,7 +63,7 @@ step_bg() {
     printf '%s > %s 2>&1 &\n' "$(quote_cmd "$@")" "$(quote_cmd "$logfile")"
     return 0
   fi
-  log "run: $(quote_cmd "$@") > $logfile"
+  log "run: $(quote_cmd "$@") > $(quote_cmd "$logfile")"
   "$@" > "$logfile" 2>&1 &
   bg_pids+=($!)
   bg_logs+=("$logfile")

@@ -110,13 +110,14 @@ for opt in stage stop_stage feats_nj train_nj decode_nj mono_utts tri1_utts tri2
 done
 read -ra decode_args <<< "$decode_opts"
 # What stage 1 links from --lm-dir (the names Kaldi's local/download_lm.sh leaves in data/local/lm).
-lm_files="librispeech-lexicon.txt librispeech-vocab.txt lm_tgsmall.arpa.gz lm_tgmed.arpa.gz lm_tglarge.arpa.gz lm_fglarge.arpa.gz"
-carpa_lms="tglarge fglarge"
-[ "$const_arpa" = true ] || carpa_lms=""
+lm_files=(librispeech-lexicon.txt librispeech-vocab.txt
+          lm_tgsmall.arpa.gz lm_tgmed.arpa.gz lm_tglarge.arpa.gz lm_fglarge.arpa.gz)
+carpa_lms=(tglarge fglarge)
+[ "$const_arpa" = true ] || carpa_lms=()
 
 # The three sets of the 100 h setup: Kaldi's names (data/<set>) and the corpus' (LibriSpeech/<part>).
-sets="train_clean_100 dev_clean test_clean"
-test_sets="dev_clean test_clean"
+sets=(train_clean_100 dev_clean test_clean)
+test_sets=(dev_clean test_clean)
 
 # Everything a run needs is checked before the first step; each failure is one line.
 require_kaldi_egs egs/librispeech/s5
@@ -126,7 +127,7 @@ if in_stage_range 2 || { in_stage_range 1 && [ "$download" = true ]; }; then
   [ -d "$corpus_dir" ] || die "LibriSpeech corpus dir $corpus_dir does not exist"
   corpus_dir=$(cd "$corpus_dir" && pwd)
   if ! { in_stage_range 1 && [ "$download" = true ]; }; then
-    for set in $sets; do
+    for set in "${sets[@]}"; do
       [ -d "$corpus_dir/LibriSpeech/${set//_/-}" ] || \
         die "LibriSpeech part $corpus_dir/LibriSpeech/${set//_/-} not found: unpack it there, or pass --download true"
     done
@@ -135,8 +136,8 @@ fi
 if in_stage_range 1 && [ -n "$lm_dir" ]; then
   [ -d "$lm_dir" ] || die "--lm-dir $lm_dir does not exist"
   lm_dir=$(cd "$lm_dir" && pwd)
-  for f in $lm_files; do
-    [ -s "$lm_dir/$f" ] || die "--lm-dir $lm_dir has no $f (needed: $lm_files)"
+  for f in "${lm_files[@]}"; do
+    [ -s "$lm_dir/$f" ] || die "--lm-dir $lm_dir has no $f (needed: ${lm_files[*]})"
   done
 fi
 out_dir=$(abspath "$out_dir")
@@ -151,18 +152,20 @@ if [ "$stage" -le 16 ]; then  # the last stage only links files
     gmm-init-mono gmm-align-compiled gmm-est-fmllr gmm-latgen-faster fstcompose
 fi
 if in_stage_range 3 || in_stage_range 13; then use_arpa2fst "$arpa2fst"; fi
-if [ -n "$carpa_lms" ] && { in_stage_range 4 || in_stage_range 13; }; then require_binaries arpa-to-const-arpa; fi
+if [ "${#carpa_lms[@]}" -gt 0 ] && { in_stage_range 4 || in_stage_range 13; }; then
+  require_binaries arpa-to-const-arpa
+fi
 log "$cmdline"
 
 if begin_stage 1 download; then
   if [ "$download" = true ]; then
-    for set in $sets; do
+    for set in "${sets[@]}"; do
       step local/download_and_untar.sh "$corpus_dir" "$data_url" "${set//_/-}"
     done
   fi
   if [ -n "$lm_dir" ]; then
     step mkdir -p data/local/lm
-    for f in $lm_files; do step ln -sfn "$lm_dir/$f" "data/local/lm/$f"; done
+    for f in "${lm_files[@]}"; do step ln -sfn "$lm_dir/$f" "data/local/lm/$f"; done
   else
     # Kaldi's script: downloads only the LM files that are not already in data/local/lm.
     step local/download_lm.sh "$lm_url" data/local/lm
@@ -171,7 +174,7 @@ if begin_stage 1 download; then
 fi
 
 if begin_stage 2 data; then
-  for set in $sets; do
+  for set in "${sets[@]}"; do
     step local/data_prep.sh "$corpus_dir/LibriSpeech/${set//_/-}" "data/$set"
   done
   end_stage 2 data
@@ -186,15 +189,15 @@ if begin_stage 3 lang; then
 fi
 
 if begin_stage 4 carpa; then
-  [ -n "$carpa_lms" ] || comment "no const-arpa LMs: --const-arpa false"
-  for lm in $carpa_lms; do
+  [ "${#carpa_lms[@]}" -gt 0 ] || comment "no const-arpa LMs: --const-arpa false"
+  for lm in ${carpa_lms[@]+"${carpa_lms[@]}"}; do
     step utils/build_const_arpa_lm.sh "data/local/lm/lm_$lm.arpa.gz" data/lang_nosp "data/lang_nosp_test_$lm"
   done
   end_stage 4 carpa
 fi
 
 if begin_stage 6 mfcc; then
-  for set in $sets; do
+  for set in "${sets[@]}"; do
     step steps/make_mfcc.sh --cmd "$train_cmd" --nj "$feats_nj" "data/$set" "exp/make_mfcc/$set" mfcc
     step steps/compute_cmvn_stats.sh "data/$set" "exp/make_mfcc/$set" mfcc
   done
@@ -253,7 +256,7 @@ if begin_stage 13 prons; then
     exp/tri4b/pron_bigram_counts_nowb.txt data/local/dict
   step utils/prepare_lang.sh data/local/dict "<UNK>" data/local/lang_tmp data/lang
   step local/format_lms.sh --src-dir data/lang data/local/lm
-  for lm in $carpa_lms; do
+  for lm in ${carpa_lms[@]+"${carpa_lms[@]}"}; do
     step utils/build_const_arpa_lm.sh "data/local/lm/lm_$lm.arpa.gz" data/lang "data/lang_test_$lm"
   done
   end_stage 13 prons
@@ -264,7 +267,7 @@ if begin_stage 14 graph; then
   # Two-pass fMLLR decoding gives the dev/test speaker transforms without their transcripts
   # (exp/tri4b/decode_tgsmall_<set>/trans.*), which PyTorch-Kaldi's README feeds to the
   # fMLLR feature dump.
-  for set in $test_sets; do
+  for set in "${test_sets[@]}"; do
     step steps/decode_fmllr.sh --nj "$decode_nj" --cmd "$decode_cmd" ${decode_args[@]+"${decode_args[@]}"} \
       exp/tri4b/graph_tgsmall "data/$set" "exp/tri4b/decode_tgsmall_$set"
   done
@@ -275,7 +278,7 @@ if begin_stage 15 align; then
   # Frame labels (context-dependent states) of every set, from the final SAT model.
   step steps/align_fmllr.sh --nj "$train_nj" --cmd "$train_cmd" \
     data/train_clean_100 data/lang exp/tri4b exp/tri4b_ali_clean_100
-  for set in $test_sets; do
+  for set in "${test_sets[@]}"; do
     step steps/align_fmllr.sh --nj "$decode_nj" --cmd "$train_cmd" \
       "data/$set" data/lang exp/tri4b "exp/tri4b_ali_$set"
   done
@@ -286,7 +289,7 @@ if begin_stage 16 fmllr; then
   # Train: tri4b's own SAT transforms (exp/tri4b/trans.*, which PyTorch-Kaldi's README copies
   # into decode_tgsmall_train_clean_100); dev/test: those of the decoding (stage 14).
   dump_fmllr "$train_nj" exp/tri4b exp/tri4b data/train_clean_100 data-fmllr-tri4b/train_clean_100
-  for set in $test_sets; do
+  for set in "${test_sets[@]}"; do
     dump_fmllr "$decode_nj" exp/tri4b "exp/tri4b/decode_tgsmall_$set" "data/$set" "data-fmllr-tri4b/$set"
   done
   end_stage 16 fmllr

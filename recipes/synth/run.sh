@@ -72,7 +72,7 @@ dir=$(cd "$dir" && pwd)
 cd "$recipe"
 data=$dir/data
 exp=$dir/exp
-sets="train dev test"
+sets=(train dev test)
 export PYTHONUNBUFFERED=1
 
 # shellcheck source=recipes/common/builtin_am.sh
@@ -88,22 +88,22 @@ if $overwrite; then
   rm -f "$corpus_done" "$feats_done" "$lang_done" "$mono_done" "$graph_done" "$agreement_done"
 fi
 
-if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f "$corpus_done" ]; then
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ ! -f "$corpus_done" ]; then
   log "Stage 0: generate the $size corpus (seed $seed) in $data"
-  python -m pytorch_kaldi_snn.corpus.generate --out "$data" --size $size --seed $seed --nj $nj \
+  python -m pytorch_kaldi_snn.corpus.generate --out "$data" --size "$size" --seed "$seed" --nj "$nj" \
     "${generate_opts[@]}"
-  for x in $sets; do
-    local/phone_text.sh $data/$x
+  for x in "${sets[@]}"; do
+    local/phone_text.sh "$data/$x"
   done
   touch "$corpus_done"
 fi
 
 builtin_am_stages "the synthesizer's alignment"
 
-if [ $stage -le 5 ] && [ $stop_stage -ge 5 ] && [ ! -f "$agreement_done" ]; then
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ] && [ ! -f "$agreement_done" ]; then
   log "Stage 5: agreement of the GMM alignments with the synthesizer's"
-  python -m pytorch_kaldi_snn.gmm.agreement --data $data --exp $exp --lang $data/lang \
-    --sets "${sets// /,}" --out $exp/mono/agreement.json
+  python -m pytorch_kaldi_snn.gmm.agreement --data "$data" --exp "$exp" --lang "$data/lang" \
+    --sets "$(set_list)" --out "$exp/mono/agreement.json"
   touch "$agreement_done"
 fi
 

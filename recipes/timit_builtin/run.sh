@@ -58,15 +58,15 @@ dir=$(cd "$dir" && pwd)
 cd "$recipe"
 data=$dir/data
 exp=$dir/exp
-sets="train dev test"
+sets=(train dev test)
 export PYTHONUNBUFFERED=1
 
-if [ $stage -le 0 ] && [ $stop_stage -ge 0 ] && [ ! -f $data/.timit.done ]; then
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ ! -f "$data/.timit.done" ]; then
   [ -n "$corpus" ] || { echo "run.sh: --corpus-dir is required for stage 0" >&2; exit 1; }
   log "Stage 0: TIMIT data prep from $corpus"
-  python -m pytorch_kaldi_snn.corpus.timit --corpus-dir "$corpus" --out $data \
+  python -m pytorch_kaldi_snn.corpus.timit --corpus-dir "$corpus" --out "$data" \
     --dev-spk "$dev_spk" --test-spk "$test_spk"
-  touch $data/.timit.done
+  touch "$data/.timit.done"
 fi
 
 # shellcheck source=recipes/common/builtin_am.sh

@@ -138,18 +138,34 @@ def test_reads_lattice4_binary(tmp_path):
     assert best_path(back, 1.0) == ([11], [3, 4], CompactWeight(2.0, 25.0, (3, 4)))
 
 
-def test_a_cut_lattice_and_a_cut_header_are_one_line_each(tmp_path, kaldi_binary):
-    """The one byte cursor raises each reader's own line: the lattice's utterance, the header's
-    file and byte."""
-    write_lattices(tmp_path / "cut.ark", [("u", kaldi_binary["m3_u050"])])
-    (tmp_path / "cut.ark").write_bytes((tmp_path / "cut.ark").read_bytes()[:-30])
+def test_a_cut_lattice_and_a_cut_header_are_one_line_each(tmp_path):
+    """The one byte cursor raises each reader's own line: a lattice's archive, utterance and
+    byte within that lattice; a graph header's file and byte."""
+    arc = CompactArc(0, 1, 7, CompactWeight(1.0, 2.0, (3,)))
+    write_lattices(tmp_path / "cut.ark", [("u", CompactLattice(0, 2, (arc,), {1: CompactWeight(0.0, 0.0)}))])
+    # after "u " and the header: state 0 (final weight 12 bytes, arc count 8, the arc 28), state 1's
+    # final weight (12), then its 8-byte arc count, of which 4 bytes are left
+    (tmp_path / "cut.ark").write_bytes((tmp_path / "cut.ark").read_bytes()[:-4])
+    count = len(vector_fst_header(COMPACT_ARC_TYPE, 0, 0, 2)) + 12 + 8 + 28 + 12
     with pytest.raises(DataError) as err:
         list(read_lattices(tmp_path / "cut.ark"))
-    assert str(err.value) == "utterance u: truncated binary lattice"
+    assert str(err.value) == (f"{tmp_path / 'cut.ark'}: utterance u: "
+                              f"truncated binary lattice at byte {count} of the lattice")
     header = vector_fst_header(COMPACT_ARC_TYPE, 0x10003, 0, 5)
     with pytest.raises(DataError) as err:
         read_fst_header(header[:20], "g.fst")  # 18 bytes of magic and "vector", then the arc type
-    assert str(err.value) == "g.fst: truncated OpenFst binary at byte 18"
+    assert str(err.value) == "g.fst: truncated OpenFst header at byte 18"
+
+
+def test_a_cut_header_in_an_archive_names_the_archive_the_utterance_and_its_byte(tmp_path, kaldi_binary):
+    """The second lattice's header is cut after 20 bytes: its byte 18, not the archive's."""
+    write_lattices(tmp_path / "two.ark", [("first", kaldi_binary["m3_u050"])])
+    header = vector_fst_header(COMPACT_ARC_TYPE, 0x10003, 0, 5)
+    archive = tmp_path / "two.ark.gz"
+    archive.write_bytes(gzip.compress((tmp_path / "two.ark").read_bytes() + b"second " + header[:20]))
+    with pytest.raises(DataError) as err:
+        list(read_lattices(archive))
+    assert str(err.value) == f"{archive}: utterance second: truncated OpenFst header at byte 18 of the lattice"
 
 
 def test_the_vector_header_written_reads_back():

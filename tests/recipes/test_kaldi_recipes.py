@@ -7,6 +7,7 @@ leave behind (recipes/<corpus>/layout.txt) must hold every path the TIMIT_/Libri
 """
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shlex
@@ -26,9 +27,25 @@ RECIPES = ROOT / "recipes"
 TIMIT_RUN = RECIPES / "timit" / "run.sh"
 LIBRI_RUN = RECIPES / "librispeech" / "run.sh"
 DECODE = RECIPES / "common" / "decode_dnn.sh"
-SHELL_SCRIPTS = sorted(
-    p for d in ("common", "timit", "librispeech") for p in (RECIPES / d).glob("*.sh") if not p.is_symlink()
-)
+
+
+def _shell_scripts() -> List[Path]:
+    """Every shell script of the project: run_exp.sh, .ci/run, and each *.sh or sh-shebang file under
+    recipes/ (the data/ and exp/ of a recipe that ran, and symlinks, skipped: outputs, not code)."""
+    found = [ROOT / "run_exp.sh", ROOT / ".ci" / "run"]
+    for folder, dirs, files in os.walk(RECIPES):
+        dirs[:] = [d for d in dirs if d not in ("data", "exp") and not Path(folder, d).is_symlink()]
+        for path in (Path(folder, name) for name in files):
+            if path.is_symlink():
+                continue
+            with path.open("rb") as f:
+                shebang = re.match(rb"#!\S*(/| )(ba)?sh\b", f.readline())
+            if path.suffix == ".sh" or shebang:
+                found.append(path)
+    return sorted(found)
+
+
+SHELL_SCRIPTS = _shell_scripts()
 CMD = "'run.pl --mem 4G'"  # recipes/common/cmd.sh, as the dry run quotes it
 
 
@@ -103,7 +120,8 @@ def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
 # ---------------------------------------------------------------- shell hygiene
 
 def test_every_script_parses_with_bash_n() -> None:
-    assert len(SHELL_SCRIPTS) >= 9, SHELL_SCRIPTS
+    assert {DECODE, RECIPES / "synth/run.sh", RECIPES / "synth/local/phone_text.sh", RECIPES / "timit_builtin/run.sh",
+            RECIPES / "common/kaldi-builtin/bin/arpa2fst", ROOT / ".ci/run", ROOT / "run_exp.sh"} <= set(SHELL_SCRIPTS)
     for script in SHELL_SCRIPTS:
         done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
         assert done.returncode == 0, f"{script}: {done.stderr}"
@@ -605,6 +623,23 @@ def test_decode_real_run_with_stub_binaries(kaldi: Path, decode_inputs: Dict[str
                  *decode_args(f, str(bad)), kaldi_root=kaldi)
     assert result.returncode != 0
     assert result.stderr.splitlines()[-1] == f"common/decode_dnn.sh: error: background step failed, see {dec}/log/decode.1.log"
+
+
+def test_decode_quotes_the_decode_dir_in_the_lattice_pipe(kaldi: Path, decode_inputs: Dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    """Kaldi hands the text after "ark:|" to sh: a decode dir named like an attack (space, `;`,
+    `$(...)`, `*`) gets its lattices there, and nothing its name spells runs."""
+    f = decode_inputs
+    bin_dir = tmp_path / "bin"
+    # as Kaldi's Output::Open("ark:|cmd"): cmd run by sh -c, the lattices written to its stdin
+    _stub(bin_dir / "latgen-faster-mapped", 'for last; do :; done; echo lattice | sh -c "${last#ark:|}"')
+    (kaldi / "egs" / "timit" / "s5" / "path.sh").write_text(f"export PATH={bin_dir}:$PATH\n")
+    dec = f["out"] / "dec dir;$(touch${IFS}M);$x*"
+    result = run(DECODE, "--skip-scoring", "true", *decode_args(f)[:3], str(dec), str(f["out"] / "forward_test.ark"),
+                 kaldi_root=kaldi)
+    assert result.returncode == 0, result.stderr
+    assert gzip.decompress((dec / "lat.1.gz").read_bytes()) == b"lattice\n"
+    assert list(tmp_path.rglob("M")) == []
 
 
 # ---------------------------------------------------------------- replacements for missing tools

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -16,12 +17,12 @@ SETS = ("train", "dev", "test")
 SEED = "1"  # the tiny corpus every test reads
 
 
-def run_recipe(out: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run run.sh with ``--dir out`` and ``args``; one thread, output captured."""
+def run_recipe(out: Path, *args: str, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+    """Run run.sh with ``--dir out`` and ``args`` (from ``cwd``); one thread, output captured."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         ["bash", str(RECIPE / "run.sh"), "--dir", str(out), "--size", "tiny", "--seed", SEED, *args],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True, text=True, env=env, timeout=600, cwd=cwd,
     )
 
 

@@ -6,8 +6,8 @@
 set -euo pipefail
 [ $# -eq 1 ] || { sed -n 5p "$0" >&2; exit 1; }
 d=$1
-for f in text.phn; do [ -f $d/$f ] || { echo "$0: missing $d/$f" >&2; exit 1; }; done
-if [ ! -f $d/text.words ]; then
-  mv $d/text $d/text.words
+[ -f "$d/text.phn" ] || { echo "$0: missing $d/text.phn" >&2; exit 1; }
+if [ ! -f "$d/text.words" ]; then
+  mv "$d/text" "$d/text.words"
 fi
-cp $d/text.phn $d/text.tmp && mv $d/text.tmp $d/text
+cp "$d/text.phn" "$d/text.tmp" && mv "$d/text.tmp" "$d/text"
