@@ -123,9 +123,8 @@ class RecipeDir:
         phones = self.training_phones()
         probs = count_pronunciations(said.words, phones, said.pronunciations, phone_ids, speech)
         log.info("pronunciation probabilities: counted in %d training utterances (%d whose phones "
-                 "no pronunciation of their words gives left out), with %d pronunciations of %d words "
-                 "learned from them", len(said.words) - probs.unmatched, probs.unmatched,
-                 sum(map(len, probs.learned.values())), len(probs.learned))
+                 "no pronunciation of their words gives left out)", len(said.words) - probs.unmatched,
+                 probs.unmatched)
         return probs
 
     def outputs(self, name: str) -> List[Path]:

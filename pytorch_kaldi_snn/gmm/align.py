@@ -85,15 +85,13 @@ def align_words(lang: Path, model_dir: Path, feats_dir: Path, words: Mapping[str
     """Align every utterance of ``feats_dir`` to its ``words`` through ``lexicon`` (every word in
     it, each alternative with its ``pron_probs``), with optional silence between words and the
     closures and glides of ``speech``; returns each aligned utterance's phones, runs collapsed
-    (the pronunciations, silences and glides the audio chose). ``text`` names the transcript.
-    The pronunciations ``pron_probs`` learned from the training set are alternatives too."""
+    (the pronunciations, silences and glides the audio chose). ``text`` names the transcript."""
     model = load_model(lang, model_dir)
     phone_ids = read_symbol_table(Path(lang) / "phones.txt")
     vocabulary = sorted({w for line in words.values() for w in line})
     word_ids = {w: i for i, w in enumerate(vocabulary, 1)}
-    alternatives = {w: pron_probs.alternatives(w, lexicon[w]) for w in vocabulary}  # learned ones too
-    lexicon_ids = {word_ids[w]: alternatives[w] for w in vocabulary}
-    said = {word_ids[w]: pron_probs.of(w, alternatives[w]) for w in vocabulary}
+    lexicon_ids = {word_ids[w]: lexicon[w] for w in vocabulary}
+    said = {word_ids[w]: pron_probs.of(w, lexicon[w]) for w in vocabulary}
     probabilities = {i: p for i, p in said.items() if p is not None}  # words the training set said
     feats = _checked_features(model, feats_dir, set(words), text)
     aligner = Aligner(model.hmm, model.hmm.topo.phones, config,

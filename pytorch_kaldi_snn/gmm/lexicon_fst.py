@@ -134,7 +134,7 @@ def _closure(count: Counter) -> Insertion:
     return phone, _smoothed(sum(n for p, n in count.items() if p is not None), sum(count.values()))
 
 
-def phone_slots(pronunciation: Sequence[str]) -> List[Tuple[str, ...]]:
+def _slots(pronunciation: Sequence[str]) -> List[Tuple[str, ...]]:
     """Each phone with its alternatives (an intervocalic t/d may be dx)."""
     slots = []
     for i, phone in enumerate(pronunciation):
@@ -220,7 +220,7 @@ class _Lexicon:
 
     def add(self, word: int, pronunciation: Sequence[str], probability: float = 1.0) -> None:
         """One pronunciation, the word and the pronunciation's ``probability`` on its first arc."""
-        slots = phone_slots(pronunciation)
+        slots = _slots(pronunciation)
         first, dst = slots[0], self.fst.state()
         kind = "vowel" if first[0] in VOWELS else "other"
         own = _cost(probability)

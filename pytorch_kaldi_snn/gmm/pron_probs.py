@@ -8,10 +8,6 @@ from words uses (silences, closures, flaps and glides optional), which says whic
 each word was said. As Kaldi, each word's probabilities are divided by its most frequent
 alternative's, so that the usual pronunciation costs nothing; add-one smoothing keeps an
 alternative never seen possible. A word the training set never said gets no probabilities.
-
-The utterances that no path gives said some word as no alternative has it: the pronunciations
-they said often enough become alternatives (gmm/lexicon_learning.py), and every utterance is
-matched again with them, so that they are counted as the others.
 """
 from __future__ import annotations
 
@@ -20,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from pytorch_kaldi_snn.gmm.lexicon_fst import ConnectedSpeech, lexicon_fst
-from pytorch_kaldi_snn.gmm.lexicon_learning import MIN_COUNT, learn_pronunciations
 from pytorch_kaldi_snn.kaldi_ports import kaldifst
 from pytorch_kaldi_snn.words.lexicon import Pronunciation
 
@@ -31,12 +26,6 @@ class PronProbs:
 
     counts: Mapping[str, Mapping[Pronunciation, int]] = field(default_factory=dict)
     unmatched: int = 0  # training utterances whose phones no path of L gives (not counted)
-    learned: Mapping[str, Sequence[Pronunciation]] = field(default_factory=dict)  # none of the lexicon's
-
-    def alternatives(self, word: str, lexicon: Sequence[Sequence[str]]) -> List[Pronunciation]:
-        """The lexicon's pronunciations of ``word``, then those learned from the training set."""
-        known = [tuple(p) for p in lexicon]
-        return known + [p for p in self.learned.get(word, ()) if p not in known]
 
     def of(self, word: str, alternatives: Sequence[Sequence[str]]) -> Optional[List[float]]:
         """The probability of each alternative; ``None`` for a word never said."""
@@ -66,13 +55,13 @@ def _said(phone_seq: kaldifst.StdVectorFst, lexicon: kaldifst.StdVectorFst,
     return list(kaldifst.get_linear_symbol_sequence(kaldifst.shortest_path(graph))[2])
 
 
-def _count(words: Mapping[str, Sequence[str]], phones: Mapping[str, Sequence[str]],
-           lexicon: Mapping[str, Sequence[Pronunciation]], phone_ids: Mapping[str, int],
-           speech: ConnectedSpeech) -> Tuple[Dict[str, Counter], List[str]]:
-    """How often each alternative was said, and the utterances whose phones no path gives."""
+def count_pronunciations(words: Mapping[str, Sequence[str]], phones: Mapping[str, Sequence[str]],
+                         lexicon: Mapping[str, Sequence[Pronunciation]], phone_ids: Mapping[str, int],
+                         speech: ConnectedSpeech) -> PronProbs:
+    """Counted in the utterances that have both ``words`` and ``phones`` (explicit ``sil``)."""
     ids: Dict[str, Dict[Pronunciation, int]] = defaultdict(dict)
     said_as: Dict[int, Tuple[str, Pronunciation]] = {}
-    for word in sorted({w for utt in words for w in words[utt]}):
+    for word in sorted({w for utt in words if utt in phones for w in words[utt]}):
         for pronunciation in lexicon[word]:
             label = len(said_as) + 1
             ids[word][tuple(pronunciation)] = label
@@ -80,29 +69,14 @@ def _count(words: Mapping[str, Sequence[str]], phones: Mapping[str, Sequence[str
     fst = lexicon_fst({label: [p] for label, (_, p) in said_as.items()}, phone_ids, speech=speech)
     kaldifst.arcsort(fst, sort_type="ilabel")
     counts: Dict[str, Counter] = defaultdict(Counter)
-    unmatched = []
-    for utt in sorted(words):
+    unmatched = 0
+    for utt in sorted(set(words) & set(phones)):
         labels = _said(kaldifst.make_linear_acceptor([phone_ids[p] for p in phones[utt]]), fst,
                        _alternatives_fst(words[utt], ids))
         if labels is None:
-            unmatched.append(utt)
+            unmatched += 1
             continue
         for label in labels:
             word, pronunciation = said_as[label]
             counts[word][pronunciation] += 1
-    return counts, unmatched
-
-
-def count_pronunciations(words: Mapping[str, Sequence[str]], phones: Mapping[str, Sequence[str]],
-                         lexicon: Mapping[str, Sequence[Pronunciation]], phone_ids: Mapping[str, int],
-                         speech: ConnectedSpeech, min_count: int = MIN_COUNT) -> PronProbs:
-    """Counted in the utterances that have both ``words`` and ``phones`` (explicit ``sil``),
-    with the pronunciations said at least ``min_count`` times that the lexicon lacks."""
-    both = {utt: words[utt] for utt in words if utt in phones}
-    counts, unmatched = _count(both, phones, lexicon, phone_ids, speech)
-    learned = learn_pronunciations(both, phones, lexicon, unmatched, min_count)
-    if learned:
-        probs = PronProbs(learned=learned)
-        lexicon = {w: probs.alternatives(w, lexicon[w]) for w in {w for line in both.values() for w in line}}
-        counts, unmatched = _count(both, phones, lexicon, phone_ids, speech)
-    return PronProbs(counts, len(unmatched), learned)
+    return PronProbs(counts, unmatched)

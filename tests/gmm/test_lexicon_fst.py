@@ -6,9 +6,11 @@ from typing import Mapping, Sequence
 
 import pytest
 
-from pytorch_kaldi_snn.gmm.lexicon_fst import ConnectedSpeech
-from support.lexicon_paths import EDGES, PHONE_IDS, path_cost
+from pytorch_kaldi_snn.corpus.phones import PHONES
+from pytorch_kaldi_snn.gmm.lexicon_fst import ConnectedSpeech, lexicon_fst
+from pytorch_kaldi_snn.kaldi_ports import kaldifst
 
+PHONE_IDS = {p: i for i, p in enumerate(PHONES, 1)}
 WORDS = {1: [("k", "ae", "s")], 2: [("s", "ae", "m")], 3: [("ae", "d")], 4: [("dh", "ah"), ("dh", "iy")]}
 SPEECH = ConnectedSpeech(silence={("fricative", "s"): 0.8, ("fricative", "ae"): 0.1, ("vowel", "d"): 0.01})
 
@@ -17,7 +19,18 @@ def cost(phones: str, words: Sequence[int], speech: ConnectedSpeech = SPEECH,
          pron_probs: Mapping[int, Sequence[float]] = {}, phone_ids: Mapping[str, int] = PHONE_IDS,
          lexicon_words: Mapping[int, Sequence[Sequence[str]]] = WORDS) -> float:
     """The cost of the best path of ``phones`` through L for the word sequence ``words`` (inf if none)."""
-    return path_cost(phones, words, lexicon_words, speech, pron_probs, phone_ids)
+    lexicon = lexicon_fst(lexicon_words, phone_ids, 0.5, speech, pron_probs)
+    phone_seq = kaldifst.make_linear_acceptor([phone_ids[p] for p in phones.split()])
+    kaldifst.arcsort(lexicon, sort_type="ilabel")
+    with_words = kaldifst.compose(phone_seq, lexicon)
+    kaldifst.arcsort(with_words, sort_type="olabel")
+    graph = kaldifst.compose(with_words, kaldifst.make_linear_acceptor(list(words)))
+    if graph.num_states == 0:
+        return math.inf
+    return float(kaldifst.get_linear_symbol_sequence(kaldifst.shortest_path(graph))[3].value)
+
+
+EDGES = 2 * -math.log(0.5)  # no leading and no trailing silence, with sil_prob 0.5
 
 
 def test_silence_between_words_costs_its_probability_in_context() -> None:
