@@ -220,7 +220,7 @@ class StreamingSNN:
         for index, layer in enumerate(self.layers):
             layer.use(self.kernel, None if self.args is None else self.args[index])
         self.readout_t = None if readout is None else readout.weight.detach().t().contiguous()
-        self.readout_b = None if readout is None else readout.bias
+        self.readout_b = None if readout is None or readout.bias is None else readout.bias.detach()
         self.frames = 0
 
     @property
@@ -234,10 +234,11 @@ class StreamingSNN:
             layer.reset()
         self.frames = 0
 
-    @torch.no_grad()
     def step(self, frame: Tensor) -> Tensor:
         """One (m,) frame in, the last layer's Ŷ (n,) or the readout's (out,) scores out."""
-        x = frame.to(self.layers[0].weight).contiguous()  # its dtype and device
+        # Every constant is detached, so with the frame detached no graph is built: cheaper per
+        # frame than torch.no_grad() (about 2 us, 3 % of a trained v2 frame on the CPU).
+        x = frame.detach().to(self.layers[0].weight).contiguous()  # its dtype and device
         if self.kernel == "native":
             first = self.layers[0]
             native_frame(first.lib, self.args, len(self.layers), x, first.neuron.name,
@@ -251,7 +252,7 @@ class StreamingSNN:
         if self.readout_t is None:
             return x.clone()
         scores = _active_rows(x, self.readout_t)
-        return scores if self.readout_b is None else scores + self.readout_b.detach()
+        return scores if self.readout_b is None else scores + self.readout_b
 
     def run(self, frames: Tensor) -> Tensor:
         """Stream a (T, m) utterance from the current state: (T, n) or (T, out)."""
