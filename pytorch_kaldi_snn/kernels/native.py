@@ -361,11 +361,36 @@ static void frame_alone(long count, stream_layer *layers, const real *x) {
         layers[l].active += stream_neurons(layers + l, 0, layers[l].n, l ? layers[l - 1].y : x);
 }
 
+/* The frame on the caller's thread and up to threads - 1 helpers (see above). */
+static void frame_shared(long count, stream_layer *layers, const real *x, long threads) {
+    start_helpers(threads - 1);
+    job.layers = layers;
+    job.x = x;
+    job.parts = threads;
+    __atomic_store_n(&done, 0, __ATOMIC_RELAXED);
+    long gen = ((__atomic_load_n(&ticket, __ATOMIC_RELAXED) >> GEN_SHIFT) + 1) & FIELD;
+    long total = count * threads;
+    pthread_mutex_lock(&lock); /* a helper checks the generation under it: no lost wake-up */
+    __atomic_store_n(&ticket, gen << GEN_SHIFT | total << TOTAL_SHIFT, __ATOMIC_RELEASE);
+    if (sleepers) pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&lock);
+    take_chunks(gen);
+    await_count(&done, total); /* chunks that helpers took */
+}
+
+/* Helpers pay only where a core is free: on a loaded machine a frame shared with a helper that
+   is off its core takes longer than the frame alone. So frames asked to run on several threads
+   keep a running mean of their time shared and alone, run the faster way, and try the other
+   every PROBE_EVERY-th frame (the results are the same either way). */
+#define PROBE_EVERY 16
+static double mean_seconds[2]; /* [0] alone, [1] shared; 0 until measured */
+static long frames_asked;
+
 /* One frame of ``count`` stacked layers, batch 1, event-driven (streaming inference): x (m of
    the first layer) is the input, each layer's y the next one's. Only the rows of W (and of
-   v2's W_r) whose input is non-zero are read. With ``threads`` > 1 the neurons are shared with
-   up to threads - 1 helper threads (see above; one frame at a time per process: a frame that
-   finds another in flight runs alone). Every output element is computed by the same
+   v2's W_r) whose input is non-zero are read. With ``threads`` > 1 the neurons may be shared
+   with up to threads - 1 helper threads (see above; one frame at a time per process: a frame
+   that finds another in flight runs alone). Every output element is computed by the same
    operations in the same order whichever thread computes it, so results do not depend on the
    thread count. Returns 0, or UNKNOWN_CODE (before touching any state) if a layer's neuron is
    not implemented. */
@@ -377,24 +402,21 @@ long stream_frame(long count, stream_layer *layers, const real *x, long threads)
     }
     for (long l = 0; l < count; ++l)
         for (long j = 0; j < layers[l].n; ++j) layers[l].y_prev[j] = layers[l].y[j];
-    long parts = threads, idle = 0;
-    if (threads < 2 || count * parts > FIELD ||
+    long idle = 0;
+    if (threads < 2 || count * threads > FIELD ||
         !__atomic_compare_exchange_n(&busy, &idle, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
         frame_alone(count, layers, x);
         return 0;
     }
-    start_helpers(threads - 1);
-    job.layers = layers;
-    job.x = x;
-    job.parts = parts;
-    __atomic_store_n(&done, 0, __ATOMIC_RELAXED);
-    long gen = ((__atomic_load_n(&ticket, __ATOMIC_RELAXED) >> GEN_SHIFT) + 1) & FIELD;
-    pthread_mutex_lock(&lock); /* a helper checks the generation under it: no lost wake-up */
-    __atomic_store_n(&ticket, gen << GEN_SHIFT | (count * parts) << TOTAL_SHIFT, __ATOMIC_RELEASE);
-    if (sleepers) pthread_cond_broadcast(&wake);
-    pthread_mutex_unlock(&lock);
-    take_chunks(gen);
-    await_count(&done, count * parts); /* chunks that helpers took */
+    int shared = mean_seconds[1] <= mean_seconds[0]; /* an unmeasured way is tried first */
+    if (++frames_asked % PROBE_EVERY == 0) shared = !shared;
+    double start = seconds();
+    if (shared)
+        frame_shared(count, layers, x, threads);
+    else
+        frame_alone(count, layers, x);
+    double took = seconds() - start, *mean = mean_seconds + shared;
+    *mean = *mean == 0 ? took : *mean + (took - *mean) / 8;
     __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
     return 0;
 }

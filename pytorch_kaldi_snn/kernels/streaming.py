@@ -13,9 +13,8 @@ equals the layer's dense eval-mode forward (up to float rounding), frame by fram
 The kernel that :func:`.backend.streaming_kernel` picks (and logs) runs each frame: on CUDA
 tensors one Triton launch per layer (:mod:`.triton_streaming`, the weight rows of zero inputs
 masked off the loads, nothing synchronises with the host); on the CPU one call of the native C
-kernel ``stream_frame`` (:mod:`.native`) for all layers, on one thread or with its neurons
-split between several (``StreamingSNN(threads=...)``), with the same result on any number;
-otherwise, or
+kernel ``stream_frame`` (:mod:`.native`) for all layers, its neurons shared between torch's
+intra-op threads where a core is free, with the same result on any number; otherwise, or
 with ``PYTORCH_KALDI_SNN_KERNEL=torch``, the same computation as PyTorch operators
 (``index_select`` of the active rows).
 
@@ -126,7 +125,8 @@ class _FrozenLayer:
         return self.args.active if self.kernel == "native" else int(self.active)
 
     def step(self, x: Tensor) -> None:
-        """One frame with this layer's kernel: I, V, Ŷ (``self.y``) and ``active`` updated."""
+        """One frame with this layer's kernel (the C one on one thread): I, V, Ŷ (``self.y``)
+        and the count of non-zero outputs updated."""
         if self.kernel == "triton":
             self._step_triton(x)
         elif self.kernel == "native":
@@ -195,10 +195,11 @@ class StreamingSNN:
             :func:`~pytorch_kaldi_snn.layers.spiking.spiking_stack` works). Their current
             parameters, batch-norm statistics and membrane maxima b are copied (eval mode).
         readout: optional ``nn.Linear`` on the last layer's output, also event-driven.
-        threads: threads of the native C kernel per frame (``None``: ``torch.get_num_threads()``
-            at each frame); the results are the same, bit for bit, on any number. One by
-            default: a second thread paid only where a core was idle (docs/performance.md,
-            "Streaming on several threads"). Also the attribute ``threads``.
+        threads: at most this many threads for the native C kernel's frame (``None``, the
+            default: ``torch.get_num_threads()`` at each frame). The kernel shares a frame
+            between threads only while that has been faster than one thread (a free core;
+            docs/performance.md, "Streaming on several threads"); the results are the same,
+            bit for bit, on any number. Also the attribute ``threads``.
 
     ``step(frame)`` takes one (m,) feature frame and returns the last layer's Ŷ (n,) or the
     readout's (out,) scores; ``reset()`` starts a new utterance. ``active_outputs`` counts, per
@@ -208,7 +209,7 @@ class StreamingSNN:
     """
 
     def __init__(self, layers: Iterable[nn.Module], readout: Optional[nn.Linear] = None,
-                 threads: Optional[int] = 1) -> None:
+                 threads: Optional[int] = None) -> None:
         self.threads = threads
         self.layers: List[_FrozenLayer] = [_FrozenLayer(layer) for layer in layers]
         if not self.layers:
