@@ -379,22 +379,28 @@ static void frame_shared(long count, stream_layer *layers, const real *x, long t
 }
 
 /* Helpers pay only where a core is free: on a loaded machine a frame shared with a helper that
-   is off its core takes longer than the frame alone. So frames asked to run on several threads
-   keep a running mean of their time shared and alone, run the faster way, and try the other
-   every PROBE_EVERY-th frame (the results are the same either way). */
-#define PROBE_EVERY 16
-static double mean_seconds[2]; /* [0] alone, [1] shared; 0 until measured */
-static long frames_asked;
+   is off its core takes longer than the frame alone. So a stream asked to run on several
+   threads keeps a running mean of its frames' time shared and alone (its stream_timing, zeroed
+   by the caller), runs the faster way, and now and then tries the other: at its first frame
+   and after FIRST_PROBE frames, then, each time the other way stays slower, after twice as
+   many, up to LAST_PROBE (the results are the same either way). */
+#define FIRST_PROBE 16
+#define LAST_PROBE 1024
+typedef struct {
+    double mean_seconds[2]; /* [0] alone, [1] shared; 0 until measured */
+    long probe_every, until_probe;
+} stream_timing;
 
 /* One frame of ``count`` stacked layers, batch 1, event-driven (streaming inference): x (m of
    the first layer) is the input, each layer's y the next one's. Only the rows of W (and of
    v2's W_r) whose input is non-zero are read. With ``threads`` > 1 the neurons may be shared
    with up to threads - 1 helper threads (see above; one frame at a time per process: a frame
-   that finds another in flight runs alone). Every output element is computed by the same
-   operations in the same order whichever thread computes it, so results do not depend on the
-   thread count. Returns 0, or UNKNOWN_CODE (before touching any state) if a layer's neuron is
-   not implemented. */
-long stream_frame(long count, stream_layer *layers, const real *x, long threads) {
+   that finds another in flight runs alone); timing, the stream's, is needed only then. Every
+   output element is computed by the same operations in the same order whichever thread
+   computes it, so results do not depend on the thread count. Returns 0, or UNKNOWN_CODE
+   (before touching any state) if a layer's neuron is not implemented. */
+long stream_frame(long count, stream_layer *layers, const real *x, long threads,
+                  stream_timing *timing) {
     for (long l = 0; l < count; ++l) {
         long neuron = layers[l].neuron;
         if (neuron != NEURON_TRADITIONAL && neuron != NEURON_V1 && neuron != NEURON_V2)
@@ -408,15 +414,21 @@ long stream_frame(long count, stream_layer *layers, const real *x, long threads)
         frame_alone(count, layers, x);
         return 0;
     }
-    int shared = mean_seconds[1] <= mean_seconds[0]; /* an unmeasured way is tried first */
-    if (++frames_asked % PROBE_EVERY == 0) shared = !shared;
+    double *means = timing->mean_seconds;
+    if (!timing->probe_every) timing->probe_every = timing->until_probe = FIRST_PROBE;
+    int probe = --timing->until_probe == 0;
+    int shared = (means[1] <= means[0]) ^ probe; /* an unmeasured way goes first */
     double start = seconds();
     if (shared)
         frame_shared(count, layers, x, threads);
     else
         frame_alone(count, layers, x);
-    double took = seconds() - start, *mean = mean_seconds + shared;
-    *mean = *mean == 0 ? took : *mean + (took - *mean) / 8;
+    double took = seconds() - start;
+    means[shared] = means[shared] == 0 ? took : means[shared] + (took - means[shared]) / 8;
+    if (probe) {
+        long every = means[shared] > means[!shared] ? 2 * timing->probe_every : FIRST_PROBE;
+        timing->probe_every = timing->until_probe = every < LAST_PROBE ? every : LAST_PROBE;
+    }
     __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
     return 0;
 }
@@ -427,7 +439,8 @@ _SIGNATURES = {
     "gated_fwd": [ctypes.c_long] * 2 + [ctypes.c_void_p] * 11 + ["r"] * 4,
     "lif_bwd": [ctypes.c_long] * 2 + [ctypes.c_void_p] * 13 + ["r"] * 3 + [ctypes.c_int],
     "gated_bwd": [ctypes.c_long] * 2 + [ctypes.c_void_p] * 13 + ["r"] * 3 + [ctypes.c_int],
-    "stream_frame": [ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long],
+    "stream_frame": [ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long,
+                     ctypes.c_void_p],
 }
 _RETURNS_STATUS = ("lif_bwd", "gated_bwd", "stream_frame")
 _REAL = {torch.float32: ("float", ctypes.c_float), torch.float64: ("double", ctypes.c_double)}
@@ -520,6 +533,13 @@ def stream_layers(dtype: torch.dtype, count: int) -> ctypes.Array:
         _LAYER_TYPES[dtype] = type(f"StreamLayer_{_REAL[dtype][0]}", (ctypes.Structure,),
                                    {"_fields_": fields})
     return (_LAYER_TYPES[dtype] * count)()
+
+
+class StreamTiming(ctypes.Structure):
+    """A stream's C ``stream_timing``: when its frames go faster shared between threads."""
+
+    _fields_ = [("mean_seconds", ctypes.c_double * 2), ("probe_every", ctypes.c_long),
+                ("until_probe", ctypes.c_long)]
 
 
 def ptr(x: Optional[torch.Tensor], t: Optional[int] = None) -> Optional[int]:

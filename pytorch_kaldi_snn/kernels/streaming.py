@@ -130,7 +130,7 @@ class _FrozenLayer:
         if self.kernel == "triton":
             self._step_triton(x)
         elif self.kernel == "native":
-            native_frame(self.lib, self.args, 1, x, self.neuron.name, threads=1)
+            native_frame(self.lib, self.args, 1, x, self.neuron.name)
         else:
             self.active += self._step_torch(x)
 
@@ -156,11 +156,14 @@ class _FrozenLayer:
 
 
 def native_frame(lib: ctypes.CDLL, args: ctypes.Structure, count: int, x: Tensor,
-                 what: str, threads: Optional[int] = None) -> None:
-    """One frame of ``count`` layers from ``args`` on in the C ``stream_frame`` on ``threads``
-    threads (None: torch's intra-op threads); ``what`` names the neuron in a refusal."""
-    status = lib.stream_frame(count, ctypes.addressof(args), native.ptr(x),
-                              threads or torch.get_num_threads())
+                 what: str, threads: Optional[int] = None,
+                 timing: Optional[native.StreamTiming] = None) -> None:
+    """One frame of ``count`` layers from ``args`` on in the C ``stream_frame``, on up to
+    ``threads`` threads (None: torch's intra-op threads; ``timing``, the stream's, is needed
+    for more than one); ``what`` names the neuron in a refusal."""
+    threads = 1 if timing is None else threads or torch.get_num_threads()
+    status = lib.stream_frame(count, ctypes.addressof(args), native.ptr(x), threads,
+                              None if timing is None else ctypes.addressof(timing))
     native.check_status(status, what)
 
 
@@ -218,6 +221,7 @@ class StreamingSNN:
         # native: every layer's struct in one array, so that one C call runs a whole frame
         self.args = (native.stream_layers(self.layers[0].weight.dtype, len(self.layers))
                      if self.kernel == "native" else None)
+        self.timing = native.StreamTiming()  # whether its frames go faster on several threads
         for index, layer in enumerate(self.layers):
             layer.use(self.kernel, None if self.args is None else self.args[index])
         self.readout_t = None if readout is None else readout.weight.detach().t().contiguous()
@@ -243,7 +247,7 @@ class StreamingSNN:
         if self.kernel == "native":
             first = self.layers[0]
             native_frame(first.lib, self.args, len(self.layers), x, first.neuron.name,
-                         self.threads)
+                         self.threads, self.timing)
             x = self.layers[-1].y
         else:
             for layer in self.layers:

@@ -62,8 +62,8 @@ def test_threads_give_the_one_thread_results_bit_for_bit(variant, dtype):
     frames = torch.randn(40, 13, dtype=dtype)
     alone = _stream(stack, frames, 1)
     assert 0.1 < float((alone[0] != 0).double().mean()) < 0.9  # sparse, not trivially so
-    # 40 frames: whichever way the kernel prefers, every 16th frame goes the other, so frames
-    # are shared between threads in each run (and every later frame depends on them)
+    # a new stream shares its first frame between threads and, whichever way it then prefers,
+    # its 16th goes the other: shared frames with a non-zero state in each run of 40
     for threads in (2, 3, 5):
         assert _same(_stream(stack, frames, threads), alone), threads
 

@@ -194,7 +194,7 @@ def test_c_source_takes_its_codes_from_the_registry_and_rejects_unknown_ones():
     layer[0].i, layer[0].v, layer[0].y, layer[0].y_prev = map(native.ptr, state)
     layer[0].acc = native.ptr(acc)
     layer[0].c, layer[0].delta, layer[0].gamma, layer[0].qmax = 1.0, 0.25, 0.25, 7.0
-    frame = (1, ctypes.addressof(layer), native.ptr(ones), 1)
+    frame = (1, ctypes.addressof(layer), native.ptr(ones), 1, None)
     assert lib.stream_frame(*frame) == native.UNKNOWN_CODE
     assert state[1].abs().sum() == 0
     layer[0].neuron = variants.V1.code
