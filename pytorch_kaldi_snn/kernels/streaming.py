@@ -13,8 +13,8 @@ equals the layer's dense eval-mode forward (up to float rounding), frame by fram
 The kernel that :func:`.backend.streaming_kernel` picks (and logs) runs each frame: on CUDA
 tensors one Triton launch per layer (:mod:`.triton_streaming`, the weight rows of zero inputs
 masked off the loads, nothing synchronises with the host); on the CPU one call of the native C
-kernel ``stream_frame`` (:mod:`.native`) for all layers, its neurons shared between torch's
-intra-op threads where a core is free, with the same result on any number; otherwise, or
+kernel ``stream_frame`` (:mod:`.native`) for all layers, on one thread or, on request, with its
+neurons shared between threads, with the same result on any number; otherwise, or
 with ``PYTORCH_KALDI_SNN_KERNEL=torch``, the same computation as PyTorch operators
 (``index_select`` of the active rows).
 
@@ -198,11 +198,12 @@ class StreamingSNN:
             :func:`~pytorch_kaldi_snn.layers.spiking.spiking_stack` works). Their current
             parameters, batch-norm statistics and membrane maxima b are copied (eval mode).
         readout: optional ``nn.Linear`` on the last layer's output, also event-driven.
-        threads: at most this many threads for the native C kernel's frame (``None``, the
-            default: ``torch.get_num_threads()`` at each frame). The kernel shares a frame
-            between threads only while that has been faster than one thread (a free core;
-            docs/performance.md, "Streaming on several threads"); the results are the same,
-            bit for bit, on any number. Also the attribute ``threads``.
+        threads: at most this many threads for the native C kernel's frame (``None``:
+            ``torch.get_num_threads()`` at each frame). One by default: on the shared 2-core
+            machine a second thread paid only while the other core was free
+            (docs/performance.md, "Streaming on several threads"). With more, the kernel shares
+            a frame between threads only while that has been faster than one thread; the
+            results are the same, bit for bit, on any number. Also the attribute ``threads``.
 
     ``step(frame)`` takes one (m,) feature frame and returns the last layer's Ŷ (n,) or the
     readout's (out,) scores; ``reset()`` starts a new utterance. ``active_outputs`` counts, per
@@ -212,7 +213,7 @@ class StreamingSNN:
     """
 
     def __init__(self, layers: Iterable[nn.Module], readout: Optional[nn.Linear] = None,
-                 threads: Optional[int] = None) -> None:
+                 threads: Optional[int] = 1) -> None:
         self.threads = threads
         self.layers: List[_FrozenLayer] = [_FrozenLayer(layer) for layer in layers]
         if not self.layers:

@@ -68,14 +68,14 @@ def test_threads_give_the_one_thread_results_bit_for_bit(variant, dtype):
         assert _same(_stream(stack, frames, threads), alone), threads
 
 
-def test_threads_follow_torch_by_default_and_start_helper_threads():
+def test_threads_none_follows_torch_and_starts_helper_threads():
     stack = _stack("v2", torch.float32)
     frames = torch.randn(30, 13)
     alone = _stream(stack, frames, 1)
     before, previous = _helper_threads(), torch.get_num_threads()
     torch.set_num_threads(4)
     try:
-        stream = StreamingSNN(stack)
+        stream = StreamingSNN(stack, threads=None)
         streamed = stream.run(frames)
     finally:
         torch.set_num_threads(previous)
