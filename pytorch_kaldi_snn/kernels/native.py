@@ -239,12 +239,13 @@ static long stream_neurons(const stream_layer *L, long lo, long hi, const real *
     add_active_rows(L->m, w, lo, hi, second, x, L->W, acc, cand_sum);
     if (L->neuron == NEURON_V2)
         add_active_rows(n, w, lo, hi, second, y_prev, L->w_rec, acc, cand_sum);
+    /* the gates first, on their own: the loop below then has no call and vectorises */
+    for (long j = lo; j < hi && !traditional; ++j) acc[j] = 1 / (1 + EXP(-acc[j]));
     for (long j = lo; j < hi; ++j) {
         if (traditional) {
             i[j] = L->beta[j] * i[j] + acc[j];
         } else {
-            real f = 1 / (1 + EXP(-acc[j]));
-            real cand = cand_sum[j] > 0 ? cand_sum[j] : 0;
+            real f = acc[j], cand = cand_sum[j] > 0 ? cand_sum[j] : 0;
             i[j] = f * i[j] + (1 - f) * cand;
         }
         v[j] = alpha[j] * v[j] + i[j] - L->c * y_prev[j];
