@@ -347,14 +347,30 @@ def rowless_frames(streamer: StreamingSNN, utterances: Sequence[torch.Tensor], c
     return run
 
 
+def on_threads(streamer: StreamingSNN, threads: Optional[int], run: Callable[[], None]
+               ) -> Callable[[], None]:
+    """``run`` with the streamer's C kernel on at most ``threads`` threads (None: torch's),
+    then as it was."""
+    def timed() -> None:
+        before, streamer.threads = streamer.threads, threads
+        try:
+            run()
+        finally:
+            streamer.threads = before
+    return timed
+
+
 def checkpoint_streaming(trained: TrainedStream, reps: int) -> Dict[str, object]:
     """Batch-1 latency per frame of a trained spiking stack (its own weights and b) on its test
     utterances, at the sparsity it has there, against GRUCell/LSTMCell stacks of its sizes on
-    the same frames. The readout is left out on both sides."""
+    the same frames. The readout is left out on both sides. ``checkpoint`` streams as the
+    streamer does by default (one thread), ``checkpoint_threads`` on up to torch's threads
+    (``--threads``, as the cell stacks)."""
     utterances, streamer = trained.utterances, trained.streamer
     zeros, reads = activity(streamer, utterances)
     frames = sum(len(u) for u in utterances)
-    fns = {"checkpoint": stream_all(streamer.step, utterances, streamer.reset),
+    whole = stream_all(streamer.step, utterances, streamer.reset)
+    fns = {"checkpoint": whole, "checkpoint_threads": on_threads(streamer, None, whole),
            "checkpoint_no_rows": rowless_frames(streamer, utterances),
            "zeroing_only": rowless_frames(streamer, utterances, call=False)}
     for name, cell in (("grucell", nn.GRUCell), ("lstmcell", nn.LSTMCell)):
@@ -369,6 +385,8 @@ def checkpoint_streaming(trained: TrainedStream, reps: int) -> Dict[str, object]
         print(f"  {name:18s} {value * 1e6:8.1f} us/frame   zeros per layer {shown}")
     ratios = {f"{variant}_stream_vs_{base}": latency["checkpoint"] / latency[base]
               for base in ("grucell", "lstmcell")}
+    ratios[f"{variant}_stream_threads_vs_grucell"] = (latency["checkpoint_threads"]
+                                                       / latency["grucell"])
     fixed = latency["checkpoint_no_rows"] - latency["zeroing_only"]
     rows_s = latency["checkpoint"] - fixed
     split = {"weights_read_per_frame": reads, "fixed_seconds_per_frame": fixed,
@@ -379,7 +397,7 @@ def checkpoint_streaming(trained: TrainedStream, reps: int) -> Dict[str, object]
           f"({split['rows_bytes_per_s'] / 1e9:.1f} GB/s); the rest, {fixed * 1e6:.1f} us "
           f"({split['fixed_share']:.0%} of a frame), is paid whatever the sparsity")
     for key, value in ratios.items():
-        print(f"  {key:24s} {value:6.3f}")
+        print(f"  {key:34s} {value:6.3f}")
     return {"folder": trained.folder, "variant": variant, "sizes": trained.sizes,
             "utterances": len(utterances), "frames": frames, "zero_fraction": zeros,
             "kernel": streamer.kernel, "stream_seconds_per_frame": latency, "ratios": ratios,

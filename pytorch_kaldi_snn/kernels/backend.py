@@ -23,7 +23,7 @@ Triton is tried on CUDA only)``; ``run_exp`` puts these lines in log.log and on 
 
 Batch-1 streaming (:class:`.streaming.StreamingSNN`) follows the same rule through
 :func:`streaming_kernel`: ``triton`` is :mod:`.triton_streaming` (one launch per layer and
-frame), ``native`` the C ``stream_step``, ``torch`` PyTorch operators; under ``auto`` it takes
+frame), ``native`` the C ``stream_frame``, ``torch`` PyTorch operators; under ``auto`` it takes
 the verdict of the fused kernels' first launch on the same device and dtype (same compiler,
 driver and cache).
 """

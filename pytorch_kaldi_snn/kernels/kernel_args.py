@@ -1,7 +1,7 @@
 """How the hand-written kernels take each neuron's tensors: W_r and β as separate arguments.
 
 The fused recurrence (:mod:`.fused`, :mod:`.triton_fused`) and the streaming step
-(:mod:`.streaming`, the C ``stream_step``, :mod:`.triton_streaming`) pass a layer's extra tensors
+(:mod:`.streaming`, the C ``stream_frame``, :mod:`.triton_streaming`) pass a layer's extra tensors
 (``Neuron.params``) as a recurrent weight W_r (v2) and a current decay β (traditional); this
 table says which is which for the neurons they implement, and refuses any other by name.
 """

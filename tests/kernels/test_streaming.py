@@ -55,6 +55,16 @@ def test_streaming_keeps_state_between_calls_and_resets(backend):
     assert stream.frames == 20
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_streaming_builds_no_graph_for_a_frame_that_requires_grad(backend, bias):
+    stack = _trained_like_stack("v2", True)
+    readout = torch.nn.Linear(10, 5, bias=bias).double()
+    frame = torch.randn(7, dtype=DT, requires_grad=True)
+    for stream in (StreamingSNN(stack), StreamingSNN(stack, readout)):
+        out = stream.step(frame)
+        assert out.grad_fn is None and not out.requires_grad
+
+
 def test_streaming_rejects_an_empty_stack():
     with pytest.raises(ValueError, match="at least one"):
         StreamingSNN([])

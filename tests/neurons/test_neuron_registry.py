@@ -2,6 +2,7 @@
 runs on the step path; every back end refuses a neuron or surrogate it lacks, by name."""
 from __future__ import annotations
 
+import ctypes
 import re
 from typing import Optional, Sequence
 
@@ -184,13 +185,20 @@ def test_c_source_takes_its_codes_from_the_registry_and_rejects_unknown_ones():
     assert lib.lif_bwd(1, n, *ptrs, 1.0, 0.5, 2.0, surrogate.surrogate_code("pwl")) == 0
     assert buf[7].abs().sum() > 0  # a known code runs
     assert lib.gated_bwd(1, n, *ptrs, 1.0, 0.5, 2.0, 17) == native.UNKNOWN_CODE
-    ones, bias, acc = (torch.full((2 * n,), value, dtype=torch.float64) for value in (1, 0, 0))
-    state = [torch.zeros(n, dtype=torch.float64) for _ in range(3)]  # I, V, Ŷ
-    frame = (1, n, native.ptr(ones), native.ptr(ones), native.ptr(bias), None, native.ptr(ones),
-             None, *map(native.ptr, state), native.ptr(acc), 1.0, 0.25, 0.25, 7.0)
-    assert lib.stream_step(99, *frame) == native.UNKNOWN_CODE  # no neuron code 99
+    ones, bias = (torch.full((2 * n,), value, dtype=torch.float64) for value in (1, 0))
+    acc = torch.zeros(2 * n + 8, dtype=torch.float64)  # w + a 64-byte line of float64
+    state = [torch.zeros(n, dtype=torch.float64) for _ in range(4)]  # I, V, Ŷ, Ŷ before
+    layer = native.stream_layers(torch.float64, 1)
+    layer[0].neuron, layer[0].m, layer[0].n = 99, 1, n  # no neuron code 99
+    layer[0].W, layer[0].bias, layer[0].alpha = native.ptr(ones), native.ptr(bias), native.ptr(ones)
+    layer[0].i, layer[0].v, layer[0].y, layer[0].y_prev = map(native.ptr, state)
+    layer[0].acc = native.ptr(acc)
+    layer[0].c, layer[0].delta, layer[0].gamma, layer[0].qmax = 1.0, 0.25, 0.25, 7.0
+    frame = (1, ctypes.addressof(layer), native.ptr(ones), 1, None)
+    assert lib.stream_frame(*frame) == native.UNKNOWN_CODE
     assert state[1].abs().sum() == 0
-    assert lib.stream_step(variants.V1.code, *frame) >= 0 and state[1].abs().sum() > 0
+    layer[0].neuron = variants.V1.code
+    assert lib.stream_frame(*frame) == 0 and state[1].abs().sum() > 0
     with pytest.raises(NotImplementedByBackend,
                        match="'toy' is not implemented by the native C kernels"):
         native.check_status(native.UNKNOWN_CODE, "toy")

@@ -61,12 +61,14 @@ def test_checkpoint_mode_streams_the_trained_stack_on_its_test_utterances(traine
     assert result["zero_fraction"] == pytest.approx(expected, abs=0.01)
     assert 0.0 < min(expected) and max(expected) < 1.0  # neither silent nor dense: a real test
     latency = result["stream_seconds_per_frame"]
-    assert set(latency) == {"checkpoint", "checkpoint_no_rows", "zeroing_only", "grucell",
-                            "lstmcell"}
+    assert set(latency) == {"checkpoint", "checkpoint_threads", "checkpoint_no_rows",
+                            "zeroing_only", "grucell", "lstmcell"}
     split = result["time_split"]
     assert split["fixed_seconds_per_frame"] + split["rows_seconds_per_frame"] == pytest.approx(
         latency["checkpoint"])
     assert result["ratios"]["v2_stream_vs_grucell"] == latency["checkpoint"] / latency["grucell"]
+    assert result["ratios"]["v2_stream_threads_vs_grucell"] == (latency["checkpoint_threads"]
+                                                                / latency["grucell"])
     # weight values read per frame: the features' rows, then each layer's non-zero outputs
     # read by the next layer's W and, the frame after, by its own W_r (2 x 16 wide each)
     nonzero = [(1 - z) * result["frames"] * 16 for z in expected]
