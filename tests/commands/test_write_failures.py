@@ -202,9 +202,15 @@ def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie waiting for init to reap it does not)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before the open, or during the read
         return False
     return "\nState:\tZ" not in status
+
+
+def _ctrl_c_delivered() -> None:
+    """SIGINT as a terminal delivers it: a suite started in the background of a shell inherits
+    it ignored (and so would the runner, whose Ctrl-C is what the test sends)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _runner_decoding(tmp_path: Path, four: Path) -> Tuple[subprocess.Popen, List[int], Path]:
@@ -220,7 +226,7 @@ def _runner_decoding(tmp_path: Path, four: Path) -> Tuple[subprocess.Popen, List
     env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(ROOT))
     out = tmp_path / "exp"
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(out), str(four), str(GRAPH), str(MODEL)],
-                              env=env, stderr=subprocess.PIPE, text=True)
+                              env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_delivered)
     deadline = time.monotonic() + 60
     while not (pids.exists() and pids.read_text().endswith("\n")) and time.monotonic() < deadline:
         assert runner.poll() is None, runner.stderr.read()
