@@ -43,6 +43,7 @@ removes only folders whose marker names prepare_set (the corpus generator marks 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shutil
@@ -94,8 +95,10 @@ class RecipeDir:
     def mfcc_conf(self) -> Path:
         return self.data / "mfcc" / TRAIN_SET / "conf" / "mfcc.conf"
 
+    @functools.cached_property
     def training_phones(self) -> Dict[str, List[str]]:
-        """The training set's phone ``text``, per utterance: what the GMM was trained on."""
+        """The training set's phone ``text``, per utterance: what the GMM was trained on (read
+        once: the lexicon, the connected speech and the pronunciation counts all use it)."""
         text = self.data / TRAIN_SET / "text"
         if not text.is_file():
             raise DataError("missing: run the recipe first (its train set's phone text)", file=str(text))
@@ -105,11 +108,11 @@ class RecipeDir:
         """The phones the training transcripts use: CMUdict's ARPAbet becomes one of the
         recipe's own phones only if it is among these (words/lexicon.py), so TIMIT's ``ax`` for
         an unstressed AH needs an ``ax`` the GMM was trained on."""
-        return sorted({p for phones in self.training_phones().values() for p in phones})
+        return sorted({p for phones in self.training_phones.values() for p in phones})
 
     def connected_speech(self) -> ConnectedSpeech:
         """How often closures and glides occur in the training set's phone ``text``."""
-        return ConnectedSpeech.estimate(self.training_phones().values())
+        return ConnectedSpeech.estimate(self.training_phones.values())
 
     def pron_probs(self, speech: ConnectedSpeech) -> PronProbs:
         """How often the training set said each CMUdict / eSpeak NG pronunciation of its words
@@ -120,8 +123,7 @@ class RecipeDir:
         phone_ids = read_symbol_table(self.data / "lang" / "phones.txt")
         said = word_transcripts(read_kaldi_map(words), load_lexicon(CMUDICT, self.spoken_phones()), CMUDICT,
                                 "espeak", words, espeak_alternatives=True)
-        phones = self.training_phones()
-        probs = count_pronunciations(said.words, phones, said.pronunciations, phone_ids, speech)
+        probs = count_pronunciations(said.words, self.training_phones, said.pronunciations, phone_ids, speech)
         log.info("pronunciation probabilities: counted in %d training utterances (%d whose phones "
                  "no pronunciation of their words gives left out)", len(said.words) - probs.unmatched,
                  probs.unmatched)
@@ -202,9 +204,10 @@ def is_phone_text(text: Mapping[str, str], phones: Sequence[str]) -> bool:
     return all(token in allowed for line in text.values() for token in line.split())
 
 
-def reference(data: DataDir, phones: Sequence[str], options: Options, spoken: Sequence[str]) -> Reference:
+def reference(data: DataDir, phones: Sequence[str], options: Options, recipe: RecipeDir) -> Reference:
     """The phone transcript of every utterance, from ali.txt, phones.ctm or a phone text (in that
-    order); else ``text`` is read as words, to be aligned (CMUdict in the ``spoken`` phones)."""
+    order); else ``text`` is read as words, to be aligned (CMUdict in the phones the recipe's
+    training transcripts use)."""
     src = data.root
     if (src / "ali.txt").is_file() or (src / "phones.ctm").is_file():
         where = src / ("ali.txt" if (src / "ali.txt").is_file() else "phones.ctm")
@@ -215,7 +218,7 @@ def reference(data: DataDir, phones: Sequence[str], options: Options, spoken: Se
     elif is_phone_text(data.text, phones):
         where, transcript = src / "text", dict(data.text)
     else:
-        lexicon = load_lexicon(options.lexicon, spoken if options.lexicon == CMUDICT else phones)
+        lexicon = load_lexicon(options.lexicon, recipe.spoken_phones() if options.lexicon == CMUDICT else phones)
         return word_transcripts(data.text, lexicon, options.lexicon, options.oov, src / "text",
                                 espeak_alternatives=options.lexicon == CMUDICT)
     for utt in data.utts:
@@ -270,7 +273,7 @@ def prepare_set(src: Path, recipe_dir: Path, name: str, overwrite: bool = False,
     samples = check_wav_table(data.wav or {}, str(data.root / "wav.scp"), rate)
     frames = _audio_frames(data, samples, rate)
     phones = read_inventory(recipe.data / "lang" / "phones.txt")
-    ref = reference(data, phones, options, recipe.spoken_phones())
+    ref = reference(data, phones, options, recipe)
     check_alignment_frames(data, frames)
     for path in existing:
         shutil.rmtree(path)

@@ -110,6 +110,15 @@ def test_the_recipes_own_sets_and_folders_are_never_replaced(
     assert _tree(tmp_path) == before
 
 
+def test_a_phone_reference_needs_no_training_transcripts(recipe: Path, tmp_path: Path) -> None:
+    """Only alignment from words reads the recipe's training text (lexicon phones, silences,
+    pronunciation counts): a set given as phones imports without it."""
+    (recipe / "data/train/text").unlink()
+    src = _source(recipe, tmp_path / "src", "text")
+    assert prepare_cli.main([str(src), "--dir", str(recipe), "--name", "mine"]) == 0
+    assert (recipe / "data/mine/text").read_text() == (src / "text").read_text()
+
+
 def test_overwrite_refuses_a_folder_without_the_marker(recipe: Path, tmp_path: Path,
                                                        capsys) -> None:
     """A user's own exp/mono_ali_mine (no marker) beside a set prepare_set made is kept."""
